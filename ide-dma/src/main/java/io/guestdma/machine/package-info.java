@@ -1,0 +1,2 @@
+/** See the module documentation. */
+package io.guestdma.machine;
