@@ -1,0 +1,255 @@
+package io.guestdma.memory;
+
+import java.util.Arrays;
+import java.util.Objects;
+
+/**
+ * Streaming DMA over a scatter-gather list, QEMU's {@code dma_blk_cb} loop: map as much of the
+ * list as possible into an {@link IoVector}, hand that to the I/O layer, unmap, repeat. A disk
+ * transfer need not be mapped all at once; it proceeds in chunks.
+ *
+ * <pre>{@code
+ * stream.start(sg, DmaDirection.FROM_DEVICE, 512);
+ * while (!stream.done()) {
+ *     long n = stream.mapNext(Long.MAX_VALUE);
+ *     if (n == 0) { memory.registerMapClient(executor, this::continueLater); return; }
+ *     backend.readv(offset, stream.iov());
+ *     stream.unmapChunk(n);
+ *     offset += n;
+ * }
+ * }</pre>
+ *
+ * <p>Chunks are trimmed to the alignment (512 for disks) unless they reach the end of the list
+ * or the requested maximum. The <em>remainder</em> past the last aligned byte is what is dropped
+ * (QEMU discarded the aligned part instead for years, gitlab #259): whole mappings in the trimmed
+ * tail are unmapped at once with access length 0, so their bounce space frees, and the cursor
+ * steps back so the next chunk starts exactly there.
+ *
+ * <p>Reusable across transfers. Not thread-safe: one device drives it, although chunk I/O may
+ * run on another thread between {@link #mapNext} and {@link #unmapChunk}.
+ */
+public final class DmaStream {
+    private final GuestMemory memory;
+    private final IoVector iov = new IoVector();
+    private DmaMapping[] mappings = new DmaMapping[16];
+    private long[] used = new long[16];
+    private int mappingCount;
+
+    private SgList sg;
+    private DmaDirection direction;
+    private long alignment;
+    private int index;
+    private long indexOffset;
+    private long position;
+    private long chunkBytes;
+    private int chunkStartIndex;
+    private long chunkStartOffset;
+
+    /**
+     * @param memory the address space the lists point into
+     * @throws NullPointerException if memory is null
+     */
+    public DmaStream(GuestMemory memory) {
+        this.memory = Objects.requireNonNull(memory, "memory");
+    }
+
+    /**
+     * Begins a transfer over {@code sg}. The list must not change until the transfer ends.
+     *
+     * @param sg        the ranges, in transfer order
+     * @param direction TO_DEVICE (device reads guest memory) or FROM_DEVICE
+     * @param alignment chunk alignment in bytes: 1 for none, 512 for disks; a power of two no
+     *                  larger than the bounce pool, so a chunk can always be formed
+     * @throws IllegalArgumentException if alignment is not a power of two or exceeds the bounce pool
+     * @throws IllegalStateException    if a chunk of the previous transfer is still mapped
+     */
+    public void start(SgList sg, DmaDirection direction, int alignment) {
+        if (alignment < 1 || Integer.bitCount(alignment) != 1) {
+            throw new IllegalArgumentException("alignment must be a power of two, was " + alignment);
+        }
+        if (alignment > memory.bouncePool().capacity()) {
+            throw new IllegalArgumentException("alignment " + alignment + " exceeds the bounce pool ("
+                    + memory.bouncePool().capacity() + " bytes): a chunk through MMIO could never form");
+        }
+        requireNoChunk();
+        this.sg = Objects.requireNonNull(sg, "sg");
+        this.direction = Objects.requireNonNull(direction, "direction");
+        this.alignment = alignment;
+        index = 0;
+        indexOffset = 0;
+        position = 0;
+    }
+
+    /**
+     * Maps the next chunk: as much of the list from the current position as will map, at most
+     * {@code maxBytes}, trimmed to the alignment unless it ends at the list's end or at
+     * {@code maxBytes}.
+     *
+     * @param maxBytes upper bound for the chunk, at least 1
+     * @return the chunk's bytes, now in {@link #iov()}; 0 if nothing could be mapped because the
+     *         bounce pool is exhausted (register a map client and call again) or the list is done
+     * @throws IllegalStateException    if no transfer was started or the previous chunk is still mapped
+     * @throws IllegalArgumentException if maxBytes is less than 1
+     */
+    public long mapNext(long maxBytes) {
+        if (sg == null) {
+            throw new IllegalStateException("no transfer started");
+        }
+        if (maxBytes < 1) {
+            throw new IllegalArgumentException("maxBytes must be at least 1, was " + maxBytes);
+        }
+        requireNoChunk();
+        chunkStartIndex = index;
+        chunkStartOffset = indexOffset;
+        long total = 0;
+        while (index < sg.count() && total < maxBytes) {
+            long want = Math.min(sg.length(index) - indexOffset, maxBytes - total);
+            if (!(memory.map(sg.address(index) + indexOffset, want, direction) instanceof DmaMapping m)) {
+                break;
+            }
+            push(m);
+            iov.add(m.segment());
+            total += m.length();
+            indexOffset += m.length();
+            if (indexOffset == sg.length(index)) {
+                index++;
+                indexOffset = 0;
+            }
+        }
+        long excess = total % alignment;
+        if (excess != 0 && index < sg.count() && total < maxBytes) {
+            trimTail(excess);
+            total -= excess;
+        }
+        chunkBytes = total;
+        return total;
+    }
+
+    /** @return the current chunk's memory, valid between {@link #mapNext} and {@link #unmapChunk} */
+    public IoVector iov() {
+        return iov;
+    }
+
+    /**
+     * Unmaps the current chunk and moves past it. The first {@code accessLength} bytes of the chunk
+     * count as accessed (written back or marked dirty); the rest are unmapped with access 0.
+     *
+     * @param accessLength 0..chunk bytes
+     * @throws IllegalArgumentException if accessLength is outside 0..chunk bytes
+     * @throws IllegalStateException    if no chunk is mapped
+     */
+    public void unmapChunk(long accessLength) {
+        if (mappingCount == 0) {
+            throw new IllegalStateException("no chunk is mapped");
+        }
+        if (accessLength < 0 || accessLength > chunkBytes) {
+            throw new IllegalArgumentException("access length " + accessLength + " is outside 0.." + chunkBytes);
+        }
+        releaseAll(accessLength);
+        position += chunkBytes;
+        chunkBytes = 0;
+    }
+
+    /**
+     * Unmaps the current chunk with access length 0 and steps back to its start, so the next
+     * {@link #mapNext} maps the same bytes again (for a request that will be retried). Does nothing
+     * if no chunk is mapped.
+     */
+    public void abandonChunk() {
+        if (mappingCount == 0) {
+            return;
+        }
+        releaseAll(0);
+        index = chunkStartIndex;
+        indexOffset = chunkStartOffset;
+        chunkBytes = 0;
+    }
+
+    /** @return whether the whole list has been mapped (the last chunk may still be mapped) */
+    public boolean done() {
+        return sg != null && index >= sg.count();
+    }
+
+    /** @return bytes of the list completed with {@link #unmapChunk} since {@link #start} */
+    public long position() {
+        return position;
+    }
+
+    /** @return bytes in the mapped chunk (0 if none) */
+    public long chunkBytes() {
+        return chunkBytes;
+    }
+
+    private void trimTail(long excess) {
+        long left = excess;
+        while (left > 0) {
+            int last = mappingCount - 1;
+            long len = used[last];
+            if (len <= left) {
+                // A whole mapping in the tail: give it back now so its bounce space frees.
+                memory.unmap(mappings[last], 0);
+                mappings[last] = null;
+                mappingCount--;
+                left -= len;
+                stepBack(len);
+            } else {
+                used[last] = len - left;
+                stepBack(left);
+                left = 0;
+            }
+        }
+        iov.discardBack(excess);
+    }
+
+    private void stepBack(long bytes) {
+        long left = bytes;
+        while (left > 0) {
+            if (indexOffset == 0) {
+                index--;
+                indexOffset = sg.length(index);
+            }
+            long step = Math.min(left, indexOffset);
+            indexOffset -= step;
+            left -= step;
+        }
+    }
+
+    private void push(DmaMapping m) {
+        if (mappingCount == mappings.length) {
+            mappings = Arrays.copyOf(mappings, mappingCount * 2);
+            used = Arrays.copyOf(used, mappingCount * 2);
+        }
+        mappings[mappingCount] = m;
+        used[mappingCount] = m.length();
+        mappingCount++;
+    }
+
+    private void releaseAll(long accessLength) {
+        long left = accessLength;
+        RuntimeException failure = null;
+        for (int i = 0; i < mappingCount; i++) {
+            long access = Math.min(left, used[i]);
+            left -= access;
+            try {
+                memory.unmap(mappings[i], access);
+            } catch (RuntimeException e) {
+                // Keep unmapping the rest: a failing MMIO write-back must not leak the others.
+                if (failure == null) {
+                    failure = e;
+                }
+            }
+            mappings[i] = null;
+        }
+        mappingCount = 0;
+        iov.reset();
+        if (failure != null) {
+            throw failure;
+        }
+    }
+
+    private void requireNoChunk() {
+        if (mappingCount != 0) {
+            throw new IllegalStateException("the previous chunk is still mapped: unmapChunk or abandonChunk first");
+        }
+    }
+}

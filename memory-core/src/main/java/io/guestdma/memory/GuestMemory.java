@@ -1,0 +1,829 @@
+package io.guestdma.memory;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Objects;
+import java.util.Optional;
+import java.util.OptionalLong;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.Executor;
+
+/**
+ * A guest physical address space: RAM and ROM carved from one {@link RamBacking}, MMIO regions
+ * served by device handlers, and unassigned space everywhere else.
+ *
+ * <p><b>Consumer side</b> (device models):
+ * <ul>
+ * <li>the copy path, QEMU's {@code cpu_physical_memory_rw}: {@link #read(long, MemorySegment)},
+ *     {@link #write(long, MemorySegment)} and the {@code byte[]} forms cross region boundaries and
+ *     report unassigned bytes with {@link AccessResult}; little-endian typed loads and stores
+ *     ({@link #readInt} is {@code ldl_phys}). An access of 1, 2, 4 or 8 bytes within one RAM region
+ *     is a single memory access, never torn (vm-memory's RUSTSEC-2020-0157).</li>
+ * <li>the map path, QEMU's {@code cpu_physical_memory_map}: {@link #map} hands out a slice of RAM
+ *     (zero copy) or a bounce buffer, possibly shorter than asked; {@link #unmap} takes it back
+ *     with the number of bytes actually accessed; {@link #registerMapClient} waits for bounce
+ *     space.</li>
+ * </ul>
+ * <p><b>Provider side</b> (machine code): {@link #builder()}, {@link #addRegion},
+ * {@link #removeRegion}, {@link #backing()}, {@link #dirtyLog()}.
+ *
+ * <p>Addresses are unsigned 64-bit values. Regions never overlap (adding an overlapping region is
+ * rejected). Lookups are a binary search, O(log n), in an immutable snapshot that readers load
+ * without locking; a change swaps in a new snapshot. A region removed while mapped stays valid
+ * until its last mapping is unmapped, and closing the address space frees the backing only then.
+ *
+ * <p>Thread-safe: any number of threads may access, map and unmap at once; region changes are
+ * serialised among themselves but never block readers.
+ */
+public final class GuestMemory implements AutoCloseable {
+    private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED;
+    private static final ValueLayout.OfInt INT_LE = ValueLayout.JAVA_INT_UNALIGNED;
+    private static final ValueLayout.OfLong LONG_LE = ValueLayout.JAVA_LONG_UNALIGNED;
+
+    private final RamBacking backing;
+    private final MemorySegment backingSegment;
+    private final BouncePool bouncePool;
+    private final DirtyLog dirtyLog;
+    private final List<AddressMap> undrained = new CopyOnWriteArrayList<>();
+    private final CompletableFuture<Void> released = new CompletableFuture<>();
+    private final DmaDebug debug; // null unless debug mode is on: the hot path tests one field
+    private volatile AddressMap current;
+
+    private GuestMemory(RamBacking backing, List<Region> regions, long bouncePoolBytes, boolean debug) {
+        this.debug = debug ? new DmaDebug() : null;
+        this.backing = backing;
+        this.backingSegment = backing == null ? null : backing.segment();
+        this.bouncePool = new BouncePool(bouncePoolBytes);
+        this.dirtyLog = new DirtyLog(backing == null ? 0 : backing.size());
+        this.current = new AddressMap(regions, backingSegment, false);
+    }
+
+    /**
+     * A guest with {@code ramBytes} of RAM at address 0 on an anonymous backing, nothing else.
+     *
+     * @param ramBytes RAM size, positive and a multiple of 4096
+     * @return the address space
+     * @throws IllegalArgumentException if the size is not positive or not a multiple of 4096
+     */
+    public static GuestMemory ofRam(long ramBytes) {
+        return builder().ram("ram", 0, ramBytes).build();
+    }
+
+    /** @return a builder for an address space; see {@link Builder} */
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    // ------------------------------------------------------------------ copy path
+
+    /**
+     * Copies guest memory starting at {@code address} into {@code destination}.
+     *
+     * @param address     unsigned guest physical address
+     * @param destination where the bytes go; its size is the access length
+     * @return {@link AccessResult#UNASSIGNED} if some bytes were unassigned (they read as zero)
+     * @throws IllegalStateException if the address space is closed
+     */
+    public AccessResult read(long address, MemorySegment destination) {
+        return access(snapshot(), address, destination, false);
+    }
+
+    /**
+     * Copies {@code length} bytes of guest memory starting at {@code address} into an array.
+     *
+     * @return {@link AccessResult#UNASSIGNED} if some bytes were unassigned (they read as zero)
+     * @throws IndexOutOfBoundsException if the array range is invalid
+     * @throws IllegalStateException     if the address space is closed
+     */
+    public AccessResult read(long address, byte[] destination, int offset, int length) {
+        Objects.checkFromIndexSize(offset, length, destination.length);
+        return read(address, MemorySegment.ofArray(destination).asSlice(offset, length));
+    }
+
+    /**
+     * Copies {@code source} into guest memory starting at {@code address}. RAM pages written are
+     * marked in the dirty log; writes to ROM are ignored; MMIO handlers see split accesses.
+     *
+     * @return {@link AccessResult#UNASSIGNED} if some bytes were unassigned (they were dropped)
+     * @throws IllegalStateException if the address space is closed
+     */
+    public AccessResult write(long address, MemorySegment source) {
+        return access(snapshot(), address, source, true);
+    }
+
+    /**
+     * Copies {@code length} bytes of an array into guest memory starting at {@code address}.
+     *
+     * @return {@link AccessResult#UNASSIGNED} if some bytes were unassigned (they were dropped)
+     * @throws IndexOutOfBoundsException if the array range is invalid
+     * @throws IllegalStateException     if the address space is closed
+     */
+    public AccessResult write(long address, byte[] source, int offset, int length) {
+        Objects.checkFromIndexSize(offset, length, source.length);
+        return write(address, MemorySegment.ofArray(source).asSlice(offset, length));
+    }
+
+    /** @return the byte at {@code address} (0 if unassigned) @throws IllegalStateException if closed */
+    public byte readByte(long address) {
+        return (byte) load(address, 1);
+    }
+
+    /** @return the little-endian 16-bit value at {@code address} (unassigned bytes read 0) @throws IllegalStateException if closed */
+    public short readShort(long address) {
+        return (short) load(address, 2);
+    }
+
+    /** @return the little-endian 32-bit value at {@code address} (unassigned bytes read 0) @throws IllegalStateException if closed */
+    public int readInt(long address) {
+        return (int) load(address, 4);
+    }
+
+    /** @return the little-endian 64-bit value at {@code address} (unassigned bytes read 0) @throws IllegalStateException if closed */
+    public long readLong(long address) {
+        return load(address, 8);
+    }
+
+    /** Stores a byte (dropped if unassigned or ROM). @throws IllegalStateException if closed */
+    public void writeByte(long address, byte value) {
+        store(address, 1, value);
+    }
+
+    /** Stores a little-endian 16-bit value. @throws IllegalStateException if closed */
+    public void writeShort(long address, short value) {
+        store(address, 2, value);
+    }
+
+    /** Stores a little-endian 32-bit value. @throws IllegalStateException if closed */
+    public void writeInt(long address, int value) {
+        store(address, 4, value);
+    }
+
+    /** Stores a little-endian 64-bit value. @throws IllegalStateException if closed */
+    public void writeLong(long address, long value) {
+        store(address, 8, value);
+    }
+
+    private long load(long address, int size) {
+        AddressMap map = snapshot();
+        int i = map.find(address);
+        if (i >= 0 && fitsIn(map, i, address, size)) {
+            long offset = address - map.base(i);
+            switch (map.region(i)) {
+                case MmioRegion mmio -> {
+                    return MmioAccess.load(mmio.handler(), offset, size);
+                }
+                default -> {
+                    long at = map.backingOffset(i) + offset;
+                    return switch (size) {
+                        case 1 -> backingSegment.get(ValueLayout.JAVA_BYTE, at);
+                        case 2 -> backingSegment.get(SHORT_LE, at);
+                        case 4 -> backingSegment.get(INT_LE, at);
+                        default -> backingSegment.get(LONG_LE, at);
+                    };
+                }
+            }
+        }
+        // Straddles a region boundary or is unassigned: the general path, rare enough to allocate.
+        MemorySegment bytes = MemorySegment.ofArray(new byte[8]);
+        access(map, address, bytes.asSlice(0, size), false);
+        return bytes.get(LONG_LE, 0);
+    }
+
+    /** Whether {@code [address, address + size)} lies inside region {@code i} without wrapping. */
+    private static boolean fitsIn(AddressMap map, int i, long address, int size) {
+        long last = address + size - 1;
+        return Long.compareUnsigned(last, address) >= 0 && Long.compareUnsigned(last, map.last(i)) <= 0;
+    }
+
+    private void store(long address, int size, long value) {
+        AddressMap map = snapshot();
+        int i = map.find(address);
+        if (i >= 0 && fitsIn(map, i, address, size)) {
+            long offset = address - map.base(i);
+            switch (map.region(i)) {
+                case MmioRegion mmio -> MmioAccess.store(mmio.handler(), offset, size, value);
+                case RomRegion rom -> { /* ROM ignores writes */ }
+                case RamRegion ram -> {
+                    long at = map.backingOffset(i) + offset;
+                    switch (size) {
+                        case 1 -> backingSegment.set(ValueLayout.JAVA_BYTE, at, (byte) value);
+                        case 2 -> backingSegment.set(SHORT_LE, at, (short) value);
+                        case 4 -> backingSegment.set(INT_LE, at, (int) value);
+                        default -> backingSegment.set(LONG_LE, at, value);
+                    }
+                    dirtyLog.mark(at, size);
+                }
+            }
+            return;
+        }
+        MemorySegment bytes = MemorySegment.ofArray(new byte[8]);
+        bytes.set(LONG_LE, 0, value);
+        access(map, address, bytes.asSlice(0, size), true);
+    }
+
+    /** The copy path proper: walks regions from {@code address} for {@code buffer.byteSize()} bytes. */
+    private AccessResult access(AddressMap map, long address, MemorySegment buffer, boolean write) {
+        long length = buffer.byteSize();
+        AccessResult result = AccessResult.OK;
+        long done = 0;
+        while (done < length) {
+            long at = address + done;
+            long remaining = length - done;
+            if (done > 0 && at == 0) {
+                // Wrapped past 2^64: there is nothing up there.
+                if (!write) {
+                    buffer.asSlice(done).fill((byte) 0);
+                }
+                return AccessResult.UNASSIGNED;
+            }
+            int i = map.find(at);
+            long chunk;
+            if (i < 0) {
+                chunk = unsignedMin(remaining, map.unassignedExtent(at));
+                if (!write) {
+                    buffer.asSlice(done, chunk).fill((byte) 0);
+                }
+                result = AccessResult.UNASSIGNED;
+            } else {
+                chunk = Math.min(remaining, map.last(i) - at + 1);
+                long offset = at - map.base(i);
+                MemorySegment part = buffer.asSlice(done, chunk);
+                switch (map.region(i)) {
+                    case MmioRegion mmio -> {
+                        if (write) {
+                            MmioAccess.write(mmio.handler(), offset, part);
+                        } else {
+                            MmioAccess.read(mmio.handler(), offset, part);
+                        }
+                    }
+                    case RomRegion rom -> {
+                        if (!write) {
+                            copyRam(map.backingOffset(i) + offset, part, false);
+                        }
+                    }
+                    case RamRegion ram -> {
+                        copyRam(map.backingOffset(i) + offset, part, write);
+                        if (write) {
+                            dirtyLog.mark(map.backingOffset(i) + offset, chunk);
+                        }
+                    }
+                }
+            }
+            done += chunk;
+        }
+        return result;
+    }
+
+    /** @return the smaller of a length and an unsigned extent in which 0 stands for 2^64 */
+    private static long unsignedMin(long length, long extent) {
+        return extent != 0 && Long.compareUnsigned(extent, length) < 0 ? extent : length;
+    }
+
+    /** Copies between the backing and a buffer; 2, 4 and 8 bytes move as one access (never torn). */
+    private void copyRam(long backingOffset, MemorySegment buffer, boolean toGuest) {
+        int size = (int) Math.min(buffer.byteSize(), 9);
+        switch (size) {
+            case 2 -> {
+                if (toGuest) {
+                    backingSegment.set(SHORT_LE, backingOffset, buffer.get(SHORT_LE, 0));
+                } else {
+                    buffer.set(SHORT_LE, 0, backingSegment.get(SHORT_LE, backingOffset));
+                }
+            }
+            case 4 -> {
+                if (toGuest) {
+                    backingSegment.set(INT_LE, backingOffset, buffer.get(INT_LE, 0));
+                } else {
+                    buffer.set(INT_LE, 0, backingSegment.get(INT_LE, backingOffset));
+                }
+            }
+            case 8 -> {
+                if (toGuest) {
+                    backingSegment.set(LONG_LE, backingOffset, buffer.get(LONG_LE, 0));
+                } else {
+                    buffer.set(LONG_LE, 0, backingSegment.get(LONG_LE, backingOffset));
+                }
+            }
+            default -> {
+                if (toGuest) {
+                    MemorySegment.copy(buffer, 0, backingSegment, backingOffset, buffer.byteSize());
+                } else {
+                    MemorySegment.copy(backingSegment, backingOffset, buffer, 0, buffer.byteSize());
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ map path
+
+    /**
+     * Maps guest memory for DMA, QEMU's {@code cpu_physical_memory_map}.
+     *
+     * <p>If {@code address} is RAM (or ROM, for TO_DEVICE) the mapping is a slice of the backing:
+     * zero copy, extending across adjacent regions that are contiguous in the backing, and stopping
+     * where RAM ends. Otherwise the range up to the end of its region (or of the unassigned gap) is
+     * bounced: TO_DEVICE bounce buffers are filled through the copy path now, FROM_DEVICE ones are
+     * written back on {@link #unmap}. The mapping may be shorter than {@code length}; map the rest
+     * with another call. A range that would run past 2<sup>64</sup> is cut at the top of the address
+     * space (addresses never wrap).
+     *
+     * @param address   unsigned guest physical address
+     * @param length    bytes wanted, at least 1
+     * @param direction whether the device reads (TO_DEVICE) or writes (FROM_DEVICE) the memory
+     * @return a {@link DmaMapping} of 1..length bytes, or {@link BounceExhausted} if the range must
+     *         be bounced and the pool is full (nothing is mapped then)
+     * @throws IllegalArgumentException if length is not positive
+     * @throws NullPointerException     if direction is null
+     * @throws IllegalStateException    if the address space is closed
+     */
+    public MapResult map(long address, long length, DmaDirection direction) {
+        Objects.requireNonNull(direction, "direction");
+        if (length <= 0) {
+            throw new IllegalArgumentException("map length must be at least 1 byte, was " + length);
+        }
+        if (address != 0 && Long.compareUnsigned(length, -address) > 0) {
+            length = -address;
+        }
+        while (true) {
+            AddressMap map = snapshot();
+            int stripe = map.acquire();
+            if (stripe < 0) {
+                continue; // a region change retired this snapshot between the load and the lease
+            }
+            int i = map.find(address);
+            if (i >= 0 && map.isDirect(i, direction)) {
+                long runLast = map.directRunLast(i, direction);
+                long run = runLast - address + 1; // 0 only when the run reaches 2^64 from address 0
+                long mapped = run == 0 ? length : Math.min(length, run);
+                long at = map.backingOffset(i) + (address - map.base(i));
+                MemorySegment slice = backingSegment.asSlice(at, mapped);
+                if (debug != null) {
+                    return debugMapping(map, stripe, address, mapped, direction, slice, null, at);
+                }
+                if (direction == DmaDirection.TO_DEVICE) {
+                    slice = slice.asReadOnly();
+                }
+                return new DmaMapping(this, map, stripe, address, mapped, direction, slice, null, at, null);
+            }
+            long extent = i >= 0 ? map.last(i) - address + 1 : map.unassignedExtent(address);
+            long wanted = unsignedMin(length, extent);
+            long granted = bouncePool.reserve(wanted);
+            if (granted == 0) {
+                map.release(stripe);
+                return new BounceExhausted(address, length, bouncePool.bytesInFlight());
+            }
+            MemorySegment buffer = bouncePool.takeBuffer(granted);
+            MemorySegment slice = buffer.asSlice(0, granted);
+            if (direction == DmaDirection.TO_DEVICE) {
+                access(map, address, slice, false);
+            }
+            if (debug != null) {
+                if (direction == DmaDirection.FROM_DEVICE) {
+                    debug.poison(slice);
+                }
+                return debugMapping(map, stripe, address, granted, direction, slice, buffer, -1);
+            }
+            if (direction == DmaDirection.TO_DEVICE) {
+                slice = slice.asReadOnly();
+            }
+            return new DmaMapping(this, map, stripe, address, granted, direction, slice, buffer, -1, null);
+        }
+    }
+
+    private DmaMapping debugMapping(AddressMap map, int stripe, long address, long length, DmaDirection direction,
+                                    MemorySegment memory, MemorySegment bounceBuffer, long backingOffset) {
+        java.lang.foreign.Arena scope = debug.newScope();
+        MemorySegment view = debug.revocable(memory, scope, direction == DmaDirection.TO_DEVICE);
+        DmaMapping mapping = new DmaMapping(this, map, stripe, address, length, direction, view, bounceBuffer,
+                backingOffset, scope);
+        debug.track(mapping);
+        return mapping;
+    }
+
+    /**
+     * Gives a mapping back, QEMU's {@code cpu_physical_memory_unmap}. Only the first
+     * {@code accessLength} bytes count as accessed: for a FROM_DEVICE bounce mapping exactly those
+     * are written back to the guest (bytes past them are left untouched), for a FROM_DEVICE RAM
+     * mapping exactly their pages are marked dirty. TO_DEVICE mappings need no write-back. Freed
+     * bounce space wakes the registered map clients.
+     *
+     * @param mapping      a live mapping from this address space
+     * @param accessLength bytes the device actually read or wrote, from the start, 0..length
+     * @throws IllegalArgumentException if the mapping belongs to another address space or
+     *                                  accessLength is outside 0..length (the mapping stays live)
+     * @throws IllegalStateException    if the mapping was already unmapped; in debug mode also
+     *                                  (after unmapping) if the poisoned bounce buffer shows that
+     *                                  the device wrote past accessLength or claimed bytes it
+     *                                  never wrote
+     */
+    public void unmap(DmaMapping mapping, long accessLength) {
+        Objects.requireNonNull(mapping, "mapping");
+        if (mapping.owner != this) {
+            throw new IllegalArgumentException("unmap of " + mapping + ": it was mapped by another GuestMemory");
+        }
+        if (accessLength < 0 || accessLength > mapping.length()) {
+            throw new IllegalArgumentException("unmap of " + mapping + ": access length " + accessLength
+                    + " is outside 0.." + mapping.length());
+        }
+        if (!mapping.markUnmapped()) {
+            throw new IllegalStateException("unmap of " + mapping + ": it was already unmapped");
+        }
+        String misuse = null;
+        if (mapping.debugScope != null) {
+            debug.untrack(mapping);
+            mapping.debugScope.close();
+            if (mapping.bounced() && mapping.direction() == DmaDirection.FROM_DEVICE) {
+                misuse = debug.checkPoison(mapping, mapping.bounceBuffer, accessLength);
+            }
+        }
+        try {
+            boolean wrote = mapping.direction() == DmaDirection.FROM_DEVICE && accessLength > 0;
+            if (mapping.bounced()) {
+                try {
+                    if (wrote) {
+                        access(mapping.snapshot, mapping.address(), mapping.bounceBuffer.asSlice(0, accessLength), true);
+                    }
+                } finally {
+                    bouncePool.returnBuffer(mapping.bounceBuffer);
+                    bouncePool.release(mapping.length());
+                }
+            } else if (wrote) {
+                dirtyLog.mark(mapping.backingOffset, accessLength);
+            }
+        } finally {
+            mapping.snapshot.release(mapping.leaseStripe);
+        }
+        if (misuse != null) {
+            throw new IllegalStateException(misuse);
+        }
+    }
+
+    /** @return whether DMA debug mode is on for this address space */
+    public boolean isDebug() {
+        return debug != null;
+    }
+
+    /**
+     * Checks that every DMA mapping has been unmapped, for tests and device teardown.
+     *
+     * @throws IllegalStateException listing each live mapping; in debug mode with the stack that
+     *                               created it (the first as the cause, the others suppressed)
+     */
+    public void checkNoOutstandingMappings() {
+        long live = liveMappings();
+        if (debug == null) {
+            if (live != 0) {
+                throw new IllegalStateException(live + " DMA mapping(s) still live (enable debug mode to see where"
+                        + " they were created)");
+            }
+            return;
+        }
+        List<Throwable> origins = debug.outstanding();
+        if (origins.isEmpty()) {
+            return;
+        }
+        StringBuilder message = new StringBuilder(origins.size() + " DMA mapping(s) never unmapped:");
+        for (Throwable origin : origins) {
+            message.append("\n  ").append(origin.getMessage().substring("DMA mapping created here: ".length()));
+            StackTraceElement[] frames = origin.getStackTrace();
+            for (int f = 0; f < Math.min(frames.length, 6); f++) {
+                message.append("\n      at ").append(frames[f]);
+            }
+        }
+        IllegalStateException failure = new IllegalStateException(message.toString(), origins.getFirst());
+        origins.stream().skip(1).forEach(failure::addSuppressed);
+        throw failure;
+    }
+
+    /**
+     * Asks to be told when bounce space frees: QEMU's {@code cpu_register_map_client}. The callback
+     * runs once, on {@code executor}, after the next release of bounce space (or at once if no
+     * bounce space is in use at all). A registration racing with the last unmap is never lost. Call
+     * it after {@link #map} returned {@link BounceExhausted}, and release your own partial mappings
+     * first, or two devices can wait on each other.
+     *
+     * @param executor where the callback runs; if it rejects the task, the callback runs on the
+     *                 releasing thread instead of being lost
+     * @param callback what to run, typically "retry the map"
+     * @return the registration, which can be cancelled
+     * @throws NullPointerException  if an argument is null
+     * @throws IllegalStateException if the address space is closed
+     */
+    public MapClient registerMapClient(Executor executor, Runnable callback) {
+        snapshot();
+        return bouncePool.registerClient(executor, callback);
+    }
+
+    /** @return the bounce pool (capacity and bytes in flight) */
+    public BouncePool bouncePool() {
+        return bouncePool;
+    }
+
+    /** @return the dirty log over the RAM backing */
+    public DirtyLog dirtyLog() {
+        return dirtyLog;
+    }
+
+    // ------------------------------------------------------------------ provider side
+
+    /**
+     * @return the RAM backing, for provider code (filling ROM, sharing RAM with another process)
+     * @throws IllegalStateException if the address space has no RAM backing
+     */
+    public RamBacking backing() {
+        if (backing == null) {
+            throw new IllegalStateException("this address space has no RAM backing");
+        }
+        return backing;
+    }
+
+    /** @return the regions of the current snapshot, sorted by base address */
+    public List<Region> regions() {
+        return snapshot().regions();
+    }
+
+    /**
+     * @param address an unsigned guest physical address
+     * @return the region containing it, or empty if the address is unassigned
+     */
+    public Optional<Region> regionAt(long address) {
+        AddressMap map = snapshot();
+        int i = map.find(address);
+        return i < 0 ? Optional.empty() : Optional.of(map.region(i));
+    }
+
+    /**
+     * @param address an unsigned guest physical address
+     * @return where its byte lives in the RAM backing (the dirty log's index), or empty if the
+     *         address is not RAM or ROM
+     */
+    public OptionalLong backingOffsetOf(long address) {
+        AddressMap map = snapshot();
+        int i = map.find(address);
+        if (i < 0 || map.backingOffset(i) < 0) {
+            return OptionalLong.empty();
+        }
+        return OptionalLong.of(map.backingOffset(i) + (address - map.base(i)));
+    }
+
+    /**
+     * Adds a region at run time. Readers see either the old or the new map, never a mix.
+     *
+     * @param region the region; its name must be unused
+     * @throws IllegalArgumentException if it overlaps another region, its name is taken, or a RAM
+     *                                  or ROM region lies outside the backing
+     * @throws IllegalStateException    if the address space is closed
+     */
+    public synchronized void addRegion(Region region) {
+        Objects.requireNonNull(region, "region");
+        AddressMap map = snapshot();
+        for (Region r : map.regions()) {
+            if (r.name().equals(region.name())) {
+                throw new IllegalArgumentException("a region named '" + region.name() + "' already exists");
+            }
+        }
+        List<Region> next = new ArrayList<>(map.regions());
+        next.add(region);
+        install(new AddressMap(next, backingSegment, false));
+    }
+
+    /**
+     * Removes a region at run time. New accesses and maps no longer see it at once; mappings made
+     * before stay valid (and FROM_DEVICE bounce write-back still reaches the removed device) until
+     * they are unmapped.
+     *
+     * @param name the region's name
+     * @return a future completed when no mapping made while the region was present is live any
+     *         more, after which the provider may reuse its backing bytes or tear down its device
+     * @throws IllegalArgumentException if no region has that name
+     * @throws IllegalStateException    if the address space is closed
+     */
+    public synchronized CompletableFuture<Void> removeRegion(String name) {
+        AddressMap map = snapshot();
+        Region removed = null;
+        List<Region> next = new ArrayList<>();
+        for (Region r : map.regions()) {
+            if (r.name().equals(name)) {
+                removed = r;
+            } else {
+                next.add(r);
+            }
+        }
+        if (removed == null) {
+            throw new IllegalArgumentException("no region named '" + name + "'");
+        }
+        install(new AddressMap(next, backingSegment, false));
+        List<CompletableFuture<Void>> waits = new ArrayList<>();
+        for (AddressMap old : undrained) {
+            if (old.contains(removed)) {
+                waits.add(old.drained);
+            }
+        }
+        return CompletableFuture.allOf(waits.toArray(new CompletableFuture<?>[0]));
+    }
+
+    /**
+     * Closes the address space: new accesses, maps and registrations throw IllegalStateException.
+     * Live mappings stay valid; the backing and bounce memory are freed once the last one is
+     * unmapped (see {@link #released()}). Idempotent.
+     */
+    @Override
+    public synchronized void close() {
+        if (current.closed) {
+            return;
+        }
+        if (debug != null) {
+            try {
+                checkNoOutstandingMappings();
+            } catch (IllegalStateException leaks) {
+                System.getLogger(GuestMemory.class.getName()).log(System.Logger.Level.WARNING,
+                        "guest memory closed with live DMA mappings", leaks);
+            }
+        }
+        install(AddressMap.CLOSED);
+        CompletableFuture.allOf(undrained.stream().map(m -> m.drained).toArray(CompletableFuture<?>[]::new))
+                .thenRun(this::freeResources);
+    }
+
+    /** @return completed when a closed address space has freed its backing and bounce memory */
+    public CompletableFuture<Void> released() {
+        return released;
+    }
+
+    /** @return the number of DMA mappings currently live */
+    public long liveMappings() {
+        long n = current.liveMappings();
+        for (AddressMap old : undrained) {
+            n += old.liveMappings();
+        }
+        return n;
+    }
+
+    private void freeResources() {
+        try {
+            bouncePool.close();
+            if (backing != null) {
+                backing.close();
+            }
+        } finally {
+            released.complete(null);
+        }
+    }
+
+    private void install(AddressMap next) {
+        AddressMap old = current;
+        current = next;
+        undrained.add(old);
+        old.drained.whenComplete((ignored, error) -> undrained.remove(old));
+        old.retire();
+    }
+
+    private AddressMap snapshot() {
+        AddressMap map = current;
+        if (map.closed) {
+            throw new IllegalStateException("guest memory is closed");
+        }
+        return map;
+    }
+
+    /**
+     * Builds a {@link GuestMemory}. RAM and ROM added without a backing offset are laid out one
+     * after another in the backing; if no backing is given, an anonymous one of that total size is
+     * allocated. Not thread-safe.
+     */
+    public static final class Builder {
+        private final List<Region> regions = new ArrayList<>();
+        private RamBacking backing;
+        private long nextBackingOffset;
+        private long bouncePoolBytes = BouncePool.DEFAULT_CAPACITY;
+        private boolean debug = DmaDebug.FORCED;
+
+        private Builder() {
+        }
+
+        /**
+         * Uses {@code backing} for RAM and ROM; the built GuestMemory owns it and closes it.
+         *
+         * @return this builder
+         */
+        public Builder backing(RamBacking backing) {
+            this.backing = Objects.requireNonNull(backing, "backing");
+            return this;
+        }
+
+        /**
+         * Adds RAM at the next free backing offset.
+         *
+         * @return this builder
+         * @throws IllegalArgumentException if the region is invalid (see {@link RamRegion})
+         */
+        public Builder ram(String name, long base, long size) {
+            ram(name, base, size, nextBackingOffset);
+            return this;
+        }
+
+        /**
+         * Adds RAM at an explicit backing offset (two regions may alias the same bytes).
+         *
+         * @return this builder
+         * @throws IllegalArgumentException if the region is invalid (see {@link RamRegion})
+         */
+        public Builder ram(String name, long base, long size, long backingOffset) {
+            return region(new RamRegion(name, base, size, backingOffset));
+        }
+
+        /**
+         * Adds ROM at the next free backing offset.
+         *
+         * @return this builder
+         * @throws IllegalArgumentException if the region is invalid (see {@link RomRegion})
+         */
+        public Builder rom(String name, long base, long size) {
+            return region(new RomRegion(name, base, size, nextBackingOffset));
+        }
+
+        /**
+         * Adds an MMIO region served by {@code handler}.
+         *
+         * @return this builder
+         * @throws IllegalArgumentException if the region is invalid (see {@link MmioRegion})
+         */
+        public Builder mmio(String name, long base, long size, MmioHandler handler) {
+            return region(new MmioRegion(name, base, size, handler));
+        }
+
+        /**
+         * Adds any region.
+         *
+         * @return this builder
+         */
+        public Builder region(Region region) {
+            regions.add(Objects.requireNonNull(region, "region"));
+            long end = switch (region) {
+                case RamRegion r -> r.backingOffset() + r.size();
+                case RomRegion r -> r.backingOffset() + r.size();
+                case MmioRegion r -> 0;
+            };
+            nextBackingOffset = Math.max(nextBackingOffset, end);
+            return this;
+        }
+
+        /**
+         * Sets the bound on bounce bytes in flight (default {@link BouncePool#DEFAULT_CAPACITY}).
+         *
+         * @return this builder
+         * @throws IllegalArgumentException if bytes is less than 1
+         */
+        public Builder bouncePoolBytes(long bytes) {
+            if (bytes < 1) {
+                throw new IllegalArgumentException("bounce pool must hold at least 1 byte, was " + bytes);
+            }
+            this.bouncePoolBytes = bytes;
+            return this;
+        }
+
+        /**
+         * Turns DMA debug mode on or off (default: off, unless {@code -Dguestdma.dma.debug=true}).
+         * In debug mode a mapping's segment throws IllegalStateException once unmapped, live
+         * mappings remember where they were created ({@link GuestMemory#checkNoOutstandingMappings},
+         * and a warning at close), and FROM_DEVICE bounce buffers are poisoned so unmap catches
+         * a device that wrote past its access length or claims bytes it never wrote. It costs a
+         * shared arena per mapping; off, it costs nothing.
+         *
+         * @return this builder
+         */
+        public Builder debug(boolean enabled) {
+            this.debug = enabled;
+            return this;
+        }
+
+        /**
+         * @return the address space
+         * @throws IllegalArgumentException if regions overlap, share a name, or do not fit the backing
+         */
+        public GuestMemory build() {
+            RamBacking chosen = backing;
+            if (chosen == null && nextBackingOffset > 0) {
+                long size = (nextBackingOffset + DirtyLog.PAGE_SIZE - 1) & -DirtyLog.PAGE_SIZE;
+                chosen = RamBacking.anonymous(size);
+            }
+            java.util.Set<String> names = new java.util.HashSet<>();
+            for (Region r : regions) {
+                if (!names.add(r.name())) {
+                    throw new IllegalArgumentException("a region named '" + r.name() + "' already exists");
+                }
+            }
+            try {
+                return new GuestMemory(chosen, List.copyOf(regions), bouncePoolBytes, debug);
+            } catch (RuntimeException e) {
+                if (chosen != null && backing == null) {
+                    chosen.close();
+                }
+                throw e;
+            }
+        }
+    }
+}

@@ -1,0 +1,35 @@
+package io.guestdma.memory;
+
+import java.util.Objects;
+
+/**
+ * A device's register window. Copy-path accesses are split into what the {@link MmioHandler}
+ * accepts; DMA maps of it are bounced through the {@link BouncePool}.
+ *
+ * @param name    unique name
+ * @param base    first guest physical address
+ * @param size    length in bytes
+ * @param handler the device
+ */
+public record MmioRegion(String name, long base, long size, MmioHandler handler) implements Region {
+    /**
+     * @throws IllegalArgumentException if the name is empty, the size is not positive, the region
+     *                                  wraps past 2<sup>64</sup>, or the handler's access sizes are
+     *                                  not powers of two in 1..8 with min &lt;= max
+     * @throws NullPointerException     if handler is null
+     */
+    public MmioRegion {
+        Region.check(name, base, size);
+        Objects.requireNonNull(handler, "handler");
+        int min = handler.minAccessSize();
+        int max = handler.maxAccessSize();
+        if (!validSize(min) || !validSize(max) || min > max) {
+            throw new IllegalArgumentException("region '" + name + "': handler access sizes must be powers of two in 1..8"
+                    + " with min <= max, were min=" + min + " max=" + max);
+        }
+    }
+
+    private static boolean validSize(int size) {
+        return size == 1 || size == 2 || size == 4 || size == 8;
+    }
+}
