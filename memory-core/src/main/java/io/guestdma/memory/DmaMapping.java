@@ -1,8 +1,6 @@
 package io.guestdma.memory;
 
 import java.lang.foreign.MemorySegment;
-import java.lang.invoke.MethodHandles;
-import java.lang.invoke.VarHandle;
 
 /**
  * A piece of guest memory handed to a device by {@link GuestMemory#map}: either a slice of the RAM
@@ -21,16 +19,6 @@ import java.lang.invoke.VarHandle;
  * segment may be used from any thread that the mapping was safely handed to.
  */
 public final class DmaMapping implements MapResult {
-    private static final VarHandle UNMAPPED;
-
-    static {
-        try {
-            UNMAPPED = MethodHandles.lookup().findVarHandle(DmaMapping.class, "unmapped", boolean.class);
-        } catch (ReflectiveOperationException e) {
-            throw new ExceptionInInitializerError(e);
-        }
-    }
-
     final GuestMemory owner;
     final AddressMap snapshot;
     final int leaseStripe;
@@ -42,7 +30,6 @@ public final class DmaMapping implements MapResult {
     private final long length;
     private final DmaDirection direction;
     private final MemorySegment segment;
-    @SuppressWarnings("unused") // accessed through UNMAPPED
     private volatile boolean unmapped;
 
     DmaMapping(GuestMemory owner, AddressMap snapshot, int leaseStripe, long address, long length,
@@ -90,12 +77,21 @@ public final class DmaMapping implements MapResult {
 
     /** @return whether {@link GuestMemory#unmap} has been called for this mapping */
     public boolean isUnmapped() {
-        return (boolean) UNMAPPED.getVolatile(this);
+        return unmapped;
     }
 
     /** @return true for the one caller that moves the mapping to the unmapped state */
     boolean markUnmapped() {
-        return UNMAPPED.compareAndSet(this, false, true);
+        // A monitor, not a CAS: C2 elides the lock when the mapping does not escape the device
+        // code that mapped it and then scalar-replaces the whole mapping (0 bytes per map/unmap),
+        // which it will not do for an object that is the target of a CAS.
+        synchronized (this) {
+            if (unmapped) {
+                return false;
+            }
+            unmapped = true;
+            return true;
+        }
     }
 
     @Override

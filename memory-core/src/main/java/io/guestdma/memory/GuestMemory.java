@@ -340,57 +340,68 @@ public final class GuestMemory implements AutoCloseable {
      * @throws IllegalStateException    if the address space is closed
      */
     public MapResult map(long address, long length, DmaDirection direction) {
-        Objects.requireNonNull(direction, "direction");
-        if (length <= 0) {
-            throw new IllegalArgumentException("map length must be at least 1 byte, was " + length);
+        if (length <= 0 || direction == null) {
+            throw badMap(length, direction);
         }
         if (address != 0 && Long.compareUnsigned(length, -address) > 0) {
             length = -address;
         }
-        while (true) {
-            AddressMap map = snapshot();
-            int stripe = map.acquire();
-            if (stripe < 0) {
-                continue; // a region change retired this snapshot between the load and the lease
-            }
-            int i = map.find(address);
-            if (i >= 0 && map.isDirect(i, direction)) {
-                long runLast = map.directRunLast(i, direction);
-                long run = runLast - address + 1; // 0 only when the run reaches 2^64 from address 0
-                long mapped = run == 0 ? length : Math.min(length, run);
-                long at = map.backingOffset(i) + (address - map.base(i));
-                MemorySegment slice = backingSegment.asSlice(at, mapped);
-                if (debug != null) {
-                    return debugMapping(map, stripe, address, mapped, direction, slice, null, at);
-                }
-                if (direction == DmaDirection.TO_DEVICE) {
-                    slice = slice.asReadOnly();
-                }
-                return new DmaMapping(this, map, stripe, address, mapped, direction, slice, null, at, null);
-            }
-            long extent = i >= 0 ? map.last(i) - address + 1 : map.unassignedExtent(address);
-            long wanted = unsignedMin(length, extent);
-            long granted = bouncePool.reserve(wanted);
-            if (granted == 0) {
-                map.release(stripe);
-                return new BounceExhausted(address, length, bouncePool.bytesInFlight());
-            }
-            MemorySegment buffer = bouncePool.takeBuffer(granted);
-            MemorySegment slice = buffer.asSlice(0, granted);
-            if (direction == DmaDirection.TO_DEVICE) {
-                access(map, address, slice, false);
-            }
-            if (debug != null) {
-                if (direction == DmaDirection.FROM_DEVICE) {
-                    debug.poison(slice);
-                }
-                return debugMapping(map, stripe, address, granted, direction, slice, buffer, -1);
-            }
-            if (direction == DmaDirection.TO_DEVICE) {
-                slice = slice.asReadOnly();
-            }
-            return new DmaMapping(this, map, stripe, address, granted, direction, slice, buffer, -1, null);
+        AddressMap map;
+        int stripe;
+        do {
+            map = snapshot();
+            stripe = map.acquire(); // -1: a region change retired the snapshot between load and lease
+        } while (stripe < 0);
+        int i = map.find(address);
+        if (i >= 0 && debug == null && map.isDirect(i, direction)) {
+            // The zero-copy case, kept small so that it inlines into device code.
+            long run = map.directRunLast(i, direction) - address + 1; // 0 only for a run to 2^64 from 0
+            long mapped = run == 0 ? length : Math.min(length, run);
+            long at = map.backingOffset(i) + (address - map.base(i));
+            MemorySegment slice = backingSegment.asSlice(at, mapped);
+            return new DmaMapping(this, map, stripe, address, mapped, direction,
+                    direction == DmaDirection.TO_DEVICE ? slice.asReadOnly() : slice, null, at, null);
         }
+        return mapSlowly(map, stripe, i, address, length, direction);
+    }
+
+    private static RuntimeException badMap(long length, DmaDirection direction) {
+        if (direction == null) {
+            return new NullPointerException("direction");
+        }
+        return new IllegalArgumentException("map length must be at least 1 byte, was " + length);
+    }
+
+    /** Bounced mappings, and every mapping in debug mode. */
+    private MapResult mapSlowly(AddressMap map, int stripe, int i, long address, long length, DmaDirection direction) {
+        if (i >= 0 && map.isDirect(i, direction)) {
+            long run = map.directRunLast(i, direction) - address + 1;
+            long mapped = run == 0 ? length : Math.min(length, run);
+            long at = map.backingOffset(i) + (address - map.base(i));
+            return debugMapping(map, stripe, address, mapped, direction, backingSegment.asSlice(at, mapped), null, at);
+        }
+        long extent = i >= 0 ? map.last(i) - address + 1 : map.unassignedExtent(address);
+        long wanted = unsignedMin(length, extent);
+        long granted = bouncePool.reserve(wanted);
+        if (granted == 0) {
+            map.release(stripe);
+            return new BounceExhausted(address, length, bouncePool.bytesInFlight());
+        }
+        MemorySegment buffer = bouncePool.takeBuffer(granted);
+        MemorySegment slice = buffer.asSlice(0, granted);
+        if (direction == DmaDirection.TO_DEVICE) {
+            access(map, address, slice, false);
+        }
+        if (debug != null) {
+            if (direction == DmaDirection.FROM_DEVICE) {
+                debug.poison(slice);
+            }
+            return debugMapping(map, stripe, address, granted, direction, slice, buffer, -1);
+        }
+        if (direction == DmaDirection.TO_DEVICE) {
+            slice = slice.asReadOnly();
+        }
+        return new DmaMapping(this, map, stripe, address, granted, direction, slice, buffer, -1, null);
     }
 
     private DmaMapping debugMapping(AddressMap map, int stripe, long address, long length, DmaDirection direction,
@@ -420,7 +431,22 @@ public final class GuestMemory implements AutoCloseable {
      *                                  never wrote
      */
     public void unmap(DmaMapping mapping, long accessLength) {
-        Objects.requireNonNull(mapping, "mapping");
+        if (mapping.owner == this && accessLength >= 0 && accessLength <= mapping.length()
+                && mapping.bounceBuffer == null && mapping.debugScope == null) {
+            // The zero-copy case, kept small so that it inlines into device code.
+            if (!mapping.markUnmapped()) {
+                throw new IllegalStateException("unmap of " + mapping + ": it was already unmapped");
+            }
+            if (mapping.direction() == DmaDirection.FROM_DEVICE) {
+                dirtyLog.mark(mapping.backingOffset, accessLength);
+            }
+            mapping.snapshot.release(mapping.leaseStripe);
+            return;
+        }
+        unmapSlowly(mapping, accessLength);
+    }
+
+    private void unmapSlowly(DmaMapping mapping, long accessLength) {
         if (mapping.owner != this) {
             throw new IllegalArgumentException("unmap of " + mapping + ": it was mapped by another GuestMemory");
         }
