@@ -18,6 +18,12 @@ guestdma_find_jdk() {
         if [ -n "$major" ] && [ "$major" -ge 25 ] 2>/dev/null; then
             export JAVA_HOME=$candidate
             export PATH="$JAVA_HOME/bin:$PATH"
+            # Maven 3.8's bundled Guava uses sun.misc.Unsafe; JDK 24+ warns about it on every run.
+            # It is Maven's, not ours: keep the user's console clean.
+            case " ${MAVEN_OPTS:-} " in
+                *sun-misc-unsafe-memory-access*) ;;
+                *) export MAVEN_OPTS="${MAVEN_OPTS:-} --sun-misc-unsafe-memory-access=allow" ;;
+            esac
             return 0
         fi
     done
