@@ -4,7 +4,7 @@
  */
 module io.guestdma.ide {
     requires transitive io.guestdma.memory;
-    // exports io.guestdma.block;   (uncomment when the package has its first class)
-    // exports io.guestdma.ide;
-    // exports io.guestdma.machine;
+    exports io.guestdma.block;
+    exports io.guestdma.ide;
+    exports io.guestdma.machine;
 }

@@ -1,0 +1,158 @@
+package io.guestdma.block;
+
+import io.guestdma.memory.IoVector;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Executor;
+
+/**
+ * A disk image as a device model sees it: a fixed number of bytes with positional, vectored reads
+ * and writes, flush and discard (QEMU's {@code BlockBackend}).
+ *
+ * <p>Every transfer is complete or fails: a backend loops on short transfers, so when a call
+ * returns normally all requested bytes were moved, and when it throws, the exception says what
+ * failed (for native I/O, the errno by name). A failed write may have written a prefix of the
+ * request, as a real disk may; the caller reports the error to the guest, which retries.
+ *
+ * <p>Requests are checked against the image before any I/O: a range outside {@code [0, size())}
+ * fails with an {@link IOException} naming the image, never grows the file; on a read-only image
+ * writes and discards fail with {@link ReadOnlyImageException}.
+ *
+ * <p>Implementations are thread-safe: requests from several threads may run concurrently, and a
+ * request is atomic with respect to none other (as with a disk, overlapping concurrent writes
+ * leave either's bytes). The memory an {@link IoVector} refers to must stay alive until the call
+ * returns (or the future completes).
+ */
+public interface BlockBackend extends AutoCloseable {
+    /** @return the image's size in bytes, fixed when it was opened */
+    long size();
+
+    /** @return whether the image was opened read-only */
+    boolean isReadOnly();
+
+    /**
+     * Reads {@code iov.size()} bytes starting at {@code offset} into the vector's segments, in order
+     * (a scattering read).
+     *
+     * @param offset the image offset
+     * @param iov    where the bytes go; its segments must be writable
+     * @throws IOException if the range is outside the image or the read fails
+     */
+    void readv(long offset, IoVector iov) throws IOException;
+
+    /**
+     * Writes the vector's bytes, in order, starting at {@code offset} (a gathering write).
+     *
+     * @param offset the image offset
+     * @param iov    the bytes to write
+     * @throws ReadOnlyImageException if the image is read-only
+     * @throws IOException            if the range is outside the image or the write fails
+     */
+    void writev(long offset, IoVector iov) throws IOException;
+
+    /**
+     * Reads {@code dst.remaining()} bytes starting at {@code offset} into {@code dst}, advancing its
+     * position to its limit.
+     *
+     * @param offset the image offset
+     * @param dst    where the bytes go
+     * @throws IOException if the range is outside the image or the read fails
+     */
+    void read(long offset, ByteBuffer dst) throws IOException;
+
+    /**
+     * Writes {@code src.remaining()} bytes starting at {@code offset}, advancing the buffer's
+     * position to its limit.
+     *
+     * @param offset the image offset
+     * @param src    the bytes to write
+     * @throws ReadOnlyImageException if the image is read-only
+     * @throws IOException            if the range is outside the image or the write fails
+     */
+    void write(long offset, ByteBuffer src) throws IOException;
+
+    /**
+     * Makes every write that completed before this call durable: when it returns, the bytes are on
+     * stable storage ({@code fdatasync}); nothing is held in user-space buffers. On a read-only image
+     * it does nothing.
+     *
+     * @throws IOException if the flush fails; written data may then be lost, and the caller must
+     *                     report the failure to the guest
+     */
+    void flush() throws IOException;
+
+    /**
+     * Tells the image that a range is no longer needed (TRIM). Afterwards the range reads as zeroes:
+     * the native backend punches a hole, the FileChannel backend writes zeroes.
+     *
+     * @param offset the image offset
+     * @param length bytes in the range
+     * @throws ReadOnlyImageException if the image is read-only
+     * @throws IOException            if the range is outside the image or the operation fails
+     */
+    void discard(long offset, long length) throws IOException;
+
+    /**
+     * Closes the image and releases its lock. Requests running in other threads are waited for
+     * (native) or fail with {@link java.nio.channels.ClosedChannelException} (FileChannel); later
+     * requests fail with an {@link IOException}. Idempotent. Does not flush: call {@link #flush()}
+     * first if written data must be durable.
+     *
+     * @throws IOException if closing the underlying file fails
+     */
+    @Override
+    void close() throws IOException;
+
+    /**
+     * {@link #readv} on {@code executor}, completing the returned future with its outcome.
+     * Cancelling the future before the request has started prevents it from running; a request
+     * that has started runs to completion (a system call cannot be withdrawn), but the future stays
+     * cancelled.
+     *
+     * @param offset   the image offset
+     * @param iov      where the bytes go; keep it and its memory untouched until the future completes
+     * @param executor where the request runs
+     * @return a future completed normally when every byte was read, or exceptionally with the
+     *         request's {@link IOException}
+     */
+    default CompletableFuture<Void> readvAsync(long offset, IoVector iov, Executor executor) {
+        return BlockRequest.submit(executor, () -> readv(offset, iov));
+    }
+
+    /**
+     * {@link #writev} on {@code executor}; cancellation as for {@link #readvAsync}.
+     *
+     * @param offset   the image offset
+     * @param iov      the bytes to write; keep it and its memory untouched until the future completes
+     * @param executor where the request runs
+     * @return a future completed normally when every byte was written, or exceptionally with the
+     *         request's {@link IOException}
+     */
+    default CompletableFuture<Void> writevAsync(long offset, IoVector iov, Executor executor) {
+        return BlockRequest.submit(executor, () -> writev(offset, iov));
+    }
+
+    /**
+     * {@link #flush} on {@code executor}; cancellation as for {@link #readvAsync}.
+     *
+     * @param executor where the request runs
+     * @return a future completed when the flush is durable, or exceptionally with its {@link IOException}
+     */
+    default CompletableFuture<Void> flushAsync(Executor executor) {
+        return BlockRequest.submit(executor, this::flush);
+    }
+
+    /**
+     * {@link #discard} on {@code executor}; cancellation as for {@link #readvAsync}.
+     *
+     * @param offset   the image offset
+     * @param length   bytes in the range
+     * @param executor where the request runs
+     * @return a future completed when the range is discarded, or exceptionally with its {@link IOException}
+     */
+    default CompletableFuture<Void> discardAsync(long offset, long length, Executor executor) {
+        return BlockRequest.submit(executor, () -> discard(offset, length));
+    }
+}

@@ -1,0 +1,42 @@
+package io.guestdma.block;
+
+import java.io.IOException;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Executor;
+import java.util.concurrent.RejectedExecutionException;
+
+/** Runs one blocking backend request on an executor and reports it through a future. */
+final class BlockRequest {
+    private BlockRequest() {
+    }
+
+    /** A backend call. */
+    @FunctionalInterface
+    interface Io {
+        void run() throws IOException;
+    }
+
+    static CompletableFuture<Void> submit(Executor executor, Io io) {
+        CompletableFuture<Void> future = new CompletableFuture<>();
+        try {
+            executor.execute(() -> {
+                // A cancelled request never reaches the image: that is what cancellation promises.
+                if (future.isDone()) {
+                    return;
+                }
+                try {
+                    io.run();
+                    future.complete(null);
+                } catch (IOException | RuntimeException e) {
+                    future.completeExceptionally(e);
+                } catch (Error e) {
+                    future.completeExceptionally(e);
+                    throw e;
+                }
+            });
+        } catch (RejectedExecutionException e) {
+            future.completeExceptionally(e);
+        }
+        return future;
+    }
+}

@@ -1,0 +1,335 @@
+package io.guestdma.ide;
+
+import io.guestdma.block.BlockBackend;
+
+/**
+ * One unit on a channel, QEMU's {@code IDEState}: the task file, the PIO buffer, the cached
+ * IDENTIFY block and the per-command state. A unit without a disk ({@link #present()} false) still
+ * has registers, because both units latch every task-file write and an absent master answers some
+ * commands. Guarded by its channel's lock.
+ */
+final class AtaDrive {
+
+    /** What the PIO machinery does when the guest has moved the last byte of the buffer. */
+    enum EndTransfer {
+        /** Read the next block of sectors (READ SECTORS/MULTIPLE). */
+        SECTOR_READ,
+        /** Write the buffer to disk (WRITE SECTORS/MULTIPLE). */
+        SECTOR_WRITE,
+        /** The data phase is over. */
+        TRANSFER_STOP,
+        /** Nothing was started since reset: data reads return 0xffff-style filler. */
+        DUMMY_TRANSFER_STOP;
+
+        /** Whether data flows from the device to the guest (QEMU's ide_is_pio_out). */
+        boolean deviceToGuest() {
+            return this != SECTOR_WRITE;
+        }
+    }
+
+    /** The three kinds of bus-master transfer (QEMU's ide_dma_cmd, minus ATAPI). */
+    enum DmaCommand { READ, WRITE, TRIM }
+
+    private static final String DEFAULT_MODEL = "QEMU HARDDISK";
+    private static final String DEFAULT_FIRMWARE = "2.5+";
+
+    final int unit;
+    final DriveConfig config;
+    final BlockBackend backend;
+    /** Capacity in 512-byte sectors (QEMU's nb_sectors). */
+    final long totalSectors;
+    private final ChsGeometry geometry;
+    private final String serial;
+
+    // CHS as the guest last set it with INITIALIZE DEVICE PARAMETERS
+    int heads;
+    int sectorsPerTrack;
+    boolean resetReverts;
+
+    // task file; nsector holds up to 65536 once a command has expanded it
+    int feature;
+    int error;
+    int nsector;
+    int sector;
+    int lcyl;
+    int hcyl;
+    int hobFeature;
+    int hobNsector;
+    int hobSector;
+    int hobLcyl;
+    int hobHcyl;
+    int select;
+    int status;
+    boolean lba48;
+
+    int multSectors;
+    /** Sectors per PIO data block of the current command. */
+    int reqNbSectors;
+
+    /** PIO buffer; DMA_BUF_SECTORS sectors plus 4 bytes, as QEMU sizes it. */
+    final byte[] ioBuffer = new byte[Ata.DMA_BUF_SECTORS * Ata.SECTOR_SIZE + 4];
+    int dataPtr;
+    int dataEnd;
+    EndTransfer endTransfer = EndTransfer.DUMMY_TRANSFER_STOP;
+
+    /** Bytes the PRD table described on the last walk (QEMU's io_buffer_size). */
+    long ioBufferSize;
+    DmaCommand dmaCommand = DmaCommand.READ;
+
+    private final byte[] identifyData = new byte[512];
+    private boolean identifySet;
+    boolean writeCacheEnabled = true;
+
+    // SMART, kept as QEMU does: reset only when the drive is created
+    boolean smartEnabled = true;
+    boolean smartAutosave = true;
+    int smartSelftestCount;
+    final byte[] smartSelftestData = new byte[512];
+
+    /**
+     * @param unit 0 master, 1 slave
+     * @param config the disk, or null for an absent unit
+     * @param defaultSerial the serial QEMU gives this position when none is configured
+     */
+    AtaDrive(int unit, DriveConfig config, long totalSectors, ChsGeometry geometry,
+             String defaultSerial) {
+        this.unit = unit;
+        this.config = config;
+        this.backend = config == null ? null : config.backend();
+        this.totalSectors = totalSectors;
+        this.geometry = geometry == null ? new ChsGeometry(0, 0, 0) : geometry;
+        this.serial = config == null || config.serial() == null ? defaultSerial : config.serial();
+        this.heads = this.geometry.heads();
+        this.sectorsPerTrack = this.geometry.sectors();
+        reset();
+    }
+
+    boolean present() {
+        return backend != null;
+    }
+
+    /** QEMU's ide_reset: registers to power-on values, no transfer, signature in place. */
+    void reset() {
+        if (resetReverts) {
+            resetReverts = false;
+            heads = geometry.heads();
+            sectorsPerTrack = geometry.sectors();
+        }
+        multSectors = Ata.MAX_MULT_SECTORS;
+        feature = 0;
+        error = 0;
+        nsector = 0;
+        sector = 0;
+        lcyl = 0;
+        hcyl = 0;
+        hobFeature = 0;
+        hobSector = 0;
+        hobNsector = 0;
+        hobLcyl = 0;
+        hobHcyl = 0;
+        select = Ata.DEV_ALWAYS_ON;
+        status = Ata.READY_STAT | Ata.SEEK_STAT;
+        lba48 = false;
+        ioBufferSize = 0;
+        reqNbSectors = 0;
+        setSignature();
+        endTransfer = EndTransfer.DUMMY_TRANSFER_STOP;
+        dummyTransferStop();
+    }
+
+    /** The data port reads 0xff bytes until a command starts a transfer. */
+    void dummyTransferStop() {
+        dataPtr = 0;
+        dataEnd = 0;
+        ioBuffer[0] = (byte) 0xff;
+        ioBuffer[1] = (byte) 0xff;
+        ioBuffer[2] = (byte) 0xff;
+        ioBuffer[3] = (byte) 0xff;
+    }
+
+    /** The post-reset/diagnostic signature: 1/1 and cylinder 0 for a disk, 0xffff if absent. */
+    void setSignature() {
+        select &= ~Ata.DEV_HEAD;
+        nsector = 1;
+        sector = 1;
+        if (present()) {
+            lcyl = 0;
+            hcyl = 0;
+        } else {
+            lcyl = 0xff;
+            hcyl = 0xff;
+        }
+    }
+
+    void abortCommand() {
+        transferHalt();
+        status = Ata.READY_STAT | Ata.ERR_STAT;
+        error = Ata.ABRT_ERR;
+    }
+
+    void transferHalt() {
+        endTransfer = EndTransfer.TRANSFER_STOP;
+        dataPtr = 0;
+        dataEnd = 0;
+        status &= ~Ata.DRQ_STAT;
+    }
+
+    /** Arms a PIO data phase over {@code ioBuffer[0, size)}. */
+    void transferStart(int size, EndTransfer then) {
+        dataPtr = 0;
+        dataEnd = size;
+        if ((status & Ata.ERR_STAT) == 0) {
+            status |= Ata.DRQ_STAT;
+        }
+        endTransfer = then;
+    }
+
+    /** The sector the task file addresses: LBA48, LBA28 or CHS (QEMU's ide_get_sector). */
+    long currentSector() {
+        if ((select & Ata.DEV_LBA) != 0) {
+            if (lba48) {
+                return ((long) hobHcyl << 40) | ((long) hobLcyl << 32) | ((long) hobSector << 24)
+                        | ((long) hcyl << 16) | ((long) lcyl << 8) | sector;
+            }
+            return ((long) (select & Ata.DEV_HEAD) << 24) | (hcyl << 16) | (lcyl << 8) | sector;
+        }
+        long cylinder = (hcyl << 8) | lcyl;
+        return cylinder * heads * sectorsPerTrack + (long) (select & Ata.DEV_HEAD) * sectorsPerTrack
+                + (sector - 1);
+    }
+
+    /** Writes a sector number back into the task file in the current addressing mode. */
+    void setCurrentSector(long sectorNum) {
+        if ((select & Ata.DEV_LBA) != 0) {
+            if (lba48) {
+                sector = (int) (sectorNum & 0xff);
+                lcyl = (int) ((sectorNum >>> 8) & 0xff);
+                hcyl = (int) ((sectorNum >>> 16) & 0xff);
+                hobSector = (int) ((sectorNum >>> 24) & 0xff);
+                hobLcyl = (int) ((sectorNum >>> 32) & 0xff);
+                hobHcyl = (int) ((sectorNum >>> 40) & 0xff);
+            } else {
+                select = (select & ~Ata.DEV_HEAD) | (int) ((sectorNum >>> 24) & Ata.DEV_HEAD);
+                hcyl = (int) ((sectorNum >>> 16) & 0xff);
+                lcyl = (int) ((sectorNum >>> 8) & 0xff);
+                sector = (int) (sectorNum & 0xff);
+            }
+            return;
+        }
+        int perCylinder = heads * sectorsPerTrack;
+        if (perCylinder == 0) {
+            // A guest set 0 sectors per track with INITIALIZE DEVICE PARAMETERS; QEMU would divide
+            // by zero here. Leave the task file as it is.
+            return;
+        }
+        // QEMU computes this in unsigned 32-bit arithmetic.
+        long cylinder = Integer.toUnsignedLong((int) (sectorNum / perCylinder));
+        long rest = Math.floorMod(sectorNum, (long) perCylinder);
+        hcyl = (int) ((cylinder >>> 8) & 0xff);
+        lcyl = (int) (cylinder & 0xff);
+        select = (select & ~Ata.DEV_HEAD) | (int) ((rest / sectorsPerTrack) & Ata.DEV_HEAD);
+        sector = (int) ((rest % sectorsPerTrack) + 1) & 0xff;
+    }
+
+    /** QEMU's ide_sect_range_ok, with the numbers as unsigned 64-bit values. */
+    boolean sectorRangeOk(long first, long count) {
+        return Long.compareUnsigned(first, totalSectors) <= 0
+                && Long.compareUnsigned(count, totalSectors - first) <= 0;
+    }
+
+    /** Expands the sector count for the command: 0 means 256 (LBA28) or 65536 (LBA48). */
+    void applyLba48(boolean ext) {
+        lba48 = ext;
+        if (!ext) {
+            if (nsector == 0) {
+                nsector = 256;
+            }
+        } else if (nsector == 0 && hobNsector == 0) {
+            nsector = 65536;
+        } else {
+            nsector = (hobNsector << 8) | (nsector & 0xff);
+        }
+    }
+
+    /** Fills the PIO buffer with the IDENTIFY DEVICE block (built once, then cached). */
+    void identify() {
+        if (!identifySet) {
+            buildIdentify();
+            identifySet = true;
+        }
+        System.arraycopy(identifyData, 0, ioBuffer, 0, identifyData.length);
+    }
+
+    /** SET FEATURES changes words of the cached block (lost if IDENTIFY was never run). */
+    void putIdentifyWord(int word, int value) {
+        identifyData[2 * word] = (byte) value;
+        identifyData[2 * word + 1] = (byte) (value >>> 8);
+    }
+
+    private void buildIdentify() {
+        java.util.Arrays.fill(identifyData, (byte) 0);
+        putIdentifyWord(0, 0x0040);
+        putIdentifyWord(1, geometry.cylinders());
+        putIdentifyWord(3, heads);
+        putIdentifyWord(4, 512 * sectorsPerTrack);
+        putIdentifyWord(5, 512);
+        putIdentifyWord(6, sectorsPerTrack);
+        putString(10, serial, 20);
+        putIdentifyWord(20, 3);
+        putIdentifyWord(21, 512);
+        putIdentifyWord(22, 4);
+        putString(23, config.firmware() == null ? DEFAULT_FIRMWARE : config.firmware(), 8);
+        putString(27, config.model() == null ? DEFAULT_MODEL : config.model(), 40);
+        putIdentifyWord(47, 0x8000 | Ata.MAX_MULT_SECTORS);
+        putIdentifyWord(48, 1); // dword I/O
+        putIdentifyWord(49, (1 << 11) | (1 << 9) | (1 << 8)); // IORDY, LBA, DMA
+        putIdentifyWord(51, 0x200);
+        putIdentifyWord(52, 0x200);
+        putIdentifyWord(53, 1 | (1 << 1) | (1 << 2)); // words 54-58, 64-70 and 88 valid
+        putIdentifyWord(54, geometry.cylinders());
+        putIdentifyWord(55, heads);
+        putIdentifyWord(56, sectorsPerTrack);
+        int oldSize = geometry.cylinders() * heads * sectorsPerTrack;
+        putIdentifyWord(57, oldSize);
+        putIdentifyWord(58, oldSize >>> 16);
+        if (multSectors != 0) {
+            putIdentifyWord(59, 0x100 | multSectors);
+        }
+        putIdentifyWord(62, 0x07); // single-word DMA 0-2
+        putIdentifyWord(63, 0x07); // multiword DMA 0-2
+        putIdentifyWord(64, 0x03); // PIO 3-4
+        putIdentifyWord(65, 120);
+        putIdentifyWord(66, 120);
+        putIdentifyWord(67, 120);
+        putIdentifyWord(68, 120);
+        putIdentifyWord(69, 1 << 14); // deterministic TRIM (discard granularity 512)
+        putIdentifyWord(80, 0xf0); // ATA-3 to ATA-6
+        putIdentifyWord(81, 0x16);
+        putIdentifyWord(82, (1 << 14) | (1 << 5) | 1); // NOP, write cache, SMART
+        putIdentifyWord(83, (1 << 14) | (1 << 13) | (1 << 12) | (1 << 10)); // flush ext, flush, LBA48
+        putIdentifyWord(84, 1 << 14);
+        putIdentifyWord(85, writeCacheEnabled ? (1 << 14) | (1 << 5) | 1 : (1 << 14) | 1);
+        putIdentifyWord(86, (1 << 13) | (1 << 12) | (1 << 10));
+        putIdentifyWord(87, 1 << 14);
+        putIdentifyWord(88, 0x3f | (1 << 13)); // UDMA 0-5 supported, UDMA 5 selected
+        putIdentifyWord(93, 1 | (1 << 14) | 0x2000);
+        putIdentifyWord(106, 0x6000); // 512-byte physical sectors
+        putIdentifyWord(169, 1); // TRIM supported
+        putIdentifyWord(217, 0); // rotation rate not reported
+        long lba28 = Math.min(totalSectors, (1L << 28) - 1);
+        putIdentifyWord(60, (int) lba28);
+        putIdentifyWord(61, (int) (lba28 >>> 16));
+        putIdentifyWord(100, (int) totalSectors);
+        putIdentifyWord(101, (int) (totalSectors >>> 16));
+        putIdentifyWord(102, (int) (totalSectors >>> 32));
+        putIdentifyWord(103, (int) (totalSectors >>> 48));
+    }
+
+    /** ATA strings: space padded, two characters per word, first character in the high byte. */
+    private void putString(int word, String text, int length) {
+        for (int i = 0; i < length; i++) {
+            char c = i < text.length() ? text.charAt(i) : ' ';
+            identifyData[2 * word + (i ^ 1)] = (byte) c;
+        }
+    }
+}

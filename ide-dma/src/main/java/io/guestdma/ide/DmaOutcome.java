@@ -1,0 +1,11 @@
+package io.guestdma.ide;
+
+/** How a block operation ended, in the terms the ATA layer distinguishes (QEMU's ret codes). */
+enum DmaOutcome {
+    /** Completed (ret 0). */
+    OK,
+    /** The backend failed (a negative errno): the drive's error policy decides. */
+    FAILED,
+    /** The guest asked for something invalid, e.g. a TRIM range past the end (-EINVAL). */
+    INVALID
+}

@@ -1,0 +1,106 @@
+package io.guestdma.ide;
+
+import java.nio.ByteBuffer;
+
+/**
+ * The one non-DMA backend request a channel can have outstanding: a PIO sector read or write
+ * (through the drive's PIO buffer) or a cache flush. Runs on the I/O executor without the channel
+ * lock and reports to {@link IdeChannel#driveRequestDone} under it. States as in
+ * {@link DmaEngine}, minus waiting for bounce space.
+ */
+final class DriveRequest {
+    enum Kind { READ, WRITE, FLUSH }
+
+    private final IdeChannel channel;
+    private final PiixIde controller;
+    private final Runnable task = this::run;
+
+    private AtaDrive drive;
+    private Kind kind;
+    private long offset;
+    private int length;
+
+    private DmaEngine.Phase phase = DmaEngine.Phase.IDLE;
+    private Thread runner;
+
+    DriveRequest(IdeChannel channel, PiixIde controller) {
+        this.channel = channel;
+        this.controller = controller;
+    }
+
+    DmaEngine.Phase phase() {
+        return phase;
+    }
+
+    boolean runsOnCurrentThread() {
+        return runner == Thread.currentThread();
+    }
+
+    /** Queues the request; call under the channel lock (it starts when the lock is released). */
+    void start(AtaDrive target, Kind what, long byteOffset, int byteLength) {
+        drive = target;
+        kind = what;
+        offset = byteOffset;
+        length = byteLength;
+        phase = DmaEngine.Phase.RUNNING;
+        channel.submitAfterUnlock(task);
+    }
+
+    /** Drops a parked request; false if it is running. Call under the channel lock. */
+    boolean cancel() {
+        if (phase == DmaEngine.Phase.RUNNING) {
+            return false;
+        }
+        phase = DmaEngine.Phase.IDLE;
+        channel.signalIdle();
+        return true;
+    }
+
+    void unpark() {
+        if (phase == DmaEngine.Phase.PARKED) {
+            phase = DmaEngine.Phase.RUNNING;
+            channel.submitAfterUnlock(task);
+        }
+    }
+
+    private void run() {
+        channel.lock();
+        try {
+            if (phase != DmaEngine.Phase.RUNNING) {
+                return;
+            }
+            if (controller.isPaused()) {
+                phase = DmaEngine.Phase.PARKED;
+                channel.signalIdle();
+                return;
+            }
+            runner = Thread.currentThread();
+        } finally {
+            channel.unlock();
+        }
+        DmaOutcome outcome = DmaOutcome.OK;
+        try {
+            switch (kind) {
+                case READ -> drive.backend.read(offset, ByteBuffer.wrap(drive.ioBuffer, 0, length));
+                case WRITE -> {
+                    drive.backend.write(offset, ByteBuffer.wrap(drive.ioBuffer, 0, length));
+                    if (!drive.writeCacheEnabled) {
+                        drive.backend.flush();
+                    }
+                }
+                case FLUSH -> drive.backend.flush();
+            }
+        } catch (Exception e) {
+            outcome = DmaOutcome.FAILED;
+        }
+        channel.lock();
+        try {
+            runner = null;
+            phase = DmaEngine.Phase.IDLE;
+            channel.signalIdle();
+            channel.driveRequestDone(drive, kind, outcome);
+        } finally {
+            channel.unlock();
+        }
+    }
+}

@@ -1,0 +1,1000 @@
+package io.guestdma.ide;
+
+import io.guestdma.memory.DmaDirection;
+import io.guestdma.memory.GuestMemory;
+import io.guestdma.memory.SgList;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.Condition;
+import java.util.concurrent.locks.ReentrantLock;
+
+/**
+ * One ATA channel with its two units and its bus-master engine: QEMU's {@code IDEBus} plus the
+ * command logic of {@code hw/ide/core.c} and the bus-master glue of {@code hw/ide/pci.c}, following
+ * QEMU 7.2 register for register.
+ *
+ * <p><b>Locking.</b> One {@link ReentrantLock} per channel guards everything here, the drives and
+ * the bus master. Register accesses take it on the vCPU thread; the DMA engine and the drive
+ * request take it on the I/O executor to report completions. Nothing slow runs under it: backend
+ * I/O, mapping and unmapping happen outside, and work queued while the lock is held is handed to
+ * the executor only when the outermost {@link #unlock()} releases it, so even a direct executor
+ * ({@code Runnable::run}) never does I/O under the lock. Interrupt transitions are recorded under
+ * the lock and delivered after it is released (see {@link IrqQueue}).
+ */
+final class IdeChannel {
+    /** A request held by the STOP error policy until resume (QEMU's bus error_status). */
+    private enum Held { NONE, DMA_READ, DMA_WRITE, DMA_TRIM, PIO_READ, PIO_WRITE, FLUSH }
+
+    private static final long IO_WAIT_NANOS = TimeUnit.MILLISECONDS.toNanos(100);
+
+    private final PiixIde controller;
+    private final ReentrantLock lock = new ReentrantLock();
+    private final Condition idle = lock.newCondition();
+    private final IrqQueue irq;
+    private final AtaDrive[] drives = new AtaDrive[2];
+    private final BusMasterDma busMaster;
+    private final DmaEngine dma;
+    private final DriveRequest request;
+    private final SgList sg = new SgList(16);
+    private final int channelIndex;
+
+    /** Selected unit (QEMU's bus->unit). */
+    private int unit;
+    /** Device control register as last written (QEMU's bus->cmd). */
+    private int deviceControl;
+    private int retryUnit = -1;
+    private long retrySector;
+    private int retryNsector;
+    private Held held = Held.NONE;
+
+    /** Runner tasks queued under the lock, handed to the executor by the outermost unlock. */
+    private final Runnable[] queued = new Runnable[2];
+    private int queuedCount;
+
+    IdeChannel(int channelIndex, PiixIde controller, GuestMemory memory,
+               java.util.concurrent.Executor executor, DmaMode mode, IrqLine line) {
+        this.channelIndex = channelIndex;
+        this.controller = controller;
+        this.irq = new IrqQueue(line);
+        this.busMaster = new BusMasterDma(memory, controller);
+        this.dma = new DmaEngine(this, memory, executor, mode, controller);
+        this.request = new DriveRequest(this, controller);
+        for (int u = 0; u < 2; u++) {
+            drives[u] = new AtaDrive(u, null, 0, null, defaultSerial(u));
+        }
+    }
+
+    String defaultSerial(int u) {
+        return String.format("QM%05d", 2 * channelIndex + u + 1);
+    }
+
+    // ------------------------------------------------------------------ locking
+
+    void lock() {
+        lock.lock();
+    }
+
+    /** Releases the lock; the outermost release delivers interrupts and starts queued work. */
+    void unlock() {
+        if (lock.getHoldCount() > 1) {
+            lock.unlock();
+            return;
+        }
+        int count = queuedCount;
+        Runnable first = queued[0];
+        Runnable second = queued[1];
+        queued[0] = null;
+        queued[1] = null;
+        queuedCount = 0;
+        lock.unlock();
+        irq.deliver();
+        if (count > 0) {
+            dma.execute(first);
+        }
+        if (count > 1) {
+            dma.execute(second);
+        }
+    }
+
+    /**
+     * Queues a runner's task for the executor at the outermost unlock. Under the lock. At most the
+     * DMA engine and the drive request are queued at once.
+     */
+    void submitAfterUnlock(Runnable task) {
+        if (queuedCount == 2) {
+            throw new IllegalStateException("more than two runner tasks queued on a channel");
+        }
+        queued[queuedCount++] = task;
+    }
+
+    /** Whether work is queued that only this thread's outermost unlock will start. */
+    private boolean hasQueuedWork() {
+        return queuedCount > 0;
+    }
+
+    void signalIdle() {
+        idle.signalAll();
+    }
+
+    // ------------------------------------------------------------------ drives
+
+    void attach(int u, AtaDrive drive) {
+        drives[u] = drive;
+    }
+
+    AtaDrive drive(int u) {
+        return drives[u];
+    }
+
+    private AtaDrive active() {
+        return drives[unit];
+    }
+
+    private boolean noDrives() {
+        return !drives[0].present() && !drives[1].present();
+    }
+
+    /** An absent slave selected: its status and error read as 0 and it ignores commands. */
+    private boolean absentSlaveSelected() {
+        return unit == 1 && !drives[1].present();
+    }
+
+    // ------------------------------------------------------------------ interrupts
+
+    /** QEMU's ide_set_irq: raise unless nIEN; the bus master latches INTR on the way. */
+    private void raiseIrq() {
+        if ((deviceControl & Ata.CTRL_DISABLE_IRQ) == 0) {
+            busMaster.status |= BusMasterDma.STATUS_INTR;
+            irq.record(true);
+        }
+    }
+
+    private void lowerIrq() {
+        irq.record(false);
+    }
+
+    // ------------------------------------------------------------------ task-file registers
+
+    /** A byte read of command-block register 0..7 (QEMU's ide_ioport_read). */
+    int readRegister(int reg) {
+        AtaDrive s = active();
+        boolean hob = (deviceControl & Ata.CTRL_HOB) != 0;
+        return switch (reg) {
+            case 0 -> 0xff;
+            case 1 -> noDrives() || absentSlaveSelected() ? 0 : hob ? s.hobFeature : s.error;
+            case 2 -> noDrives() ? 0 : hob ? s.hobNsector : s.nsector & 0xff;
+            case 3 -> noDrives() ? 0 : hob ? s.hobSector : s.sector;
+            case 4 -> noDrives() ? 0 : hob ? s.hobLcyl : s.lcyl;
+            case 5 -> noDrives() ? 0 : hob ? s.hobHcyl : s.hcyl;
+            case 6 -> noDrives() ? 0 : s.select;
+            default -> {
+                int value = noDrives() || absentSlaveSelected() ? 0 : s.status;
+                lowerIrq();
+                yield value;
+            }
+        };
+    }
+
+    /** A byte write of command-block register 0..7 (QEMU's ide_ioport_write). */
+    void writeRegister(int reg, int value) {
+        AtaDrive s = active();
+        value &= 0xff;
+        if (reg != 7 && (s.status & (Ata.BUSY_STAT | Ata.DRQ_STAT)) != 0) {
+            return; // the task file is frozen while a command owns it
+        }
+        if (reg != 0) {
+            deviceControl &= ~Ata.CTRL_HOB;
+        }
+        // Both units latch every write: they share the cable.
+        switch (reg) {
+            case 0 -> { }
+            case 1 -> {
+                for (AtaDrive d : drives) {
+                    d.hobFeature = d.feature;
+                    d.feature = value;
+                }
+            }
+            case 2 -> {
+                for (AtaDrive d : drives) {
+                    d.hobNsector = d.nsector & 0xff;
+                    d.nsector = value;
+                }
+            }
+            case 3 -> {
+                for (AtaDrive d : drives) {
+                    d.hobSector = d.sector;
+                    d.sector = value;
+                }
+            }
+            case 4 -> {
+                for (AtaDrive d : drives) {
+                    d.hobLcyl = d.lcyl;
+                    d.lcyl = value;
+                }
+            }
+            case 5 -> {
+                for (AtaDrive d : drives) {
+                    d.hobHcyl = d.hcyl;
+                    d.hcyl = value;
+                }
+            }
+            case 6 -> {
+                for (AtaDrive d : drives) {
+                    d.select = value | Ata.DEV_ALWAYS_ON;
+                }
+                unit = (value & Ata.DEV_SELECT) != 0 ? 1 : 0;
+            }
+            default -> {
+                lowerIrq();
+                executeCommand(value);
+            }
+        }
+    }
+
+    /** Alternate status (QEMU's ide_status_read): status without clearing the interrupt. */
+    int readAltStatus() {
+        return noDrives() || absentSlaveSelected() ? 0 : active().status;
+    }
+
+    /** Device control (QEMU's ide_ctrl_write): nIEN, SRST and HOB. */
+    void writeDeviceControl(int value) {
+        value &= 0xff;
+        boolean resetRising = (deviceControl & Ata.CTRL_RESET) == 0 && (value & Ata.CTRL_RESET) != 0;
+        deviceControl = value;
+        if (resetRising) {
+            // QEMU runs the reset in a bottom half right after the write; nothing the guest can
+            // do comes between, so it runs here.
+            for (AtaDrive d : drives) {
+                d.status |= Ata.BUSY_STAT;
+            }
+            for (AtaDrive d : drives) {
+                softReset(d);
+            }
+            deviceControl &= ~Ata.CTRL_RESET;
+        }
+    }
+
+    private void softReset(AtaDrive s) {
+        s.status |= Ata.BUSY_STAT;
+        s.transferHalt();
+        cancelDmaSync();
+        waitForRequest();
+        s.reset();
+        executeDeviceDiagnostic(s);
+    }
+
+    // ------------------------------------------------------------------ PIO data port
+
+    /** A 16- or 32-bit read of the data register (QEMU's ide_data_readw/readl). */
+    int readData(int size) {
+        AtaDrive s = active();
+        if ((s.status & Ata.DRQ_STAT) == 0 || !s.endTransfer.deviceToGuest()) {
+            return 0;
+        }
+        int p = s.dataPtr;
+        if (p + size > s.dataEnd) {
+            return 0;
+        }
+        byte[] b = s.ioBuffer;
+        int value = (b[p] & 0xff) | (b[p + 1] & 0xff) << 8;
+        if (size == 4) {
+            value |= (b[p + 2] & 0xff) << 16 | (b[p + 3] & 0xff) << 24;
+        }
+        s.dataPtr = p + size;
+        if (s.dataPtr >= s.dataEnd) {
+            s.status &= ~Ata.DRQ_STAT;
+            endTransfer(s);
+        }
+        return value;
+    }
+
+    /** A 16- or 32-bit write of the data register (QEMU's ide_data_writew/writel). */
+    void writeData(int size, int value) {
+        AtaDrive s = active();
+        if ((s.status & Ata.DRQ_STAT) == 0 || s.endTransfer.deviceToGuest()) {
+            return;
+        }
+        int p = s.dataPtr;
+        if (p + size > s.dataEnd) {
+            return;
+        }
+        byte[] b = s.ioBuffer;
+        b[p] = (byte) value;
+        b[p + 1] = (byte) (value >>> 8);
+        if (size == 4) {
+            b[p + 2] = (byte) (value >>> 16);
+            b[p + 3] = (byte) (value >>> 24);
+        }
+        s.dataPtr = p + size;
+        if (s.dataPtr >= s.dataEnd) {
+            s.status &= ~Ata.DRQ_STAT;
+            endTransfer(s);
+        }
+    }
+
+    private void endTransfer(AtaDrive s) {
+        switch (s.endTransfer) {
+            case SECTOR_READ -> sectorRead(s);
+            case SECTOR_WRITE -> sectorWrite(s);
+            case TRANSFER_STOP -> s.transferHalt();
+            case DUMMY_TRANSFER_STOP -> s.dummyTransferStop();
+        }
+    }
+
+    /** QEMU's ide_transfer_start: remember the position for a retry, then arm the data phase. */
+    private void transferStart(AtaDrive s, int size, AtaDrive.EndTransfer then) {
+        setRetry(s);
+        s.transferStart(size, then);
+    }
+
+    // ------------------------------------------------------------------ commands
+
+    /** QEMU's ide_exec_cmd with its table of hard-disk commands. */
+    private void executeCommand(int cmd) {
+        AtaDrive s = active();
+        if (s.unit == 1 && !s.present()) {
+            return; // an absent slave ignores commands
+        }
+        if ((s.status & (Ata.BUSY_STAT | Ata.DRQ_STAT)) != 0) {
+            return; // only DEVICE RESET to an ATAPI device would be accepted now
+        }
+        if (!permitted(cmd)) {
+            s.abortCommand();
+            raiseIrq();
+            return;
+        }
+        s.status = Ata.READY_STAT | Ata.BUSY_STAT;
+        s.error = 0;
+        boolean complete = runCommand(s, cmd);
+        if (complete) {
+            s.status &= ~Ata.BUSY_STAT;
+            if (setsSeekComplete(cmd) && s.error == 0) {
+                s.status |= Ata.SEEK_STAT;
+            }
+            raiseIrq();
+        }
+    }
+
+    private static boolean permitted(int cmd) {
+        return switch (cmd) {
+            case Ata.WIN_DSM, Ata.WIN_RECAL, Ata.WIN_READ, Ata.WIN_READ_ONCE, Ata.WIN_READ_EXT,
+                 Ata.WIN_READDMA_EXT, Ata.WIN_READ_NATIVE_MAX_EXT, Ata.WIN_MULTREAD_EXT,
+                 Ata.WIN_WRITE, Ata.WIN_WRITE_ONCE, Ata.WIN_WRITE_EXT, Ata.WIN_WRITEDMA_EXT,
+                 Ata.WIN_MULTWRITE_EXT, Ata.WIN_WRITE_VERIFY, Ata.WIN_VERIFY, Ata.WIN_VERIFY_ONCE,
+                 Ata.WIN_VERIFY_EXT, Ata.WIN_SEEK, Ata.WIN_DIAGNOSE, Ata.WIN_SPECIFY,
+                 Ata.WIN_STANDBYNOW2, Ata.WIN_IDLEIMMEDIATE2, Ata.WIN_STANDBY2, Ata.WIN_SETIDLE2,
+                 Ata.WIN_CHECKPOWERMODE2, Ata.WIN_SLEEPNOW2, Ata.WIN_SMART, Ata.WIN_MULTREAD,
+                 Ata.WIN_MULTWRITE, Ata.WIN_SETMULT, Ata.WIN_READDMA, Ata.WIN_READDMA_ONCE,
+                 Ata.WIN_WRITEDMA, Ata.WIN_WRITEDMA_ONCE, Ata.WIN_STANDBYNOW1,
+                 Ata.WIN_IDLEIMMEDIATE, Ata.WIN_STANDBY, Ata.WIN_SETIDLE1,
+                 Ata.WIN_CHECKPOWERMODE1, Ata.WIN_SLEEPNOW1, Ata.WIN_FLUSH_CACHE,
+                 Ata.WIN_FLUSH_CACHE_EXT, Ata.WIN_IDENTIFY, Ata.WIN_SETFEATURES,
+                 Ata.CFA_WEAR_LEVEL, Ata.WIN_READ_NATIVE_MAX -> true;
+            default -> false;
+        };
+    }
+
+    /** Commands flagged SET_DSC in QEMU's table report Seek Complete when they succeed. */
+    private static boolean setsSeekComplete(int cmd) {
+        return switch (cmd) {
+            case Ata.WIN_RECAL, Ata.WIN_READ_NATIVE_MAX_EXT, Ata.WIN_VERIFY, Ata.WIN_VERIFY_ONCE,
+                 Ata.WIN_VERIFY_EXT, Ata.WIN_SEEK, Ata.WIN_SPECIFY, Ata.WIN_CHECKPOWERMODE2,
+                 Ata.WIN_SMART, Ata.WIN_SETMULT, Ata.WIN_CHECKPOWERMODE1, Ata.WIN_SETFEATURES,
+                 Ata.CFA_WEAR_LEVEL, Ata.WIN_READ_NATIVE_MAX -> true;
+            default -> false;
+        };
+    }
+
+    /** @return true if the command is complete now (status and interrupt follow) */
+    private boolean runCommand(AtaDrive s, int cmd) {
+        switch (cmd) {
+            case Ata.WIN_DSM -> {
+                if (s.feature == Ata.DSM_TRIM && s.present()) {
+                    sectorStartDma(s, AtaDrive.DmaCommand.TRIM);
+                    return false;
+                }
+                s.abortCommand();
+                return true;
+            }
+            case Ata.WIN_READ, Ata.WIN_READ_ONCE, Ata.WIN_READ_EXT -> {
+                if (!s.present()) {
+                    s.abortCommand();
+                    return true;
+                }
+                s.applyLba48(cmd == Ata.WIN_READ_EXT);
+                s.reqNbSectors = 1;
+                sectorRead(s);
+                return false;
+            }
+            case Ata.WIN_MULTREAD, Ata.WIN_MULTREAD_EXT -> {
+                if (!s.present() || s.multSectors == 0) {
+                    s.abortCommand();
+                    return true;
+                }
+                s.applyLba48(cmd == Ata.WIN_MULTREAD_EXT);
+                s.reqNbSectors = s.multSectors;
+                sectorRead(s);
+                return false;
+            }
+            case Ata.WIN_WRITE, Ata.WIN_WRITE_ONCE, Ata.WIN_WRITE_EXT, Ata.WIN_WRITE_VERIFY -> {
+                if (!s.present()) {
+                    s.abortCommand();
+                    return true;
+                }
+                s.applyLba48(cmd == Ata.WIN_WRITE_EXT);
+                s.reqNbSectors = 1;
+                s.status = Ata.SEEK_STAT | Ata.READY_STAT;
+                transferStart(s, Ata.SECTOR_SIZE, AtaDrive.EndTransfer.SECTOR_WRITE);
+                return false;
+            }
+            case Ata.WIN_MULTWRITE, Ata.WIN_MULTWRITE_EXT -> {
+                if (!s.present() || s.multSectors == 0) {
+                    s.abortCommand();
+                    return true;
+                }
+                s.applyLba48(cmd == Ata.WIN_MULTWRITE_EXT);
+                s.reqNbSectors = s.multSectors;
+                int n = Math.min(s.nsector, s.reqNbSectors);
+                s.status = Ata.SEEK_STAT | Ata.READY_STAT;
+                transferStart(s, Ata.SECTOR_SIZE * n, AtaDrive.EndTransfer.SECTOR_WRITE);
+                return false;
+            }
+            case Ata.WIN_READDMA, Ata.WIN_READDMA_ONCE, Ata.WIN_READDMA_EXT,
+                 Ata.WIN_WRITEDMA, Ata.WIN_WRITEDMA_ONCE, Ata.WIN_WRITEDMA_EXT -> {
+                if (!s.present()) {
+                    s.abortCommand();
+                    return true;
+                }
+                s.applyLba48(cmd == Ata.WIN_READDMA_EXT || cmd == Ata.WIN_WRITEDMA_EXT);
+                boolean read = cmd == Ata.WIN_READDMA || cmd == Ata.WIN_READDMA_ONCE
+                        || cmd == Ata.WIN_READDMA_EXT;
+                sectorStartDma(s, read ? AtaDrive.DmaCommand.READ : AtaDrive.DmaCommand.WRITE);
+                return false;
+            }
+            case Ata.WIN_VERIFY, Ata.WIN_VERIFY_ONCE, Ata.WIN_VERIFY_EXT -> {
+                s.applyLba48(cmd == Ata.WIN_VERIFY_EXT);
+                return true;
+            }
+            case Ata.WIN_READ_NATIVE_MAX, Ata.WIN_READ_NATIVE_MAX_EXT -> {
+                if (s.totalSectors == 0) {
+                    s.abortCommand();
+                    return true;
+                }
+                s.applyLba48(cmd == Ata.WIN_READ_NATIVE_MAX_EXT);
+                s.setCurrentSector(s.totalSectors - 1);
+                return true;
+            }
+            case Ata.WIN_CHECKPOWERMODE1, Ata.WIN_CHECKPOWERMODE2 -> {
+                s.nsector = 0xff; // active or idle
+                return true;
+            }
+            case Ata.WIN_SETMULT -> {
+                int count = s.nsector & 0xff;
+                if (count != 0 && (count > Ata.MAX_MULT_SECTORS || (s.nsector & (s.nsector - 1)) != 0)) {
+                    s.abortCommand();
+                } else {
+                    s.multSectors = count;
+                }
+                return true;
+            }
+            case Ata.WIN_SPECIFY -> {
+                if (s.present()) {
+                    s.heads = (s.select & Ata.DEV_HEAD) + 1;
+                    s.sectorsPerTrack = s.nsector;
+                    raiseIrq();
+                } else {
+                    s.abortCommand();
+                }
+                return true;
+            }
+            case Ata.WIN_DIAGNOSE -> {
+                // ATA-6: DEV (and LBA) read 0 afterwards; the signature keeps them otherwise.
+                s.select = Ata.DEV_ALWAYS_ON;
+                executeDeviceDiagnostic(s);
+                return false;
+            }
+            case Ata.WIN_FLUSH_CACHE, Ata.WIN_FLUSH_CACHE_EXT -> {
+                flushCache(s);
+                return false;
+            }
+            case Ata.WIN_IDENTIFY -> {
+                if (!s.present()) {
+                    s.abortCommand();
+                    return true;
+                }
+                s.identify();
+                s.status = Ata.READY_STAT | Ata.SEEK_STAT;
+                transferStart(s, 512, AtaDrive.EndTransfer.TRANSFER_STOP);
+                raiseIrq();
+                return false;
+            }
+            case Ata.WIN_SETFEATURES -> {
+                return setFeatures(s);
+            }
+            case Ata.WIN_SMART -> {
+                if (AtaSmart.execute(s) == AtaSmart.Result.DONE) {
+                    return true;
+                }
+                s.status = Ata.READY_STAT | Ata.SEEK_STAT;
+                transferStart(s, 512, AtaDrive.EndTransfer.TRANSFER_STOP);
+                raiseIrq();
+                return false;
+            }
+            case Ata.CFA_WEAR_LEVEL -> {
+                s.nsector = 0;
+                return true;
+            }
+            default -> {
+                // RECAL, SEEK, the power-management commands: accepted, nothing to do
+                return true;
+            }
+        }
+    }
+
+    /** EXECUTE DEVICE DIAGNOSTIC's outputs, also the end of a soft reset. */
+    private void executeDeviceDiagnostic(AtaDrive s) {
+        s.setSignature();
+        s.status = Ata.READY_STAT | Ata.SEEK_STAT;
+        // The error register's diagnostic code, not an error: device 0 passed, device 1 passed or
+        // absent.
+        s.error = 0x01;
+        raiseIrq();
+    }
+
+    private boolean setFeatures(AtaDrive s) {
+        if (!s.present()) {
+            s.abortCommand();
+            return true;
+        }
+        switch (s.feature) {
+            case 0x02 -> {
+                s.writeCacheEnabled = true;
+                s.putIdentifyWord(85, (1 << 14) | (1 << 5) | 1);
+                return true;
+            }
+            case 0x82 -> {
+                s.writeCacheEnabled = false;
+                s.putIdentifyWord(85, (1 << 14) | 1);
+                flushCache(s);
+                return false;
+            }
+            case 0xcc -> {
+                s.resetReverts = true;
+                return true;
+            }
+            case 0x66 -> {
+                s.resetReverts = false;
+                return true;
+            }
+            case 0xaa, 0x55, 0x05, 0x85, 0x69, 0x67, 0x96, 0x9a, 0x42, 0xc2 -> {
+                return true; // look-ahead, APM, AAM and vendor NOPs
+            }
+            case 0x03 -> {
+                int mode = s.nsector & 0x07;
+                switch (s.nsector >>> 3) {
+                    case 0x00, 0x01 -> setTransferModeWords(s, 0x07, 0x07, 0x3f);
+                    case 0x02 -> setTransferModeWords(s, 0x07 | (1 << (mode + 8)), 0x07, 0x3f);
+                    case 0x04 -> setTransferModeWords(s, 0x07, 0x07 | (1 << (mode + 8)), 0x3f);
+                    case 0x08 -> setTransferModeWords(s, 0x07, 0x07, 0x3f | (1 << (mode + 8)));
+                    default -> s.abortCommand();
+                }
+                return true;
+            }
+            default -> {
+                s.abortCommand();
+                return true;
+            }
+        }
+    }
+
+    private static void setTransferModeWords(AtaDrive s, int singleWord, int multiWord, int ultra) {
+        s.putIdentifyWord(62, singleWord);
+        s.putIdentifyWord(63, multiWord);
+        s.putIdentifyWord(88, ultra);
+    }
+
+    // ------------------------------------------------------------------ PIO sectors and flush
+
+    /** QEMU's ide_sector_read: the next block of sectors into the PIO buffer. */
+    private void sectorRead(AtaDrive s) {
+        s.status = Ata.READY_STAT | Ata.SEEK_STAT;
+        s.error = 0;
+        long sectorNum = s.currentSector();
+        int n = s.nsector;
+        if (n == 0) {
+            s.transferHalt();
+            return;
+        }
+        s.status |= Ata.BUSY_STAT;
+        n = Math.min(n, s.reqNbSectors);
+        if (!s.sectorRangeOk(sectorNum, n)) {
+            rwError(s);
+            return;
+        }
+        request.start(s, DriveRequest.Kind.READ, sectorNum * Ata.SECTOR_SIZE, n * Ata.SECTOR_SIZE);
+    }
+
+    /** QEMU's ide_sector_write: the filled PIO buffer to disk. */
+    private void sectorWrite(AtaDrive s) {
+        s.status = Ata.READY_STAT | Ata.SEEK_STAT | Ata.BUSY_STAT;
+        long sectorNum = s.currentSector();
+        int n = Math.min(s.nsector, s.reqNbSectors);
+        if (!s.sectorRangeOk(sectorNum, n)) {
+            rwError(s);
+            return;
+        }
+        request.start(s, DriveRequest.Kind.WRITE, sectorNum * Ata.SECTOR_SIZE, n * Ata.SECTOR_SIZE);
+    }
+
+    private void flushCache(AtaDrive s) {
+        if (!s.present()) {
+            flushDone(s, DmaOutcome.OK);
+            return;
+        }
+        s.status |= Ata.BUSY_STAT;
+        setRetry(s);
+        request.start(s, DriveRequest.Kind.FLUSH, 0, 0);
+    }
+
+    /** Completion of a PIO or flush request, under the lock. */
+    void driveRequestDone(AtaDrive s, DriveRequest.Kind kind, DmaOutcome outcome) {
+        switch (kind) {
+            case READ -> sectorReadDone(s, outcome);
+            case WRITE -> sectorWriteDone(s, outcome);
+            case FLUSH -> flushDone(s, outcome);
+        }
+    }
+
+    private void sectorReadDone(AtaDrive s, DmaOutcome outcome) {
+        s.status &= ~Ata.BUSY_STAT;
+        if (outcome != DmaOutcome.OK && handleRwError(s, Held.PIO_READ)) {
+            return;
+        }
+        int n = Math.min(s.nsector, s.reqNbSectors);
+        s.setCurrentSector(s.currentSector() + n);
+        s.nsector -= n;
+        transferStart(s, n * Ata.SECTOR_SIZE, AtaDrive.EndTransfer.SECTOR_READ);
+        raiseIrq();
+    }
+
+    private void sectorWriteDone(AtaDrive s, DmaOutcome outcome) {
+        s.status &= ~Ata.BUSY_STAT;
+        if (outcome != DmaOutcome.OK && handleRwError(s, Held.PIO_WRITE)) {
+            return;
+        }
+        int n = Math.min(s.nsector, s.reqNbSectors);
+        s.nsector -= n;
+        s.setCurrentSector(s.currentSector() + n);
+        if (s.nsector == 0) {
+            s.transferHalt();
+        } else {
+            int next = Math.min(s.nsector, s.reqNbSectors);
+            transferStart(s, next * Ata.SECTOR_SIZE, AtaDrive.EndTransfer.SECTOR_WRITE);
+        }
+        raiseIrq();
+    }
+
+    private void flushDone(AtaDrive s, DmaOutcome outcome) {
+        if (outcome != DmaOutcome.OK && handleRwError(s, Held.FLUSH)) {
+            return;
+        }
+        s.status = Ata.READY_STAT | Ata.SEEK_STAT;
+        raiseIrq();
+    }
+
+    /** QEMU's ide_rw_error: ABRT with an interrupt. */
+    private void rwError(AtaDrive s) {
+        s.abortCommand();
+        raiseIrq();
+    }
+
+    /**
+     * QEMU's ide_handle_rw_error: applies the drive's rerror/werror policy.
+     *
+     * @return false if the error is to be ignored and the command completes as if it succeeded
+     */
+    private boolean handleRwError(AtaDrive s, Held op) {
+        boolean isRead = op == Held.DMA_READ || op == Held.PIO_READ;
+        ErrorPolicy policy = isRead ? s.config.readPolicy() : s.config.writePolicy();
+        switch (policy) {
+            case STOP -> {
+                held = op;
+                controller.stopForError();
+                return true;
+            }
+            case REPORT -> {
+                if (op == Held.DMA_READ || op == Held.DMA_WRITE || op == Held.DMA_TRIM) {
+                    dmaError(s);
+                } else {
+                    rwError(s);
+                }
+                return true;
+            }
+            default -> {
+                return false;
+            }
+        }
+    }
+
+    private void setRetry(AtaDrive s) {
+        retryUnit = s.unit;
+        retrySector = s.currentSector();
+        retryNsector = s.nsector;
+    }
+
+    private void clearRetry() {
+        retryUnit = -1;
+        retrySector = 0;
+        retryNsector = 0;
+    }
+
+    // ------------------------------------------------------------------ bus-master DMA
+
+    /** QEMU's ide_sector_start_dma: DRQ up, wait for (or run under) the bus master's START. */
+    private void sectorStartDma(AtaDrive s, AtaDrive.DmaCommand command) {
+        s.status = Ata.READY_STAT | Ata.SEEK_STAT | Ata.DRQ_STAT;
+        s.ioBufferSize = 0;
+        s.dmaCommand = command;
+        startDma(s);
+    }
+
+    /** QEMU's ide_start_dma + bmdma_start_dma. */
+    private void startDma(AtaDrive s) {
+        setRetry(s);
+        busMaster.arm();
+        if ((busMaster.status & BusMasterDma.STATUS_ACTIVE) != 0) {
+            dmaStep(s, DmaOutcome.OK);
+        }
+    }
+
+    /** The engine finished a transfer (under the lock). */
+    void dmaTransferDone(AtaDrive s, DmaOutcome outcome) {
+        dmaStep(s, outcome);
+    }
+
+    /**
+     * QEMU's ide_dma_cb: account for what the last transfer moved, then either finish the command
+     * or walk the PRD table for the rest and start the next transfer. With QEMU's PRD walk the
+     * whole command is one transfer, so this runs once to start and once to finish.
+     */
+    private void dmaStep(AtaDrive s, DmaOutcome outcome) {
+        if (outcome == DmaOutcome.INVALID) {
+            dmaError(s);
+            return;
+        }
+        if (outcome == DmaOutcome.FAILED && handleRwError(s, heldFor(s.dmaCommand))) {
+            return;
+        }
+        boolean stayActive = false;
+        long n;
+        if (s.ioBufferSize > (long) s.nsector * Ata.SECTOR_SIZE) {
+            // The PRDs described more than the command moves: ACTIVE stays set (PRD overflow).
+            n = s.nsector;
+            stayActive = true;
+        } else {
+            n = s.ioBufferSize >> 9;
+        }
+        long sectorNum = s.currentSector();
+        if (n > 0) {
+            sectorNum += n;
+            s.setCurrentSector(sectorNum);
+            s.nsector -= (int) n;
+        }
+        if (s.nsector == 0) {
+            s.status = Ata.READY_STAT | Ata.SEEK_STAT;
+            raiseIrq();
+            setInactive(stayActive);
+            return;
+        }
+        long bytes = (long) s.nsector * Ata.SECTOR_SIZE;
+        s.ioBufferSize = busMaster.collect(sg, bytes);
+        if (sg.size() < bytes) {
+            // PRD underflow: the table ended first. No interrupt, ACTIVE cleared.
+            s.status = Ata.READY_STAT | Ata.SEEK_STAT;
+            setInactive(stayActive);
+            return;
+        }
+        if (s.dmaCommand != AtaDrive.DmaCommand.TRIM && !s.sectorRangeOk(sectorNum, s.nsector)) {
+            dmaError(s);
+            return;
+        }
+        DmaDirection direction = s.dmaCommand == AtaDrive.DmaCommand.READ
+                ? DmaDirection.FROM_DEVICE : DmaDirection.TO_DEVICE;
+        dma.start(s, sg, direction, sectorNum * Ata.SECTOR_SIZE, s.dmaCommand);
+    }
+
+    private static Held heldFor(AtaDrive.DmaCommand command) {
+        return switch (command) {
+            case READ -> Held.DMA_READ;
+            case WRITE -> Held.DMA_WRITE;
+            case TRIM -> Held.DMA_TRIM;
+        };
+    }
+
+    /** QEMU's ide_dma_error: ABRT, bus master inactive, interrupt. */
+    private void dmaError(AtaDrive s) {
+        s.abortCommand();
+        setInactive(false);
+        raiseIrq();
+    }
+
+    /** QEMU's ide_set_inactive: the command no longer owns the bus master. */
+    private void setInactive(boolean stayActive) {
+        clearRetry();
+        busMaster.setInactive(stayActive);
+    }
+
+    /** A byte read of the bus master's command/status quad (offsets 0..3). */
+    int readBusMasterByte(int offset) {
+        return switch (offset) {
+            case 0 -> busMaster.command;
+            case 2 -> busMaster.status;
+            default -> 0xff;
+        };
+    }
+
+    /** A byte write of the bus master's command/status quad (offsets 0..3). */
+    void writeBusMasterByte(int offset, int value) {
+        value &= 0xff;
+        if (offset == 0) {
+            writeBusMasterCommand(value);
+        } else if (offset == 2) {
+            busMaster.writeStatus(value);
+        }
+    }
+
+    int readBusMasterAddress(int offset, int size) {
+        return busMaster.readAddressBytes(offset, size);
+    }
+
+    void writeBusMasterAddress(int offset, int size, int value) {
+        busMaster.writeAddressBytes(offset, size, value);
+    }
+
+    /** QEMU's bmdma_cmd_writeb. */
+    private void writeBusMasterCommand(int value) {
+        if ((value & BusMasterDma.CMD_START) != (busMaster.command & BusMasterDma.CMD_START)) {
+            if ((value & BusMasterDma.CMD_START) == 0) {
+                // Stopping mid-transfer cannot tear a request in half: QEMU waits for it to
+                // finish, as if the DMA had completed before the guest cleared START.
+                cancelDmaSync();
+                busMaster.status &= ~BusMasterDma.STATUS_ACTIVE;
+            } else {
+                busMaster.rewind();
+                if ((busMaster.status & BusMasterDma.STATUS_ACTIVE) == 0) {
+                    busMaster.status |= BusMasterDma.STATUS_ACTIVE;
+                    if (busMaster.armed && retryUnit >= 0) {
+                        dmaStep(drives[retryUnit], DmaOutcome.OK);
+                    }
+                }
+            }
+        }
+        busMaster.command = value & (BusMasterDma.CMD_START | BusMasterDma.CMD_WRITE_TO_MEMORY);
+    }
+
+    /**
+     * QEMU's ide_cancel_dma_sync: lets a running transfer finish (its completion runs), drops one
+     * that is blocked on bounce space or parked by a pause.
+     */
+    private void cancelDmaSync() {
+        while (true) {
+            switch (dma.phase()) {
+                case IDLE -> {
+                    return;
+                }
+                case WAITING_FOR_MAP, PARKED -> {
+                    // Nothing has moved yet that could finish; QEMU 7.2 would trip an assertion
+                    // here. Drop the transfer and forget its PRD walk, so that setting START
+                    // again repeats the whole command from the first PRD.
+                    dma.cancel();
+                    if (retryUnit >= 0) {
+                        drives[retryUnit].ioBufferSize = 0;
+                        busMaster.arm();
+                    }
+                    return;
+                }
+                case RUNNING -> {
+                    if (dma.runsOnCurrentThread() || hasQueuedWork()) {
+                        // Re-entered from the transfer's own thread, or not handed to the
+                        // executor yet: waiting here could never end.
+                        return;
+                    }
+                    awaitIdle();
+                }
+            }
+        }
+    }
+
+    /** Lets a running PIO or flush request finish; drops a parked one. */
+    private void waitForRequest() {
+        while (true) {
+            switch (request.phase()) {
+                case IDLE -> {
+                    return;
+                }
+                case RUNNING -> {
+                    if (request.runsOnCurrentThread() || hasQueuedWork()) {
+                        return;
+                    }
+                    awaitIdle();
+                }
+                default -> {
+                    request.cancel();
+                    return;
+                }
+            }
+        }
+    }
+
+    private void awaitIdle() {
+        try {
+            idle.awaitNanos(IO_WAIT_NANOS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while waiting for the channel's I/O", e);
+        }
+    }
+
+    // ------------------------------------------------------------------ pause, resume, reset
+
+    /** Waits until no data moves (running work parks at its next boundary). Under the lock. */
+    void quiesce() {
+        while (!hasQueuedWork()
+                && ((dma.phase() == DmaEngine.Phase.RUNNING && !dma.runsOnCurrentThread())
+                || (request.phase() == DmaEngine.Phase.RUNNING && !request.runsOnCurrentThread()))) {
+            awaitIdle();
+        }
+    }
+
+    /** QEMU's ide_restart_bh plus restarting parked work. Under the lock. */
+    void resume() {
+        dma.unpark();
+        request.unpark();
+        if (held == Held.NONE) {
+            return;
+        }
+        Held op = held;
+        held = Held.NONE;
+        AtaDrive dmaDrive = retryUnit >= 0 ? drives[retryUnit] : active();
+        switch (op) {
+            case DMA_READ -> restartDma(dmaDrive, AtaDrive.DmaCommand.READ);
+            case DMA_WRITE -> restartDma(dmaDrive, AtaDrive.DmaCommand.WRITE);
+            case DMA_TRIM -> restartDma(dmaDrive, AtaDrive.DmaCommand.TRIM);
+            case PIO_READ -> sectorRead(active());
+            case PIO_WRITE -> sectorWrite(active());
+            case FLUSH -> flushCache(active());
+            case NONE -> { }
+        }
+    }
+
+    /** QEMU's ide_restart_dma: the whole command again from its first sector and PRD. */
+    private void restartDma(AtaDrive s, AtaDrive.DmaCommand command) {
+        s.setCurrentSector(retrySector);
+        s.nsector = retryNsector;
+        busMaster.rewind();
+        s.ioBufferSize = 0;
+        s.dmaCommand = command;
+        startDma(s);
+    }
+
+    boolean holdsRequest() {
+        return held != Held.NONE;
+    }
+
+    /** QEMU's ide_bus_reset (device reset of the whole function). Under the lock. */
+    void reset() {
+        // QEMU 7.2 resets the registers first and cancels the DMA after, letting the old
+        // completion scribble on the fresh state; finishing the I/O first ends in the same state.
+        cancelDmaSync();
+        dma.cancel();
+        waitForRequest();
+        request.cancel();
+        held = Held.NONE;
+        unit = 0;
+        deviceControl = 0;
+        drives[0].reset();
+        drives[1].reset();
+        clearRetry();
+        busMaster.reset();
+        lowerIrq();
+    }
+}

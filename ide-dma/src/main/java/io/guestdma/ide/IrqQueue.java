@@ -1,0 +1,86 @@
+package io.guestdma.ide;
+
+/**
+ * Hands a channel's interrupt-line transitions to the {@link IrqLine} in the order they happened,
+ * without ever calling the line while a channel lock is held.
+ *
+ * <p>The channel records each change of level while it holds its lock ({@link #record}). Whoever
+ * releases the channel lock then calls {@link #deliver()}: the first such thread becomes the
+ * deliverer and passes on every recorded transition, including ones recorded by other threads
+ * meanwhile; the others return at once instead of waiting for it. So the line sees every
+ * transition exactly once and in order, and an {@code IrqLine} may take the emulator's own locks
+ * (even one a vCPU holds while it calls into the controller) without risk of deadlock. The price:
+ * with a multi-threaded I/O executor a register access may return just before its transition
+ * has reached the line, as if the interrupt were a few nanoseconds late.
+ *
+ * <p>Its own monitor is a leaf lock: nothing is called while it is held.
+ */
+final class IrqQueue {
+    private static final int CAPACITY = 64;
+
+    private final IrqLine line;
+    private final boolean[] levels = new boolean[CAPACITY];
+    private int head;
+    private int tail;
+    private boolean level;
+    private boolean delivering;
+
+    IrqQueue(IrqLine line) {
+        this.line = line;
+    }
+
+    /** The level as the device model last set it. */
+    synchronized boolean level() {
+        return level;
+    }
+
+    /** Records a level; repeats of the current level are not transitions and are dropped. */
+    synchronized void record(boolean newLevel) {
+        if (newLevel == level) {
+            return;
+        }
+        level = newLevel;
+        if (tail - head == CAPACITY) {
+            // Only a runaway deliverer could let this many pile up; two opposite transitions in a
+            // row at the end cancel out, which keeps the final level right.
+            tail--;
+            if (levels[(tail - 1) & (CAPACITY - 1)] == newLevel) {
+                return;
+            }
+        }
+        levels[tail & (CAPACITY - 1)] = newLevel;
+        tail++;
+    }
+
+    /** Passes recorded transitions to the line; call with no channel lock held. */
+    void deliver() {
+        synchronized (this) {
+            if (delivering || head == tail) {
+                return;
+            }
+            delivering = true;
+        }
+        boolean done = false;
+        try {
+            while (true) {
+                boolean next;
+                synchronized (this) {
+                    if (head == tail) {
+                        delivering = false;
+                        done = true;
+                        return;
+                    }
+                    next = levels[head & (CAPACITY - 1)];
+                    head++;
+                }
+                line.set(next);
+            }
+        } finally {
+            if (!done) {
+                synchronized (this) {
+                    delivering = false;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,525 @@
+package io.guestdma.ide;
+
+import io.guestdma.block.BlockBackend;
+import io.guestdma.memory.GuestMemory;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.util.Objects;
+import java.util.concurrent.Executor;
+
+/**
+ * The PIIX3/PIIX4 IDE function (PCI 00:01.1, 8086:7010): two legacy ATA channels, each with a
+ * master and a slave unit and a bus-master DMA engine, behaving register for register like QEMU
+ * 7.2's {@code piix3-ide}.
+ *
+ * <p><b>Wiring it into an emulator.</b> Route the legacy port ranges ({@link #claimsPort}) to
+ * {@link #ioRead}/{@link #ioWrite}, the 16-byte I/O window of BAR4 to
+ * {@link #busMasterRead}/{@link #busMasterWrite}, mirror the PCI command register's bus-master bit
+ * with {@link #setBusMasterEnabled}, and connect the two {@link IrqLine}s to ISA IRQ 14 and 15:
+ *
+ * <pre>{@code
+ * PiixIde ide = new PiixIde(memory, ioExecutor, DmaMode.MAP, pic.line(14), pic.line(15));
+ * ide.attach(0, 0, DriveConfig.of(FileChannelBackend.open(image, BlockOptions.defaults())));
+ * portBus.map(port -> ide.claimsPort(port), ide::ioRead, ide::ioWrite);
+ * }</pre>
+ *
+ * <p><b>Threads.</b> Register accesses may come from any number of vCPU threads; each channel is
+ * guarded by its own lock (accesses to the two channels do not contend). Backend I/O runs on the
+ * {@code ioExecutor} and never under a lock; its completions take the channel lock to update the
+ * registers. With a direct executor ({@code Runnable::run}) every command completes inside the
+ * register access that started it, like a machine with instant disks; with a thread pool, guests
+ * poll BSY or wait for the interrupt, as on hardware. The executor must not be the thread that
+ * accesses the registers unless it runs tasks inline.
+ *
+ * <p><b>Interrupts.</b> {@link IrqLine#set} is always called with no controller lock held, once per
+ * change of level and in order (reading the status register lowers the line, as does writing the
+ * command register; nIEN suppresses raising it). An {@code IrqLine} may therefore take the
+ * emulator's own locks.
+ *
+ * <p><b>Errors.</b> Guest mistakes (out-of-range LBAs, short PRD tables, unknown commands) become
+ * the ATA and bus-master status QEMU shows; backend failures follow the drive's
+ * {@link ErrorPolicy}. Only misuse of this API throws.
+ */
+public final class PiixIde implements AutoCloseable {
+    private static final int[] COMMAND_BLOCK = {0x1f0, 0x170};
+    private static final int[] CONTROL_PORT = {0x3f6, 0x376};
+
+    private final IdeChannel[] channels = new IdeChannel[2];
+    private volatile boolean busMasterEnabled = true;
+    private volatile boolean paused;
+    private volatile boolean closed;
+
+    /**
+     * Creates the controller with no drives attached and bus mastering enabled.
+     *
+     * @param memory guest memory the bus master reads PRD tables from and transfers data to
+     * @param ioExecutor where backend I/O runs; {@code Runnable::run} completes everything
+     *     synchronously inside the register access that started it
+     * @param mode how DMA data moves
+     * @param primaryIrq the primary channel's interrupt line (IRQ 14)
+     * @param secondaryIrq the secondary channel's interrupt line (IRQ 15)
+     * @throws NullPointerException if an argument is null
+     */
+    public PiixIde(GuestMemory memory, Executor ioExecutor, DmaMode mode, IrqLine primaryIrq,
+                   IrqLine secondaryIrq) {
+        Objects.requireNonNull(memory, "memory");
+        Objects.requireNonNull(ioExecutor, "ioExecutor");
+        Objects.requireNonNull(mode, "mode");
+        Objects.requireNonNull(primaryIrq, "primaryIrq");
+        Objects.requireNonNull(secondaryIrq, "secondaryIrq");
+        channels[0] = new IdeChannel(0, this, memory, ioExecutor, mode, primaryIrq);
+        channels[1] = new IdeChannel(1, this, memory, ioExecutor, mode, secondaryIrq);
+    }
+
+    /**
+     * Attaches a disk. Its capacity is the backend's size in whole 512-byte sectors; its CHS
+     * geometry is guessed from the partition table in sector 0 as QEMU does.
+     *
+     * @param channel 0 for primary, 1 for secondary
+     * @param unit 0 for master, 1 for slave
+     * @param drive the disk
+     * @throws IllegalArgumentException if channel or unit is out of range, or the backend is
+     *     read-only (QEMU refuses read-only IDE disks)
+     * @throws IllegalStateException if a drive is already attached there or the controller is
+     *     closed
+     * @throws UncheckedIOException if sector 0 cannot be read for the geometry guess
+     * @throws NullPointerException if drive is null
+     */
+    public void attach(int channel, int unit, DriveConfig drive) {
+        Objects.requireNonNull(drive, "drive");
+        IdeChannel ch = channel(channel);
+        if (unit != 0 && unit != 1) {
+            throw new IllegalArgumentException("unit must be 0 (master) or 1 (slave), was " + unit);
+        }
+        BlockBackend backend = drive.backend();
+        if (backend.isReadOnly()) {
+            throw new IllegalArgumentException("a read-only backend cannot be an IDE hard disk "
+                    + "(channel " + channel + ", unit " + unit + ")");
+        }
+        long sectors;
+        ChsGeometry geometry;
+        try {
+            sectors = backend.size() / Ata.SECTOR_SIZE;
+            geometry = ChsGeometry.guess(backend, sectors);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read sector 0 of the disk for channel " + channel
+                    + ", unit " + unit, e);
+        }
+        ch.lock();
+        try {
+            requireOpen();
+            if (ch.drive(unit).present()) {
+                throw new IllegalStateException("channel " + channel + ", unit " + unit
+                        + " already has a drive");
+            }
+            ch.attach(unit, new AtaDrive(unit, drive, sectors, geometry, ch.defaultSerial(unit)));
+        } finally {
+            ch.unlock();
+        }
+    }
+
+    /**
+     * Tells whether a port belongs to this controller's legacy windows: 0x1f0-0x1f7 and 0x3f6
+     * (primary), 0x170-0x177 and 0x376 (secondary).
+     *
+     * @param port an I/O port
+     * @return whether {@link #ioRead} and {@link #ioWrite} accept it as the first port of an access
+     */
+    public boolean claimsPort(int port) {
+        return channelOfPort(port) >= 0;
+    }
+
+    /**
+     * Reads a legacy I/O port. Byte accesses reach the task-file registers; 16- and 32-bit
+     * accesses of the data register move PIO data; other wide accesses are split as QEMU's port
+     * I/O layer splits them, and bytes past the controller's ports read 0xff.
+     *
+     * @param port a port for which {@link #claimsPort} is true
+     * @param size 1, 2 or 4
+     * @return the value, zero-extended
+     * @throws IllegalArgumentException if the port is not claimed or the size is not 1, 2 or 4
+     * @throws IllegalStateException if the controller is closed
+     */
+    public int ioRead(int port, int size) {
+        checkSize(size);
+        IdeChannel ch = portChannel(port);
+        ch.lock();
+        try {
+            requireOpen();
+            int result = 0;
+            int done = 0;
+            while (done < size) {
+                int p = port + done;
+                int base = commandBlockOf(p, ch);
+                int length;
+                int value;
+                if (base >= 0) {
+                    length = pieceLength(size - done, base + 8 - p);
+                    value = portRead(ch, p - base, length);
+                } else {
+                    length = 1;
+                    value = p == controlPortOf(ch) ? ch.readAltStatus() : 0xff;
+                }
+                result |= value << (8 * done);
+                done += length;
+            }
+            return result;
+        } finally {
+            ch.unlock();
+        }
+    }
+
+    /**
+     * Writes a legacy I/O port; the counterpart of {@link #ioRead}. Bytes past the controller's
+     * ports are dropped.
+     *
+     * @param port a port for which {@link #claimsPort} is true
+     * @param size 1, 2 or 4
+     * @param value the value; only the low {@code size} bytes count
+     * @throws IllegalArgumentException if the port is not claimed or the size is not 1, 2 or 4
+     * @throws IllegalStateException if the controller is closed
+     */
+    public void ioWrite(int port, int size, int value) {
+        checkSize(size);
+        IdeChannel ch = portChannel(port);
+        ch.lock();
+        try {
+            requireOpen();
+            int done = 0;
+            while (done < size) {
+                int p = port + done;
+                int base = commandBlockOf(p, ch);
+                int piece = value >>> (8 * done);
+                int length;
+                if (base >= 0) {
+                    length = pieceLength(size - done, base + 8 - p);
+                    portWrite(ch, p - base, length, piece);
+                } else {
+                    length = 1;
+                    if (p == controlPortOf(ch)) {
+                        ch.writeDeviceControl(piece);
+                    }
+                }
+                done += length;
+            }
+        } finally {
+            ch.unlock();
+        }
+    }
+
+    /**
+     * Reads the bus-master window (BAR4): bytes 0-7 belong to the primary channel, 8-15 to the
+     * secondary; in each, byte 0 is the command register, byte 2 the status register, bytes 4-7 the
+     * PRD table address. The command and status registers answer byte accesses only (wider ones
+     * read all ones); bytes 1 and 3 read 0xff.
+     *
+     * @param offset 0..15 within the window
+     * @param size 1, 2 or 4
+     * @return the value
+     * @throws IllegalArgumentException if offset is outside 0..15 or size is not 1, 2 or 4
+     * @throws IllegalStateException if the controller is closed
+     */
+    public int busMasterRead(int offset, int size) {
+        checkSize(size);
+        checkBusMasterOffset(offset);
+        int last = Math.min(15, offset + size - 1) / 8;
+        lockBusMasterChannels(offset / 8, last);
+        try {
+            requireOpen();
+            int result = 0;
+            int done = 0;
+            while (done < size) {
+                int at = offset + done;
+                int length;
+                int value;
+                if (at >= 16) {
+                    length = 1;
+                    value = 0xff;
+                } else {
+                    IdeChannel ch = channels[at / 8];
+                    int within = at % 4;
+                    length = busMasterPieceLength(size - done, within);
+                    if (at % 8 < 4) {
+                        value = length == 1 ? ch.readBusMasterByte(within)
+                                : (int) ((1L << (8 * length)) - 1);
+                    } else {
+                        value = ch.readBusMasterAddress(within, length);
+                    }
+                }
+                result |= value << (8 * done);
+                done += length;
+            }
+            return result;
+        } finally {
+            unlockBusMasterChannels(offset / 8, last);
+        }
+    }
+
+    /**
+     * Writes the bus-master window (BAR4); see {@link #busMasterRead} for the layout. Writing the
+     * command register starts (bit 0 rising) or stops (bit 0 falling) the engine; status bits 1
+     * and 2 are write-1-to-clear, bits 5 and 6 are stored; the PRD address drops its low two bits.
+     * Stopping the engine while a transfer runs waits for that transfer to finish, as QEMU does.
+     *
+     * @param offset 0..15 within the window
+     * @param size 1, 2 or 4
+     * @param value the value
+     * @throws IllegalArgumentException if offset is outside 0..15 or size is not 1, 2 or 4
+     * @throws IllegalStateException if the controller is closed
+     */
+    public void busMasterWrite(int offset, int size, int value) {
+        checkSize(size);
+        checkBusMasterOffset(offset);
+        int last = Math.min(15, offset + size - 1) / 8;
+        lockBusMasterChannels(offset / 8, last);
+        try {
+            requireOpen();
+            int done = 0;
+            while (done < size) {
+                int at = offset + done;
+                int piece = value >>> (8 * done);
+                int length;
+                if (at >= 16) {
+                    length = 1;
+                } else {
+                    IdeChannel ch = channels[at / 8];
+                    int within = at % 4;
+                    length = busMasterPieceLength(size - done, within);
+                    if (at % 8 < 4) {
+                        if (length == 1) {
+                            ch.writeBusMasterByte(within, piece);
+                        }
+                    } else {
+                        ch.writeBusMasterAddress(within, length, piece);
+                    }
+                }
+                done += length;
+            }
+        } finally {
+            unlockBusMasterChannels(offset / 8, last);
+        }
+    }
+
+    /** An unaligned access may straddle both channels' registers; locks go primary first. */
+    private void lockBusMasterChannels(int first, int last) {
+        for (int c = first; c <= last; c++) {
+            channels[c].lock();
+        }
+    }
+
+    private void unlockBusMasterChannels(int first, int last) {
+        for (int c = last; c >= first; c--) {
+            channels[c].unlock();
+        }
+    }
+
+    /**
+     * Mirrors the PCI command register's bus-master bit (bit 2). While it is clear, every memory
+     * access of the bus master fails as in QEMU: PRD entries and data read as zeros, data written
+     * to memory is dropped, and the transfer itself still completes. A standalone controller starts
+     * with it set; a machine modelling PCI configuration space clears it on reset.
+     *
+     * @param enabled whether the function may master the bus
+     */
+    public void setBusMasterEnabled(boolean enabled) {
+        busMasterEnabled = enabled;
+    }
+
+    /**
+     * Pauses the controller, as stopping the VM does: data already moving finishes its current
+     * chunk, then nothing more moves until {@link #resume()}. Registers stay accessible.
+     *
+     * @throws IllegalStateException if the controller is closed
+     */
+    public void pause() {
+        requireOpen();
+        paused = true;
+        for (IdeChannel ch : channels) {
+            ch.lock();
+            try {
+                ch.quiesce();
+            } finally {
+                ch.unlock();
+            }
+        }
+    }
+
+    /**
+     * Resumes the controller: parked transfers continue, and a request held by
+     * {@link ErrorPolicy#STOP} is retried from its start (for DMA: from the first PRD entry and
+     * the command's first sector), so nothing is lost. Does nothing if not paused.
+     *
+     * @throws IllegalStateException if the controller is closed
+     */
+    public void resume() {
+        requireOpen();
+        paused = false;
+        for (IdeChannel ch : channels) {
+            ch.lock();
+            try {
+                ch.resume();
+            } finally {
+                ch.unlock();
+            }
+        }
+    }
+
+    /**
+     * Tells whether the controller is paused, by {@link #pause()} or by a backend error under
+     * {@link ErrorPolicy#STOP}.
+     *
+     * @return whether it is paused
+     */
+    public boolean isPaused() {
+        return paused;
+    }
+
+    /**
+     * Resets the controller as a machine reset does (QEMU's piix_ide_reset): running transfers
+     * finish first, then both channels, all units and both bus masters return to power-on state,
+     * held requests are dropped and the interrupt lines are lowered. The bus-master enable and the
+     * pause state are not touched.
+     *
+     * @throws IllegalStateException if the controller is closed
+     */
+    public void reset() {
+        requireOpen();
+        for (IdeChannel ch : channels) {
+            ch.lock();
+            try {
+                ch.reset();
+            } finally {
+                ch.unlock();
+            }
+        }
+    }
+
+    /**
+     * Stops the controller: waits for running I/O, drops waiting transfers and makes every later
+     * register access throw. The backends stay open (their owner closes them). Idempotent.
+     */
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        for (IdeChannel ch : channels) {
+            ch.lock();
+            try {
+                ch.reset();
+            } finally {
+                ch.unlock();
+            }
+        }
+        closed = true;
+    }
+
+    // ------------------------------------------------------------------ for the channels
+
+    boolean busMasterEnabled() {
+        return busMasterEnabled;
+    }
+
+    /** A backend error under the STOP policy stops the whole controller, as it stops QEMU's VM. */
+    void stopForError() {
+        paused = true;
+    }
+
+    // ------------------------------------------------------------------ port decoding
+
+    /** The access width of one piece of a command-block access (QEMU's portio splitting). */
+    private static int pieceLength(int wanted, int leftInRegion) {
+        int length = Math.min(wanted, leftInRegion);
+        return Integer.highestOneBit(length);
+    }
+
+    /** As QEMU's memory_access_size for ops without unaligned support, within a 4-byte region. */
+    private static int busMasterPieceLength(int wanted, int within) {
+        int length = Integer.highestOneBit(Math.min(wanted, 4 - within));
+        if (within != 0) {
+            length = Math.min(length, within & -within);
+        }
+        return length;
+    }
+
+    private static int portRead(IdeChannel ch, int reg, int size) {
+        return switch (size) {
+            case 1 -> ch.readRegister(reg);
+            case 2 -> reg == 0 ? ch.readData(2)
+                    : ch.readRegister(reg) | ch.readRegister(reg + 1) << 8;
+            default -> reg == 0 ? ch.readData(4) : -1;
+        };
+    }
+
+    private static void portWrite(IdeChannel ch, int reg, int size, int value) {
+        switch (size) {
+            case 1 -> ch.writeRegister(reg, value);
+            case 2 -> {
+                if (reg == 0) {
+                    ch.writeData(2, value);
+                } else {
+                    ch.writeRegister(reg, value & 0xff);
+                    ch.writeRegister(reg + 1, (value >>> 8) & 0xff);
+                }
+            }
+            default -> {
+                if (reg == 0) {
+                    ch.writeData(4, value);
+                }
+            }
+        }
+    }
+
+    private int commandBlockOf(int port, IdeChannel ch) {
+        int base = COMMAND_BLOCK[ch == channels[0] ? 0 : 1];
+        return port >= base && port < base + 8 ? base : -1;
+    }
+
+    private int controlPortOf(IdeChannel ch) {
+        return CONTROL_PORT[ch == channels[0] ? 0 : 1];
+    }
+
+    private static int channelOfPort(int port) {
+        for (int c = 0; c < 2; c++) {
+            if ((port >= COMMAND_BLOCK[c] && port < COMMAND_BLOCK[c] + 8) || port == CONTROL_PORT[c]) {
+                return c;
+            }
+        }
+        return -1;
+    }
+
+    private IdeChannel portChannel(int port) {
+        int c = channelOfPort(port);
+        if (c < 0) {
+            throw new IllegalArgumentException(String.format(
+                    "port 0x%x is not an IDE port (0x1f0-0x1f7, 0x3f6, 0x170-0x177, 0x376)", port));
+        }
+        return channels[c];
+    }
+
+    private IdeChannel channel(int channel) {
+        if (channel != 0 && channel != 1) {
+            throw new IllegalArgumentException("channel must be 0 (primary) or 1 (secondary), was "
+                    + channel);
+        }
+        return channels[channel];
+    }
+
+    private static void checkSize(int size) {
+        if (size != 1 && size != 2 && size != 4) {
+            throw new IllegalArgumentException("access size must be 1, 2 or 4 bytes, was " + size);
+        }
+    }
+
+    private static void checkBusMasterOffset(int offset) {
+        if (offset < 0 || offset > 15) {
+            throw new IllegalArgumentException("bus-master window offset must be 0..15, was " + offset);
+        }
+    }
+
+    private void requireOpen() {
+        if (closed) {
+            throw new IllegalStateException("the IDE controller is closed");
+        }
+    }
+}

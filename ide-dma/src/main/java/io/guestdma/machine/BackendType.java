@@ -1,0 +1,9 @@
+package io.guestdma.machine;
+
+/** Which block backend opens a drive's image ({@code backend=} of {@code -drive}). */
+public enum BackendType {
+    /** {@code io.guestdma.block.FileChannelBackend}: gathering and scattering FileChannel I/O. */
+    FILE_CHANNEL,
+    /** {@code io.guestdma.block.NativeBackend}: preadv/pwritev through FFM downcalls. */
+    NATIVE
+}

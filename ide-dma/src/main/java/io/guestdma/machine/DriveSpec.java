@@ -1,0 +1,65 @@
+package io.guestdma.machine;
+
+import io.guestdma.ide.DmaMode;
+import io.guestdma.ide.ErrorPolicy;
+import java.nio.file.Path;
+import java.util.Objects;
+
+/**
+ * One {@code -drive} of a {@link PcMachine}: a raw disk image on the PIIX IDE controller.
+ *
+ * @param file the raw image
+ * @param index 0 to 3: primary master, primary slave, secondary master, secondary slave (QEMU's
+ *     {@code index=})
+ * @param backend how the image is accessed
+ * @param dma how the bus-master engine moves data
+ * @param discard whether TRIM reaches the image ({@code discard=unmap}); QEMU's default,
+ *     {@code discard=ignore}, checks the ranges but leaves the data alone
+ * @param readPolicy what a failed read does ({@code rerror=})
+ * @param writePolicy what a failed write, flush or discard does ({@code werror=})
+ */
+public record DriveSpec(Path file, int index, BackendType backend, DmaMode dma, boolean discard,
+                        ErrorPolicy readPolicy, ErrorPolicy writePolicy) {
+
+    /**
+     * Validates the specification.
+     *
+     * @throws NullPointerException if a component is null
+     * @throws IllegalArgumentException if index is outside 0..3
+     */
+    public DriveSpec {
+        Objects.requireNonNull(file, "file");
+        Objects.requireNonNull(backend, "backend");
+        Objects.requireNonNull(dma, "dma");
+        Objects.requireNonNull(readPolicy, "readPolicy");
+        Objects.requireNonNull(writePolicy, "writePolicy");
+        if (index < 0 || index > 3) {
+            throw new IllegalArgumentException("drive index must be 0..3, was " + index);
+        }
+    }
+
+    /**
+     * A drive with QEMU's defaults and ours: the FileChannel backend, zero-copy DMA,
+     * discard=ignore, report errors.
+     *
+     * @param file the raw image
+     * @param index 0 to 3
+     * @return the specification
+     * @throws NullPointerException if file is null
+     * @throws IllegalArgumentException if index is outside 0..3
+     */
+    public static DriveSpec of(Path file, int index) {
+        return new DriveSpec(file, index, BackendType.FILE_CHANNEL, DmaMode.MAP, false,
+                ErrorPolicy.REPORT, ErrorPolicy.REPORT);
+    }
+
+    /** @return the IDE channel: 0 primary, 1 secondary */
+    public int channel() {
+        return index / 2;
+    }
+
+    /** @return the unit on the channel: 0 master, 1 slave */
+    public int unit() {
+        return index % 2;
+    }
+}

@@ -1,0 +1,329 @@
+package io.guestdma.machine;
+
+import io.guestdma.block.BlockBackend;
+import io.guestdma.block.BlockOptions;
+import io.guestdma.block.FileChannelBackend;
+import io.guestdma.block.NativeBackend;
+import io.guestdma.ide.DriveConfig;
+import io.guestdma.ide.PiixIde;
+import io.guestdma.memory.GuestMemory;
+import io.guestdma.memory.IoVector;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Objects;
+
+/**
+ * A minimal PC, just enough to run QEMU's IDE tests: RAM from address 0, the I/O port space, PCI
+ * configuration mechanism #1, an i440FX host bridge (00:00.0), the PIIX3 ISA bridge's identity
+ * and reset control register (00:01.0, port 0xcf9) and the PIIX3 IDE function (00:01.1) with up
+ * to four raw disks. Guest addresses outside RAM are unassigned: they read as zero and drop
+ * writes; unassigned ports read as all ones.
+ *
+ * <p>It is also the example of wiring {@link GuestMemory} and {@link PiixIde} into an emulator.
+ * The IDE legacy ports (0x1f0-0x1f7, 0x3f6, 0x170-0x177, 0x376) are always decoded, as on
+ * QEMU's PIIX; the bus-master window appears where the guest puts BAR4, only while the command
+ * register enables I/O space; the command register's bus-master bit gates DMA. I/O completes
+ * inside the port access that starts it, so every interrupt is raised before that access returns.
+ *
+ * <p>Thread-safe as far as its parts are; a qtest server drives it from one thread.
+ */
+public final class PcMachine implements AutoCloseable {
+    /** The primary IDE channel's ISA interrupt. */
+    public static final int IDE_PRIMARY_IRQ = 14;
+    /** The secondary IDE channel's ISA interrupt. */
+    public static final int IDE_SECONDARY_IRQ = 15;
+    private static final int BUS_MASTER_BAR = 4;
+
+    private final GuestMemory memory;
+    private final PortBus ports = new PortBus();
+    private final PciHost pci = new PciHost();
+    private final List<PciFunction> functions = new ArrayList<>();
+    private final PciFunction ideFunction;
+    private final PiixIde ide;
+    private final List<BlockBackend> backends = new ArrayList<>();
+    private final boolean[] irqLevels = new boolean[16];
+    private volatile IrqListener irqListener = (line, level) -> { };
+    private PortBus.Mapping busMasterWindow;
+    private long busMasterBase = -1;
+    private int resetControl;
+
+    /**
+     * Builds the machine and opens its disk images.
+     *
+     * @param config RAM size and drives
+     * @throws IOException if an image cannot be opened
+     * @throws IllegalArgumentException if a drive cannot be attached
+     * @throws NullPointerException if config is null
+     */
+    public PcMachine(MachineConfig config) throws IOException {
+        Objects.requireNonNull(config, "config");
+        memory = GuestMemory.ofRam(config.ramBytes());
+        try {
+            ide = new PiixIde(memory, Runnable::run, config.dmaMode(),
+                    level -> irq(IDE_PRIMARY_IRQ, level), level -> irq(IDE_SECONDARY_IRQ, level));
+            for (DriveSpec drive : config.drives()) {
+                BlockBackend backend = open(drive);
+                backends.add(backend);
+                ide.attach(drive.channel(), drive.unit(), DriveConfig.of(backend)
+                        .withPolicies(drive.readPolicy(), drive.writePolicy()));
+            }
+        } catch (IOException | RuntimeException e) {
+            closeQuietly(e);
+            throw e;
+        }
+
+        // PCI: IDs and power-on values as QEMU 7.2's pc machine shows them.
+        PciFunction hostBridge = PciFunction.builder(0x8086, 0x1237)
+                .classCode(0x060000).revision(0x02).build();
+        PciFunction isaBridge = PciFunction.builder(0x8086, 0x7000)
+                .classCode(0x060100).headerType(0x80).status(0x0200).build();
+        ideFunction = PciFunction.builder(0x8086, 0x7010)
+                .classCode(0x010180).status(0x0280).ioBar(BUS_MASTER_BAR, 16).build();
+        pci.attach(0, 0, hostBridge);
+        pci.attach(1, 0, isaBridge);
+        pci.attach(1, 1, ideFunction);
+        functions.addAll(List.of(hostBridge, isaBridge, ideFunction));
+        ideFunction.onConfigWrite(this::decodeIde);
+
+        // Ports. The reset control register sits on the latch's second byte, above it (QEMU too).
+        ports.map(PciHost.ADDRESS_PORT, 4, pci.addressPort());
+        ports.map(0xcf9, 1, new ResetControl());
+        ports.map(PciHost.DATA_PORT, 4, pci.dataPort());
+        for (int port : new int[] {0x1f0, 0x170}) {
+            ports.map(port, 8, legacyIde(port));
+        }
+        for (int port : new int[] {0x3f6, 0x376}) {
+            ports.map(port, 1, legacyIde(port));
+        }
+        decodeIde();
+    }
+
+    private static BlockBackend open(DriveSpec drive) throws IOException {
+        BlockOptions options = BlockOptions.defaults();
+        BlockBackend backend = switch (drive.backend()) {
+            case FILE_CHANNEL -> FileChannelBackend.open(drive.file(), options);
+            case NATIVE -> NativeBackend.open(drive.file(), options);
+        };
+        return drive.discard() ? backend : new IgnoredDiscards(backend);
+    }
+
+    /**
+     * QEMU's default {@code discard=ignore}: TRIM ranges are checked by the drive as usual, but
+     * the image keeps its data.
+     */
+    private record IgnoredDiscards(BlockBackend image) implements BlockBackend {
+        @Override
+        public long size() {
+            return image.size();
+        }
+
+        @Override
+        public boolean isReadOnly() {
+            return image.isReadOnly();
+        }
+
+        @Override
+        public void readv(long offset, IoVector iov) throws IOException {
+            image.readv(offset, iov);
+        }
+
+        @Override
+        public void writev(long offset, IoVector iov) throws IOException {
+            image.writev(offset, iov);
+        }
+
+        @Override
+        public void read(long offset, ByteBuffer dst) throws IOException {
+            image.read(offset, dst);
+        }
+
+        @Override
+        public void write(long offset, ByteBuffer src) throws IOException {
+            image.write(offset, src);
+        }
+
+        @Override
+        public void flush() throws IOException {
+            image.flush();
+        }
+
+        @Override
+        public void discard(long offset, long length) {
+            // ignored, as QEMU ignores discards unless -drive discard=unmap
+        }
+
+        @Override
+        public void close() throws IOException {
+            image.close();
+        }
+    }
+
+    /** The IDE's legacy ports: QEMU's port lists take unaligned and wide accesses whole. */
+    private PortHandler legacyIde(int base) {
+        return new PortHandler() {
+            @Override
+            public int read(int offset, int size) {
+                return ide.ioRead(base + offset, size);
+            }
+
+            @Override
+            public void write(int offset, int size, int value) {
+                ide.ioWrite(base + offset, size, value);
+            }
+
+            @Override
+            public boolean acceptsUnaligned() {
+                return true;
+            }
+        };
+    }
+
+    /** The bus-master window, wherever BAR4 puts it. */
+    private final PortHandler busMaster = new PortHandler() {
+        @Override
+        public int read(int offset, int size) {
+            return ide.busMasterRead(offset, size);
+        }
+
+        @Override
+        public void write(int offset, int size, int value) {
+            ide.busMasterWrite(offset, size, value);
+        }
+    };
+
+    /** After every configuration write to 00:01.1: mirror the bus-master bit, move BAR4's window. */
+    private synchronized void decodeIde() {
+        ide.setBusMasterEnabled((ideFunction.command() & PciFunction.COMMAND_MASTER) != 0);
+        long base = ideFunction.ioBarBase(BUS_MASTER_BAR);
+        if (base == busMasterBase) {
+            return;
+        }
+        if (busMasterWindow != null) {
+            busMasterWindow.unmap();
+            busMasterWindow = null;
+        }
+        if (base >= 0 && base < PortBus.PORTS) {
+            busMasterWindow = ports.map((int) base, ideFunction.ioBarSize(BUS_MASTER_BAR), busMaster);
+        }
+        busMasterBase = base;
+    }
+
+    /**
+     * The PIIX3 reset control register (port 0xcf9): bit 1 is stored, writing bit 2 resets the
+     * machine. It answers every byte of a wide access with itself, as QEMU's 1-byte register does.
+     */
+    private final class ResetControl implements PortHandler {
+        @Override
+        public int read(int offset, int size) {
+            return resetControl * 0x01010101;
+        }
+
+        @Override
+        public void write(int offset, int size, int value) {
+            boolean reset = false;
+            for (int i = 0; i < size; i++) {
+                int b = value >>> (8 * i);
+                if ((b & 0x04) != 0) {
+                    reset = true;
+                } else {
+                    resetControl = b & 0x02;
+                }
+            }
+            if (reset) {
+                reset();
+            }
+        }
+    }
+
+    private void irq(int line, boolean level) {
+        synchronized (irqLevels) {
+            if (irqLevels[line] != level) {
+                irqLevels[line] = level;
+                irqListener.irqChanged(line, level);
+            }
+        }
+    }
+
+    /** @return the guest's physical address space */
+    public GuestMemory memory() {
+        return memory;
+    }
+
+    /** @return the I/O port space; {@code in}/{@code out} instructions go here */
+    public PortBus ports() {
+        return ports;
+    }
+
+    /** @return the IDE controller */
+    public PiixIde ide() {
+        return ide;
+    }
+
+    /** @return the PCI host (configuration mechanism #1) */
+    public PciHost pci() {
+        return pci;
+    }
+
+    /**
+     * Sets who hears interrupt line changes (replacing any earlier listener).
+     *
+     * @param listener the listener
+     * @throws NullPointerException if listener is null
+     */
+    public void irqListener(IrqListener listener) {
+        irqListener = Objects.requireNonNull(listener, "listener");
+    }
+
+    /**
+     * @param line an ISA IRQ number, 0 to 15
+     * @return the line's current level
+     * @throws IllegalArgumentException if line is outside 0..15
+     */
+    public boolean irqLevel(int line) {
+        if (line < 0 || line >= irqLevels.length) {
+            throw new IllegalArgumentException("IRQ line must be 0..15, was " + line);
+        }
+        synchronized (irqLevels) {
+            return irqLevels[line];
+        }
+    }
+
+    /**
+     * Resets the machine as the reset control register does: PCI configuration back to power-on
+     * values (BAR4 unassigned, I/O and bus mastering off), the IDE controller reset. RAM and the
+     * disks are untouched.
+     */
+    public synchronized void reset() {
+        for (PciFunction f : functions) {
+            f.reset();
+        }
+        resetControl = 0;
+        ide.reset();
+        decodeIde();
+    }
+
+    /** Stops the IDE controller, closes the images and frees guest RAM. Idempotent. */
+    @Override
+    public void close() {
+        closeQuietly(null);
+    }
+
+    private void closeQuietly(Throwable primary) {
+        if (ide != null) {
+            ide.close();
+        }
+        for (BlockBackend b : backends) {
+            try {
+                b.close();
+            } catch (IOException | RuntimeException e) {
+                if (primary != null) {
+                    primary.addSuppressed(e);
+                }
+            }
+        }
+        backends.clear();
+        memory.close();
+    }
+}

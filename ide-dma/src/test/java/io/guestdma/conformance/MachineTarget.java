@@ -1,0 +1,45 @@
+package io.guestdma.conformance;
+
+import io.guestdma.machine.MachineConfig;
+import io.guestdma.machine.PcMachine;
+import io.guestdma.machine.QtestServer;
+import java.io.IOException;
+import java.io.PipedInputStream;
+import java.io.PipedOutputStream;
+import java.io.UncheckedIOException;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Our machine in this JVM: a {@link QtestServer} on a pair of pipes, parsed from the same
+ * command line as {@code bin/qtest-machine} with some drive options of ours appended
+ * (e.g. ",backend=native,dma=copy").
+ */
+record MachineTarget(String name, String ourDriveOptions) implements Target {
+
+    @Override
+    public QtestClient start(Path image, String driveOptions) throws IOException {
+        MachineConfig config = MachineConfig.parse(List.of("-m", "64M", "-drive",
+                "file=" + image + ",if=ide,format=raw" + driveOptions + ourDriveOptions));
+        PcMachine machine = new PcMachine(config);
+        PipedOutputStream commands = new PipedOutputStream();
+        PipedInputStream serverIn = new PipedInputStream(commands, 1 << 16);
+        PipedOutputStream serverOut = new PipedOutputStream();
+        PipedInputStream replies = new PipedInputStream(serverOut, 1 << 16);
+        QtestServer server = new QtestServer(machine, serverIn, serverOut);
+        Thread thread = Thread.ofPlatform().daemon().name("qtest-server-" + name).start(() -> {
+            try (machine; serverOut) {
+                server.serve();
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        });
+        return new QtestClient(name, replies, commands, () -> {
+            thread.join(TimeUnit.SECONDS.toMillis(10));
+            if (thread.isAlive()) {
+                throw new AssertionError(name + ": the server did not stop at end of input");
+            }
+        });
+    }
+}

@@ -1,0 +1,110 @@
+package io.guestdma.ide;
+
+import io.guestdma.block.BlockBackend;
+import io.guestdma.memory.IoVector;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * A test decorator that fails reads, writes, flushes or discards on demand with an I/O error, and
+ * counts the requests that reach the real backend.
+ */
+final class FaultyBackend implements BlockBackend {
+    private final BlockBackend inner;
+    final AtomicBoolean failReads = new AtomicBoolean();
+    final AtomicBoolean failWrites = new AtomicBoolean();
+    final AtomicBoolean failFlushes = new AtomicBoolean();
+    final AtomicBoolean failDiscards = new AtomicBoolean();
+    final AtomicInteger flushes = new AtomicInteger();
+    final AtomicInteger writes = new AtomicInteger();
+    final AtomicInteger discards = new AtomicInteger();
+    /** When set, writes announce themselves on {@link #writeEntered} and wait for the gate. */
+    volatile CountDownLatch writeGate;
+    final CountDownLatch writeEntered = new CountDownLatch(1);
+
+    FaultyBackend(BlockBackend inner) {
+        this.inner = inner;
+    }
+
+    private void passGate() throws IOException {
+        CountDownLatch gate = writeGate;
+        if (gate != null) {
+            writeEntered.countDown();
+            try {
+                if (!gate.await(10, TimeUnit.SECONDS)) {
+                    throw new IOException("test gate never opened");
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IOException(e);
+            }
+        }
+    }
+
+    private static void failIf(AtomicBoolean flag, String what) throws IOException {
+        if (flag.get()) {
+            throw new IOException("injected " + what + " failure");
+        }
+    }
+
+    @Override
+    public long size() {
+        return inner.size();
+    }
+
+    @Override
+    public boolean isReadOnly() {
+        return inner.isReadOnly();
+    }
+
+    @Override
+    public void readv(long offset, IoVector iov) throws IOException {
+        failIf(failReads, "read");
+        inner.readv(offset, iov);
+    }
+
+    @Override
+    public void writev(long offset, IoVector iov) throws IOException {
+        passGate();
+        failIf(failWrites, "write");
+        writes.incrementAndGet();
+        inner.writev(offset, iov);
+    }
+
+    @Override
+    public void read(long offset, ByteBuffer dst) throws IOException {
+        failIf(failReads, "read");
+        inner.read(offset, dst);
+    }
+
+    @Override
+    public void write(long offset, ByteBuffer src) throws IOException {
+        passGate();
+        failIf(failWrites, "write");
+        writes.incrementAndGet();
+        inner.write(offset, src);
+    }
+
+    @Override
+    public void flush() throws IOException {
+        failIf(failFlushes, "flush");
+        flushes.incrementAndGet();
+        inner.flush();
+    }
+
+    @Override
+    public void discard(long offset, long length) throws IOException {
+        failIf(failDiscards, "discard");
+        discards.incrementAndGet();
+        inner.discard(offset, length);
+    }
+
+    @Override
+    public void close() throws IOException {
+        // the rig closes the real backend
+    }
+}

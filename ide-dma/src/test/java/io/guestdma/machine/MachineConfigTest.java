@@ -1,0 +1,83 @@
+package io.guestdma.machine;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.guestdma.ide.DmaMode;
+import io.guestdma.ide.ErrorPolicy;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+class MachineConfigTest {
+
+    private static MachineConfig parse(String... args) {
+        return MachineConfig.parse(List.of(args));
+    }
+
+    @Test
+    void defaultsAreQemus() {
+        MachineConfig c = parse();
+        assertThat(c.ramBytes()).isEqualTo(128L << 20);
+        assertThat(c.drives()).isEmpty();
+        assertThat(c.dmaMode()).isEqualTo(DmaMode.MAP);
+    }
+
+    @Test
+    void ramSizesInQemuSyntax() {
+        assertThat(parse("-m", "64M").ramBytes()).isEqualTo(64L << 20);
+        assertThat(parse("-m", "64").ramBytes()).as("no suffix means MiB").isEqualTo(64L << 20);
+        assertThat(parse("-m", "1G").ramBytes()).isEqualTo(1L << 30);
+        assertThat(parse("-m", "size=8192k").ramBytes()).isEqualTo(8L << 20);
+        assertThat(parse("-m", "4g").ramBytes()).isEqualTo(4L << 30);
+    }
+
+    @Test
+    void driveOptions() {
+        MachineConfig c = parse("-m", "64M",
+                "-drive", "file=/tmp/a.img,format=raw,if=ide,cache=writeback",
+                "-drive", "file=/tmp/b,,c.img,index=3,discard=unmap,backend=native,werror=ignore,rerror=report");
+        DriveSpec a = c.drives().get(0);
+        assertThat(a.file()).isEqualTo(Path.of("/tmp/a.img"));
+        assertThat(a.index()).isZero();
+        assertThat(a.backend()).isEqualTo(BackendType.FILE_CHANNEL);
+        assertThat(a.discard()).isFalse();
+        DriveSpec b = c.drives().get(1);
+        assertThat(b.file()).as("',,' is a literal comma").isEqualTo(Path.of("/tmp/b,c.img"));
+        assertThat(b.index()).isEqualTo(3);
+        assertThat(b.channel()).isEqualTo(1);
+        assertThat(b.unit()).isEqualTo(1);
+        assertThat(b.backend()).isEqualTo(BackendType.NATIVE);
+        assertThat(b.discard()).isTrue();
+        assertThat(b.writePolicy()).isEqualTo(ErrorPolicy.IGNORE);
+        assertThat(parse("-drive", "file=x,dma=copy").dmaMode()).isEqualTo(DmaMode.COPY);
+        assertThat(parse("-drive", "file=x,index=0", "-drive", "file=y").drives().get(1).index())
+                .as("the next free index").isEqualTo(1);
+    }
+
+    @Test
+    void badCommandLinesSayWhatIsWrong() {
+        assertBad("unknown argument '-hda'", "-hda", "x.img");
+        assertBad("-m needs a value", "-m");
+        assertBad("is not a size", "-m", "lots");
+        assertBad("at most 4G", "-m", "5G");
+        assertBad("multiple of 4K", "-m", "1000B");
+        assertBad("needs file=IMAGE", "-drive", "format=raw");
+        assertBad("format=qcow2 is not supported", "-drive", "file=x,format=qcow2");
+        assertBad("if=virtio is not supported", "-drive", "file=x,if=virtio");
+        assertBad("unknown option 'snapshot'", "-drive", "file=x,snapshot=on");
+        assertBad("'readonly' is not key=value", "-drive", "file=x,readonly");
+        assertBad("index 0 is already in use", "-drive", "file=x", "-drive", "file=y,index=0");
+        assertBad("at most 4 IDE drives", "-drive", "file=a", "-drive", "file=b", "-drive", "file=c",
+                "-drive", "file=d", "-drive", "file=e");
+        assertBad("needs a monitor", "-drive", "file=x,werror=stop");
+        assertBad("same dma= mode", "-drive", "file=x,dma=copy", "-drive", "file=y,dma=map");
+        assertBad("backend=io_uring is not supported", "-drive", "file=x,backend=io_uring");
+        assertBad("given twice", "-drive", "file=x,file=y");
+    }
+
+    private static void assertBad(String message, String... args) {
+        assertThatThrownBy(() -> parse(args)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining(message);
+    }
+}

@@ -1,0 +1,596 @@
+package io.guestdma.memory;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemoryLayout;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.StructLayout;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteBuffer;
+import java.util.Arrays;
+import java.util.Objects;
+
+/**
+ * An I/O vector (QEMU's {@code QEMUIOVector}): an ordered, growable list of memory segments that
+ * together form one logical byte range, the unit the block layer reads into and writes from.
+ *
+ * <p>An I/O vector does not own its segments: it holds references to slices of guest memory (or
+ * anything else) that somebody mapped, and it is reused request after request. {@link #reset()}
+ * empties it without releasing capacity, so a device that keeps one vector per request slot stops
+ * allocating once the vector has grown to its working size.
+ *
+ * <p>Two views are built for the I/O layer and cached, so that presenting the same shape again
+ * allocates nothing:
+ * <ul>
+ *   <li>{@link #byteBuffers()}: a {@code ByteBuffer[]} for {@code FileChannel}'s gathering and
+ *       scattering calls. A buffer is rebuilt only when its segment changed (another address, size,
+ *       scope or access mode); otherwise the cached buffer is rewound. Segments larger than
+ *       {@value #MAX_BUFFER_BYTES} bytes are presented as several buffers, since a
+ *       {@code ByteBuffer} cannot exceed 2 GiB.</li>
+ *   <li>{@link #nativeIovecs()}: a native {@code struct iovec[]} for {@code preadv}/{@code pwritev}.
+ *       It is rewritten only after the vector changed, in memory owned by the vector.</li>
+ * </ul>
+ *
+ * <p><b>Lifetime.</b> The native view holds raw addresses: the segments' memory must stay alive
+ * (mappings not unmapped, arenas not closed) until the system call that uses it has returned.
+ *
+ * <p><b>Thread safety.</b> Not thread-safe: an I/O vector belongs to one request at a time. Hand it
+ * to another thread only with a happens-before edge (an executor submission, a future).
+ */
+public final class IoVector {
+    /** The largest {@code ByteBuffer} that {@link #byteBuffers()} builds from one segment. */
+    public static final int MAX_BUFFER_BYTES = 1 << 30;
+
+    /** {@code struct iovec { void *iov_base; size_t iov_len; }} on LP64 Linux. */
+    public static final StructLayout IOVEC = MemoryLayout.structLayout(
+            ValueLayout.ADDRESS.withName("iov_base"), ValueLayout.JAVA_LONG.withName("iov_len"));
+
+    private static final long IOVEC_BYTES = IOVEC.byteSize();
+
+    private MemorySegment[] segments;
+    private int count;
+    private long size;
+    /** Bumped on every change so the native view knows it is stale. */
+    private long version;
+
+    private ByteBuffer[] buffers = new ByteBuffer[0];
+    /** The segment (or the sub-slice of a large one) each cached buffer was built from. */
+    private MemorySegment[] bufferSources = new MemorySegment[0];
+    private int bufferCount;
+
+    private MemorySegment iovecs = MemorySegment.NULL;
+    private long iovecsVersion = -1;
+
+    /** Creates an empty vector with room for 8 segments. */
+    public IoVector() {
+        this(8);
+    }
+
+    /**
+     * Creates an empty vector.
+     *
+     * @param initialCapacity how many segments to make room for before growing
+     * @throws IllegalArgumentException if {@code initialCapacity} is negative
+     */
+    public IoVector(int initialCapacity) {
+        if (initialCapacity < 0) {
+            throw new IllegalArgumentException("initialCapacity must not be negative: " + initialCapacity);
+        }
+        segments = new MemorySegment[Math.max(initialCapacity, 1)];
+    }
+
+    /**
+     * Appends a segment. Empty segments are ignored, so {@link #count()} counts only segments that
+     * carry bytes (a zero-length iovec means nothing to the kernel either).
+     *
+     * @param segment the memory to append, native or heap; read-only segments may be added but
+     *                cannot be the target of {@link #copyFrom} or {@link #fill}
+     * @return this vector
+     * @throws NullPointerException     if {@code segment} is null
+     * @throws IllegalArgumentException if the total size would overflow a {@code long}
+     */
+    public IoVector add(MemorySegment segment) {
+        Objects.requireNonNull(segment, "segment");
+        long bytes = segment.byteSize();
+        if (bytes == 0) {
+            return this;
+        }
+        if (size + bytes < 0) {
+            throw new IllegalArgumentException("I/O vector size would overflow");
+        }
+        if (count == segments.length) {
+            segments = Arrays.copyOf(segments, segments.length * 2);
+        }
+        segments[count++] = segment;
+        size += bytes;
+        version++;
+        return this;
+    }
+
+    /**
+     * Appends every segment of {@code other} (the same segments, not copies of the bytes).
+     *
+     * @param other the vector whose segments to append; may be this vector, which doubles it
+     * @return this vector
+     * @throws NullPointerException if {@code other} is null
+     */
+    public IoVector addAll(IoVector other) {
+        Objects.requireNonNull(other, "other");
+        int n = other.count;
+        for (int i = 0; i < n; i++) {
+            add(other.segments[i]);
+        }
+        return this;
+    }
+
+    /**
+     * Appends the byte range {@code [offset, offset + length)} of {@code source} as slices of its
+     * segments ({@code qemu_iovec_concat}): no bytes are copied.
+     *
+     * @param source the vector to take segments from; must not be this vector
+     * @param offset where in {@code source} the range starts
+     * @param length how many bytes to append
+     * @return this vector
+     * @throws NullPointerException      if {@code source} is null
+     * @throws IllegalArgumentException  if {@code source} is this vector
+     * @throws IndexOutOfBoundsException if the range is not within {@code source}
+     */
+    public IoVector concat(IoVector source, long offset, long length) {
+        Objects.requireNonNull(source, "source");
+        if (source == this) {
+            throw new IllegalArgumentException("cannot concat a vector onto itself; use addAll or a copy");
+        }
+        Objects.checkFromIndexSize(offset, length, source.size);
+        int i = 0;
+        long skip = offset;
+        while (length > 0) {
+            MemorySegment s = source.segments[i++];
+            long bytes = s.byteSize();
+            if (skip >= bytes) {
+                skip -= bytes;
+                continue;
+            }
+            long take = Math.min(bytes - skip, length);
+            add(take == bytes ? s : s.asSlice(skip, take));
+            length -= take;
+            skip = 0;
+        }
+        return this;
+    }
+
+    /**
+     * Returns a new vector over the byte range {@code [offset, offset + length)} of this one, as
+     * slices of the same memory.
+     *
+     * @param offset where the range starts
+     * @param length how many bytes
+     * @return a new vector sharing this vector's memory
+     * @throws IndexOutOfBoundsException if the range is not within this vector
+     */
+    public IoVector slice(long offset, long length) {
+        return new IoVector(Math.max(count, 1)).concat(this, offset, length);
+    }
+
+    /** @return how many segments the vector holds */
+    public int count() {
+        return count;
+    }
+
+    /** @return the total number of bytes over all segments */
+    public long size() {
+        return size;
+    }
+
+    /** @return whether the vector holds no bytes */
+    public boolean isEmpty() {
+        return count == 0;
+    }
+
+    /**
+     * @param index which segment, from 0
+     * @return the segment at {@code index}, exactly as added (or as trimmed by a discard)
+     * @throws IndexOutOfBoundsException if {@code index} is not in {@code [0, count())}
+     */
+    public MemorySegment segment(int index) {
+        Objects.checkIndex(index, count);
+        return segments[index];
+    }
+
+    /**
+     * Empties the vector, keeping its capacity and cached views for reuse. References to the
+     * dropped segments are cleared so that a reset vector does not keep guest memory reachable.
+     */
+    public void reset() {
+        Arrays.fill(segments, 0, count, null);
+        count = 0;
+        size = 0;
+        version++;
+    }
+
+    /**
+     * Copies bytes out of the vector into a contiguous segment (flatten, {@code qemu_iovec_to_buf}).
+     *
+     * @param offset where in the vector to start reading
+     * @param dst    where to copy to; at most {@code dst.byteSize()} bytes are copied
+     * @return the number of bytes copied: {@code min(dst.byteSize(), size() - offset)}
+     * @throws IndexOutOfBoundsException if {@code offset} is negative or beyond {@code size()}
+     * @throws IllegalStateException     if a segment's memory is no longer alive
+     */
+    public long copyTo(long offset, MemorySegment dst) {
+        Objects.checkIndex(offset, size + 1);
+        return walk(offset, Math.min(dst.byteSize(), size - offset),
+                (s, at, done, n) -> MemorySegment.copy(s, at, dst, done, n));
+    }
+
+    /**
+     * Copies bytes out of the vector into an array.
+     *
+     * @param offset   where in the vector to start reading
+     * @param dst      the array to fill
+     * @param dstIndex where in {@code dst} to start
+     * @param length   the most bytes to copy
+     * @return the number of bytes copied: {@code min(length, size() - offset)}
+     * @throws IndexOutOfBoundsException if {@code offset} is outside the vector or the array range
+     *                                   is outside {@code dst}
+     */
+    public long copyTo(long offset, byte[] dst, int dstIndex, int length) {
+        Objects.checkFromIndexSize(dstIndex, length, dst.length);
+        return copyTo(offset, MemorySegment.ofArray(dst).asSlice(dstIndex, length));
+    }
+
+    /**
+     * Copies bytes from a contiguous segment into the vector (unflatten, {@code qemu_iovec_from_buf}).
+     *
+     * @param offset where in the vector to start writing
+     * @param src    the bytes to copy; at most {@code src.byteSize()} are copied
+     * @return the number of bytes copied: {@code min(src.byteSize(), size() - offset)}
+     * @throws IndexOutOfBoundsException     if {@code offset} is negative or beyond {@code size()}
+     * @throws UnsupportedOperationException if a segment that would be written is read-only
+     * @throws IllegalStateException         if a segment's memory is no longer alive
+     */
+    public long copyFrom(long offset, MemorySegment src) {
+        Objects.checkIndex(offset, size + 1);
+        return walk(offset, Math.min(src.byteSize(), size - offset),
+                (s, at, done, n) -> MemorySegment.copy(src, done, s, at, n));
+    }
+
+    /**
+     * Copies bytes from an array into the vector.
+     *
+     * @param offset   where in the vector to start writing
+     * @param src      the array to copy from
+     * @param srcIndex where in {@code src} to start
+     * @param length   the most bytes to copy
+     * @return the number of bytes copied: {@code min(length, size() - offset)}
+     * @throws IndexOutOfBoundsException     if {@code offset} or the array range is out of bounds
+     * @throws UnsupportedOperationException if a segment that would be written is read-only
+     */
+    public long copyFrom(long offset, byte[] src, int srcIndex, int length) {
+        Objects.checkFromIndexSize(srcIndex, length, src.length);
+        return copyFrom(offset, MemorySegment.ofArray(src).asSlice(srcIndex, length));
+    }
+
+    /**
+     * @return a new array holding all bytes of the vector in order
+     * @throws IllegalStateException if the vector holds more than {@code Integer.MAX_VALUE - 8} bytes
+     */
+    public byte[] toByteArray() {
+        if (size > Integer.MAX_VALUE - 8) {
+            throw new IllegalStateException("I/O vector of " + size + " bytes does not fit in an array");
+        }
+        byte[] bytes = new byte[(int) size];
+        copyTo(0, MemorySegment.ofArray(bytes));
+        return bytes;
+    }
+
+    /**
+     * Sets bytes of the vector to one value ({@code qemu_iovec_memset}).
+     *
+     * @param offset where in the vector to start
+     * @param value  the byte to store
+     * @param length the most bytes to set
+     * @return the number of bytes set: {@code min(length, size() - offset)}
+     * @throws IndexOutOfBoundsException     if {@code offset} is negative or beyond {@code size()},
+     *                                       or {@code length} is negative
+     * @throws UnsupportedOperationException if a segment that would be written is read-only
+     */
+    public long fill(long offset, byte value, long length) {
+        Objects.checkIndex(offset, size + 1);
+        if (length < 0) {
+            throw new IndexOutOfBoundsException("negative length " + length);
+        }
+        return walk(offset, Math.min(length, size - offset), (s, at, done, n) -> s.asSlice(at, n).fill(value));
+    }
+
+    /** What {@link #walk} does with each piece of a byte range. */
+    @FunctionalInterface
+    private interface PieceAction {
+        void apply(MemorySegment segment, long segmentOffset, long rangeOffset, long length);
+    }
+
+    /** Visits {@code [offset, offset + total)} segment piece by segment piece; returns {@code total}. */
+    private long walk(long offset, long total, PieceAction action) {
+        long done = 0;
+        long skip = offset;
+        for (int i = 0; i < count && done < total; i++) {
+            MemorySegment s = segments[i];
+            long bytes = s.byteSize();
+            if (skip >= bytes) {
+                skip -= bytes;
+                continue;
+            }
+            long n = Math.min(bytes - skip, total - done);
+            action.apply(s, skip, done, n);
+            done += n;
+            skip = 0;
+        }
+        return done;
+    }
+
+    /**
+     * Drops bytes from the front of the vector ({@code qemu_iovec_discard_front}): whole segments
+     * are removed and the first remaining one is replaced by its tail slice.
+     *
+     * @param bytes how many bytes to drop
+     * @return how many were dropped: {@code min(bytes, size())}
+     * @throws IllegalArgumentException if {@code bytes} is negative
+     */
+    public long discardFront(long bytes) {
+        requireNonNegative(bytes);
+        long target = Math.min(bytes, size);
+        long left = target;
+        int drop = 0;
+        while (left > 0 && segments[drop].byteSize() <= left) {
+            left -= segments[drop].byteSize();
+            drop++;
+        }
+        if (drop > 0) {
+            System.arraycopy(segments, drop, segments, 0, count - drop);
+            Arrays.fill(segments, count - drop, count, null);
+            count -= drop;
+        }
+        if (left > 0) {
+            segments[0] = segments[0].asSlice(left);
+        }
+        size -= target;
+        version++;
+        return target;
+    }
+
+    /**
+     * Drops bytes from the back of the vector ({@code qemu_iovec_discard_back}).
+     *
+     * @param bytes how many bytes to drop
+     * @return how many were dropped: {@code min(bytes, size())}
+     * @throws IllegalArgumentException if {@code bytes} is negative
+     */
+    public long discardBack(long bytes) {
+        requireNonNegative(bytes);
+        long target = Math.min(bytes, size);
+        long left = target;
+        while (left > 0) {
+            MemorySegment last = segments[count - 1];
+            long n = last.byteSize();
+            if (n <= left) {
+                segments[--count] = null;
+                left -= n;
+            } else {
+                segments[count - 1] = last.asSlice(0, n - left);
+                left = 0;
+            }
+        }
+        size -= target;
+        version++;
+        return target;
+    }
+
+    /**
+     * Compares the bytes of two vectors ({@code qemu_iovec_compare}), regardless of how each is cut
+     * into segments.
+     *
+     * @param other the vector to compare with
+     * @return the offset of the first differing byte, or {@code -1} if both hold the same bytes;
+     *         when one is a prefix of the other, the length of the shorter one
+     * @throws NullPointerException if {@code other} is null
+     */
+    public long compare(IoVector other) {
+        Objects.requireNonNull(other, "other");
+        long common = Math.min(size, other.size);
+        int ia = 0;
+        int ib = 0;
+        long offA = 0;
+        long offB = 0;
+        long pos = 0;
+        while (pos < common) {
+            MemorySegment a = segments[ia];
+            MemorySegment b = other.segments[ib];
+            long n = Math.min(a.byteSize() - offA, b.byteSize() - offB);
+            long mismatch = MemorySegment.mismatch(a, offA, offA + n, b, offB, offB + n);
+            if (mismatch >= 0) {
+                return pos + mismatch;
+            }
+            pos += n;
+            offA += n;
+            offB += n;
+            if (offA == a.byteSize()) {
+                ia++;
+                offA = 0;
+            }
+            if (offB == b.byteSize()) {
+                ib++;
+                offB = 0;
+            }
+        }
+        return size == other.size ? -1 : common;
+    }
+
+    /** @return whether every byte of the vector is zero (true for an empty vector) */
+    public boolean isZero() {
+        return isZero(0, size);
+    }
+
+    /**
+     * Tells whether a byte range of the vector is all zero ({@code qemu_iovec_is_zero}), the test a
+     * block layer uses to turn a write of zeroes into a discard.
+     *
+     * @param offset where the range starts
+     * @param length how many bytes
+     * @return whether every byte in the range is zero
+     * @throws IndexOutOfBoundsException if the range is not within the vector
+     */
+    public boolean isZero(long offset, long length) {
+        Objects.checkFromIndexSize(offset, length, size);
+        long skip = offset;
+        for (int i = 0; i < count && length > 0; i++) {
+            MemorySegment s = segments[i];
+            long bytes = s.byteSize();
+            if (skip >= bytes) {
+                skip -= bytes;
+                continue;
+            }
+            long n = Math.min(bytes - skip, length);
+            if (!allZero(s, skip, n)) {
+                return false;
+            }
+            length -= n;
+            skip = 0;
+        }
+        return true;
+    }
+
+    private static boolean allZero(MemorySegment s, long from, long n) {
+        long i = 0;
+        for (; i + 8 <= n; i += 8) {
+            if (s.get(ValueLayout.JAVA_LONG_UNALIGNED, from + i) != 0) {
+                return false;
+            }
+        }
+        for (; i < n; i++) {
+            if (s.get(ValueLayout.JAVA_BYTE, from + i) != 0) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /**
+     * Presents the vector as buffers for {@code FileChannel}'s gathering and scattering calls. Use
+     * entries {@code [0, byteBufferCount())} of the returned array; entries beyond are stale. Each
+     * buffer is positioned at 0 with its limit at its segment's size. Buffers from read-only
+     * segments are read-only.
+     *
+     * <p>The array and the buffers are cached: calling again after {@link #reset()} and adding
+     * segments equal to the previous ones (same address, size, scope and access mode, as a device
+     * re-mapping the same guest pages produces) allocates nothing. The result is valid until this
+     * vector is next changed.
+     *
+     * @return the cached buffer array, possibly longer than {@link #byteBufferCount()}
+     * @throws IllegalStateException if a segment's memory is no longer alive
+     */
+    public ByteBuffer[] byteBuffers() {
+        int needed = 0;
+        for (int i = 0; i < count; i++) {
+            needed += bufferPieces(segments[i].byteSize());
+        }
+        if (needed > buffers.length) {
+            int capacity = Math.max(needed, buffers.length * 2);
+            buffers = Arrays.copyOf(buffers, capacity);
+            bufferSources = Arrays.copyOf(bufferSources, capacity);
+        }
+        int b = 0;
+        for (int i = 0; i < count; i++) {
+            MemorySegment s = segments[i];
+            long bytes = s.byteSize();
+            if (bytes <= MAX_BUFFER_BYTES) {
+                cacheBuffer(b++, s);
+            } else {
+                for (long off = 0; off < bytes; off += MAX_BUFFER_BYTES) {
+                    MemorySegment piece = s.asSlice(off, Math.min(MAX_BUFFER_BYTES, bytes - off));
+                    cacheBuffer(b++, piece);
+                }
+            }
+        }
+        bufferCount = b;
+        return buffers;
+    }
+
+    /** @return how many entries of {@link #byteBuffers()} are in use, computed by the last call */
+    public int byteBufferCount() {
+        return bufferCount;
+    }
+
+    private static int bufferPieces(long bytes) {
+        return (int) ((bytes + MAX_BUFFER_BYTES - 1) / MAX_BUFFER_BYTES);
+    }
+
+    private void cacheBuffer(int slot, MemorySegment segment) {
+        MemorySegment previous = bufferSources[slot];
+        if (previous != null && sameMemory(previous, segment)) {
+            buffers[slot].clear();
+            return;
+        }
+        buffers[slot] = segment.asByteBuffer();
+        bufferSources[slot] = segment;
+    }
+
+    private static boolean sameMemory(MemorySegment a, MemorySegment b) {
+        return a == b
+                || (a.address() == b.address()
+                        && a.byteSize() == b.byteSize()
+                        && a.isNative() && b.isNative()
+                        && a.isReadOnly() == b.isReadOnly()
+                        && a.scope().equals(b.scope()));
+    }
+
+    /**
+     * Presents the vector as a native {@code struct iovec} array (layout {@link #IOVEC}) for
+     * {@code preadv}/{@code pwritev}. The array lives in memory owned by this vector, is rewritten
+     * only when the vector changed since the last call, and is valid until the vector next changes.
+     * Only its first {@link #nativeIovecCount()} entries are meaningful.
+     *
+     * <p>The entries are raw addresses: keep the segments alive until the system call returns.
+     *
+     * @return the native array, at least {@code count() * 16} bytes
+     * @throws IllegalStateException if a segment is a heap segment (it has no stable native
+     *                               address) or its memory is no longer alive
+     */
+    public MemorySegment nativeIovecs() {
+        if (iovecsVersion == version) {
+            return iovecs;
+        }
+        if (iovecs.byteSize() < count * IOVEC_BYTES) {
+            long capacity = Math.max(count, 2L * iovecs.byteSize() / IOVEC_BYTES);
+            // Automatic arena: the array is freed with the vector, and an I/O vector is long-lived.
+            iovecs = Arena.ofAuto().allocate(capacity * IOVEC_BYTES, 8);
+        }
+        for (int i = 0; i < count; i++) {
+            MemorySegment s = segments[i];
+            if (!s.isNative()) {
+                throw new IllegalStateException("segment " + i + " is a heap segment; native I/O needs native memory");
+            }
+            if (!s.scope().isAlive()) {
+                throw new IllegalStateException("segment " + i + " belongs to memory that was already released");
+            }
+            iovecs.set(ValueLayout.JAVA_LONG, i * IOVEC_BYTES, s.address());
+            iovecs.set(ValueLayout.JAVA_LONG, i * IOVEC_BYTES + 8, s.byteSize());
+        }
+        iovecsVersion = version;
+        return iovecs;
+    }
+
+    /** @return how many entries of {@link #nativeIovecs()} are meaningful: {@link #count()} */
+    public int nativeIovecCount() {
+        return count;
+    }
+
+    private static void requireNonNegative(long bytes) {
+        if (bytes < 0) {
+            throw new IllegalArgumentException("byte count must not be negative: " + bytes);
+        }
+    }
+
+    /** @return a short description: segment count and total size */
+    @Override
+    public String toString() {
+        return "IoVector[" + count + " segments, " + size + " bytes]";
+    }
+}

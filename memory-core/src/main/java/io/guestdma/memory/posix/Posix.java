@@ -1,0 +1,560 @@
+package io.guestdma.memory.posix;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemoryLayout;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.StructLayout;
+import java.lang.foreign.SymbolLookup;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
+import java.lang.invoke.VarHandle;
+import java.nio.file.Path;
+
+/**
+ * Linux system calls through FFM downcalls, each returning its result or throwing a
+ * {@link PosixException} that names the call, its subject and the errno.
+ *
+ * <p>Every wrapper captures {@code errno} right after the call (through
+ * {@link Linker.Option#captureCallState}, into a per-thread buffer, so the hot I/O calls allocate
+ * nothing) and retries on {@code EINTR}. No call is marked critical: they may block, and a critical
+ * call would stall the garbage collector while it does.
+ *
+ * <p>Constants are the Linux x86-64/aarch64 values (the ones that differ between architectures are
+ * not used). All methods are thread-safe.
+ */
+public final class Posix {
+    private Posix() {
+    }
+
+    /** open: read only. */ public static final int O_RDONLY = 0;
+    /** open: write only. */ public static final int O_WRONLY = 1;
+    /** open: read and write. */ public static final int O_RDWR = 2;
+    /** open: create if missing. */ public static final int O_CREAT = 0100;
+    /** open: fail if it exists (with O_CREAT). */ public static final int O_EXCL = 0200;
+    /** open: truncate to 0. */ public static final int O_TRUNC = 01000;
+    /** open: bypass the page cache (x86-64 value). */ public static final int O_DIRECT = 040000;
+    /** open: close on exec. */ public static final int O_CLOEXEC = 02000000;
+
+    /** mmap: readable. */ public static final int PROT_READ = 1;
+    /** mmap: writable. */ public static final int PROT_WRITE = 2;
+    /** mmap: shared with other mappers of the file. */ public static final int MAP_SHARED = 0x01;
+    /** mmap: private copy-on-write. */ public static final int MAP_PRIVATE = 0x02;
+    /** mmap: not backed by a file. */ public static final int MAP_ANONYMOUS = 0x20;
+    /** mmap: do not reserve swap; commit pages only when touched. */ public static final int MAP_NORESERVE = 0x4000;
+
+    /** madvise: back with transparent huge pages. */ public static final int MADV_HUGEPAGE = 14;
+    /** madvise: give the pages back; anonymous memory reads zero afterwards. */ public static final int MADV_DONTNEED = 4;
+    /** madvise: leave out of core dumps. */ public static final int MADV_DONTDUMP = 16;
+
+    /** fallocate: keep the file size. */ public static final int FALLOC_FL_KEEP_SIZE = 0x01;
+    /** fallocate: deallocate the range (needs KEEP_SIZE); it reads zero afterwards. */ public static final int FALLOC_FL_PUNCH_HOLE = 0x02;
+
+    /** flock: shared lock. */ public static final int LOCK_SH = 1;
+    /** flock: exclusive lock. */ public static final int LOCK_EX = 2;
+    /** flock: fail instead of waiting. */ public static final int LOCK_NB = 4;
+    /** flock: unlock. */ public static final int LOCK_UN = 8;
+
+    /** memfd_create: close on exec. */ public static final int MFD_CLOEXEC = 1;
+
+    /** The most entries one preadv/pwritev accepts on Linux ({@code IOV_MAX}). */
+    public static final int IOV_MAX = 1024;
+
+    private static final int SEEK_END = 2;
+    private static final long MAP_FAILED = -1L;
+
+    private static final Linker LINKER = Linker.nativeLinker();
+    private static final SymbolLookup LIBC = LINKER.defaultLookup();
+    private static final StructLayout CALL_STATE = Linker.Option.captureStateLayout();
+    private static final VarHandle ERRNO = CALL_STATE.varHandle(MemoryLayout.PathElement.groupElement("errno"));
+    private static final Linker.Option CAPTURE = Linker.Option.captureCallState("errno");
+
+    private static final ValueLayout.OfInt INT = ValueLayout.JAVA_INT;
+    private static final ValueLayout.OfLong LONG = ValueLayout.JAVA_LONG;
+    private static final ValueLayout PTR = ValueLayout.ADDRESS;
+
+    private static final MethodHandle OPEN = downcall("open", FunctionDescriptor.of(INT, PTR, INT, INT),
+            Linker.Option.firstVariadicArg(2));
+    private static final MethodHandle CLOSE = downcall("close", FunctionDescriptor.of(INT, INT));
+    private static final MethodHandle PREADV = downcall("preadv", FunctionDescriptor.of(LONG, INT, PTR, INT, LONG));
+    private static final MethodHandle PWRITEV = downcall("pwritev", FunctionDescriptor.of(LONG, INT, PTR, INT, LONG));
+    private static final MethodHandle PREAD = downcall("pread", FunctionDescriptor.of(LONG, INT, PTR, LONG, LONG));
+    private static final MethodHandle PWRITE = downcall("pwrite", FunctionDescriptor.of(LONG, INT, PTR, LONG, LONG));
+    private static final MethodHandle FDATASYNC = downcall("fdatasync", FunctionDescriptor.of(INT, INT));
+    private static final MethodHandle FSYNC = downcall("fsync", FunctionDescriptor.of(INT, INT));
+    private static final MethodHandle FALLOCATE = downcall("fallocate", FunctionDescriptor.of(INT, INT, INT, LONG, LONG));
+    private static final MethodHandle FTRUNCATE = downcall("ftruncate", FunctionDescriptor.of(INT, INT, LONG));
+    private static final MethodHandle LSEEK = downcall("lseek", FunctionDescriptor.of(LONG, INT, LONG, INT));
+    private static final MethodHandle FLOCK = downcall("flock", FunctionDescriptor.of(INT, INT, INT));
+    private static final MethodHandle MEMFD_CREATE = downcall("memfd_create", FunctionDescriptor.of(INT, PTR, INT));
+    private static final MethodHandle MMAP = downcall("mmap", FunctionDescriptor.of(PTR, PTR, LONG, INT, INT, INT, LONG));
+    private static final MethodHandle MUNMAP = downcall("munmap", FunctionDescriptor.of(INT, PTR, LONG));
+    private static final MethodHandle MADVISE = downcall("madvise", FunctionDescriptor.of(INT, PTR, LONG, INT));
+    private static final MethodHandle GETPAGESIZE = LINKER.downcallHandle(
+            LIBC.find("getpagesize").orElseThrow(), FunctionDescriptor.of(INT));
+
+    /** One errno capture buffer per thread: the hot calls must not allocate. */
+    private static final ThreadLocal<MemorySegment> CALL_STATE_BUFFER =
+            ThreadLocal.withInitial(() -> Arena.ofAuto().allocate(CALL_STATE));
+
+    private static MethodHandle downcall(String name, FunctionDescriptor descriptor, Linker.Option... extra) {
+        MemorySegment symbol = LIBC.find(name)
+                .orElseThrow(() -> new UnsatisfiedLinkError("libc has no symbol " + name));
+        Linker.Option[] options = new Linker.Option[extra.length + 1];
+        options[0] = CAPTURE;
+        System.arraycopy(extra, 0, options, 1, extra.length);
+        return LINKER.downcallHandle(symbol, descriptor, options);
+    }
+
+    private static int errno(MemorySegment state) {
+        return (int) ERRNO.get(state, 0L);
+    }
+
+    private static RuntimeException rethrow(Throwable t) {
+        if (t instanceof RuntimeException r) {
+            return r;
+        }
+        if (t instanceof Error e) {
+            throw e;
+        }
+        return new IllegalStateException("unexpected checked exception from a downcall", t);
+    }
+
+    /** @return the system page size in bytes */
+    public static long pageSize() {
+        try {
+            return (int) GETPAGESIZE.invokeExact();
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * Opens a file ({@code open(2)}). {@code O_CLOEXEC} is always added.
+     *
+     * @param path  the file
+     * @param flags {@code O_*} flags
+     * @param mode  permission bits used when the file is created
+     * @return the new file descriptor, which the caller owns and must {@link #close}
+     * @throws PosixException if the call fails, for example {@code open(/x): ENOENT (No such file or directory)}
+     */
+    public static int open(Path path, int flags, int mode) throws PosixException {
+        String name = path.toString();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment cPath = arena.allocateFrom(name);
+            MemorySegment state = CALL_STATE_BUFFER.get();
+            while (true) {
+                int fd = (int) OPEN.invokeExact(state, cPath, flags | O_CLOEXEC, mode);
+                if (fd >= 0) {
+                    return fd;
+                }
+                int err = errno(state);
+                if (err != Errno.EINTR) {
+                    throw new PosixException("open(" + name + ")", err);
+                }
+            }
+        } catch (PosixException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * Closes a file descriptor ({@code close(2)}). Not retried on EINTR: Linux releases the
+     * descriptor even then, and a retry could close a descriptor another thread just opened.
+     *
+     * @param fd the descriptor
+     * @throws PosixException if the call fails (EIO here means earlier writes may be lost)
+     */
+    public static void close(int fd) throws PosixException {
+        try {
+            MemorySegment state = CALL_STATE_BUFFER.get();
+            int r = (int) CLOSE.invokeExact(state, fd);
+            if (r != 0) {
+                int err = errno(state);
+                if (err != Errno.EINTR) {
+                    throw new PosixException("close(fd " + fd + ")", err);
+                }
+            }
+        } catch (PosixException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * Scattering read at an offset ({@code preadv(2)}). One call: the result may be short.
+     *
+     * @param fd     the descriptor
+     * @param iovecs a native {@code struct iovec} array
+     * @param count  how many entries to use, at most {@link #IOV_MAX}
+     * @param offset the file offset
+     * @return bytes read; 0 at end of file
+     * @throws PosixException if the call fails
+     */
+    public static long preadv(int fd, MemorySegment iovecs, int count, long offset) throws PosixException {
+        try {
+            MemorySegment state = CALL_STATE_BUFFER.get();
+            while (true) {
+                long n = (long) PREADV.invokeExact(state, fd, iovecs, count, offset);
+                if (n >= 0) {
+                    return n;
+                }
+                int err = errno(state);
+                if (err != Errno.EINTR) {
+                    throw new PosixException("preadv(fd " + fd + ", offset " + offset + ")", err);
+                }
+            }
+        } catch (PosixException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * Gathering write at an offset ({@code pwritev(2)}). One call: the result may be short.
+     *
+     * @param fd     the descriptor
+     * @param iovecs a native {@code struct iovec} array
+     * @param count  how many entries to use, at most {@link #IOV_MAX}
+     * @param offset the file offset
+     * @return bytes written
+     * @throws PosixException if the call fails, for example ENOSPC
+     */
+    public static long pwritev(int fd, MemorySegment iovecs, int count, long offset) throws PosixException {
+        try {
+            MemorySegment state = CALL_STATE_BUFFER.get();
+            while (true) {
+                long n = (long) PWRITEV.invokeExact(state, fd, iovecs, count, offset);
+                if (n >= 0) {
+                    return n;
+                }
+                int err = errno(state);
+                if (err != Errno.EINTR) {
+                    throw new PosixException("pwritev(fd " + fd + ", offset " + offset + ")", err);
+                }
+            }
+        } catch (PosixException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * Reads into native memory at an offset ({@code pread(2)}). One call: the result may be short.
+     *
+     * @param fd     the descriptor
+     * @param dst    native memory to fill; all of it is offered to the call
+     * @param offset the file offset
+     * @return bytes read; 0 at end of file
+     * @throws PosixException           if the call fails
+     * @throws IllegalArgumentException if {@code dst} is a heap segment
+     */
+    public static long pread(int fd, MemorySegment dst, long offset) throws PosixException {
+        requireNative(dst);
+        try {
+            MemorySegment state = CALL_STATE_BUFFER.get();
+            while (true) {
+                long n = (long) PREAD.invokeExact(state, fd, dst, dst.byteSize(), offset);
+                if (n >= 0) {
+                    return n;
+                }
+                int err = errno(state);
+                if (err != Errno.EINTR) {
+                    throw new PosixException("pread(fd " + fd + ", offset " + offset + ")", err);
+                }
+            }
+        } catch (PosixException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * Writes native memory at an offset ({@code pwrite(2)}). One call: the result may be short.
+     *
+     * @param fd     the descriptor
+     * @param src    native memory to write; all of it is offered to the call
+     * @param offset the file offset
+     * @return bytes written
+     * @throws PosixException           if the call fails
+     * @throws IllegalArgumentException if {@code src} is a heap segment
+     */
+    public static long pwrite(int fd, MemorySegment src, long offset) throws PosixException {
+        requireNative(src);
+        try {
+            MemorySegment state = CALL_STATE_BUFFER.get();
+            while (true) {
+                long n = (long) PWRITE.invokeExact(state, fd, src, src.byteSize(), offset);
+                if (n >= 0) {
+                    return n;
+                }
+                int err = errno(state);
+                if (err != Errno.EINTR) {
+                    throw new PosixException("pwrite(fd " + fd + ", offset " + offset + ")", err);
+                }
+            }
+        } catch (PosixException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * Flushes written data to stable storage ({@code fdatasync(2)}).
+     *
+     * @param fd the descriptor
+     * @throws PosixException if the call fails (EIO: data may be lost)
+     */
+    public static void fdatasync(int fd) throws PosixException {
+        simple(FDATASYNC, fd, "fdatasync");
+    }
+
+    /**
+     * Flushes data and metadata to stable storage ({@code fsync(2)}).
+     *
+     * @param fd the descriptor
+     * @throws PosixException if the call fails
+     */
+    public static void fsync(int fd) throws PosixException {
+        simple(FSYNC, fd, "fsync");
+    }
+
+    private static void simple(MethodHandle handle, int fd, String name) throws PosixException {
+        try {
+            MemorySegment state = CALL_STATE_BUFFER.get();
+            while (true) {
+                int r = (int) handle.invokeExact(state, fd);
+                if (r == 0) {
+                    return;
+                }
+                int err = errno(state);
+                if (err != Errno.EINTR) {
+                    throw new PosixException(name + "(fd " + fd + ")", err);
+                }
+            }
+        } catch (PosixException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * Manipulates allocated space ({@code fallocate(2)}), for example punching a hole with
+     * {@code FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE}.
+     *
+     * @param fd     the descriptor
+     * @param mode   {@code FALLOC_FL_*} flags
+     * @param offset start of the range
+     * @param length length of the range
+     * @throws PosixException if the call fails; EOPNOTSUPP when the file system cannot do it
+     */
+    public static void fallocate(int fd, int mode, long offset, long length) throws PosixException {
+        try {
+            MemorySegment state = CALL_STATE_BUFFER.get();
+            while (true) {
+                int r = (int) FALLOCATE.invokeExact(state, fd, mode, offset, length);
+                if (r == 0) {
+                    return;
+                }
+                int err = errno(state);
+                if (err != Errno.EINTR) {
+                    throw new PosixException("fallocate(fd " + fd + ", offset " + offset + ", length " + length + ")", err);
+                }
+            }
+        } catch (PosixException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * Sets a file's size ({@code ftruncate(2)}).
+     *
+     * @param fd   the descriptor
+     * @param size the new size in bytes
+     * @throws PosixException if the call fails
+     */
+    public static void ftruncate(int fd, long size) throws PosixException {
+        try {
+            MemorySegment state = CALL_STATE_BUFFER.get();
+            while (true) {
+                int r = (int) FTRUNCATE.invokeExact(state, fd, size);
+                if (r == 0) {
+                    return;
+                }
+                int err = errno(state);
+                if (err != Errno.EINTR) {
+                    throw new PosixException("ftruncate(fd " + fd + ", " + size + ")", err);
+                }
+            }
+        } catch (PosixException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * The size of an open file or block device, from {@code lseek(fd, 0, SEEK_END)} (which, unlike
+     * {@code fstat}, also gives a block device's size). The descriptor's own offset moves, which the
+     * positional calls here never use.
+     *
+     * @param fd the descriptor
+     * @return the size in bytes
+     * @throws PosixException if the call fails
+     */
+    public static long fileSize(int fd) throws PosixException {
+        try {
+            MemorySegment state = CALL_STATE_BUFFER.get();
+            long r = (long) LSEEK.invokeExact(state, fd, 0L, SEEK_END);
+            if (r < 0) {
+                throw new PosixException("lseek(fd " + fd + ", SEEK_END)", errno(state));
+            }
+            return r;
+        } catch (PosixException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * Applies or removes an advisory whole-file lock ({@code flock(2)}).
+     *
+     * @param fd        the descriptor
+     * @param operation {@code LOCK_SH}, {@code LOCK_EX} or {@code LOCK_UN}, optionally {@code | LOCK_NB}
+     * @throws PosixException if the call fails; EAGAIN (EWOULDBLOCK) when {@code LOCK_NB} was given
+     *                        and another open file description holds a conflicting lock
+     */
+    public static void flock(int fd, int operation) throws PosixException {
+        try {
+            MemorySegment state = CALL_STATE_BUFFER.get();
+            while (true) {
+                int r = (int) FLOCK.invokeExact(state, fd, operation);
+                if (r == 0) {
+                    return;
+                }
+                int err = errno(state);
+                if (err != Errno.EINTR) {
+                    throw new PosixException("flock(fd " + fd + ")", err);
+                }
+            }
+        } catch (PosixException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * Creates an anonymous file in memory ({@code memfd_create(2)}) that other processes can map
+     * when given the descriptor (or {@code /proc/PID/fd/N}).
+     *
+     * @param name  a name for debugging, shown in {@code /proc/PID/fd}
+     * @param flags {@code MFD_*} flags; {@code MFD_CLOEXEC} is always added
+     * @return the new descriptor, owned by the caller
+     * @throws PosixException if the call fails
+     */
+    public static int memfdCreate(String name, int flags) throws PosixException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment cName = arena.allocateFrom(name);
+            MemorySegment state = CALL_STATE_BUFFER.get();
+            int fd = (int) MEMFD_CREATE.invokeExact(state, cName, flags | MFD_CLOEXEC);
+            if (fd < 0) {
+                throw new PosixException("memfd_create(" + name + ")", errno(state));
+            }
+            return fd;
+        } catch (PosixException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * Maps memory ({@code mmap(2)}) at an address of the kernel's choice.
+     *
+     * @param length bytes to map
+     * @param prot   {@code PROT_*}
+     * @param flags  {@code MAP_*}
+     * @param fd     the file to map, or -1 for anonymous memory
+     * @param offset offset in the file, a multiple of the page size
+     * @return the address of the mapping as a zero-length segment; the caller reinterprets it and
+     *         owns the mapping ({@link #munmap})
+     * @throws PosixException if the call fails, for example ENOMEM
+     */
+    public static MemorySegment mmap(long length, int prot, int flags, int fd, long offset) throws PosixException {
+        try {
+            MemorySegment state = CALL_STATE_BUFFER.get();
+            MemorySegment p = (MemorySegment) MMAP.invokeExact(state, MemorySegment.NULL, length, prot, flags, fd, offset);
+            if (p.address() == MAP_FAILED) {
+                throw new PosixException("mmap(" + length + " bytes" + (fd >= 0 ? ", fd " + fd : "") + ")", errno(state));
+            }
+            return p;
+        } catch (PosixException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * Unmaps memory ({@code munmap(2)}).
+     *
+     * @param address the start of the mapping (only its address is used)
+     * @param length  bytes to unmap
+     * @throws PosixException if the call fails
+     */
+    public static void munmap(MemorySegment address, long length) throws PosixException {
+        try {
+            MemorySegment state = CALL_STATE_BUFFER.get();
+            int r = (int) MUNMAP.invokeExact(state, MemorySegment.ofAddress(address.address()), length);
+            if (r != 0) {
+                throw new PosixException("munmap(" + length + " bytes)", errno(state));
+            }
+        } catch (PosixException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * Gives the kernel advice about a range of memory ({@code madvise(2)}).
+     *
+     * @param address start of the range, page aligned (only its address is used)
+     * @param length  bytes in the range
+     * @param advice  {@code MADV_*}
+     * @throws PosixException if the call fails; EINVAL when the kernel does not know the advice
+     *                        (for example MADV_HUGEPAGE without transparent huge page support)
+     */
+    public static void madvise(MemorySegment address, long length, int advice) throws PosixException {
+        try {
+            MemorySegment state = CALL_STATE_BUFFER.get();
+            int r = (int) MADVISE.invokeExact(state, MemorySegment.ofAddress(address.address()), length, advice);
+            if (r != 0) {
+                throw new PosixException("madvise(" + length + " bytes, advice " + advice + ")", errno(state));
+            }
+        } catch (PosixException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    private static void requireNative(MemorySegment segment) {
+        if (!segment.isNative()) {
+            throw new IllegalArgumentException("system calls need native memory, not a heap segment");
+        }
+    }
+}
