@@ -1,5 +1,6 @@
 package io.guestdma.memory;
 
+import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import java.util.Objects;
 
@@ -25,15 +26,34 @@ import java.util.Objects;
  * tail are unmapped at once with access length 0, so their bounce space frees, and the cursor
  * steps back so the next chunk starts exactly there.
  *
+ * <p>RAM pieces of a chunk are mapped without creating {@link DmaMapping} objects: the chunk
+ * holds one lease on the address-space snapshot (so a region removed meanwhile stays valid until
+ * {@link #unmapChunk}, exactly as for mappings), and the slices handed to the I/O vector are kept
+ * per chunk slot and reused when a later chunk covers the same guest pages, as a device that DMAs
+ * to the same buffers does. A steady-state disk transfer into RAM therefore allocates nothing.
+ * Non-RAM pieces (bounced) and every piece in DMA debug mode go through {@link GuestMemory#map}.
+ * {@link GuestMemory#liveMappings()} counts a chunk's RAM pieces as one mapping.
+ *
  * <p>Reusable across transfers. Not thread-safe: one device drives it, although chunk I/O may
  * run on another thread between {@link #mapNext} and {@link #unmapChunk}.
  */
 public final class DmaStream {
     private final GuestMemory memory;
     private final IoVector iov = new IoVector();
+    /** Per piece of the current chunk: its mapping, or null for a RAM piece mapped without one. */
     private DmaMapping[] mappings = new DmaMapping[16];
     private long[] used = new long[16];
+    /** Per RAM piece: where it starts in the RAM backing (for the dirty log). */
+    private long[] ramOffset = new long[16];
     private int mappingCount;
+    /** The snapshot lease that keeps the current chunk's RAM pieces valid; null without one. */
+    private AddressMap lease;
+    private int leaseStripe;
+
+    /** Per chunk slot: the last RAM slice handed out, reused when the same pages come again. */
+    private MemorySegment[] sliceCache = new MemorySegment[16];
+    private long[] sliceAt = new long[16];
+    private boolean[] sliceReadOnly = new boolean[16];
 
     private SgList sg;
     private DmaDirection direction;
@@ -101,16 +121,30 @@ public final class DmaStream {
         requireNoChunk();
         chunkStartIndex = index;
         chunkStartOffset = indexOffset;
+        AddressMap map = leaseForRam();
         long total = 0;
         while (index < sg.count() && total < maxBytes) {
+            long address = sg.address(index) + indexOffset;
             long want = Math.min(sg.length(index) - indexOffset, maxBytes - total);
-            if (!(memory.map(sg.address(index) + indexOffset, want, direction) instanceof DmaMapping m)) {
+            if (address != 0 && Long.compareUnsigned(want, -address) > 0) {
+                want = -address; // addresses never wrap past 2^64, as in GuestMemory.map
+            }
+            long mapped;
+            int region = map == null || want <= 0 ? -1 : map.find(address);
+            if (region >= 0 && map.isDirect(region, direction)) {
+                long run = map.directRunLast(region, direction) - address + 1; // 0 only for a run to 2^64 from 0
+                mapped = run == 0 ? want : Math.min(want, run);
+                long at = map.backingOffset(region) + (address - map.base(region));
+                pushRam(at, mapped);
+            } else if (memory.map(address, want, direction) instanceof DmaMapping m) {
+                push(m);
+                iov.add(m.segment());
+                mapped = m.length();
+            } else {
                 break;
             }
-            push(m);
-            iov.add(m.segment());
-            total += m.length();
-            indexOffset += m.length();
+            total += mapped;
+            indexOffset += mapped;
             if (indexOffset == sg.length(index)) {
                 index++;
                 indexOffset = 0;
@@ -122,7 +156,68 @@ public final class DmaStream {
             total -= excess;
         }
         chunkBytes = total;
+        if (mappingCount == 0) {
+            releaseLease();
+        }
         return total;
+    }
+
+    /** Takes the chunk's snapshot lease, unless RAM must go through real mappings (debug mode). */
+    private AddressMap leaseForRam() {
+        if (memory.isDebug() || memory.backingSegment() == null) {
+            return null;
+        }
+        AddressMap map;
+        int stripe;
+        do {
+            map = memory.snapshot();
+            stripe = map.acquire(); // -1: a region change retired the snapshot between load and lease
+        } while (stripe < 0);
+        lease = map;
+        leaseStripe = stripe;
+        return map;
+    }
+
+    private void releaseLease() {
+        if (lease != null) {
+            AddressMap held = lease;
+            lease = null;
+            held.release(leaseStripe);
+        }
+    }
+
+    private void pushRam(long backingOffset, long length) {
+        int slot = mappingCount;
+        grow(slot);
+        boolean readOnly = direction == DmaDirection.TO_DEVICE;
+        MemorySegment slice = sliceCache[slot];
+        if (slice == null || sliceAt[slot] != backingOffset || slice.byteSize() != length
+                || sliceReadOnly[slot] != readOnly) {
+            slice = memory.backingSegment().asSlice(backingOffset, length);
+            if (readOnly) {
+                slice = slice.asReadOnly();
+            }
+            sliceCache[slot] = slice;
+            sliceAt[slot] = backingOffset;
+            sliceReadOnly[slot] = readOnly;
+        }
+        mappings[slot] = null;
+        used[slot] = length;
+        ramOffset[slot] = backingOffset;
+        mappingCount++;
+        iov.add(slice);
+    }
+
+    private void grow(int slot) {
+        if (slot == mappings.length) {
+            int capacity = slot * 2;
+            mappings = Arrays.copyOf(mappings, capacity);
+            used = Arrays.copyOf(used, capacity);
+            ramOffset = Arrays.copyOf(ramOffset, capacity);
+            sliceCache = Arrays.copyOf(sliceCache, capacity);
+            sliceAt = Arrays.copyOf(sliceAt, capacity);
+            sliceReadOnly = Arrays.copyOf(sliceReadOnly, capacity);
+        }
     }
 
     /** @return the current chunk's memory, valid between {@link #mapNext} and {@link #unmapChunk} */
@@ -187,7 +282,9 @@ public final class DmaStream {
             long len = used[last];
             if (len <= left) {
                 // A whole mapping in the tail: give it back now so its bounce space frees.
-                memory.unmap(mappings[last], 0);
+                if (mappings[last] != null) {
+                    memory.unmap(mappings[last], 0);
+                }
                 mappings[last] = null;
                 mappingCount--;
                 left -= len;
@@ -215,10 +312,7 @@ public final class DmaStream {
     }
 
     private void push(DmaMapping m) {
-        if (mappingCount == mappings.length) {
-            mappings = Arrays.copyOf(mappings, mappingCount * 2);
-            used = Arrays.copyOf(used, mappingCount * 2);
-        }
+        grow(mappingCount);
         mappings[mappingCount] = m;
         used[mappingCount] = m.length();
         mappingCount++;
@@ -231,7 +325,11 @@ public final class DmaStream {
             long access = Math.min(left, used[i]);
             left -= access;
             try {
-                memory.unmap(mappings[i], access);
+                if (mappings[i] != null) {
+                    memory.unmap(mappings[i], access);
+                } else if (direction == DmaDirection.FROM_DEVICE && access > 0) {
+                    memory.dirtyLog().mark(ramOffset[i], access);
+                }
             } catch (RuntimeException e) {
                 // Keep unmapping the rest: a failing MMIO write-back must not leak the others.
                 if (failure == null) {
@@ -241,6 +339,7 @@ public final class DmaStream {
             mappings[i] = null;
         }
         mappingCount = 0;
+        releaseLease();
         iov.reset();
         if (failure != null) {
             throw failure;

@@ -487,6 +487,11 @@ public final class GuestMemory implements AutoCloseable {
         }
     }
 
+    /** The RAM backing's segment for {@link DmaStream}'s object-free RAM pieces; null without RAM. */
+    MemorySegment backingSegment() {
+        return backingSegment;
+    }
+
     /** @return whether DMA debug mode is on for this address space */
     public boolean isDebug() {
         return debug != null;
@@ -707,7 +712,7 @@ public final class GuestMemory implements AutoCloseable {
         old.retire();
     }
 
-    private AddressMap snapshot() {
+    AddressMap snapshot() {
         AddressMap map = current;
         if (map.closed) {
             throw new IllegalStateException("guest memory is closed");
