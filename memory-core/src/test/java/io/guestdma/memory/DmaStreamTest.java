@@ -136,4 +136,61 @@ class DmaStreamTest {
             assertThatThrownBy(() -> stream.start(new SgList(), TO_DEVICE, 3)).hasMessageContaining("power of two");
         }
     }
+
+    @Test
+    void ramChunksMarkExactlyTheAccessedPagesDirty() {
+        try (GuestMemory mem = GuestMemory.ofRam(0x100000)) {
+            DirtyLog.Client log = mem.dirtyLog().register("migration");
+            log.getAndClear(0, 0x100000);
+            SgList sg = new SgList().add(0x20000, 0x1000).add(0x40000, 0x3000);
+            DmaStream stream = new DmaStream(mem);
+            stream.start(sg, FROM_DEVICE, 512);
+            assertThat(stream.mapNext(Long.MAX_VALUE)).isEqualTo(0x4000);
+            stream.iov().fill(0, (byte) 1, 0x4000);
+            // The device wrote only 0x1200 bytes: the first piece and 0x200 of the second.
+            stream.unmapChunk(0x1200);
+            assertThat(log.isDirty(0x20000)).isTrue();
+            assertThat(log.isDirty(0x40000)).isTrue();
+            assertThat(log.isDirty(0x41000)).as("past accessLen").isFalse();
+            assertThat(log.dirtyPages()).isEqualTo(2);
+        }
+    }
+
+    @Test
+    void aRegionRemovedWhileAChunkIsMappedStaysValidUntilTheChunkIsUnmapped() {
+        try (GuestMemory mem = GuestMemory.builder().ram("low", 0, 0x10000).ram("high", 0x10000, 0x10000).build()) {
+            SgList sg = new SgList().add(0x10000, 0x2000);
+            DmaStream stream = new DmaStream(mem);
+            stream.start(sg, FROM_DEVICE, 512);
+            assertThat(stream.mapNext(Long.MAX_VALUE)).isEqualTo(0x2000);
+            assertThat(mem.liveMappings()).isEqualTo(1);
+            var removed = mem.removeRegion("high");
+            assertThat(removed).as("removal waits for the chunk's lease").isNotDone();
+            stream.iov().fill(0, (byte) 7, 0x2000);
+            stream.unmapChunk(0x2000);
+            assertThat(removed).isDone();
+            assertThat(mem.liveMappings()).isZero();
+        }
+    }
+
+    @Test
+    void repeatedTransfersOverTheSamePagesReuseTheSameSegments() {
+        try (GuestMemory mem = GuestMemory.ofRam(0x100000)) {
+            SgList sg = new SgList().add(0x20000, 0x1000).add(0x30000, 0x1000);
+            DmaStream stream = new DmaStream(mem);
+            stream.start(sg, TO_DEVICE, 512);
+            stream.mapNext(Long.MAX_VALUE);
+            var first = stream.iov().segment(1);
+            assertThat(first.isReadOnly()).isTrue();
+            stream.unmapChunk(0x2000);
+            stream.start(sg, TO_DEVICE, 512);
+            stream.mapNext(Long.MAX_VALUE);
+            assertThat(stream.iov().segment(1)).isSameAs(first);
+            stream.unmapChunk(0x2000);
+            stream.start(sg, FROM_DEVICE, 512);
+            stream.mapNext(Long.MAX_VALUE);
+            assertThat(stream.iov().segment(1).isReadOnly()).as("a FROM_DEVICE chunk gets writable memory").isFalse();
+            stream.unmapChunk(0);
+        }
+    }
 }
