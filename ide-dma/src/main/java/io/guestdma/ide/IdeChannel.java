@@ -159,7 +159,9 @@ final class IdeChannel {
         AtaDrive s = active();
         boolean hob = (deviceControl & Ata.CTRL_HOB) != 0;
         return switch (reg) {
-            case 0 -> 0xff;
+            // A byte read of the data register consumes a whole word (QEMU 7.0+, for the pre-GRUB
+            // Solaris loader, which reads IDENTIFY data with inb).
+            case 0 -> readData(2) & 0xff;
             case 1 -> noDrives() || absentSlaveSelected() ? 0 : hob ? s.hobFeature : s.error;
             case 2 -> noDrives() ? 0 : hob ? s.hobNsector : s.nsector & 0xff;
             case 3 -> noDrives() ? 0 : hob ? s.hobSector : s.sector;

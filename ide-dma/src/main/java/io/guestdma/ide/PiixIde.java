@@ -130,9 +130,11 @@ public final class PiixIde implements AutoCloseable {
     }
 
     /**
-     * Reads a legacy I/O port. Byte accesses reach the task-file registers; 16- and 32-bit
-     * accesses of the data register move PIO data; other wide accesses are split as QEMU's port
-     * I/O layer splits them, and bytes past the controller's ports read 0xff.
+     * Reads a legacy I/O port, with the semantics of QEMU's port lists: the access goes whole to
+     * the register its first port names. Byte accesses read task-file registers; 16- and 32-bit
+     * accesses of the data register move PIO data; a 16-bit access elsewhere reads two registers
+     * (0xff for a byte past the controller's window); any other 32-bit access reads all ones
+     * without touching the device (so it does not clear a pending interrupt).
      *
      * @param port a port for which {@link #claimsPort} is true
      * @param size 1, 2 or 4
@@ -146,32 +148,31 @@ public final class PiixIde implements AutoCloseable {
         ch.lock();
         try {
             requireOpen();
-            int result = 0;
-            int done = 0;
-            while (done < size) {
-                int p = port + done;
-                int base = commandBlockOf(p, ch);
-                int length;
-                int value;
-                if (base >= 0) {
-                    length = pieceLength(size - done, base + 8 - p);
-                    value = portRead(ch, p - base, length);
-                } else {
-                    length = 1;
-                    value = p == controlPortOf(ch) ? ch.readAltStatus() : 0xff;
-                }
-                result |= value << (8 * done);
-                done += length;
+            int base = commandBlockOf(port, ch);
+            if (base < 0) {
+                // The control block is a one-port window that answers byte reads only.
+                return switch (size) {
+                    case 1 -> ch.readAltStatus();
+                    case 2 -> ch.readAltStatus() | 0xff00;
+                    default -> -1;
+                };
             }
-            return result;
+            int reg = port - base;
+            return switch (size) {
+                case 1 -> ch.readRegister(reg);
+                case 2 -> reg == 0 ? ch.readData(2)
+                        : ch.readRegister(reg) | (reg + 1 < 8 ? ch.readRegister(reg + 1) : 0xff) << 8;
+                default -> reg == 0 ? ch.readData(4) : -1;
+            };
         } finally {
             ch.unlock();
         }
     }
 
     /**
-     * Writes a legacy I/O port; the counterpart of {@link #ioRead}. Bytes past the controller's
-     * ports are dropped.
+     * Writes a legacy I/O port; the counterpart of {@link #ioRead}. A 16-bit write away from the
+     * data register writes two registers (the byte past the window is dropped); a 32-bit write
+     * away from the data register is dropped whole, as in QEMU.
      *
      * @param port a port for which {@link #claimsPort} is true
      * @param size 1, 2 or 4
@@ -185,22 +186,31 @@ public final class PiixIde implements AutoCloseable {
         ch.lock();
         try {
             requireOpen();
-            int done = 0;
-            while (done < size) {
-                int p = port + done;
-                int base = commandBlockOf(p, ch);
-                int piece = value >>> (8 * done);
-                int length;
-                if (base >= 0) {
-                    length = pieceLength(size - done, base + 8 - p);
-                    portWrite(ch, p - base, length, piece);
-                } else {
-                    length = 1;
-                    if (p == controlPortOf(ch)) {
-                        ch.writeDeviceControl(piece);
+            int base = commandBlockOf(port, ch);
+            if (base < 0) {
+                if (size <= 2) {
+                    ch.writeDeviceControl(value & 0xff);
+                }
+                return;
+            }
+            int reg = port - base;
+            switch (size) {
+                case 1 -> ch.writeRegister(reg, value & 0xff);
+                case 2 -> {
+                    if (reg == 0) {
+                        ch.writeData(2, value & 0xffff);
+                    } else {
+                        ch.writeRegister(reg, value & 0xff);
+                        if (reg + 1 < 8) {
+                            ch.writeRegister(reg + 1, (value >>> 8) & 0xff);
+                        }
                     }
                 }
-                done += length;
+                default -> {
+                    if (reg == 0) {
+                        ch.writeData(4, value);
+                    }
+                }
             }
         } finally {
             ch.unlock();
@@ -427,12 +437,6 @@ public final class PiixIde implements AutoCloseable {
 
     // ------------------------------------------------------------------ port decoding
 
-    /** The access width of one piece of a command-block access (QEMU's portio splitting). */
-    private static int pieceLength(int wanted, int leftInRegion) {
-        int length = Math.min(wanted, leftInRegion);
-        return Integer.highestOneBit(length);
-    }
-
     /** As QEMU's memory_access_size for ops without unaligned support, within a 4-byte region. */
     private static int busMasterPieceLength(int wanted, int within) {
         int length = Integer.highestOneBit(Math.min(wanted, 4 - within));
@@ -440,34 +444,6 @@ public final class PiixIde implements AutoCloseable {
             length = Math.min(length, within & -within);
         }
         return length;
-    }
-
-    private static int portRead(IdeChannel ch, int reg, int size) {
-        return switch (size) {
-            case 1 -> ch.readRegister(reg);
-            case 2 -> reg == 0 ? ch.readData(2)
-                    : ch.readRegister(reg) | ch.readRegister(reg + 1) << 8;
-            default -> reg == 0 ? ch.readData(4) : -1;
-        };
-    }
-
-    private static void portWrite(IdeChannel ch, int reg, int size, int value) {
-        switch (size) {
-            case 1 -> ch.writeRegister(reg, value);
-            case 2 -> {
-                if (reg == 0) {
-                    ch.writeData(2, value);
-                } else {
-                    ch.writeRegister(reg, value & 0xff);
-                    ch.writeRegister(reg + 1, (value >>> 8) & 0xff);
-                }
-            }
-            default -> {
-                if (reg == 0) {
-                    ch.writeData(4, value);
-                }
-            }
-        }
     }
 
     private int commandBlockOf(int port, IdeChannel ch) {

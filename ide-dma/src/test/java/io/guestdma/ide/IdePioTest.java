@@ -145,12 +145,48 @@ class IdePioTest {
     }
 
     @Test
-    void dataRegisterByteAccessReadsAllOnesAndWritesAreIgnoredOutsideATransfer() {
+    void dataRegisterReadsZeroAndIgnoresWritesOutsideATransfer() {
         try (IdeRig rig = IdeRig.builder().build()) {
-            assertThat(rig.inb(REG_DATA)).isEqualTo(0xff);
+            assertThat(rig.inb(REG_DATA)).isZero();
             assertThat(rig.inw(REG_DATA)).isZero();
             rig.outw(REG_DATA, 0x1234); // no DRQ: ignored
             assertThat(rig.inb(REG_STATUS)).isEqualTo(DRDY | DSC);
+        }
+    }
+
+    @Test
+    void byteReadOfTheDataRegisterConsumesAWholeWord() {
+        try (IdeRig rig = IdeRig.builder().build()) {
+            rig.outb(REG_DEVICE, 0);
+            rig.outb(REG_COMMAND, CMD_IDENTIFY);
+            int[] words = new int[256];
+            for (int i = 0; i < words.length; i++) {
+                words[i] = rig.inw(REG_DATA);
+            }
+            rig.outb(REG_COMMAND, CMD_IDENTIFY);
+            assertThat(rig.inb(REG_DATA)).isEqualTo(words[0] & 0xff);
+            assertThat(rig.inb(REG_DATA)).isEqualTo(words[1] & 0xff);
+            assertThat(rig.inw(REG_DATA)).isEqualTo(words[2]);
+        }
+    }
+
+    @Test
+    void wideAccessesAwayFromTheDataRegisterFollowQemusPortLists() {
+        try (IdeRig rig = IdeRig.builder().build()) {
+            rig.outb(REG_NSECTORS, 0x11);
+            rig.outb(REG_LBA_LOW, 0x22);
+            rig.outb(REG_LBA_MID, 0x33);
+            // 16 bits at a task-file register read two registers; 32 bits read all ones untouched.
+            assertThat(rig.inw(REG_NSECTORS)).isEqualTo(0x2211);
+            assertThat(rig.inl(REG_NSECTORS)).isEqualTo(0xffffffff);
+            // The status register is the last port of the window: the byte past it reads 0xff.
+            assertThat(rig.inw(REG_STATUS)).isEqualTo(0xff00 | (DRDY | DSC));
+            // A 32-bit write away from the data register is dropped whole.
+            rig.outl(REG_NSECTORS, 0x77665544);
+            assertThat(rig.inb(REG_NSECTORS)).isEqualTo(0x11);
+            rig.outw(REG_LBA_LOW, 0x5544);
+            assertThat(rig.inb(REG_LBA_LOW)).isEqualTo(0x44);
+            assertThat(rig.inb(REG_LBA_MID)).isEqualTo(0x55);
         }
     }
 
