@@ -249,8 +249,9 @@ public final class IoVector {
      */
     public long copyFrom(long offset, MemorySegment src) {
         Objects.checkIndex(offset, size + 1);
-        return walk(offset, Math.min(src.byteSize(), size - offset),
-                (s, at, done, n) -> MemorySegment.copy(src, done, s, at, n));
+        long total = Math.min(src.byteSize(), size - offset);
+        requireWritable(offset, total);
+        return walk(offset, total, (s, at, done, n) -> MemorySegment.copy(src, done, s, at, n));
     }
 
     /**
@@ -298,7 +299,28 @@ public final class IoVector {
         if (length < 0) {
             throw new IndexOutOfBoundsException("negative length " + length);
         }
-        return walk(offset, Math.min(length, size - offset), (s, at, done, n) -> s.asSlice(at, n).fill(value));
+        long total = Math.min(length, size - offset);
+        requireWritable(offset, total);
+        return walk(offset, total, (s, at, done, n) -> s.asSlice(at, n).fill(value));
+    }
+
+    /** Checks the whole range before writing any of it, so a refused write changes nothing. */
+    private void requireWritable(long offset, long total) {
+        long skip = offset;
+        long left = total;
+        for (int i = 0; i < count && left > 0; i++) {
+            long bytes = segments[i].byteSize();
+            if (skip >= bytes) {
+                skip -= bytes;
+                continue;
+            }
+            if (segments[i].isReadOnly()) {
+                throw new UnsupportedOperationException("segment " + i + " of the I/O vector is read-only"
+                        + " (a TO_DEVICE mapping?); nothing was written");
+            }
+            left -= Math.min(bytes - skip, left);
+            skip = 0;
+        }
     }
 
     /** What {@link #walk} does with each piece of a byte range. */
