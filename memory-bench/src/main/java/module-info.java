@@ -1,4 +1,11 @@
-/** JMH benchmarks comparing the copy path with the map path (arrives with the benchmark issue). */
+/**
+ * JMH benchmarks comparing the copy path with the map path, and the report that turns their
+ * results into a table, a chart and {@code summary.json}. Run them with {@code bin/bench}.
+ */
 module io.guestdma.bench {
     requires io.guestdma.ide;
+    requires io.guestdma.memory;
+    requires jmh.core;
+    requires xchart;
+    requires java.desktop;
 }

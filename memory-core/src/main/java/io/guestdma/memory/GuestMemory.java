@@ -45,6 +45,8 @@ public final class GuestMemory implements AutoCloseable {
 
     private final RamBacking backing;
     private final MemorySegment backingSegment;
+    /** The same memory, read-only: TO_DEVICE slices come from here in one step. */
+    private final MemorySegment readOnlyBacking;
     private final BouncePool bouncePool;
     private final DirtyLog dirtyLog;
     private final List<AddressMap> undrained = new CopyOnWriteArrayList<>();
@@ -56,6 +58,7 @@ public final class GuestMemory implements AutoCloseable {
         this.debug = debug ? new DmaDebug() : null;
         this.backing = backing;
         this.backingSegment = backing == null ? null : backing.segment();
+        this.readOnlyBacking = backingSegment == null ? null : backingSegment.asReadOnly();
         this.bouncePool = new BouncePool(bouncePoolBytes);
         this.dirtyLog = new DirtyLog(backing == null ? 0 : backing.size());
         this.current = new AddressMap(regions, backingSegment, false);
@@ -358,9 +361,11 @@ public final class GuestMemory implements AutoCloseable {
             long run = map.directRunLast(i, direction) - address + 1; // 0 only for a run to 2^64 from 0
             long mapped = run == 0 ? length : Math.min(length, run);
             long at = map.backingOffset(i) + (address - map.base(i));
-            MemorySegment slice = backingSegment.asSlice(at, mapped);
-            return new DmaMapping(this, map, stripe, address, mapped, direction,
-                    direction == DmaDirection.TO_DEVICE ? slice.asReadOnly() : slice, null, at, null);
+            // One slice of a pre-made read-only view, not slice-then-asReadOnly: a single small
+            // allocation that C2 can scalar-replace once map and unmap inline into the device.
+            MemorySegment slice = (direction == DmaDirection.TO_DEVICE ? readOnlyBacking : backingSegment)
+                    .asSlice(at, mapped);
+            return new DmaMapping(this, map, stripe, address, mapped, direction, slice, null, at, null);
         }
         return mapSlowly(map, stripe, i, address, length, direction);
     }

@@ -1,0 +1,60 @@
+package io.guestdma.bench;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.openjdk.jmh.results.format.ResultFormatType;
+import org.openjdk.jmh.runner.Runner;
+import org.openjdk.jmh.runner.options.Options;
+import org.openjdk.jmh.runner.options.OptionsBuilder;
+import org.openjdk.jmh.runner.options.TimeValue;
+
+/**
+ * The suite runs and the report is produced from what it measured: one short JMH run of a few
+ * cases in a forked JVM (with the benchmarks' own fork options), then the report over its JSON. No
+ * timing is asserted.
+ */
+class BenchSuiteSmokeTest {
+
+    @Test
+    void aShortRunProducesEveryOutput(@TempDir Path dir) throws Exception {
+        Path json = dir.resolve("results.json");
+        Options options = new OptionsBuilder()
+                .include("IdeDmaBenchmark.write")
+                .include("MapBenchmark")
+                .param("size", "64k")
+                .param("path", "COPY", "MAP_NATIVE")
+                .forks(1)
+                .jvmArgsAppend("--sun-misc-unsafe-memory-access=allow")
+                .warmupIterations(0)
+                .measurementIterations(1)
+                .measurementTime(TimeValue.milliseconds(100))
+                .resultFormat(ResultFormatType.JSON)
+                .result(json.toString())
+                .build();
+        assertThat(new Runner(options).run()).hasSize(4);
+
+        BenchReport.main(new String[] {json.toString(), dir.toString(), "smoke"});
+
+        assertThat(dir.resolve("throughput.png")).isNotEmptyFile();
+        assertThat(Files.readAllBytes(dir.resolve("throughput.png"))).startsWith(0x89, 'P', 'N', 'G');
+        String report = Files.readString(dir.resolve("report.md"));
+        assertThat(report).contains("## Machine", "CPU", "kernel", "JDK", "IDE WRITE DMA 64k (16 pieces)", "Targets");
+        @SuppressWarnings("unchecked")
+        Map<String, Object> summary = (Map<String, Object>) Json.parse(Files.readString(dir.resolve("summary.json")));
+        assertThat(summary).containsOnlyKeys("ide_write_64k_16prd", "ide_write_1m_64prd", "ide_read_64k_16prd",
+                "alloc_bytes_per_op", "map_unmap_64k_over_copy_64k", "lookup_10000_over_1", "two_thread_scaling");
+        @SuppressWarnings("unchecked")
+        Map<String, Object> write64k = (Map<String, Object>) summary.get("ide_write_64k_16prd");
+        assertThat(write64k).containsOnlyKeys("copy_ops_s", "map_filechannel_ops_s", "map_native_ops_s", "map_over_copy");
+        assertThat((Double) write64k.get("copy_ops_s")).isPositive();
+        assertThat((Double) write64k.get("map_native_ops_s")).isPositive();
+        assertThat(write64k.get("map_filechannel_ops_s")).as("not run: null, not a made-up number").isNull();
+        assertThat((Double) summary.get("map_unmap_64k_over_copy_64k")).isPositive();
+        assertThat(summary.get("two_thread_scaling")).isNull();
+    }
+}
