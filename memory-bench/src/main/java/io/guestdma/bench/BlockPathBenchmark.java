@@ -55,6 +55,15 @@ public class BlockPathBenchmark extends SuiteSettings {
     private FileChannel channel;
     private byte[] heap;
     private ByteBuffer heapBuffer;
+    private int slots;
+    private int nextSlot;
+
+    /** @return the image offset for this operation, rotating over the slots as the IDE workload does */
+    private long nextOffset() {
+        long offset = (long) nextSlot * shape.bytes();
+        nextSlot = nextSlot + 1 == slots ? 0 : nextSlot + 1;
+        return offset;
+    }
 
     /**
      * Builds guest RAM, the image and the backend for this path.
@@ -66,7 +75,10 @@ public class BlockPathBenchmark extends SuiteSettings {
         shape = TransferShape.of(size);
         dataPath = DataPath.valueOf(path);
         memory = GuestMemory.ofRam(IdeWorkload.RAM_BYTES);
-        image = ImageFile.create(4L * shape.bytes());
+        // The same image and the same rotation over image slots as IdeDmaBenchmark, so that the
+        // difference between the two is the device's cost alone.
+        image = ImageFile.create(IdeWorkload.IMAGE_BYTES);
+        slots = (int) Math.min(16, IdeWorkload.IMAGE_BYTES / shape.bytes());
         buffers = new GuestBuffers(shape, 16L << 20, IdeWorkload.RAM_BYTES - (16L << 20));
         for (int i = 0; i < buffers.count(); i++) {
             sg.add(buffers.address(i), buffers.pieceBytes());
@@ -119,9 +131,10 @@ public class BlockPathBenchmark extends SuiteSettings {
             for (int i = 0; i < buffers.count(); i++) {
                 memory.read(buffers.address(i), heap, i * piece, piece);
             }
+            long offset = nextOffset();
             heapBuffer.clear();
             while (heapBuffer.hasRemaining()) {
-                channel.write(heapBuffer, heapBuffer.position());
+                channel.write(heapBuffer, offset + heapBuffer.position());
             }
             return heap.length;
         }
@@ -137,9 +150,10 @@ public class BlockPathBenchmark extends SuiteSettings {
     @Benchmark
     public long read() throws IOException {
         if (dataPath == DataPath.COPY) {
+            long offset = nextOffset();
             heapBuffer.clear();
             while (heapBuffer.hasRemaining()) {
-                if (channel.read(heapBuffer, heapBuffer.position()) < 0) {
+                if (channel.read(heapBuffer, offset + heapBuffer.position()) < 0) {
                     throw new IOException("image shorter than expected");
                 }
             }
@@ -155,6 +169,7 @@ public class BlockPathBenchmark extends SuiteSettings {
     /** SG list → map → I/O vector → backend → unmap, the straight line the IDE engine follows. */
     private long mapped(DmaDirection direction) throws IOException {
         stream.start(sg, direction, 512);
+        long start = nextOffset();
         long offset = 0;
         while (!stream.done()) {
             long n = stream.mapNext(Long.MAX_VALUE);
@@ -163,14 +178,14 @@ public class BlockPathBenchmark extends SuiteSettings {
             }
             if (direction == DmaDirection.TO_DEVICE) {
                 if (nativeBackend != null) {
-                    nativeBackend.writev(offset, stream.iov());
+                    nativeBackend.writev(start + offset, stream.iov());
                 } else {
-                    channelBackend.writev(offset, stream.iov());
+                    channelBackend.writev(start + offset, stream.iov());
                 }
             } else if (nativeBackend != null) {
-                nativeBackend.readv(offset, stream.iov());
+                nativeBackend.readv(start + offset, stream.iov());
             } else {
-                channelBackend.readv(offset, stream.iov());
+                channelBackend.readv(start + offset, stream.iov());
             }
             stream.unmapChunk(n);
             offset += n;

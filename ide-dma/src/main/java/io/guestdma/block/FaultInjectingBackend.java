@@ -1,0 +1,274 @@
+package io.guestdma.block;
+
+import io.guestdma.memory.IoVector;
+import io.guestdma.memory.posix.Errno;
+import io.guestdma.memory.posix.PosixException;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.EnumMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * A {@link BlockBackend} decorator that fails chosen requests the way a real disk or file system
+ * does, for testing what a device model shows its guest: an I/O error, a full disk, a short
+ * transfer (part of the bytes moved, then an error), a failed flush.
+ *
+ * <p>Requests are numbered per {@link Operation} from 1 in the order they reach this backend
+ * (vectored and single-buffer calls count alike). A fault {@linkplain #failAt armed} for request
+ * number <i>n</i> of an operation fires once, on that request; a fault armed with
+ * {@link #failFrom} fires on every request from <i>n</i> on until {@link #heal} is called. Every
+ * other request passes through untouched. Errors are {@link PosixException}s carrying the errno a
+ * real backend would report ({@code EIO}, {@code ENOSPC}), with the call named
+ * {@code "injected <operation> #n"}.
+ *
+ * <p>A short transfer really moves the first half of the request's bytes (rounded down to whole
+ * 512-byte sectors) through the wrapped backend before failing with {@code EIO}: after a short
+ * write, the image holds a prefix of the new data, as after a torn write to a real disk.
+ *
+ * <p>Thread-safe. Closing closes the wrapped backend.
+ */
+public final class FaultInjectingBackend implements BlockBackend {
+
+    /** The request kinds faults can be armed for. */
+    public enum Operation {
+        /** {@link BlockBackend#readv} and {@link BlockBackend#read}. */
+        READ,
+        /** {@link BlockBackend#writev} and {@link BlockBackend#write}. */
+        WRITE,
+        /** {@link BlockBackend#flush}. */
+        FLUSH,
+        /** {@link BlockBackend#discard}. */
+        DISCARD
+    }
+
+    /** What an injected failure looks like. */
+    public enum Fault {
+        /** The request fails with EIO, having moved nothing. */
+        EIO,
+        /** The request fails with ENOSPC (a full host disk), having moved nothing. */
+        ENOSPC,
+        /**
+         * Half the bytes (whole sectors) move, then EIO. For flush and discard, which move no
+         * bytes, this is the same as {@link #EIO}.
+         */
+        SHORT_TRANSFER
+    }
+
+    /**
+     * One fault that fired.
+     *
+     * @param operation the failed operation
+     * @param request   its number among requests of that operation, from 1
+     * @param fault     what was injected
+     * @param offset    the request's image offset (0 for flush)
+     * @param length    the request's length in bytes (0 for flush)
+     */
+    public record Injected(Operation operation, long request, Fault fault, long offset, long length) {
+    }
+
+    private record Armed(long from, Fault fault, boolean repeat) {
+    }
+
+    private final BlockBackend inner;
+    private final Map<Operation, AtomicLong> counts = new EnumMap<>(Operation.class);
+    private final Map<Operation, List<Armed>> armed = new EnumMap<>(Operation.class);
+    private final List<Injected> injected = new ArrayList<>();
+
+    /**
+     * Wraps a backend; nothing is armed yet.
+     *
+     * @param inner the backend that does the real I/O
+     * @throws NullPointerException if inner is null
+     */
+    public FaultInjectingBackend(BlockBackend inner) {
+        this.inner = Objects.requireNonNull(inner, "inner");
+        for (Operation op : Operation.values()) {
+            counts.put(op, new AtomicLong());
+            armed.put(op, new ArrayList<>());
+        }
+    }
+
+    /**
+     * Arms a one-shot fault for request number {@code request} of {@code operation}.
+     *
+     * @param operation which kind of request
+     * @param request   its number, from 1, counted since this backend was created
+     * @param fault     what to inject
+     * @return this backend
+     * @throws IllegalArgumentException if request is below 1
+     * @throws NullPointerException     if operation or fault is null
+     */
+    public synchronized FaultInjectingBackend failAt(Operation operation, long request, Fault fault) {
+        armed.get(check(operation, request, fault)).add(new Armed(request, fault, false));
+        return this;
+    }
+
+    /**
+     * Arms a fault for every request of {@code operation} from number {@code request} on, until
+     * {@link #heal}: a disk that stays broken (or full) until someone fixes it.
+     *
+     * @param operation which kind of request
+     * @param request   the first failing request's number, from 1
+     * @param fault     what to inject
+     * @return this backend
+     * @throws IllegalArgumentException if request is below 1
+     * @throws NullPointerException     if operation or fault is null
+     */
+    public synchronized FaultInjectingBackend failFrom(Operation operation, long request, Fault fault) {
+        armed.get(check(operation, request, fault)).add(new Armed(request, fault, true));
+        return this;
+    }
+
+    private static Operation check(Operation operation, long request, Fault fault) {
+        Objects.requireNonNull(operation, "operation");
+        Objects.requireNonNull(fault, "fault");
+        if (request < 1) {
+            throw new IllegalArgumentException("request numbers start at 1, was " + request);
+        }
+        return operation;
+    }
+
+    /** Disarms every fault not yet fired, and every repeating one. */
+    public synchronized void heal() {
+        armed.values().forEach(List::clear);
+    }
+
+    /**
+     * @param operation which kind of request
+     * @return how many requests of that kind have reached this backend, failed ones included
+     */
+    public long requests(Operation operation) {
+        return counts.get(operation).get();
+    }
+
+    /** @return the faults that fired, in order */
+    public synchronized List<Injected> injected() {
+        return List.copyOf(injected);
+    }
+
+    /** Numbers the request and returns the fault to inject, or null to pass it through. */
+    private synchronized Injected next(Operation operation, long offset, long length) {
+        long n = counts.get(operation).incrementAndGet();
+        List<Armed> list = armed.get(operation);
+        for (int i = 0; i < list.size(); i++) {
+            Armed a = list.get(i);
+            if (a.repeat() ? n >= a.from() : n == a.from()) {
+                if (!a.repeat()) {
+                    list.remove(i);
+                }
+                Injected fired = new Injected(operation, n, a.fault(), offset, length);
+                injected.add(fired);
+                return fired;
+            }
+        }
+        return null;
+    }
+
+    private static PosixException error(Injected fired) {
+        return new PosixException("injected " + fired.operation().name().toLowerCase(java.util.Locale.ROOT)
+                + " #" + fired.request(), fired.fault() == Fault.ENOSPC ? Errno.ENOSPC : Errno.EIO);
+    }
+
+    /** Bytes a short transfer moves: half, in whole sectors. */
+    private static long shortLength(long length) {
+        return (length / 2) & ~511L;
+    }
+
+    @Override
+    public long size() {
+        return inner.size();
+    }
+
+    @Override
+    public boolean isReadOnly() {
+        return inner.isReadOnly();
+    }
+
+    @Override
+    public void readv(long offset, IoVector iov) throws IOException {
+        Injected f = next(Operation.READ, offset, iov.size());
+        if (f == null) {
+            inner.readv(offset, iov);
+            return;
+        }
+        if (f.fault() == Fault.SHORT_TRANSFER && shortLength(iov.size()) > 0) {
+            inner.readv(offset, iov.slice(0, shortLength(iov.size())));
+        }
+        throw error(f);
+    }
+
+    @Override
+    public void writev(long offset, IoVector iov) throws IOException {
+        Injected f = next(Operation.WRITE, offset, iov.size());
+        if (f == null) {
+            inner.writev(offset, iov);
+            return;
+        }
+        if (f.fault() == Fault.SHORT_TRANSFER && shortLength(iov.size()) > 0) {
+            inner.writev(offset, iov.slice(0, shortLength(iov.size())));
+        }
+        throw error(f);
+    }
+
+    @Override
+    public void read(long offset, ByteBuffer dst) throws IOException {
+        Injected f = next(Operation.READ, offset, dst.remaining());
+        if (f == null) {
+            inner.read(offset, dst);
+            return;
+        }
+        long part = shortLength(dst.remaining());
+        if (f.fault() == Fault.SHORT_TRANSFER && part > 0) {
+            ByteBuffer head = dst.duplicate();
+            head.limit(head.position() + (int) part);
+            inner.read(offset, head);
+            dst.position(head.position());
+        }
+        throw error(f);
+    }
+
+    @Override
+    public void write(long offset, ByteBuffer src) throws IOException {
+        Injected f = next(Operation.WRITE, offset, src.remaining());
+        if (f == null) {
+            inner.write(offset, src);
+            return;
+        }
+        long part = shortLength(src.remaining());
+        if (f.fault() == Fault.SHORT_TRANSFER && part > 0) {
+            ByteBuffer head = src.duplicate();
+            head.limit(head.position() + (int) part);
+            inner.write(offset, head);
+            src.position(head.position());
+        }
+        throw error(f);
+    }
+
+    @Override
+    public void flush() throws IOException {
+        Injected f = next(Operation.FLUSH, 0, 0);
+        if (f != null) {
+            throw error(f);
+        }
+        inner.flush();
+    }
+
+    @Override
+    public void discard(long offset, long length) throws IOException {
+        Injected f = next(Operation.DISCARD, offset, length);
+        if (f != null) {
+            throw error(f);
+        }
+        inner.discard(offset, length);
+    }
+
+    /** Closes the wrapped backend. */
+    @Override
+    public void close() throws IOException {
+        inner.close();
+    }
+}
