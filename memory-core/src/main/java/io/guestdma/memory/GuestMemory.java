@@ -1,5 +1,7 @@
 package io.guestdma.memory;
 
+import io.guestdma.memory.posix.PosixException;
+
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
@@ -65,7 +67,8 @@ public final class GuestMemory implements AutoCloseable {
     }
 
     /**
-     * A guest with {@code ramBytes} of RAM at address 0 on an anonymous backing, nothing else.
+     * A guest with {@code ramBytes} of RAM at address 0 on an anonymous backing (advised for
+     * transparent huge pages, see {@link Builder#build()}), nothing else.
      *
      * @param ramBytes RAM size, positive and a multiple of 4096
      * @return the address space
@@ -837,14 +840,28 @@ public final class GuestMemory implements AutoCloseable {
         }
 
         /**
+         * Builds the address space. Without an explicit {@link #backing}, RAM and ROM get an
+         * anonymous backing just large enough, advised for transparent huge pages
+         * ({@code MADV_HUGEPAGE}) as QEMU advises guest RAM; where the kernel offers none, small
+         * pages are used and nothing else changes.
+         *
          * @return the address space
          * @throws IllegalArgumentException if regions overlap, share a name, or do not fit the backing
+         * @throws java.io.UncheckedIOException if the kernel refuses the anonymous backing
          */
         public GuestMemory build() {
             RamBacking chosen = backing;
             if (chosen == null && nextBackingOffset > 0) {
                 long size = (nextBackingOffset + DirtyLog.PAGE_SIZE - 1) & -DirtyLog.PAGE_SIZE;
                 chosen = RamBacking.anonymous(size);
+                // As QEMU does for guest RAM: transparent huge pages where the kernel offers them
+                // (fewer TLB misses when devices and the kernel walk guest buffers). Declined
+                // advice changes nothing.
+                try {
+                    chosen.adviseHugePages();
+                } catch (PosixException e) {
+                    // Not fatal: the memory works the same with small pages.
+                }
             }
             java.util.Set<String> names = new java.util.HashSet<>();
             for (Region r : regions) {
