@@ -33,8 +33,8 @@ import java.util.concurrent.Executor;
  * {@link #removeRegion}, {@link #backing()}, {@link #dirtyLog()}.
  *
  * <p>Addresses are unsigned 64-bit values. Regions never overlap (adding an overlapping region is
- * rejected). Lookups are a binary search, O(log n), in an immutable snapshot that readers load
- * without locking; a change swaps in a new snapshot. A region removed while mapped stays valid
+ * rejected). Lookups go through a bucket index (constant time for ordinary layouts, a binary
+ * search, O(log n), at worst) in an immutable snapshot that readers load without locking; a change swaps in a new snapshot. A region removed while mapped stays valid
  * until its last mapping is unmapped, and closing the address space frees the backing only then.
  *
  * <p>Thread-safe: any number of threads may access, map and unmap at once; region changes are
