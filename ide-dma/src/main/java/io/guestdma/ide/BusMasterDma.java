@@ -120,8 +120,11 @@ final class BusMasterDma {
                         || Integer.toUnsignedLong(currentEntryAddress - tableAddress) >= PRD_TABLE_LIMIT) {
                     return described;
                 }
-                int base = readPrdWord(currentEntryAddress);
-                int count = readPrdWord(currentEntryAddress + 4);
+                // One 8-byte read per entry, as QEMU's bmdma_prepare_buf does (the memory core
+                // splits it for MMIO that takes narrower accesses).
+                long entry = readPrd(currentEntryAddress);
+                int base = (int) entry;
+                int count = (int) (entry >>> 32);
                 currentEntryAddress += 8;
                 int length = count & 0xfffe;
                 currentPrdLength = length == 0 ? 0x10000 : length;
@@ -140,10 +143,10 @@ final class BusMasterDma {
     }
 
     /** With bus mastering off the device's reads of memory see nothing: zeros, as in QEMU. */
-    private int readPrdWord(int address) {
+    private long readPrd(int address) {
         if (!controller.busMasterEnabled()) {
             return 0;
         }
-        return memory.readInt(Integer.toUnsignedLong(address));
+        return memory.readLong(Integer.toUnsignedLong(address));
     }
 }

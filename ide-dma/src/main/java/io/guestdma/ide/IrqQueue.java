@@ -20,8 +20,10 @@ final class IrqQueue {
 
     private final IrqLine line;
     private final boolean[] levels = new boolean[CAPACITY];
-    private int head;
-    private int tail;
+    // Written only under the monitor; volatile so that deliver() can see "nothing pending" without
+    // taking it, which is the case on almost every register access.
+    private volatile int head;
+    private volatile int tail;
     private boolean level;
     private boolean delivering;
 
@@ -54,6 +56,11 @@ final class IrqQueue {
 
     /** Passes recorded transitions to the line; call with no channel lock held. */
     void deliver() {
+        if (head == tail) {
+            // Nothing recorded. A transition recorded after this read is delivered by the thread
+            // that recorded it, which calls deliver() after releasing the channel lock.
+            return;
+        }
         synchronized (this) {
             if (delivering || head == tail) {
                 return;
