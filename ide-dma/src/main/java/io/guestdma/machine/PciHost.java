@@ -21,6 +21,10 @@ public final class PciHost {
     private final PciFunction[] functions = new PciFunction[256];
     private volatile int latch;
 
+    /** Creates a host bridge with no functions attached and the address latch at 0. */
+    public PciHost() {
+    }
+
     /**
      * Places a function on bus 0.
      *

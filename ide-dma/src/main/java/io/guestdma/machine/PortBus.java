@@ -25,6 +25,10 @@ public final class PortBus {
     private final List<Mapping> mappings = new ArrayList<>();
     private volatile Mapping[] table = new Mapping[PORTS];
 
+    /** Creates an empty port space: every port reads all ones until something is mapped. */
+    public PortBus() {
+    }
+
     /** One window of ports on the bus; see {@link PortBus#map}. */
     public final class Mapping {
         private final int first;

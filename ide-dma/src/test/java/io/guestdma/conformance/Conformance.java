@@ -66,6 +66,7 @@ final class Conformance {
     }
 
     /** Runs a scenario on one target with a fresh image in {@code dir}. */
+    @SuppressWarnings("try") // QtestClient.close() waits for the target and may be interrupted
     static Run run(Target target, Path dir, Image image, String driveOptions, Scenario scenario)
             throws Exception {
         Path file = dir.resolve(target.name().replaceAll("[^A-Za-z0-9.-]", "_") + "-"

@@ -20,6 +20,7 @@ import java.util.concurrent.TimeUnit;
  * asynchronous {@code IRQ raise/lower N} lines folded into {@link #irq(int)} as they pass.
  * Talks to QEMU or to our machine alike; {@link #close()} hands the target back to its owner.
  */
+@SuppressWarnings("try") // close() waits for the target to exit, so it may be interrupted
 final class QtestClient implements AutoCloseable {
     private static final String EOF = new String("<eof>");
     private static final long REPLY_TIMEOUT_SECONDS = 30;

@@ -47,7 +47,9 @@ public final class BouncePool {
         }
         this.capacity = capacity;
         int classes = classOf(capacity) + 1;
-        freeBuffers = new ArrayDeque[classes];
+        @SuppressWarnings({"unchecked", "rawtypes"}) // no generic array creation in Java
+        ArrayDeque<MemorySegment>[] lists = new ArrayDeque[classes];
+        freeBuffers = lists;
         for (int i = 0; i < classes; i++) {
             freeBuffers[i] = new ArrayDeque<>();
         }

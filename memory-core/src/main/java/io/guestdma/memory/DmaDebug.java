@@ -38,6 +38,7 @@ final class DmaDebug {
     }
 
     /** The device's view of {@code memory}: same bytes, but only valid while {@code scope} is open. */
+    @SuppressWarnings("restricted") // re-scoping guest memory to a per-mapping arena is the point
     MemorySegment revocable(MemorySegment memory, Arena scope, boolean readOnly) {
         MemorySegment view = memory.reinterpret(scope, null);
         return readOnly ? view.asReadOnly() : view;

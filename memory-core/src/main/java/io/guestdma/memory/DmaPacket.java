@@ -35,6 +35,7 @@ public final class DmaPacket {
     /**
      * A packet mapper with its own fallback buffer, allocated when first needed.
      *
+     * @param memory the address space packets are mapped from
      * @throws NullPointerException if memory is null
      */
     public DmaPacket(GuestMemory memory) {
@@ -46,6 +47,7 @@ public final class DmaPacket {
      * A packet mapper using a caller-supplied fallback buffer; packets larger than it cannot fall
      * back.
      *
+     * @param memory   the address space packets are mapped from
      * @param fallback a writable segment
      * @throws NullPointerException     if an argument is null
      * @throws IllegalArgumentException if fallback is read-only

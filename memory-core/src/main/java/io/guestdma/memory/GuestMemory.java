@@ -100,6 +100,10 @@ public final class GuestMemory implements AutoCloseable {
     /**
      * Copies {@code length} bytes of guest memory starting at {@code address} into an array.
      *
+     * @param address     unsigned guest physical address
+     * @param destination the array the bytes go to
+     * @param offset      where in {@code destination} to start
+     * @param length      how many bytes to copy
      * @return {@link AccessResult#UNASSIGNED} if some bytes were unassigned (they read as zero)
      * @throws IndexOutOfBoundsException if the array range is invalid
      * @throws IllegalStateException     if the address space is closed
@@ -113,6 +117,8 @@ public final class GuestMemory implements AutoCloseable {
      * Copies {@code source} into guest memory starting at {@code address}. RAM pages written are
      * marked in the dirty log; writes to ROM are ignored; MMIO handlers see split accesses.
      *
+     * @param address unsigned guest physical address
+     * @param source  the bytes to write; its size is the access length
      * @return {@link AccessResult#UNASSIGNED} if some bytes were unassigned (they were dropped)
      * @throws IllegalStateException if the address space is closed
      */
@@ -123,6 +129,10 @@ public final class GuestMemory implements AutoCloseable {
     /**
      * Copies {@code length} bytes of an array into guest memory starting at {@code address}.
      *
+     * @param address unsigned guest physical address
+     * @param source  the array holding the bytes
+     * @param offset  where in {@code source} to start
+     * @param length  how many bytes to copy
      * @return {@link AccessResult#UNASSIGNED} if some bytes were unassigned (they were dropped)
      * @throws IndexOutOfBoundsException if the array range is invalid
      * @throws IllegalStateException     if the address space is closed
@@ -132,42 +142,98 @@ public final class GuestMemory implements AutoCloseable {
         return write(address, MemorySegment.ofArray(source).asSlice(offset, length));
     }
 
-    /** @return the byte at {@code address} (0 if unassigned) @throws IllegalStateException if closed */
+    /**
+     * Loads the byte at {@code address}: one access, never torn, for RAM; split as the handler
+     * accepts for MMIO.
+     *
+     * @param address unsigned guest physical address
+     * @return the byte (0 if unassigned)
+     * @throws IllegalStateException if the address space is closed
+     */
     public byte readByte(long address) {
         return (byte) load(address, 1);
     }
 
-    /** @return the little-endian 16-bit value at {@code address} (unassigned bytes read 0) @throws IllegalStateException if closed */
+    /**
+     * Loads the little-endian 16-bit value at {@code address}: one access, never torn, for RAM; split as the handler
+     * accepts for MMIO.
+     *
+     * @param address unsigned guest physical address
+     * @return the little-endian 16-bit value (unassigned bytes read 0)
+     * @throws IllegalStateException if the address space is closed
+     */
     public short readShort(long address) {
         return (short) load(address, 2);
     }
 
-    /** @return the little-endian 32-bit value at {@code address} (unassigned bytes read 0) @throws IllegalStateException if closed */
+    /**
+     * Loads the little-endian 32-bit value at {@code address}: one access, never torn, for RAM; split as the handler
+     * accepts for MMIO.
+     *
+     * @param address unsigned guest physical address
+     * @return the little-endian 32-bit value (unassigned bytes read 0)
+     * @throws IllegalStateException if the address space is closed
+     */
     public int readInt(long address) {
         return (int) load(address, 4);
     }
 
-    /** @return the little-endian 64-bit value at {@code address} (unassigned bytes read 0) @throws IllegalStateException if closed */
+    /**
+     * Loads the little-endian 64-bit value at {@code address}: one access, never torn, for RAM; split as the handler
+     * accepts for MMIO.
+     *
+     * @param address unsigned guest physical address
+     * @return the little-endian 64-bit value (unassigned bytes read 0)
+     * @throws IllegalStateException if the address space is closed
+     */
     public long readLong(long address) {
         return load(address, 8);
     }
 
-    /** Stores a byte (dropped if unassigned or ROM). @throws IllegalStateException if closed */
+    /**
+     * Stores a byte at {@code address}: one access, never torn, for RAM (its page is marked
+     * dirty); dropped for ROM and unassigned space; split as the handler accepts for MMIO.
+     *
+     * @param address unsigned guest physical address
+     * @param value   the value
+     * @throws IllegalStateException if the address space is closed
+     */
     public void writeByte(long address, byte value) {
         store(address, 1, value);
     }
 
-    /** Stores a little-endian 16-bit value. @throws IllegalStateException if closed */
+    /**
+     * Stores a little-endian 16-bit value at {@code address}: one access, never torn, for RAM (its page is marked
+     * dirty); dropped for ROM and unassigned space; split as the handler accepts for MMIO.
+     *
+     * @param address unsigned guest physical address
+     * @param value   the value
+     * @throws IllegalStateException if the address space is closed
+     */
     public void writeShort(long address, short value) {
         store(address, 2, value);
     }
 
-    /** Stores a little-endian 32-bit value. @throws IllegalStateException if closed */
+    /**
+     * Stores a little-endian 32-bit value at {@code address}: one access, never torn, for RAM (its page is marked
+     * dirty); dropped for ROM and unassigned space; split as the handler accepts for MMIO.
+     *
+     * @param address unsigned guest physical address
+     * @param value   the value
+     * @throws IllegalStateException if the address space is closed
+     */
     public void writeInt(long address, int value) {
         store(address, 4, value);
     }
 
-    /** Stores a little-endian 64-bit value. @throws IllegalStateException if closed */
+    /**
+     * Stores a little-endian 64-bit value at {@code address}: one access, never torn, for RAM (its page is marked
+     * dirty); dropped for ROM and unassigned space; split as the handler accepts for MMIO.
+     *
+     * @param address unsigned guest physical address
+     * @param value   the value
+     * @throws IllegalStateException if the address space is closed
+     */
     public void writeLong(long address, long value) {
         store(address, 8, value);
     }
@@ -746,7 +812,9 @@ public final class GuestMemory implements AutoCloseable {
         /**
          * Uses {@code backing} for RAM and ROM; the built GuestMemory owns it and closes it.
          *
+         * @param backing the host memory behind RAM and ROM
          * @return this builder
+         * @throws NullPointerException if backing is null
          */
         public Builder backing(RamBacking backing) {
             this.backing = Objects.requireNonNull(backing, "backing");
@@ -756,6 +824,9 @@ public final class GuestMemory implements AutoCloseable {
         /**
          * Adds RAM at the next free backing offset.
          *
+         * @param name  the region's name, unique in the address space
+         * @param base  its first guest physical address
+         * @param size  its size in bytes, a positive multiple of 4096
          * @return this builder
          * @throws IllegalArgumentException if the region is invalid (see {@link RamRegion})
          */
@@ -767,6 +838,10 @@ public final class GuestMemory implements AutoCloseable {
         /**
          * Adds RAM at an explicit backing offset (two regions may alias the same bytes).
          *
+         * @param name  the region's name, unique in the address space
+         * @param base  its first guest physical address
+         * @param size  its size in bytes, a positive multiple of 4096
+         * @param backingOffset where in the backing its bytes start
          * @return this builder
          * @throws IllegalArgumentException if the region is invalid (see {@link RamRegion})
          */
@@ -777,6 +852,9 @@ public final class GuestMemory implements AutoCloseable {
         /**
          * Adds ROM at the next free backing offset.
          *
+         * @param name  the region's name, unique in the address space
+         * @param base  its first guest physical address
+         * @param size  its size in bytes, a positive multiple of 4096
          * @return this builder
          * @throws IllegalArgumentException if the region is invalid (see {@link RomRegion})
          */
@@ -787,6 +865,10 @@ public final class GuestMemory implements AutoCloseable {
         /**
          * Adds an MMIO region served by {@code handler}.
          *
+         * @param name    the region's name, unique in the address space
+         * @param base    its first guest physical address
+         * @param size    its size in bytes, positive
+         * @param handler the device that serves its accesses
          * @return this builder
          * @throws IllegalArgumentException if the region is invalid (see {@link MmioRegion})
          */
@@ -797,7 +879,9 @@ public final class GuestMemory implements AutoCloseable {
         /**
          * Adds any region.
          *
+         * @param region the region
          * @return this builder
+         * @throws NullPointerException if region is null
          */
         public Builder region(Region region) {
             regions.add(Objects.requireNonNull(region, "region"));
@@ -813,6 +897,7 @@ public final class GuestMemory implements AutoCloseable {
         /**
          * Sets the bound on bounce bytes in flight (default {@link BouncePool#DEFAULT_CAPACITY}).
          *
+         * @param bytes the most bytes that may be bounced at once
          * @return this builder
          * @throws IllegalArgumentException if bytes is less than 1
          */
@@ -832,6 +917,7 @@ public final class GuestMemory implements AutoCloseable {
          * a device that wrote past its access length or claims bytes it never wrote. It costs a
          * shared arena per mapping; off, it costs nothing.
          *
+         * @param enabled whether debug mode is on
          * @return this builder
          */
         public Builder debug(boolean enabled) {

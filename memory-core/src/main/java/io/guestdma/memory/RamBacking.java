@@ -174,6 +174,7 @@ public final class RamBacking implements AutoCloseable {
     }
 
     /** Ties the raw mapping to the arena, so closing the arena unmaps it and invalidates all slices. */
+    @SuppressWarnings("restricted") // giving the raw mmap address its size and owner is the point
     private static MemorySegment attach(MemorySegment address, long bytes, Arena arena) {
         return address.reinterpret(bytes, arena, s -> {
             try {

@@ -28,7 +28,15 @@ public sealed interface Region permits RamRegion, RomRegion, MmioRegion {
         return Long.compareUnsigned(address, base()) >= 0 && Long.compareUnsigned(address, last()) <= 0;
     }
 
-    /** Checks the common invariants; used by the records' constructors. */
+    /**
+     * Checks the invariants every region shares; the region records' constructors call it.
+     *
+     * @param name the region's name
+     * @param base its first address
+     * @param size its size in bytes
+     * @throws IllegalArgumentException if the name is empty, the size is not positive, or the
+     *                                  region would wrap past 2<sup>64</sup>
+     */
     static void check(String name, long base, long size) {
         if (name == null || name.isEmpty()) {
             throw new IllegalArgumentException("region name must be non-empty");

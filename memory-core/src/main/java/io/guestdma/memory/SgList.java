@@ -22,6 +22,7 @@ public final class SgList {
     /**
      * Creates an empty list with room for {@code capacity} entries before it grows.
      *
+     * @param capacity entries to allocate room for
      * @throws IllegalArgumentException if capacity is negative
      */
     public SgList(int capacity) {
@@ -74,6 +75,7 @@ public final class SgList {
     }
 
     /**
+     * @param index which range, from 0
      * @return the address of range {@code index}
      * @throws IndexOutOfBoundsException if index is not in 0..count-1
      */
@@ -82,6 +84,7 @@ public final class SgList {
     }
 
     /**
+     * @param index which range, from 0
      * @return the length of range {@code index}
      * @throws IndexOutOfBoundsException if index is not in 0..count-1
      */

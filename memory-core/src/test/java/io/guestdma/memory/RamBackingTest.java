@@ -87,6 +87,7 @@ class RamBackingTest {
     }
 
     @Test
+    @SuppressWarnings("restricted")
     void memfdRamIsVisibleThroughASecondMappingOfItsDescriptor() throws IOException {
         try (RamBacking backing = RamBacking.memfd("guest-ram", 1 << 16)) {
             assertThat(backing.kind()).isEqualTo(RamBacking.Kind.MEMFD);

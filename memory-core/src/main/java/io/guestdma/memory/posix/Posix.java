@@ -24,6 +24,8 @@ import java.nio.file.Path;
  * <p>Constants are the Linux x86-64/aarch64 values (the ones that differ between architectures are
  * not used). All methods are thread-safe.
  */
+// Restricted FFM methods are this class's purpose; users enable them with --enable-native-access.
+@SuppressWarnings("restricted")
 public final class Posix {
     private Posix() {
     }

@@ -9,7 +9,9 @@ import java.io.IOException;
 public final class PosixException extends IOException {
     private static final long serialVersionUID = 1L;
 
+    /** The call and its subject. */
     private final String call;
+    /** The errno value. */
     private final int errno;
 
     /**
