@@ -342,6 +342,9 @@ final class IdeRig implements AutoCloseable {
     @Override
     public void close() {
         ide.close();
+        // The controller is stopped: whatever it mapped must be unmapped by now. In DMA debug mode
+        // a leak is reported with the stack that mapped it.
+        memory.checkNoOutstandingMappings();
         try {
             backend.close();
         } catch (Exception e) {
