@@ -188,6 +188,11 @@ public final class BenchReport {
                         num(OptionalDouble.of(r.opsPerSecond())) + " ops/s", bytes(r.bytesPerOp())}));
             }
         }
+        for (String m : new String[] {"MAP", "COPY"}) {
+            results.find("IdeOverheadBenchmark.write", "mode", m).ifPresent(r -> other.add(new String[] {
+                    "IDE WRITE DMA 64k over a null disk, " + m + " (the device's own cost)",
+                    String.format(Locale.ROOT, "%.2f us/op", 1e6 / r.opsPerSecond()), bytes(r.bytesPerOp())}));
+        }
         for (String n : new String[] {"1", "100", "10000"}) {
             results.find("RegionLookupBenchmark.mapUnmap", "regions", n).ifPresent(r -> other.add(new String[] {
                     "map+unmap, " + n + " region" + (n.equals("1") ? "" : "s"),

@@ -65,17 +65,50 @@ public final class IdeWorkload implements AutoCloseable {
      * @throws IOException if the image cannot be created or opened
      */
     public IdeWorkload(TransferShape shape, DataPath path) throws IOException {
+        this(shape, path == DataPath.COPY ? DmaMode.COPY : DmaMode.MAP, Disk.create(path));
+    }
+
+    private IdeWorkload(TransferShape shape, DmaMode mode, Disk disk) {
+        this(shape, mode, disk.image(), disk.backend());
+    }
+
+    /** A filled image and the backend the path reads and writes it with. */
+    private record Disk(ImageFile image, BlockBackend backend) {
+        static Disk create(DataPath path) throws IOException {
+            ImageFile image = ImageFile.create(IMAGE_BYTES);
+            try {
+                return new Disk(image, switch (path) {
+                    case COPY, MAP_FILECHANNEL -> FileChannelBackend.open(image.path(), BlockOptions.defaults());
+                    case MAP_NATIVE -> NativeBackend.open(image.path(), BlockOptions.defaults());
+                });
+            } catch (IOException | RuntimeException e) {
+                image.close(); // do not leave a 64 MiB file behind
+                throw e;
+            }
+        }
+    }
+
+    /**
+     * A workload over a backend of the caller's choice and no image file, for example a
+     * {@link NullBackend} to measure what the device itself costs.
+     *
+     * @param shape   the transfer every command moves
+     * @param mode    how the engine moves data
+     * @param backend the disk; closed with the workload
+     * @return the workload
+     */
+    public static IdeWorkload over(TransferShape shape, DmaMode mode, BlockBackend backend) {
+        return new IdeWorkload(shape, mode, null, backend);
+    }
+
+    private IdeWorkload(TransferShape shape, DmaMode mode, ImageFile image, BlockBackend backend) {
         this.shape = shape;
         this.memory = GuestMemory.ofRam(RAM_BYTES);
-        this.image = ImageFile.create(IMAGE_BYTES);
-        this.backend = switch (path) {
-            case COPY, MAP_FILECHANNEL -> FileChannelBackend.open(image.path(), BlockOptions.defaults());
-            case MAP_NATIVE -> NativeBackend.open(image.path(), BlockOptions.defaults());
-        };
-        this.ide = new PiixIde(memory, Runnable::run, path == DataPath.COPY ? DmaMode.COPY : DmaMode.MAP,
-                level -> { }, level -> { });
+        this.image = image;
+        this.backend = backend;
+        this.ide = new PiixIde(memory, Runnable::run, mode, level -> { }, level -> { });
         ide.attach(0, 0, DriveConfig.of(backend));
-        this.slots = (int) Math.min(16, IMAGE_BYTES / shape.bytes());
+        this.slots = (int) Math.min(16, backend.size() / shape.bytes());
         this.buffers = new GuestBuffers(shape, BUFFER_WINDOW, RAM_BYTES - BUFFER_WINDOW);
         for (int i = 0; i < buffers.count(); i++) {
             long entry = PRDT_ADDRESS + 8L * i;
@@ -161,16 +194,22 @@ public final class IdeWorkload implements AutoCloseable {
         return buffers;
     }
 
-    /** @return the image file, for checks */
+    /** @return the image file, for checks; null for a workload made with {@link #over} */
     public Path imagePath() {
-        return image.path();
+        return image == null ? null : image.path();
     }
 
     /** Closes the controller, the backend and guest memory, and deletes the image. */
     @Override
     public void close() throws IOException {
-        try (image; backend; memory) {
+        try {
             ide.close();
+            backend.close();
+        } finally {
+            memory.close();
+            if (image != null) {
+                image.close();
+            }
         }
     }
 }

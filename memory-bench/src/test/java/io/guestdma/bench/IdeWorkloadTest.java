@@ -54,4 +54,14 @@ class IdeWorkloadTest {
         }
         return buf.array();
     }
+
+    @org.junit.jupiter.api.Test
+    void overANullDiskTheCommandsStillCompleteAndTheImageIsNeverTouched() throws IOException {
+        try (IdeWorkload ide = IdeWorkload.over(TransferShape.of("64k"), io.guestdma.ide.DmaMode.MAP,
+                new NullBackend(IdeWorkload.IMAGE_BYTES))) {
+            assertThat(ide.imagePath()).isNull();
+            assertThat(ide.write() & 0x07).as("bus master done, no error").isEqualTo(0x04);
+            assertThat(ide.read() & 0x07).isEqualTo(0x04);
+        }
+    }
 }
