@@ -201,6 +201,12 @@ final class AddressMap {
     }
 
     private int binarySearch(long address, int from, int to) {
+        int i = firstAbove(address, from, to) - 1;
+        return i >= from && Long.compareUnsigned(address, lasts[i]) <= 0 ? i : -1;
+    }
+
+    /** @return the first index in {@code [from, to]} whose base is above {@code address}, or {@code to + 1} */
+    private int firstAbove(long address, int from, int to) {
         int lo = from;
         int hi = to;
         while (lo <= hi) {
@@ -211,7 +217,7 @@ final class AddressMap {
                 hi = mid - 1;
             }
         }
-        return hi >= from && Long.compareUnsigned(address, lasts[hi]) <= 0 ? hi : -1;
+        return lo;
     }
 
     /**
@@ -219,17 +225,8 @@ final class AddressMap {
      *         address space; 0 stands for 2<sup>64</sup> (address 0 in an empty map)
      */
     long unassignedExtent(long address) {
-        int lo = 0;
-        int hi = bases.length - 1;
-        while (lo <= hi) {
-            int mid = (lo + hi) >>> 1;
-            if (Long.compareUnsigned(bases[mid], address) <= 0) {
-                lo = mid + 1;
-            } else {
-                hi = mid - 1;
-            }
-        }
-        return lo < bases.length ? bases[lo] - address : -address;
+        int next = firstAbove(address, 0, bases.length - 1);
+        return next < bases.length ? bases[next] - address : -address;
     }
 
     Region region(int index) {
