@@ -29,11 +29,6 @@ final class AddressMap {
     private final Region[] regions;
     private final long[] bases;
     private final long[] lasts;
-    /** For RAM regions: the last address of the backing-contiguous RAM run that starts here. */
-    private final long[] writableRunLast;
-    /** For RAM and ROM regions: the same for reads (ROM can be read directly). */
-    private final long[] readableRunLast;
-    private final long[] backingOffsets;
     final boolean closed;
 
     /*
@@ -45,8 +40,10 @@ final class AddressMap {
     private static final int HOT_STRIDE = 8;
     private static final int HOT_BASE = 0;
     private static final int HOT_LAST = 1;
-    private static final int HOT_BACKING = 2;
+    private static final int HOT_BACKING = 2; // -1 for MMIO
+    /** For RAM and ROM: the last address of the backing-contiguous readable run that starts here. */
     private static final int HOT_READ_RUN = 3;
+    /** For RAM: the same for writes (ROM cannot be written directly). */
     private static final int HOT_WRITE_RUN = 4;
     private static final int HOT_DIRECT = 5;
     private static final long DIRECT_TO_DEVICE = 1;
@@ -85,7 +82,7 @@ final class AddressMap {
         int n = regions.length;
         bases = new long[n];
         lasts = new long[n];
-        backingOffsets = new long[n];
+        hot = new long[n * HOT_STRIDE];
         for (int i = 0; i < n; i++) {
             Region r = regions[i];
             bases[i] = r.base();
@@ -107,31 +104,27 @@ final class AddressMap {
                             r.name(), offset, r.size(), available));
                 }
             }
-            backingOffsets[i] = offset;
-        }
-        writableRunLast = new long[n];
-        readableRunLast = new long[n];
-        for (int i = n - 1; i >= 0; i--) {
-            boolean ram = regions[i] instanceof RamRegion;
-            boolean readable = ram || regions[i] instanceof RomRegion;
-            boolean joinsNext = i + 1 < n && lasts[i] + 1 == bases[i + 1] && lasts[i] != -1
-                    && backingOffsets[i + 1] == backingOffsets[i] + regions[i].size();
-            writableRunLast[i] = ram && joinsNext && regions[i + 1] instanceof RamRegion ? writableRunLast[i + 1] : lasts[i];
-            readableRunLast[i] = readable && joinsNext && backingOffsets[i + 1] >= 0 ? readableRunLast[i + 1] : lasts[i];
-        }
-        hot = new long[n * HOT_STRIDE];
-        for (int i = 0; i < n; i++) {
             int h = i * HOT_STRIDE;
             hot[h + HOT_BASE] = bases[i];
             hot[h + HOT_LAST] = lasts[i];
-            hot[h + HOT_BACKING] = backingOffsets[i];
-            hot[h + HOT_READ_RUN] = readableRunLast[i];
-            hot[h + HOT_WRITE_RUN] = writableRunLast[i];
-            hot[h + HOT_DIRECT] = switch (regions[i]) {
+            hot[h + HOT_BACKING] = offset;
+            hot[h + HOT_DIRECT] = switch (r) {
                 case RamRegion ram -> DIRECT_TO_DEVICE | DIRECT_FROM_DEVICE;
                 case RomRegion rom -> DIRECT_TO_DEVICE;
                 case MmioRegion mmio -> 0;
             };
+        }
+        for (int i = n - 1; i >= 0; i--) {
+            int h = i * HOT_STRIDE;
+            int next = h + HOT_STRIDE;
+            boolean joinsNext = i + 1 < n && lasts[i] + 1 == bases[i + 1] && lasts[i] != -1
+                    && hot[next + HOT_BACKING] == hot[h + HOT_BACKING] + regions[i].size();
+            boolean writable = (hot[h + HOT_DIRECT] & DIRECT_FROM_DEVICE) != 0;
+            boolean readable = (hot[h + HOT_DIRECT] & DIRECT_TO_DEVICE) != 0;
+            hot[h + HOT_WRITE_RUN] = writable && joinsNext && (hot[next + HOT_DIRECT] & DIRECT_FROM_DEVICE) != 0
+                    ? hot[next + HOT_WRITE_RUN] : lasts[i];
+            hot[h + HOT_READ_RUN] = readable && joinsNext && hot[next + HOT_BACKING] >= 0
+                    ? hot[next + HOT_READ_RUN] : lasts[i];
         }
         if (n == 0) {
             spanBase = 0;
