@@ -218,7 +218,7 @@ public final class IoVector {
     public long copyTo(long offset, MemorySegment dst) {
         Objects.checkIndex(offset, size + 1);
         return walk(offset, Math.min(dst.byteSize(), size - offset),
-                (s, at, done, n) -> MemorySegment.copy(s, at, dst, done, n));
+                (i, s, at, done, n) -> MemorySegment.copy(s, at, dst, done, n));
     }
 
     /**
@@ -251,7 +251,7 @@ public final class IoVector {
         Objects.checkIndex(offset, size + 1);
         long total = Math.min(src.byteSize(), size - offset);
         requireWritable(offset, total);
-        return walk(offset, total, (s, at, done, n) -> MemorySegment.copy(src, done, s, at, n));
+        return walk(offset, total, (i, s, at, done, n) -> MemorySegment.copy(src, done, s, at, n));
     }
 
     /**
@@ -301,32 +301,23 @@ public final class IoVector {
         }
         long total = Math.min(length, size - offset);
         requireWritable(offset, total);
-        return walk(offset, total, (s, at, done, n) -> s.asSlice(at, n).fill(value));
+        return walk(offset, total, (i, s, at, done, n) -> s.asSlice(at, n).fill(value));
     }
 
     /** Checks the whole range before writing any of it, so a refused write changes nothing. */
     private void requireWritable(long offset, long total) {
-        long skip = offset;
-        long left = total;
-        for (int i = 0; i < count && left > 0; i++) {
-            long bytes = segments[i].byteSize();
-            if (skip >= bytes) {
-                skip -= bytes;
-                continue;
-            }
-            if (segments[i].isReadOnly()) {
+        walk(offset, total, (i, s, at, done, n) -> {
+            if (s.isReadOnly()) {
                 throw new UnsupportedOperationException("segment " + i + " of the I/O vector is read-only"
                         + " (a TO_DEVICE mapping?); nothing was written");
             }
-            left -= Math.min(bytes - skip, left);
-            skip = 0;
-        }
+        });
     }
 
     /** What {@link #walk} does with each piece of a byte range. */
     @FunctionalInterface
     private interface PieceAction {
-        void apply(MemorySegment segment, long segmentOffset, long rangeOffset, long length);
+        void apply(int index, MemorySegment segment, long segmentOffset, long rangeOffset, long length);
     }
 
     /** Visits {@code [offset, offset + total)} segment piece by segment piece; returns {@code total}. */
@@ -341,7 +332,7 @@ public final class IoVector {
                 continue;
             }
             long n = Math.min(bytes - skip, total - done);
-            action.apply(s, skip, done, n);
+            action.apply(i, s, skip, done, n);
             done += n;
             skip = 0;
         }
