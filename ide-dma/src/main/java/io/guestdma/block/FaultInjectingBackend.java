@@ -188,64 +188,70 @@ public final class FaultInjectingBackend implements BlockBackend {
         return inner.isReadOnly();
     }
 
-    @Override
-    public void readv(long offset, IoVector iov) throws IOException {
-        Injected f = next(Operation.READ, offset, iov.size());
+    /** Carries out a read or write for its first {@code bytes} bytes (all of them, or a prefix). */
+    @FunctionalInterface
+    private interface Transfer {
+        void run(long bytes) throws IOException;
+    }
+
+    /** A single-buffer read or write of the wrapped backend. */
+    @FunctionalInterface
+    private interface BufferTransfer {
+        void run(long offset, ByteBuffer buffer) throws IOException;
+    }
+
+    /**
+     * Numbers the request and passes it through, or fails it as armed: a short transfer first
+     * moves half its bytes (whole sectors) through the wrapped backend.
+     */
+    private void transfer(Operation operation, long offset, long length, Transfer transfer) throws IOException {
+        Injected f = next(operation, offset, length);
         if (f == null) {
-            inner.readv(offset, iov);
+            transfer.run(length);
             return;
         }
-        if (f.fault() == Fault.SHORT_TRANSFER && shortLength(iov.size()) > 0) {
-            inner.readv(offset, iov.slice(0, shortLength(iov.size())));
+        long part = shortLength(length);
+        if (f.fault() == Fault.SHORT_TRANSFER && part > 0) {
+            transfer.run(part);
         }
         throw error(f);
+    }
+
+    /** {@link #transfer} for a buffer: a prefix moves through a view, then the buffer advances. */
+    private void transfer(Operation operation, long offset, ByteBuffer buffer, BufferTransfer io) throws IOException {
+        int whole = buffer.remaining();
+        transfer(operation, offset, whole, bytes -> {
+            if (bytes == whole) {
+                io.run(offset, buffer);
+                return;
+            }
+            ByteBuffer head = buffer.duplicate();
+            head.limit(head.position() + (int) bytes);
+            io.run(offset, head);
+            buffer.position(head.position());
+        });
+    }
+
+    @Override
+    public void readv(long offset, IoVector iov) throws IOException {
+        transfer(Operation.READ, offset, iov.size(),
+                bytes -> inner.readv(offset, bytes == iov.size() ? iov : iov.slice(0, bytes)));
     }
 
     @Override
     public void writev(long offset, IoVector iov) throws IOException {
-        Injected f = next(Operation.WRITE, offset, iov.size());
-        if (f == null) {
-            inner.writev(offset, iov);
-            return;
-        }
-        if (f.fault() == Fault.SHORT_TRANSFER && shortLength(iov.size()) > 0) {
-            inner.writev(offset, iov.slice(0, shortLength(iov.size())));
-        }
-        throw error(f);
+        transfer(Operation.WRITE, offset, iov.size(),
+                bytes -> inner.writev(offset, bytes == iov.size() ? iov : iov.slice(0, bytes)));
     }
 
     @Override
     public void read(long offset, ByteBuffer dst) throws IOException {
-        Injected f = next(Operation.READ, offset, dst.remaining());
-        if (f == null) {
-            inner.read(offset, dst);
-            return;
-        }
-        long part = shortLength(dst.remaining());
-        if (f.fault() == Fault.SHORT_TRANSFER && part > 0) {
-            ByteBuffer head = dst.duplicate();
-            head.limit(head.position() + (int) part);
-            inner.read(offset, head);
-            dst.position(head.position());
-        }
-        throw error(f);
+        transfer(Operation.READ, offset, dst, inner::read);
     }
 
     @Override
     public void write(long offset, ByteBuffer src) throws IOException {
-        Injected f = next(Operation.WRITE, offset, src.remaining());
-        if (f == null) {
-            inner.write(offset, src);
-            return;
-        }
-        long part = shortLength(src.remaining());
-        if (f.fault() == Fault.SHORT_TRANSFER && part > 0) {
-            ByteBuffer head = src.duplicate();
-            head.limit(head.position() + (int) part);
-            inner.write(offset, head);
-            src.position(head.position());
-        }
-        throw error(f);
+        transfer(Operation.WRITE, offset, src, inner::write);
     }
 
     @Override
