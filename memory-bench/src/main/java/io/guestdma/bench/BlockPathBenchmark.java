@@ -1,5 +1,6 @@
 package io.guestdma.bench;
 
+import io.guestdma.block.BlockBackend;
 import io.guestdma.block.BlockOptions;
 import io.guestdma.block.FileChannelBackend;
 import io.guestdma.block.NativeBackend;
@@ -50,8 +51,8 @@ public class BlockPathBenchmark extends SuiteSettings {
     private GuestBuffers buffers;
     private final SgList sg = new SgList();
     private DmaStream stream;
-    private FileChannelBackend channelBackend;
-    private NativeBackend nativeBackend;
+    /** The map paths' backend: FileChannel or native, whichever {@link #path} names. */
+    private BlockBackend backend;
     private FileChannel channel;
     private byte[] heap;
     private ByteBuffer heapBuffer;
@@ -90,8 +91,8 @@ public class BlockPathBenchmark extends SuiteSettings {
                 heap = new byte[shape.bytes()];
                 heapBuffer = ByteBuffer.wrap(heap);
             }
-            case MAP_FILECHANNEL -> channelBackend = FileChannelBackend.open(image.path(), BlockOptions.defaults());
-            case MAP_NATIVE -> nativeBackend = NativeBackend.open(image.path(), BlockOptions.defaults());
+            case MAP_FILECHANNEL -> backend = FileChannelBackend.open(image.path(), BlockOptions.defaults());
+            case MAP_NATIVE -> backend = NativeBackend.open(image.path(), BlockOptions.defaults());
         }
     }
 
@@ -106,11 +107,8 @@ public class BlockPathBenchmark extends SuiteSettings {
             if (channel != null) {
                 channel.close();
             }
-            if (channelBackend != null) {
-                channelBackend.close();
-            }
-            if (nativeBackend != null) {
-                nativeBackend.close();
+            if (backend != null) {
+                backend.close();
             }
         } finally {
             memory.close();
@@ -177,15 +175,9 @@ public class BlockPathBenchmark extends SuiteSettings {
                 throw new IllegalStateException("RAM never needs bounce space; nothing mapped at " + offset);
             }
             if (direction == DmaDirection.TO_DEVICE) {
-                if (nativeBackend != null) {
-                    nativeBackend.writev(start + offset, stream.iov());
-                } else {
-                    channelBackend.writev(start + offset, stream.iov());
-                }
-            } else if (nativeBackend != null) {
-                nativeBackend.readv(start + offset, stream.iov());
+                backend.writev(start + offset, stream.iov());
             } else {
-                channelBackend.readv(start + offset, stream.iov());
+                backend.readv(start + offset, stream.iov());
             }
             stream.unmapChunk(n);
             offset += n;
