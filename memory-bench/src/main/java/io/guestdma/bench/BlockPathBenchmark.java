@@ -79,8 +79,8 @@ public class BlockPathBenchmark extends SuiteSettings {
         // The same image and the same rotation over image slots as IdeDmaBenchmark, so that the
         // difference between the two is the device's cost alone.
         image = ImageFile.create(IdeWorkload.IMAGE_BYTES);
-        slots = (int) Math.min(16, IdeWorkload.IMAGE_BYTES / shape.bytes());
-        buffers = new GuestBuffers(shape, 16L << 20, IdeWorkload.RAM_BYTES - (16L << 20));
+        slots = IdeWorkload.imageSlots(shape, IdeWorkload.IMAGE_BYTES);
+        buffers = IdeWorkload.guestBuffers(shape);
         for (int i = 0; i < buffers.count(); i++) {
             sg.add(buffers.address(i), buffers.pieceBytes());
         }

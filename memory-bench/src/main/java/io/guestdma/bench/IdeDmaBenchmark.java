@@ -37,7 +37,7 @@ public class IdeDmaBenchmark extends SuiteSettings {
      */
     @Setup(Level.Trial)
     public void setUp() throws IOException {
-        workload = new IdeWorkload(TransferShape.of(size), DataPath.valueOf(path));
+        workload = IdeWorkload.create(TransferShape.of(size), DataPath.valueOf(path));
     }
 
     /**

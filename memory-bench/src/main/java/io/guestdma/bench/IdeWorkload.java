@@ -62,30 +62,22 @@ public final class IdeWorkload implements AutoCloseable {
      *
      * @param shape the transfer every command moves
      * @param path  the data path
-     * @throws IOException if the image cannot be created or opened
+     * @return the workload
+     * @throws IOException if the image cannot be created or opened (no image file is left behind)
      */
-    public IdeWorkload(TransferShape shape, DataPath path) throws IOException {
-        this(shape, path == DataPath.COPY ? DmaMode.COPY : DmaMode.MAP, Disk.create(path));
-    }
-
-    private IdeWorkload(TransferShape shape, DmaMode mode, Disk disk) {
-        this(shape, mode, disk.image(), disk.backend());
-    }
-
-    /** A filled image and the backend the path reads and writes it with. */
-    private record Disk(ImageFile image, BlockBackend backend) {
-        static Disk create(DataPath path) throws IOException {
-            ImageFile image = ImageFile.create(IMAGE_BYTES);
-            try {
-                return new Disk(image, switch (path) {
-                    case COPY, MAP_FILECHANNEL -> FileChannelBackend.open(image.path(), BlockOptions.defaults());
-                    case MAP_NATIVE -> NativeBackend.open(image.path(), BlockOptions.defaults());
-                });
-            } catch (IOException | RuntimeException e) {
-                image.close(); // do not leave a 64 MiB file behind
-                throw e;
-            }
+    public static IdeWorkload create(TransferShape shape, DataPath path) throws IOException {
+        ImageFile image = ImageFile.create(IMAGE_BYTES);
+        BlockBackend backend;
+        try {
+            backend = switch (path) {
+                case COPY, MAP_FILECHANNEL -> FileChannelBackend.open(image.path(), BlockOptions.defaults());
+                case MAP_NATIVE -> NativeBackend.open(image.path(), BlockOptions.defaults());
+            };
+        } catch (IOException | RuntimeException e) {
+            image.close();
+            throw e;
         }
+        return new IdeWorkload(shape, path == DataPath.COPY ? DmaMode.COPY : DmaMode.MAP, image, backend);
     }
 
     /**
@@ -108,8 +100,8 @@ public final class IdeWorkload implements AutoCloseable {
         this.backend = backend;
         this.ide = new PiixIde(memory, Runnable::run, mode, level -> { }, level -> { });
         ide.attach(0, 0, DriveConfig.of(backend));
-        this.slots = (int) Math.min(16, backend.size() / shape.bytes());
-        this.buffers = new GuestBuffers(shape, BUFFER_WINDOW, RAM_BYTES - BUFFER_WINDOW);
+        this.slots = imageSlots(shape, backend.size());
+        this.buffers = guestBuffers(shape);
         for (int i = 0; i < buffers.count(); i++) {
             long entry = PRDT_ADDRESS + 8L * i;
             boolean last = i == buffers.count() - 1;
@@ -117,6 +109,24 @@ public final class IdeWorkload implements AutoCloseable {
             // Byte count 0 means 64 KiB in a PRD.
             memory.writeInt(entry + 4, (buffers.pieceBytes() & 0xffff) | (last ? 0x8000_0000 : 0));
         }
+    }
+
+    /**
+     * @param shape the transfer
+     * @return where the transfer's pieces sit in guest RAM: scattered over everything above the
+     *         first 16 MiB (which holds the PRD table)
+     */
+    static GuestBuffers guestBuffers(TransferShape shape) {
+        return new GuestBuffers(shape, BUFFER_WINDOW, RAM_BYTES - BUFFER_WINDOW);
+    }
+
+    /**
+     * @param shape      the transfer
+     * @param imageBytes the image size
+     * @return how many transfer-sized image slots commands rotate over: up to 16
+     */
+    static int imageSlots(TransferShape shape, long imageBytes) {
+        return (int) Math.min(16, imageBytes / shape.bytes());
     }
 
     /**

@@ -19,7 +19,7 @@ class IdeWorkloadTest {
             "4k,MAP_NATIVE", "64k,MAP_NATIVE", "1m,MAP_NATIVE"})
     void writeAndReadMoveTheScatteredGuestBytes(String size, DataPath path) throws IOException {
         TransferShape shape = TransferShape.of(size);
-        try (IdeWorkload ide = new IdeWorkload(shape, path)) {
+        try (IdeWorkload ide = IdeWorkload.create(shape, path)) {
             GuestBuffers buffers = ide.buffers();
             assertThat(buffers.count()).isEqualTo(shape.pieces());
             Random random = new Random(7);
