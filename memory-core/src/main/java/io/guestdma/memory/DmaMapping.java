@@ -26,6 +26,8 @@ public final class DmaMapping implements MapResult {
     final long backingOffset;
     /** Debug mode only: closing it revokes {@link #segment()}; null otherwise. */
     final java.lang.foreign.Arena debugScope;
+    /** A bounce mapping of bytes past 2^64 (see GuestMemory.mapBeyondTop): nothing to write back. */
+    final boolean beyondTop;
     private final long address;
     private final long length;
     private final DmaDirection direction;
@@ -34,7 +36,7 @@ public final class DmaMapping implements MapResult {
 
     DmaMapping(GuestMemory owner, AddressMap snapshot, int leaseStripe, long address, long length,
                DmaDirection direction, MemorySegment segment, MemorySegment bounceBuffer, long backingOffset,
-               java.lang.foreign.Arena debugScope) {
+               java.lang.foreign.Arena debugScope, boolean beyondTop) {
         this.owner = owner;
         this.snapshot = snapshot;
         this.leaseStripe = leaseStripe;
@@ -45,9 +47,13 @@ public final class DmaMapping implements MapResult {
         this.bounceBuffer = bounceBuffer;
         this.backingOffset = backingOffset;
         this.debugScope = debugScope;
+        this.beyondTop = beyondTop;
     }
 
-    /** @return the guest physical address of the first mapped byte */
+    /**
+     * @return the guest physical address of the first mapped byte (0 for the part of a
+     *         scatter-gather entry that lies past 2<sup>64</sup>, which maps nowhere)
+     */
     public long address() {
         return address;
     }

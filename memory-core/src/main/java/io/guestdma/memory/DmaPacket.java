@@ -18,11 +18,24 @@ import java.util.Objects;
  * holding the first. Message boundaries are preserved: the packet is delivered whole, once.
  *
  * <p>The fallback buffer is either supplied by the caller or owned by this object and grown on
- * demand (then reused). Reusable across packets; not thread-safe.
+ * demand (then reused) up to a bound, {@value #DEFAULT_MAX_FALLBACK_BYTES} bytes unless set
+ * otherwise: the packet's size comes from guest descriptors, so the host memory it may cost is
+ * capped. A packet that does not map whole and is larger than the bound fails with
+ * {@link DmaAccessException}; packets that map whole (RAM, or bounce space to spare) have no size
+ * limit, since they cost no host memory. Ranges that run past 2<sup>64</sup> continue as unassigned
+ * space (reads zero, writes dropped), never at guest address 0.
+ *
+ * <p>Reusable across packets; not thread-safe.
  */
 public final class DmaPacket {
+    /**
+     * The default bound on an owned fallback buffer: a 64 KiB TSO/GSO packet with its headers
+     * and room to spare, far below what a guest could otherwise make the host allocate.
+     */
+    public static final long DEFAULT_MAX_FALLBACK_BYTES = 256 * 1024;
+
     private final GuestMemory memory;
-    private final boolean ownsFallback;
+    private final long maxFallbackBytes;
     private final IoVector iov = new IoVector();
     private MemorySegment fallback;
     private DmaMapping[] mappings = new DmaMapping[8];
@@ -39,8 +52,24 @@ public final class DmaPacket {
      * @throws NullPointerException if memory is null
      */
     public DmaPacket(GuestMemory memory) {
+        this(memory, DEFAULT_MAX_FALLBACK_BYTES);
+    }
+
+    /**
+     * A packet mapper with its own fallback buffer, allocated when first needed and never larger
+     * than {@code maxFallbackBytes}.
+     *
+     * @param memory           the address space packets are mapped from
+     * @param maxFallbackBytes the largest packet that may go through the fallback buffer, at least 1
+     * @throws NullPointerException     if memory is null
+     * @throws IllegalArgumentException if maxFallbackBytes is less than 1
+     */
+    public DmaPacket(GuestMemory memory, long maxFallbackBytes) {
         this.memory = Objects.requireNonNull(memory, "memory");
-        this.ownsFallback = true;
+        if (maxFallbackBytes < 1) {
+            throw new IllegalArgumentException("maxFallbackBytes must be at least 1, was " + maxFallbackBytes);
+        }
+        this.maxFallbackBytes = maxFallbackBytes;
     }
 
     /**
@@ -58,7 +87,12 @@ public final class DmaPacket {
             throw new IllegalArgumentException("fallback buffer must be writable");
         }
         this.fallback = fallback;
-        this.ownsFallback = false;
+        this.maxFallbackBytes = fallback.byteSize();
+    }
+
+    /** @return the largest packet that may go through the fallback buffer */
+    public long maxFallbackBytes() {
+        return maxFallbackBytes;
     }
 
     /**
@@ -68,8 +102,11 @@ public final class DmaPacket {
      * @param sg        the packet's ranges, unchanged until {@link #complete}
      * @param direction TO_DEVICE (transmit) or FROM_DEVICE (receive)
      * @return the packet's memory: {@code sg.size()} bytes, direct or the fallback buffer
-     * @throws IllegalStateException    if the previous packet was not completed
-     * @throws IllegalArgumentException if the fallback is needed and a caller-supplied one is too small
+     * @throws IllegalStateException if the previous packet was not completed
+     * @throws DmaAccessException    if the packet does not map whole and is larger than
+     *                               {@link #maxFallbackBytes()}, or (TO_DEVICE) an MMIO handler in
+     *                               its ranges failed; nothing is mapped then and no packet is
+     *                               active
      */
     public IoVector map(SgList sg, DmaDirection direction) {
         if (active) {
@@ -79,14 +116,30 @@ public final class DmaPacket {
         this.direction = Objects.requireNonNull(direction, "direction");
         usedFallback = false;
         iov.reset();
-        if (!mapAll()) {
-            release(0);
-            iov.reset();
+        boolean whole = false;
+        try {
+            whole = mapAll();
+        } finally {
+            if (!whole) {
+                release(0); // pool full, a failed handler, or a fatal error: hold nothing
+                iov.reset();
+            }
+        }
+        if (!whole) {
+            if (sg.size() > maxFallbackBytes) {
+                throw new DmaAccessException(String.format("packet of %d bytes at 0x%x does not map whole and exceeds"
+                        + " the %d-byte fallback bound", sg.size(), sg.count() == 0 ? 0 : sg.address(0),
+                        maxFallbackBytes), sg.count() == 0 ? 0 : sg.address(0), sg.size());
+            }
             MemorySegment buffer = fallbackOf(sg.size());
             if (direction == DmaDirection.TO_DEVICE) {
                 long at = 0;
                 for (int i = 0; i < sg.count(); i++) {
-                    memory.read(sg.address(i), buffer.asSlice(at, sg.length(i)));
+                    if (readEntry(i, buffer.asSlice(at, sg.length(i))).failed()) {
+                        iov.reset();
+                        throw new DmaAccessException(String.format("packet range 0x%x (+0x%x): the device's handler"
+                                + " failed", sg.address(i), sg.length(i)), sg.address(i), sg.length(i));
+                    }
                     at += sg.length(i);
                 }
             }
@@ -110,10 +163,12 @@ public final class DmaPacket {
      * them are left as the guest had them.
      *
      * @param accessLength bytes the device accessed, 0..packet size
+     * @return the worst outcome of making the bytes visible: {@link AccessResult#DEVICE_ERROR} if an
+     *         MMIO handler failed to take them (the packet is finished either way)
      * @throws IllegalStateException    if no packet is mapped
      * @throws IllegalArgumentException if accessLength is outside 0..packet size
      */
-    public void complete(long accessLength) {
+    public AccessResult complete(long accessLength) {
         if (!active) {
             throw new IllegalStateException("no packet is mapped");
         }
@@ -121,26 +176,66 @@ public final class DmaPacket {
             throw new IllegalArgumentException("access length " + accessLength + " is outside 0.." + sg.size());
         }
         active = false;
-        if (usedFallback) {
-            if (direction == DmaDirection.FROM_DEVICE) {
-                long at = 0;
-                for (int i = 0; i < sg.count() && at < accessLength; i++) {
-                    long len = Math.min(sg.length(i), accessLength - at);
-                    memory.write(sg.address(i), fallback.asSlice(at, len));
-                    at += len;
+        AccessResult result = AccessResult.OK;
+        try {
+            if (usedFallback) {
+                if (direction == DmaDirection.FROM_DEVICE) {
+                    long at = 0;
+                    for (int i = 0; i < sg.count() && at < accessLength; i++) {
+                        long len = Math.min(sg.length(i), accessLength - at);
+                        result = result.and(writeEntry(i, fallback.asSlice(at, len)));
+                        at += len;
+                    }
                 }
+            } else {
+                result = release(accessLength);
             }
-        } else {
-            release(accessLength);
+        } finally {
+            iov.reset();
         }
-        iov.reset();
+        return result;
     }
 
+    /** Copies entry {@code i} into {@code into}; its bytes past 2^64 read as zero, as in unassigned space. */
+    private AccessResult readEntry(int i, MemorySegment into) {
+        long inRange = bytesBelowTop(i);
+        AccessResult result = memory.read(sg.address(i), into.asSlice(0, inRange));
+        if (inRange < into.byteSize()) {
+            into.asSlice(inRange).fill((byte) 0);
+            result = result.and(AccessResult.UNASSIGNED);
+        }
+        return result;
+    }
+
+    /** Copies {@code from} into entry {@code i}; bytes that would land past 2^64 are dropped. */
+    private AccessResult writeEntry(int i, MemorySegment from) {
+        long inRange = Math.min(bytesBelowTop(i), from.byteSize());
+        AccessResult result = memory.write(sg.address(i), from.asSlice(0, inRange));
+        return inRange < from.byteSize() ? result.and(AccessResult.UNASSIGNED) : result;
+    }
+
+    /** How many bytes of entry {@code i} lie below 2^64. */
+    private long bytesBelowTop(int i) {
+        long address = sg.address(i);
+        long length = sg.length(i);
+        return address != 0 && Long.compareUnsigned(length, -address) > 0 ? -address : length;
+    }
+
+    /**
+     * Maps every range; false when the pool cannot hold the rest.
+     *
+     * @throws DmaAccessException if a range is a device whose handler failed
+     */
     private boolean mapAll() {
         for (int i = 0; i < sg.count(); i++) {
             long done = 0;
             while (done < sg.length(i)) {
-                if (!(memory.map(sg.address(i) + done, sg.length(i) - done, direction) instanceof DmaMapping m)) {
+                MapResult result = memory.mapEntryPiece(sg.address(i), done, sg.length(i) - done, direction);
+                if (result instanceof MapFailed f) {
+                    throw new DmaAccessException(String.format("packet range 0x%x (+0x%x): the device's handler failed",
+                            f.address(), f.requested()), f.address(), f.requested());
+                }
+                if (!(result instanceof DmaMapping m)) {
                     return false;
                 }
                 if (mappingCount == mappings.length) {
@@ -154,26 +249,38 @@ public final class DmaPacket {
         return true;
     }
 
-    private void release(long accessLength) {
+    private AccessResult release(long accessLength) {
         long left = accessLength;
+        AccessResult result = AccessResult.OK;
+        Throwable failure = null;
         for (int i = 0; i < mappingCount; i++) {
             long access = Math.min(left, mappings[i].length());
             left -= access;
-            memory.unmap(mappings[i], access);
+            try {
+                result = result.and(memory.unmap(mappings[i], access));
+            } catch (Throwable e) {
+                if (failure == null) {
+                    failure = e; // keep releasing the others
+                }
+            }
             mappings[i] = null;
         }
         mappingCount = 0;
+        if (failure instanceof RuntimeException e) {
+            throw e;
+        }
+        if (failure instanceof Error e) {
+            throw e;
+        }
+        return result;
     }
 
     private MemorySegment fallbackOf(long size) {
         if (fallback != null && fallback.byteSize() >= size) {
             return fallback.asSlice(0, size);
         }
-        if (!ownsFallback) {
-            throw new IllegalArgumentException("packet of " + size + " bytes needs the fallback buffer, which holds only "
-                    + fallback.byteSize());
-        }
-        fallback = Arena.ofAuto().allocate(Math.max(size, 2048), 64);
+        // Grown to the packet, never past the bound (checked by the caller).
+        fallback = Arena.ofAuto().allocate(Math.min(Math.max(size, 2048), maxFallbackBytes), 64);
         return fallback.asSlice(0, size);
     }
 }

@@ -106,8 +106,16 @@ public final class DmaStream {
      * {@code maxBytes}.
      *
      * @param maxBytes upper bound for the chunk, at least 1
-     * @return the chunk's bytes, now in {@link #iov()}; 0 if nothing could be mapped because the
-     *         bounce pool is exhausted (register a map client and call again) or the list is done
+     * <p>Bytes of an entry that runs past 2<sup>64</sup> are bounced as unassigned space (reads see
+     * zeros, writes are dropped); addresses never wrap to 0.
+     *
+     * @return the chunk's bytes, now in {@link #iov()}; 0 if nothing could be mapped, either because
+     *         the list is {@link #done()} or, when it is not, because the bounce pool is exhausted
+     *         (register a map client and call again)
+     * @throws DmaAccessException       if a piece of the chunk is a device whose handler failed
+     *                                  while its bounce buffer was filled: the pieces already mapped
+     *                                  are released, nothing stays mapped, and the position stays at
+     *                                  the chunk's start
      * @throws IllegalStateException    if no transfer was started or the previous chunk is still mapped
      * @throws IllegalArgumentException if maxBytes is less than 1
      */
@@ -121,33 +129,14 @@ public final class DmaStream {
         requireNoChunk();
         chunkStartIndex = index;
         chunkStartOffset = indexOffset;
-        AddressMap map = leaseForRam();
         long total = 0;
-        while (index < sg.count() && total < maxBytes) {
-            long address = sg.address(index) + indexOffset;
-            long want = Math.min(sg.length(index) - indexOffset, maxBytes - total);
-            if (address != 0 && Long.compareUnsigned(want, -address) > 0) {
-                want = -address; // addresses never wrap past 2^64, as in GuestMemory.map
-            }
-            long mapped;
-            int region = map == null || want <= 0 ? -1 : map.find(address);
-            if (region >= 0 && map.isDirect(region, direction)) {
-                long run = map.directRunLast(region, direction) - address + 1; // 0 only for a run to 2^64 from 0
-                mapped = run == 0 ? want : Math.min(want, run);
-                long at = map.backingOffset(region) + (address - map.base(region));
-                pushRam(at, mapped);
-            } else if (memory.map(address, want, direction) instanceof DmaMapping m) {
-                push(m);
-                iov.add(m.segment());
-                mapped = m.length();
-            } else {
-                break;
-            }
-            total += mapped;
-            indexOffset += mapped;
-            if (indexOffset == sg.length(index)) {
-                index++;
-                indexOffset = 0;
+        boolean complete = false;
+        try {
+            total = mapChunk(maxBytes);
+            complete = true;
+        } finally {
+            if (!complete) {
+                abandonChunk(); // a failed piece, or a fatal error below: hold nothing
             }
         }
         long excess = total % alignment;
@@ -158,6 +147,49 @@ public final class DmaStream {
         chunkBytes = total;
         if (mappingCount == 0) {
             releaseLease();
+        }
+        return total;
+    }
+
+    /** Maps pieces from the cursor on until the list, the pool or {@code maxBytes} runs out. */
+    private long mapChunk(long maxBytes) {
+        AddressMap map = leaseForRam();
+        long total = 0;
+        while (index < sg.count() && total < maxBytes) {
+            long base = sg.address(index);
+            long address = base + indexOffset;
+            boolean beyondTop = indexOffset != 0 && Long.compareUnsigned(address, base) < 0;
+            long want = Math.min(sg.length(index) - indexOffset, maxBytes - total);
+            if (!beyondTop && address != 0 && Long.compareUnsigned(want, -address) > 0) {
+                want = -address; // addresses never wrap past 2^64, as in GuestMemory.map
+            }
+            long mapped;
+            int region = map == null || beyondTop ? -1 : map.find(address);
+            if (region >= 0 && map.isDirect(region, direction)) {
+                long run = map.directRunLast(region, direction) - address + 1; // 0 only for a run to 2^64 from 0
+                mapped = run == 0 ? want : Math.min(want, run);
+                long at = map.backingOffset(region) + (address - map.base(region));
+                pushRam(at, mapped);
+            } else {
+                MapResult result = memory.mapEntryPiece(base, indexOffset, want, direction);
+                if (result instanceof DmaMapping m) {
+                    push(m);
+                    iov.add(m.segment());
+                    mapped = m.length();
+                } else if (result instanceof MapFailed f) {
+                    throw new DmaAccessException(String.format("DMA %s 0x%x (+0x%x) failed: the device's handler "
+                            + "failed while the bounce buffer was filled", direction, f.address(), f.requested()),
+                            f.address(), f.requested());
+                } else {
+                    break;
+                }
+            }
+            total += mapped;
+            indexOffset += mapped;
+            if (indexOffset == sg.length(index)) {
+                index++;
+                indexOffset = 0;
+            }
         }
         return total;
     }
@@ -229,20 +261,26 @@ public final class DmaStream {
      * Unmaps the current chunk and moves past it. The first {@code accessLength} bytes of the chunk
      * count as accessed (written back or marked dirty); the rest are unmapped with access 0.
      *
+     * Every piece is released whatever happens to the others.
+     *
      * @param accessLength 0..chunk bytes
+     * @return the worst write-back outcome of the chunk's bounce pieces ({@link AccessResult#OK}
+     *         when it had none): {@link AccessResult#DEVICE_ERROR} means an MMIO handler failed to
+     *         take bytes the device wrote, which a device reports as a DMA error
      * @throws IllegalArgumentException if accessLength is outside 0..chunk bytes
      * @throws IllegalStateException    if no chunk is mapped
      */
-    public void unmapChunk(long accessLength) {
+    public AccessResult unmapChunk(long accessLength) {
         if (mappingCount == 0) {
             throw new IllegalStateException("no chunk is mapped");
         }
         if (accessLength < 0 || accessLength > chunkBytes) {
             throw new IllegalArgumentException("access length " + accessLength + " is outside 0.." + chunkBytes);
         }
-        releaseAll(accessLength);
+        AccessResult result = releaseAll(accessLength);
         position += chunkBytes;
         chunkBytes = 0;
+        return result;
     }
 
     /**
@@ -252,6 +290,7 @@ public final class DmaStream {
      */
     public void abandonChunk() {
         if (mappingCount == 0) {
+            releaseLease();
             return;
         }
         releaseAll(0);
@@ -318,20 +357,22 @@ public final class DmaStream {
         mappingCount++;
     }
 
-    private void releaseAll(long accessLength) {
+    private AccessResult releaseAll(long accessLength) {
         long left = accessLength;
-        RuntimeException failure = null;
+        AccessResult result = AccessResult.OK;
+        Throwable failure = null;
         for (int i = 0; i < mappingCount; i++) {
             long access = Math.min(left, used[i]);
             left -= access;
             try {
                 if (mappings[i] != null) {
-                    memory.unmap(mappings[i], access);
+                    result = result.and(memory.unmap(mappings[i], access));
                 } else if (direction == DmaDirection.FROM_DEVICE && access > 0) {
                     memory.dirtyLog().mark(ramOffset[i], access);
                 }
-            } catch (RuntimeException e) {
-                // Keep unmapping the rest: a failing MMIO write-back must not leak the others.
+            } catch (Throwable e) {
+                // Keep unmapping the rest: one failing piece (a debug-mode misuse report, a fatal
+                // error) must not leak the others.
                 if (failure == null) {
                     failure = e;
                 }
@@ -341,9 +382,13 @@ public final class DmaStream {
         mappingCount = 0;
         releaseLease();
         iov.reset();
-        if (failure != null) {
-            throw failure;
+        if (failure instanceof RuntimeException e) {
+            throw e;
         }
+        if (failure instanceof Error e) {
+            throw e;
+        }
+        return result;
     }
 
     private void requireNoChunk() {

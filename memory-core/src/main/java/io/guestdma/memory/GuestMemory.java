@@ -54,6 +54,7 @@ public final class GuestMemory implements AutoCloseable {
     private final List<AddressMap> undrained = new CopyOnWriteArrayList<>();
     private final CompletableFuture<Void> released = new CompletableFuture<>();
     private final DmaDebug debug; // null unless debug mode is on: the hot path tests one field
+    private final java.util.concurrent.atomic.AtomicLong deviceFaults = new java.util.concurrent.atomic.AtomicLong();
     private volatile AddressMap current;
 
     private GuestMemory(RamBacking backing, List<Region> regions, long bouncePoolBytes, boolean debug) {
@@ -75,6 +76,10 @@ public final class GuestMemory implements AutoCloseable {
      * @throws IllegalArgumentException if the size is not positive or not a multiple of 4096
      */
     public static GuestMemory ofRam(long ramBytes) {
+        if (ramBytes <= 0 || ramBytes % DirtyLog.PAGE_SIZE != 0) {
+            throw new IllegalArgumentException("guest RAM must be a positive multiple of " + DirtyLog.PAGE_SIZE
+                    + " bytes, was " + ramBytes);
+        }
         return builder().ram("ram", 0, ramBytes).build();
     }
 
@@ -90,7 +95,9 @@ public final class GuestMemory implements AutoCloseable {
      *
      * @param address     unsigned guest physical address
      * @param destination where the bytes go; its size is the access length
-     * @return {@link AccessResult#UNASSIGNED} if some bytes were unassigned (they read as zero)
+     * @return {@link AccessResult#OK}; {@link AccessResult#UNASSIGNED} if some bytes were unassigned
+     *         (they read as zero); {@link AccessResult#DEVICE_ERROR} if an MMIO handler failed or
+     *         refused a re-entrant access (its bytes read as zero), which wins over UNASSIGNED
      * @throws IllegalStateException if the address space is closed
      */
     public AccessResult read(long address, MemorySegment destination) {
@@ -104,7 +111,7 @@ public final class GuestMemory implements AutoCloseable {
      * @param destination the array the bytes go to
      * @param offset      where in {@code destination} to start
      * @param length      how many bytes to copy
-     * @return {@link AccessResult#UNASSIGNED} if some bytes were unassigned (they read as zero)
+     * @return as {@link #read(long, MemorySegment)}
      * @throws IndexOutOfBoundsException if the array range is invalid
      * @throws IllegalStateException     if the address space is closed
      */
@@ -119,7 +126,9 @@ public final class GuestMemory implements AutoCloseable {
      *
      * @param address unsigned guest physical address
      * @param source  the bytes to write; its size is the access length
-     * @return {@link AccessResult#UNASSIGNED} if some bytes were unassigned (they were dropped)
+     * @return {@link AccessResult#OK}; {@link AccessResult#UNASSIGNED} if some bytes were unassigned
+     *         (they were dropped); {@link AccessResult#DEVICE_ERROR} if an MMIO handler failed or
+     *         refused a re-entrant access, which wins over UNASSIGNED
      * @throws IllegalStateException if the address space is closed
      */
     public AccessResult write(long address, MemorySegment source) {
@@ -133,7 +142,7 @@ public final class GuestMemory implements AutoCloseable {
      * @param source  the array holding the bytes
      * @param offset  where in {@code source} to start
      * @param length  how many bytes to copy
-     * @return {@link AccessResult#UNASSIGNED} if some bytes were unassigned (they were dropped)
+     * @return as {@link #write(long, MemorySegment)}
      * @throws IndexOutOfBoundsException if the array range is invalid
      * @throws IllegalStateException     if the address space is closed
      */
@@ -245,7 +254,7 @@ public final class GuestMemory implements AutoCloseable {
             long offset = address - map.base(i);
             switch (map.region(i)) {
                 case MmioRegion mmio -> {
-                    return MmioAccess.load(mmio.handler(), offset, size);
+                    return loadMmio(mmio, offset, size);
                 }
                 default -> {
                     long at = map.backingOffset(i) + offset;
@@ -265,7 +274,7 @@ public final class GuestMemory implements AutoCloseable {
     }
 
     /** Whether {@code [address, address + size)} lies inside region {@code i} without wrapping. */
-    private static boolean fitsIn(AddressMap map, int i, long address, int size) {
+    private static boolean fitsIn(AddressMap map, int i, long address, long size) {
         long last = address + size - 1;
         return Long.compareUnsigned(last, address) >= 0 && Long.compareUnsigned(last, map.last(i)) <= 0;
     }
@@ -276,7 +285,7 @@ public final class GuestMemory implements AutoCloseable {
         if (i >= 0 && fitsIn(map, i, address, size)) {
             long offset = address - map.base(i);
             switch (map.region(i)) {
-                case MmioRegion mmio -> MmioAccess.store(mmio.handler(), offset, size, value);
+                case MmioRegion mmio -> storeMmio(mmio, offset, size, value);
                 case RomRegion rom -> { /* ROM ignores writes */ }
                 case RamRegion ram -> {
                     long at = map.backingOffset(i) + offset;
@@ -299,6 +308,18 @@ public final class GuestMemory implements AutoCloseable {
     /** The copy path proper: walks regions from {@code address} for {@code buffer.byteSize()} bytes. */
     private AccessResult access(AddressMap map, long address, MemorySegment buffer, boolean write) {
         long length = buffer.byteSize();
+        int first = map.find(address);
+        if (first >= 0 && length > 0 && fitsIn(map, first, address, length) && map.backingOffset(first) >= 0
+                && !(write && map.region(first) instanceof RomRegion)) {
+            // Inside one RAM region (or reading ROM): one copy, no slicing, as small device reads
+            // of descriptors and PRD entries are.
+            long at = map.backingOffset(first) + (address - map.base(first));
+            copyRam(at, buffer, write);
+            if (write) {
+                dirtyLog.mark(at, length);
+            }
+            return AccessResult.OK;
+        }
         AccessResult result = AccessResult.OK;
         long done = 0;
         while (done < length) {
@@ -309,7 +330,7 @@ public final class GuestMemory implements AutoCloseable {
                 if (!write) {
                     buffer.asSlice(done).fill((byte) 0);
                 }
-                return AccessResult.UNASSIGNED;
+                return result.and(AccessResult.UNASSIGNED);
             }
             int i = map.find(at);
             long chunk;
@@ -318,19 +339,13 @@ public final class GuestMemory implements AutoCloseable {
                 if (!write) {
                     buffer.asSlice(done, chunk).fill((byte) 0);
                 }
-                result = AccessResult.UNASSIGNED;
+                result = result.and(AccessResult.UNASSIGNED);
             } else {
                 chunk = Math.min(remaining, map.last(i) - at + 1);
                 long offset = at - map.base(i);
                 MemorySegment part = buffer.asSlice(done, chunk);
                 switch (map.region(i)) {
-                    case MmioRegion mmio -> {
-                        if (write) {
-                            MmioAccess.write(mmio.handler(), offset, part);
-                        } else {
-                            MmioAccess.read(mmio.handler(), offset, part);
-                        }
-                    }
+                    case MmioRegion mmio -> result = result.and(accessMmio(mmio, offset, part, write));
                     case RomRegion rom -> {
                         if (!write) {
                             copyRam(map.backingOffset(i) + offset, part, false);
@@ -347,6 +362,108 @@ public final class GuestMemory implements AutoCloseable {
             done += chunk;
         }
         return result;
+    }
+
+    /**
+     * One region part of a copy-path access to MMIO. A handler that throws, or an access that
+     * re-enters a busy device, fails this part only ({@link AccessResult#DEVICE_ERROR}, read bytes
+     * zero), as QEMU's dispatch returns MEMTX_ERROR and carries on; the JVM's own fatal errors
+     * still propagate.
+     */
+    private AccessResult accessMmio(MmioRegion mmio, long offset, MemorySegment part, boolean write) {
+        ReentrancyGuard guard = mmio.guard();
+        if (guard != null && !guard.enter()) {
+            guard.refuse(describe(mmio, offset, part.byteSize(), write));
+            if (!write) {
+                part.fill((byte) 0);
+            }
+            return AccessResult.DEVICE_ERROR;
+        }
+        try {
+            if (write) {
+                MmioAccess.write(mmio.handler(), offset, part);
+            } else {
+                MmioAccess.read(mmio.handler(), offset, part);
+            }
+            return AccessResult.OK;
+        } catch (Throwable t) {
+            handlerFault(mmio, offset, part.byteSize(), write, t);
+            if (!write) {
+                part.fill((byte) 0);
+            }
+            return AccessResult.DEVICE_ERROR;
+        } finally {
+            if (guard != null) {
+                guard.exit();
+            }
+        }
+    }
+
+    /** A typed load from MMIO; a failed or refused access reads 0, like unassigned space. */
+    private long loadMmio(MmioRegion mmio, long offset, int size) {
+        ReentrancyGuard guard = mmio.guard();
+        if (guard != null && !guard.enter()) {
+            guard.refuse(describe(mmio, offset, size, false));
+            return 0;
+        }
+        try {
+            return MmioAccess.load(mmio.handler(), offset, size);
+        } catch (Throwable t) {
+            handlerFault(mmio, offset, size, false, t);
+            return 0;
+        } finally {
+            if (guard != null) {
+                guard.exit();
+            }
+        }
+    }
+
+    /** A typed store to MMIO; a failed or refused access is dropped, like one to unassigned space. */
+    private void storeMmio(MmioRegion mmio, long offset, int size, long value) {
+        ReentrancyGuard guard = mmio.guard();
+        if (guard != null && !guard.enter()) {
+            guard.refuse(describe(mmio, offset, size, true));
+            return;
+        }
+        try {
+            MmioAccess.store(mmio.handler(), offset, size, value);
+        } catch (Throwable t) {
+            handlerFault(mmio, offset, size, true, t);
+        } finally {
+            if (guard != null) {
+                guard.exit();
+            }
+        }
+    }
+
+    private static String describe(MmioRegion mmio, long offset, long length, boolean write) {
+        return String.format("%s of %d byte(s) at 0x%x (region '%s' + 0x%x)", write ? "write" : "read", length,
+                mmio.base() + offset, mmio.name(), offset);
+    }
+
+    /**
+     * Counts a handler fault and logs the first one. Errors the JVM cannot recover from
+     * (OutOfMemoryError, InternalError) are rethrown after that: the caller's finally blocks still
+     * release what the access held. A StackOverflowError has unwound by the time it arrives here,
+     * so it counts as the handler's fault like any exception.
+     */
+    private void handlerFault(MmioRegion mmio, long offset, long length, boolean write, Throwable t) {
+        long n = deviceFaults.getAndIncrement();
+        System.getLogger(GuestMemory.class.getName()).log(n == 0 ? System.Logger.Level.WARNING : System.Logger.Level.DEBUG,
+                "MMIO handler failed on " + describe(mmio, offset, length, write)
+                        + "; the access reports DEVICE_ERROR" + (n == 0 ? " (later faults are logged at DEBUG)" : ""), t);
+        if (t instanceof VirtualMachineError && !(t instanceof StackOverflowError)) {
+            throw (VirtualMachineError) t;
+        }
+    }
+
+    /**
+     * @return how many MMIO accesses failed because a handler threw (each is reported to its
+     *         caller as {@link AccessResult#DEVICE_ERROR}; re-entrant accesses refused by a
+     *         {@link ReentrancyGuard} are counted by the guard instead)
+     */
+    public long deviceFaults() {
+        return deviceFaults.get();
     }
 
     /** @return the smaller of a length and an unsigned extent in which 0 stands for 2^64 */
@@ -405,8 +522,10 @@ public final class GuestMemory implements AutoCloseable {
      * @param address   unsigned guest physical address
      * @param length    bytes wanted, at least 1
      * @param direction whether the device reads (TO_DEVICE) or writes (FROM_DEVICE) the memory
-     * @return a {@link DmaMapping} of 1..length bytes, or {@link BounceExhausted} if the range must
-     *         be bounced and the pool is full (nothing is mapped then)
+     * @return a {@link DmaMapping} of 1..length bytes; {@link BounceExhausted} if the range must
+     *         be bounced and the pool is full; {@link MapFailed} if filling a TO_DEVICE bounce
+     *         buffer failed in an MMIO handler (or was refused as re-entrant). With either of the
+     *         last two nothing is mapped and nothing is held.
      * @throws IllegalArgumentException if length is not positive
      * @throws NullPointerException     if direction is null
      * @throws IllegalStateException    if the address space is closed
@@ -434,7 +553,7 @@ public final class GuestMemory implements AutoCloseable {
             // allocation that C2 can scalar-replace once map and unmap inline into the device.
             MemorySegment slice = (direction == DmaDirection.TO_DEVICE ? readOnlyBacking : backingSegment)
                     .asSlice(at, mapped);
-            return new DmaMapping(this, map, stripe, address, mapped, direction, slice, null, at, null);
+            return new DmaMapping(this, map, stripe, address, mapped, direction, slice, null, at, null, false);
         }
         return mapSlowly(map, stripe, i, address, length, direction);
     }
@@ -452,38 +571,100 @@ public final class GuestMemory implements AutoCloseable {
             long run = map.directRunLast(i, direction) - address + 1;
             long mapped = run == 0 ? length : Math.min(length, run);
             long at = map.backingOffset(i) + (address - map.base(i));
-            return debugMapping(map, stripe, address, mapped, direction, backingSegment.asSlice(at, mapped), null, at);
+            return debugMapping(map, stripe, address, mapped, direction, backingSegment.asSlice(at, mapped), null, at,
+                    false);
         }
         long extent = i >= 0 ? map.last(i) - address + 1 : map.unassignedExtent(address);
-        long wanted = unsignedMin(length, extent);
+        return bounce(map, stripe, address, unsignedMin(length, extent), length, direction, false);
+    }
+
+    /**
+     * Maps {@code length} bytes that lie past the top of the address space, where a scatter-gather
+     * entry that runs over 2<sup>64</sup> continues: nothing is there, so they are bounced like
+     * unassigned space (TO_DEVICE reads zeros, FROM_DEVICE writes are dropped on unmap) instead of
+     * wrapping to guest address 0. For {@link DmaStream} and {@link DmaPacket}.
+     */
+    MapResult mapBeyondTop(long length, DmaDirection direction) {
+        AddressMap map;
+        int stripe;
+        do {
+            map = snapshot();
+            stripe = map.acquire();
+        } while (stripe < 0);
+        return bounce(map, stripe, 0, length, length, direction, true);
+    }
+
+    /**
+     * Maps the piece of scatter-gather entry {@code (base, entryLength)} that starts
+     * {@code offset} bytes into it, at most {@code length} bytes: the entry's bytes past 2<sup>64</sup>
+     * go to {@link #mapBeyondTop}, never to the wrapped address.
+     */
+    MapResult mapEntryPiece(long base, long offset, long length, DmaDirection direction) {
+        long address = base + offset;
+        if (offset != 0 && Long.compareUnsigned(address, base) < 0) {
+            return mapBeyondTop(length, direction);
+        }
+        return map(address, length, direction);
+    }
+
+    /**
+     * Reserves bounce space for {@code wanted} bytes (at most) under the held lease and builds the
+     * mapping. Everything taken is given back if filling the buffer fails or throws.
+     */
+    private MapResult bounce(AddressMap map, int stripe, long address, long wanted, long requested,
+                             DmaDirection direction, boolean beyondTop) {
         long granted = bouncePool.reserve(wanted);
         if (granted == 0) {
             map.release(stripe);
-            return new BounceExhausted(address, length, bouncePool.bytesInFlight());
+            return new BounceExhausted(address, requested, bouncePool.bytesInFlight());
         }
-        MemorySegment buffer = bouncePool.takeBuffer(granted);
-        MemorySegment slice = buffer.asSlice(0, granted);
-        if (direction == DmaDirection.TO_DEVICE) {
-            access(map, address, slice, false);
-        }
-        if (debug != null) {
-            if (direction == DmaDirection.FROM_DEVICE) {
-                debug.poison(slice);
+        MemorySegment buffer = null;
+        boolean built = false;
+        try {
+            buffer = bouncePool.takeBuffer(granted);
+            MemorySegment slice = buffer.asSlice(0, granted);
+            if (direction == DmaDirection.TO_DEVICE) {
+                if (beyondTop) {
+                    slice.fill((byte) 0);
+                } else if (access(map, address, slice, false).failed()) {
+                    return new MapFailed(address, requested, AccessResult.DEVICE_ERROR);
+                }
             }
-            return debugMapping(map, stripe, address, granted, direction, slice, buffer, -1);
+            DmaMapping mapping;
+            if (debug != null) {
+                if (direction == DmaDirection.FROM_DEVICE) {
+                    debug.poison(slice);
+                }
+                mapping = debugMapping(map, stripe, address, granted, direction, slice, buffer, -1, beyondTop);
+            } else {
+                if (direction == DmaDirection.TO_DEVICE) {
+                    slice = slice.asReadOnly();
+                }
+                mapping = new DmaMapping(this, map, stripe, address, granted, direction, slice, buffer, -1, null,
+                        beyondTop);
+            }
+            built = true;
+            return mapping;
+        } finally {
+            if (!built) {
+                // A failed fill, or a throw from a handler the JVM could not survive, or from the
+                // pool itself: hand back what the attempt held so that nothing leaks.
+                if (buffer != null) {
+                    bouncePool.returnBuffer(buffer);
+                }
+                bouncePool.release(granted);
+                map.release(stripe);
+            }
         }
-        if (direction == DmaDirection.TO_DEVICE) {
-            slice = slice.asReadOnly();
-        }
-        return new DmaMapping(this, map, stripe, address, granted, direction, slice, buffer, -1, null);
     }
 
     private DmaMapping debugMapping(AddressMap map, int stripe, long address, long length, DmaDirection direction,
-                                    MemorySegment memory, MemorySegment bounceBuffer, long backingOffset) {
+                                    MemorySegment memory, MemorySegment bounceBuffer, long backingOffset,
+                                    boolean beyondTop) {
         java.lang.foreign.Arena scope = debug.newScope();
         MemorySegment view = debug.revocable(memory, scope, direction == DmaDirection.TO_DEVICE);
         DmaMapping mapping = new DmaMapping(this, map, stripe, address, length, direction, view, bounceBuffer,
-                backingOffset, scope);
+                backingOffset, scope, beyondTop);
         debug.track(mapping);
         return mapping;
     }
@@ -493,10 +674,15 @@ public final class GuestMemory implements AutoCloseable {
      * {@code accessLength} bytes count as accessed: for a FROM_DEVICE bounce mapping exactly those
      * are written back to the guest (bytes past them are left untouched), for a FROM_DEVICE RAM
      * mapping exactly their pages are marked dirty. TO_DEVICE mappings need no write-back. Freed
-     * bounce space wakes the registered map clients.
+     * bounce space wakes the registered map clients. The mapping is released whatever the
+     * write-back's outcome: a failing MMIO handler cannot leak bounce space or leases.
      *
      * @param mapping      a live mapping from this address space
      * @param accessLength bytes the device actually read or wrote, from the start, 0..length
+     * @return the write-back's outcome: {@link AccessResult#OK} for RAM and TO_DEVICE mappings;
+     *         for a FROM_DEVICE bounce mapping, the result of writing the bytes back (UNASSIGNED for
+     *         unassigned space and bytes past 2<sup>64</sup>, DEVICE_ERROR when an MMIO handler
+     *         failed), which QEMU ignores and a careful device reports
      * @throws IllegalArgumentException if the mapping belongs to another address space or
      *                                  accessLength is outside 0..length (the mapping stays live)
      * @throws IllegalStateException    if the mapping was already unmapped; in debug mode also
@@ -504,7 +690,7 @@ public final class GuestMemory implements AutoCloseable {
      *                                  the device wrote past accessLength or claimed bytes it
      *                                  never wrote
      */
-    public void unmap(DmaMapping mapping, long accessLength) {
+    public AccessResult unmap(DmaMapping mapping, long accessLength) {
         if (mapping.owner == this && accessLength >= 0 && accessLength <= mapping.length()
                 && mapping.bounceBuffer == null && mapping.debugScope == null) {
             // The zero-copy case, kept small so that it inlines into device code.
@@ -515,12 +701,12 @@ public final class GuestMemory implements AutoCloseable {
                 dirtyLog.mark(mapping.backingOffset, accessLength);
             }
             mapping.snapshot.release(mapping.leaseStripe);
-            return;
+            return AccessResult.OK;
         }
-        unmapSlowly(mapping, accessLength);
+        return unmapSlowly(mapping, accessLength);
     }
 
-    private void unmapSlowly(DmaMapping mapping, long accessLength) {
+    private AccessResult unmapSlowly(DmaMapping mapping, long accessLength) {
         if (mapping.owner != this) {
             throw new IllegalArgumentException("unmap of " + mapping + ": it was mapped by another GuestMemory");
         }
@@ -539,12 +725,16 @@ public final class GuestMemory implements AutoCloseable {
                 misuse = debug.checkPoison(mapping, mapping.bounceBuffer, accessLength);
             }
         }
+        AccessResult result = AccessResult.OK;
         try {
             boolean wrote = mapping.direction() == DmaDirection.FROM_DEVICE && accessLength > 0;
             if (mapping.bounced()) {
                 try {
-                    if (wrote) {
-                        access(mapping.snapshot, mapping.address(), mapping.bounceBuffer.asSlice(0, accessLength), true);
+                    if (wrote && mapping.beyondTop) {
+                        result = AccessResult.UNASSIGNED;
+                    } else if (wrote) {
+                        result = access(mapping.snapshot, mapping.address(), mapping.bounceBuffer.asSlice(0, accessLength),
+                                true);
                     }
                 } finally {
                     bouncePool.returnBuffer(mapping.bounceBuffer);
@@ -559,6 +749,7 @@ public final class GuestMemory implements AutoCloseable {
         if (misuse != null) {
             throw new IllegalStateException(misuse);
         }
+        return result;
     }
 
     /** The RAM backing's segment for {@link DmaStream}'s object-free RAM pieces; null without RAM. */
@@ -826,7 +1017,7 @@ public final class GuestMemory implements AutoCloseable {
          *
          * @param name  the region's name, unique in the address space
          * @param base  its first guest physical address
-         * @param size  its size in bytes, a positive multiple of 4096
+         * @param size  its size in bytes, positive (the backing is rounded up to whole pages)
          * @return this builder
          * @throws IllegalArgumentException if the region is invalid (see {@link RamRegion})
          */
@@ -840,7 +1031,7 @@ public final class GuestMemory implements AutoCloseable {
          *
          * @param name  the region's name, unique in the address space
          * @param base  its first guest physical address
-         * @param size  its size in bytes, a positive multiple of 4096
+         * @param size  its size in bytes, positive (the backing is rounded up to whole pages)
          * @param backingOffset where in the backing its bytes start
          * @return this builder
          * @throws IllegalArgumentException if the region is invalid (see {@link RamRegion})
@@ -854,7 +1045,7 @@ public final class GuestMemory implements AutoCloseable {
          *
          * @param name  the region's name, unique in the address space
          * @param base  its first guest physical address
-         * @param size  its size in bytes, a positive multiple of 4096
+         * @param size  its size in bytes, positive (the backing is rounded up to whole pages)
          * @return this builder
          * @throws IllegalArgumentException if the region is invalid (see {@link RomRegion})
          */

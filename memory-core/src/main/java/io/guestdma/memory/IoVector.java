@@ -560,7 +560,14 @@ public final class IoVector {
      * only when the vector changed since the last call, and is valid until the vector next changes.
      * Only its first {@link #nativeIovecCount()} entries are meaningful.
      *
-     * <p>The entries are raw addresses: keep the segments alive until the system call returns.
+     * <p>The entries are raw addresses, which the kernel uses without FFM's checks, so every call
+     * checks that each segment's memory is still alive, also when it returns the cached array: a
+     * vector whose mappings were unmapped in debug mode, or whose guest memory was closed, is
+     * refused rather than handed to the kernel (where the addresses may by then belong to other
+     * memory). Keep the segments alive until the system call returns.
+     *
+     * <p>This view lets the kernel read the memory ({@code pwritev}, {@code writev}); use
+     * {@link #writableNativeIovecs()} for calls that write into it.
      *
      * @return the native array, at least {@code count() * 16} bytes
      * @throws IllegalStateException if a segment is a heap segment (it has no stable native
@@ -568,6 +575,7 @@ public final class IoVector {
      */
     public MemorySegment nativeIovecs() {
         if (iovecsVersion == version) {
+            requireAlive();
             return iovecs;
         }
         if (iovecs.byteSize() < count * IOVEC_BYTES) {
@@ -588,6 +596,29 @@ public final class IoVector {
         }
         iovecsVersion = version;
         return iovecs;
+    }
+
+    /**
+     * The native view for calls that write into the vector's memory ({@code preadv}, {@code readv}):
+     * as {@link #nativeIovecs()}, and also refused when a segment is read-only (a TO_DEVICE mapping,
+     * ROM), since the kernel would write into it without FFM's read-only check.
+     *
+     * @return the native array, as {@link #nativeIovecs()}
+     * @throws UnsupportedOperationException if a segment is read-only; nothing is written
+     * @throws IllegalStateException         if a segment is a heap segment or its memory is no
+     *                                       longer alive
+     */
+    public MemorySegment writableNativeIovecs() {
+        requireWritable(0, size);
+        return nativeIovecs();
+    }
+
+    private void requireAlive() {
+        for (int i = 0; i < count; i++) {
+            if (!segments[i].scope().isAlive()) {
+                throw new IllegalStateException("segment " + i + " belongs to memory that was already released");
+            }
+        }
     }
 
     /** @return how many entries of {@link #nativeIovecs()} are meaningful: {@link #count()} */

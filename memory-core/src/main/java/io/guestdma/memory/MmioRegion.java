@@ -10,8 +10,27 @@ import java.util.Objects;
  * @param base    first guest physical address
  * @param size    length in bytes
  * @param handler the device
+ * @param guard   the device's {@link ReentrancyGuard}, or null: with one, an access that reaches
+ *                this region while the device is already busy on the same thread (its own DMA
+ *                landing on its own registers) is refused with {@link AccessResult#DEVICE_ERROR}
+ *                instead of calling the handler
  */
-public record MmioRegion(String name, long base, long size, MmioHandler handler) implements Region {
+public record MmioRegion(String name, long base, long size, MmioHandler handler, ReentrancyGuard guard)
+        implements Region {
+    /**
+     * A region without a re-entrancy guard.
+     *
+     * @param name    unique name
+     * @param base    first guest physical address
+     * @param size    length in bytes
+     * @param handler the device
+     * @throws IllegalArgumentException as the canonical constructor
+     * @throws NullPointerException     if handler is null
+     */
+    public MmioRegion(String name, long base, long size, MmioHandler handler) {
+        this(name, base, size, handler, null);
+    }
+
     /**
      * @throws IllegalArgumentException if the name is empty, the size is not positive, the region
      *                                  wraps past 2<sup>64</sup>, or the handler's access sizes are

@@ -80,7 +80,7 @@ class DmaPacketTest {
         try (GuestMemory mem = GuestMemory.builder().mmio("mmio", 0x10000, 0x4000, mmio).build()) {
             DmaPacket dma = new DmaPacket(mem, Arena.ofAuto().allocate(0x100));
             assertThatThrownBy(() -> dma.map(new SgList().add(0x10000, 0x2000), TO_DEVICE))
-                    .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("fallback");
+                    .isInstanceOf(DmaAccessException.class).hasMessageContaining("fallback");
             assertThat(mem.bouncePool().bytesInFlight()).isZero();
         }
     }
