@@ -38,7 +38,8 @@ public interface BlockBackend extends AutoCloseable {
      *
      * @param offset the image offset
      * @param iov    where the bytes go; its segments must be writable
-     * @throws IOException if the range is outside the image or the read fails
+     * @throws IllegalArgumentException if a segment is read-only (nothing is read)
+     * @throws IOException              if the range is outside the image or the read fails
      */
     void readv(long offset, IoVector iov) throws IOException;
 

@@ -131,10 +131,25 @@ public final class NativeBackend implements BlockBackend {
         return direct;
     }
 
+    /**
+     * {@inheritDoc}
+     *
+     * <p>The kernel writes through raw addresses that bypass FFM's read-only check, so read-only
+     * segments (TO_DEVICE mappings, ROM) are refused here, before anything is read, as
+     * {@code FileChannel} refuses read-only buffers.
+     *
+     * @throws IllegalArgumentException if a segment of {@code iov} is read-only
+     */
     @Override
     public void readv(long offset, IoVector iov) throws IOException {
         long total = iov.size();
         extent.checkRead(offset, total);
+        for (int i = 0; i < iov.count(); i++) {
+            if (iov.segment(i).isReadOnly()) {
+                throw new IllegalArgumentException("readv into " + extent.path() + ": segment " + i
+                        + " of the I/O vector is read-only (a TO_DEVICE mapping or ROM?); nothing was read");
+            }
+        }
         if (total == 0) {
             return;
         }
@@ -248,8 +263,16 @@ public final class NativeBackend implements BlockBackend {
         }
     }
 
+    /**
+     * {@inheritDoc}
+     *
+     * @throws IllegalArgumentException if {@code dst} is read-only, as {@code FileChannel.read} does
+     */
     @Override
     public void read(long offset, ByteBuffer dst) throws IOException {
+        if (dst.isReadOnly()) {
+            throw new IllegalArgumentException("read from " + extent.path() + " into a read-only buffer");
+        }
         int length = dst.remaining();
         extent.checkRead(offset, length);
         if (length == 0) {

@@ -2,6 +2,8 @@ package io.guestdma.ide;
 
 import io.guestdma.memory.GuestMemory;
 import io.guestdma.memory.SgList;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 
 /**
  * The PIIX bus-master DMA function of one channel (QEMU's {@code BMDMAState}): command register,
@@ -27,6 +29,8 @@ final class BusMasterDma {
 
     private final GuestMemory memory;
     private final PiixIde controller;
+    /** One PRD entry as fetched from guest memory. */
+    private final MemorySegment entry = MemorySegment.ofArray(new long[1]);
 
     int command;
     int status;
@@ -108,8 +112,13 @@ final class BusMasterDma {
      * consuming (but not collecting) entries up to the end of the table, as QEMU's
      * bmdma_prepare_buf does: the table ends at an entry with EOT or one page after its start.
      *
+     * <p>A table entry that cannot be fetched because a device's MMIO handler failed (or refused
+     * a re-entrant access) stops the walk: the transfer must end with a bus-master error. QEMU 7.2
+     * ignores the result of that read; unassigned space still reads as zeros, as there.
+     *
      * @param sg cleared and filled with at most {@code limit} bytes
-     * @return the bytes all consumed entries describe (QEMU's io_buffer_size)
+     * @return the bytes all consumed entries describe (QEMU's io_buffer_size), or -1 if an entry
+     *         could not be fetched
      */
     long collect(SgList sg, long limit) {
         sg.reset();
@@ -122,9 +131,12 @@ final class BusMasterDma {
                 }
                 // One 8-byte read per entry, as QEMU's bmdma_prepare_buf does (the memory core
                 // splits it for MMIO that takes narrower accesses).
-                long entry = readPrd(currentEntryAddress);
-                int base = (int) entry;
-                int count = (int) (entry >>> 32);
+                if (!fetchPrd(currentEntryAddress)) {
+                    return -1;
+                }
+                long prd = entry.get(ValueLayout.JAVA_LONG_UNALIGNED, 0);
+                int base = (int) prd;
+                int count = (int) (prd >>> 32);
                 currentEntryAddress += 8;
                 int length = count & 0xfffe;
                 currentPrdLength = length == 0 ? 0x10000 : length;
@@ -142,11 +154,17 @@ final class BusMasterDma {
         }
     }
 
-    /** With bus mastering off the device's reads of memory see nothing: zeros, as in QEMU. */
-    private long readPrd(int address) {
+    /**
+     * Reads the PRD entry at {@code address} into {@link #entry}. With bus mastering off the
+     * device's reads of memory see nothing: zeros, as in QEMU.
+     *
+     * @return false if a device's handler failed the read
+     */
+    private boolean fetchPrd(int address) {
         if (!controller.busMasterEnabled()) {
-            return 0;
+            entry.set(ValueLayout.JAVA_LONG_UNALIGNED, 0, 0);
+            return true;
         }
-        return memory.readLong(Integer.toUnsignedLong(address));
+        return !memory.read(Integer.toUnsignedLong(address), entry).failed();
     }
 }

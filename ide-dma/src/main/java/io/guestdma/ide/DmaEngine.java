@@ -1,11 +1,14 @@
 package io.guestdma.ide;
 
 import io.guestdma.block.BlockBackend;
+import io.guestdma.memory.AccessResult;
+import io.guestdma.memory.DmaAccessException;
 import io.guestdma.memory.DmaDirection;
 import io.guestdma.memory.DmaStream;
 import io.guestdma.memory.GuestMemory;
 import io.guestdma.memory.IoVector;
 import io.guestdma.memory.MapClient;
+import io.guestdma.memory.ReentrancyGuard;
 import io.guestdma.memory.SgList;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
@@ -36,6 +39,14 @@ import java.util.concurrent.RejectedExecutionException;
  * outcome, and never holds it while it maps, does I/O or unmaps (unmapping wakes other devices'
  * map clients, which may take their own locks). Between {@code start} and the outcome the engine's
  * fields belong to the running transfer.
+ *
+ * <p>Faults: whatever happens below the engine ends the transfer with an outcome and leaves nothing
+ * mapped: a backend that throws (an {@link Error} included) is an I/O error under the drive's
+ * policy; guest memory that fails (an MMIO handler that throws, or refuses a re-entrant access) is
+ * a {@link DmaOutcome#MEMORY_FAULT}. The transfer runs inside the controller's
+ * {@link ReentrancyGuard}, so a handler reached by this DMA cannot start another transfer on the
+ * same channel in the middle of this one. Only errors that leave the JVM beyond saving are
+ * rethrown, after the cleanup.
  */
 final class DmaEngine {
     enum Phase {
@@ -58,6 +69,7 @@ final class DmaEngine {
     private final Executor executor;
     private final DmaMode mode;
     private final PiixIde controller;
+    private final ReentrancyGuard guard;
     private final DmaStream stream;
     private final byte[] copyBuffer = new byte[CHUNK_BYTES];
     private final Runnable task = this::run;
@@ -84,6 +96,7 @@ final class DmaEngine {
         this.executor = executor;
         this.mode = mode;
         this.controller = controller;
+        this.guard = controller.reentrancyGuard();
         this.stream = new DmaStream(memory);
     }
 
@@ -180,8 +193,25 @@ final class DmaEngine {
         run();
     }
 
-    /** The transfer loop: one chunk per iteration, the data path in a straight line. */
+    /**
+     * Runs the transfer inside the controller's re-entrancy guard. With a direct executor the
+     * transfer runs inside the START write, which already holds the guard.
+     */
     private void run() {
+        boolean entered = guard.enter();
+        try {
+            transfer();
+        } catch (Throwable t) {
+            abandon(t);
+        } finally {
+            if (entered) {
+                controller.leave();
+            }
+        }
+    }
+
+    /** The transfer loop: one chunk per iteration, the data path in a straight line. */
+    private void transfer() {
         while (true) {
             channel.lock();
             try {
@@ -203,6 +233,9 @@ final class DmaEngine {
             long chunk;
             try {
                 chunk = copyPath ? nextCopyChunk() : stream.mapNext(Long.MAX_VALUE);
+            } catch (DmaAccessException e) {
+                finish(DmaOutcome.MEMORY_FAULT); // nothing is left mapped
+                return;
             } catch (RuntimeException e) {
                 finish(DmaOutcome.FAILED); // guest memory went away under the transfer
                 return;
@@ -216,23 +249,65 @@ final class DmaEngine {
                 return;
             }
             DmaOutcome outcome;
+            Throwable fatal = null;
             try {
                 outcome = copyPath ? copyChunk(chunk) : mappedChunk(chunk);
-            } catch (Exception e) {
-                // Any backend failure is an I/O error to the guest; the policy decides the rest.
+            } catch (Throwable e) {
+                // Any backend failure, an Error included, is an I/O error to the guest; the policy
+                // decides the rest. The chunk is unmapped below either way.
                 outcome = DmaOutcome.FAILED;
+                if (DmaOutcome.fatal(e)) {
+                    fatal = e;
+                }
             }
             if (copyPath) {
                 advanceCopyCursor(chunk);
-            } else {
-                unmapQuietly(outcome == DmaOutcome.OK ? chunk : 0);
+            } else if (unmapQuietly(outcome == DmaOutcome.OK ? chunk : 0).failed() && outcome == DmaOutcome.OK) {
+                outcome = DmaOutcome.MEMORY_FAULT; // the data did not reach the device the guest pointed at
             }
             diskOffset += chunk;
+            if (fatal != null) {
+                finish(DmaOutcome.FAILED);
+                throw (Error) fatal;
+            }
             if (outcome != DmaOutcome.OK) {
                 finish(outcome);
                 return;
             }
         }
+    }
+
+    /**
+     * The last line of defence, for what escaped the loop: a fatal error, or a failure while the
+     * outcome was being reported. If this thread still owns the transfer, it gives the chunk back
+     * and reports the transfer as failed, so that reset and close never wait for a thread that is
+     * gone. Fatal errors are rethrown afterwards; anything else is logged, since the thread may be
+     * a guest's register access.
+     */
+    private void abandon(Throwable t) {
+        try {
+            stream.abandonChunk();
+        } catch (Throwable ignored) {
+            // Mappings are released piece by piece even when one fails; nothing more to do.
+        }
+        channel.lock();
+        try {
+            if (runner == Thread.currentThread()) {
+                runner = null;
+                phase = Phase.IDLE;
+                channel.signalIdle();
+                channel.dmaTransferDone(drive, DmaOutcome.FAILED);
+            }
+        } catch (Throwable again) {
+            t.addSuppressed(again);
+        } finally {
+            channel.unlock();
+        }
+        if (DmaOutcome.fatal(t)) {
+            throw (Error) t;
+        }
+        System.getLogger(DmaEngine.class.getName()).log(System.Logger.Level.WARNING,
+                "IDE DMA transfer failed outside the data path; the command was failed", t);
     }
 
     /** MAP: the mapped guest memory goes to or comes from the disk in one vectored call. */
@@ -264,15 +339,21 @@ final class DmaEngine {
         switch (command) {
             case READ -> {
                 backend.read(diskOffset, ByteBuffer.wrap(copyBuffer, 0, length));
-                copyPieces(length, true);
+                if (copyPieces(length, true).failed()) {
+                    return DmaOutcome.MEMORY_FAULT;
+                }
             }
             case WRITE -> {
-                copyPieces(length, false);
+                if (copyPieces(length, false).failed()) {
+                    return DmaOutcome.MEMORY_FAULT;
+                }
                 backend.write(diskOffset, ByteBuffer.wrap(copyBuffer, 0, length));
                 flushIfWriteThrough(backend);
             }
             case TRIM -> {
-                copyPieces(length, false);
+                if (copyPieces(length, false).failed()) {
+                    return DmaOutcome.MEMORY_FAULT;
+                }
                 return trimPieces(length);
             }
         }
@@ -281,9 +362,13 @@ final class DmaEngine {
 
     /**
      * Copies the chunk's scatter-gather pieces between guest memory and the heap buffer. With bus
-     * mastering off, the device's reads see zeros and its writes vanish, as in QEMU.
+     * mastering off, the device's reads see zeros and its writes vanish, as in QEMU. PRD entries
+     * are 32-bit, so an entry's addresses cannot pass 2^64.
+     *
+     * @return the worst access result of the pieces
      */
-    private void copyPieces(int chunk, boolean toGuest) {
+    private AccessResult copyPieces(int chunk, boolean toGuest) {
+        AccessResult result = AccessResult.OK;
         int index = copyIndex;
         long entryOffset = copyEntryOffset;
         int done = 0;
@@ -293,10 +378,10 @@ final class DmaEngine {
             boolean allowed = controller.busMasterEnabled();
             if (toGuest) {
                 if (allowed) {
-                    memory.write(address, copyBuffer, done, piece);
+                    result = result.and(memory.write(address, copyBuffer, done, piece));
                 }
             } else if (allowed) {
-                memory.read(address, copyBuffer, done, piece);
+                result = result.and(memory.read(address, copyBuffer, done, piece));
             } else {
                 Arrays.fill(copyBuffer, done, done + piece, (byte) 0);
             }
@@ -307,6 +392,7 @@ final class DmaEngine {
                 entryOffset = 0;
             }
         }
+        return result;
     }
 
     /** TRIM entries are parsed per scatter-gather piece, as QEMU parses them per iovec. */
@@ -382,12 +468,13 @@ final class DmaEngine {
         }
     }
 
-    private void unmapQuietly(long accessLength) {
+    /** Gives the chunk back; its bounce write-back result tells whether MMIO took the data. */
+    private AccessResult unmapQuietly(long accessLength) {
         try {
-            stream.unmapChunk(accessLength);
+            return stream.unmapChunk(accessLength);
         } catch (RuntimeException e) {
-            // A failing MMIO handler on write-back: QEMU ignores the transaction result of an
-            // unmap too, and the mappings are released either way.
+            // A debug-mode misuse report: the mappings were released all the same.
+            return AccessResult.OK;
         }
     }
 

@@ -79,6 +79,7 @@ final class DriveRequest {
             channel.unlock();
         }
         DmaOutcome outcome = DmaOutcome.OK;
+        Throwable fatal = null;
         try {
             switch (kind) {
                 case READ -> drive.backend.read(offset, ByteBuffer.wrap(drive.ioBuffer, 0, length));
@@ -90,8 +91,13 @@ final class DriveRequest {
                 }
                 case FLUSH -> drive.backend.flush();
             }
-        } catch (Exception e) {
+        } catch (Throwable e) {
+            // Whatever the backend threw (an Error included) fails the request for the guest; a
+            // thread that died here would leave the channel RUNNING forever and reset waiting on it.
             outcome = DmaOutcome.FAILED;
+            if (DmaOutcome.fatal(e)) {
+                fatal = e;
+            }
         }
         channel.lock();
         try {
@@ -101,6 +107,9 @@ final class DriveRequest {
             channel.driveRequestDone(drive, kind, outcome);
         } finally {
             channel.unlock();
+        }
+        if (fatal instanceof Error e) {
+            throw e;
         }
     }
 }

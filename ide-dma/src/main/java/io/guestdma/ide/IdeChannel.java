@@ -763,6 +763,10 @@ final class IdeChannel {
             dmaError(s);
             return;
         }
+        if (outcome == DmaOutcome.MEMORY_FAULT) {
+            memoryFault(s);
+            return;
+        }
         if (outcome == DmaOutcome.FAILED && handleRwError(s, heldFor(s.dmaCommand))) {
             return;
         }
@@ -788,7 +792,13 @@ final class IdeChannel {
             return;
         }
         long bytes = (long) s.nsector * Ata.SECTOR_SIZE;
-        s.ioBufferSize = busMaster.collect(sg, bytes);
+        long described = busMaster.collect(sg, bytes);
+        if (described < 0) {
+            s.ioBufferSize = 0;
+            memoryFault(s);
+            return;
+        }
+        s.ioBufferSize = described;
         if (sg.size() < bytes) {
             // PRD underflow: the table ended first. No interrupt, ACTIVE cleared.
             s.status = Ata.READY_STAT | Ata.SEEK_STAT;
@@ -810,6 +820,18 @@ final class IdeChannel {
             case WRITE -> Held.DMA_WRITE;
             case TRIM -> Held.DMA_TRIM;
         };
+    }
+
+    /**
+     * The bus master could not read or write guest memory (a PRD table or data in a device whose
+     * handler failed): the command ends as QEMU's ide_dma_error ends it (ABRT, bus master
+     * inactive, interrupt) with the bus master's ERROR bit set as well, which the PCI IDE
+     * bus-master specification defines for "an error transferring data to or from memory". No
+     * error policy applies: the disk is fine, and retrying would fail the same way.
+     */
+    private void memoryFault(AtaDrive s) {
+        busMaster.status |= BusMasterDma.STATUS_ERROR;
+        dmaError(s);
     }
 
     /** QEMU's ide_dma_error: ABRT, bus master inactive, interrupt. */

@@ -2,6 +2,7 @@ package io.guestdma.ide;
 
 import io.guestdma.block.BlockBackend;
 import io.guestdma.memory.GuestMemory;
+import io.guestdma.memory.ReentrancyGuard;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.util.Objects;
@@ -37,14 +38,26 @@ import java.util.concurrent.Executor;
  * emulator's own locks.
  *
  * <p><b>Errors.</b> Guest mistakes (out-of-range LBAs, short PRD tables, unknown commands) become
- * the ATA and bus-master status QEMU shows; backend failures follow the drive's
- * {@link ErrorPolicy}. Only misuse of this API throws.
+ * the ATA and bus-master status QEMU shows; backend failures, whatever the backend throws, follow
+ * the drive's {@link ErrorPolicy}; guest memory that fails under the bus master (a PRD table or
+ * data in a device whose MMIO handler fails) ends the command with ABRT and the bus-master ERROR
+ * bit. Only misuse of this API throws, never a guest's register access.
+ *
+ * <p><b>Re-entrancy.</b> The controller has one {@link ReentrancyGuard} ({@link #reentrancyGuard()}),
+ * engaged during every register access and while its DMA moves data. A register access made on a
+ * thread that is already inside the controller, such as an MMIO handler reached by the
+ * controller's own DMA that writes the bus-master command register, is refused (reads return all
+ * ones, writes are dropped) and reported once, as QEMU 8.0 refuses re-entrant I/O. A machine that
+ * maps the controller's registers as MMIO passes the same guard to its {@code MmioRegion}.
  */
 public final class PiixIde implements AutoCloseable {
     private static final int[] COMMAND_BLOCK = {0x1f0, 0x170};
     private static final int[] CONTROL_PORT = {0x3f6, 0x376};
 
     private final IdeChannel[] channels = new IdeChannel[2];
+    private final ReentrancyGuard guard = new ReentrancyGuard("piix-ide");
+    /** A reset asked for from inside the controller, done when that thread leaves it. */
+    private volatile boolean resetDeferred;
     private volatile boolean busMasterEnabled = true;
     private volatile boolean paused;
     private volatile boolean closed;
@@ -145,6 +158,10 @@ public final class PiixIde implements AutoCloseable {
     public int ioRead(int port, int size) {
         checkSize(size);
         IdeChannel ch = portChannel(port);
+        if (!guard.enter()) {
+            guard.refuse(String.format("%d-byte read of port 0x%x", size, port));
+            return allOnes(size);
+        }
         ch.lock();
         try {
             requireOpen();
@@ -166,6 +183,7 @@ public final class PiixIde implements AutoCloseable {
             };
         } finally {
             ch.unlock();
+            leave();
         }
     }
 
@@ -183,6 +201,10 @@ public final class PiixIde implements AutoCloseable {
     public void ioWrite(int port, int size, int value) {
         checkSize(size);
         IdeChannel ch = portChannel(port);
+        if (!guard.enter()) {
+            guard.refuse(String.format("%d-byte write of 0x%x to port 0x%x", size, value, port));
+            return;
+        }
         ch.lock();
         try {
             requireOpen();
@@ -214,6 +236,7 @@ public final class PiixIde implements AutoCloseable {
             }
         } finally {
             ch.unlock();
+            leave();
         }
     }
 
@@ -232,6 +255,10 @@ public final class PiixIde implements AutoCloseable {
     public int busMasterRead(int offset, int size) {
         checkSize(size);
         checkBusMasterOffset(offset);
+        if (!guard.enter()) {
+            guard.refuse(String.format("%d-byte read of bus-master offset %d", size, offset));
+            return allOnes(size);
+        }
         int last = Math.min(15, offset + size - 1) / 8;
         lockBusMasterChannels(offset / 8, last);
         try {
@@ -262,6 +289,7 @@ public final class PiixIde implements AutoCloseable {
             return result;
         } finally {
             unlockBusMasterChannels(offset / 8, last);
+            leave();
         }
     }
 
@@ -280,6 +308,10 @@ public final class PiixIde implements AutoCloseable {
     public void busMasterWrite(int offset, int size, int value) {
         checkSize(size);
         checkBusMasterOffset(offset);
+        if (!guard.enter()) {
+            guard.refuse(String.format("%d-byte write of 0x%x to bus-master offset %d", size, value, offset));
+            return;
+        }
         int last = Math.min(15, offset + size - 1) / 8;
         lockBusMasterChannels(offset / 8, last);
         try {
@@ -307,6 +339,7 @@ public final class PiixIde implements AutoCloseable {
             }
         } finally {
             unlockBusMasterChannels(offset / 8, last);
+            leave();
         }
     }
 
@@ -390,10 +423,19 @@ public final class PiixIde implements AutoCloseable {
      * held requests are dropped and the interrupt lines are lowered. The bus-master enable and the
      * pause state are not touched.
      *
+     * <p>Called from inside the controller (an MMIO handler reached by the controller's own DMA
+     * that resets the machine), the reset is deferred until that thread leaves the controller, as
+     * QEMU queues a reset request for its main loop: resetting under the running transfer would let
+     * its completion continue the old command on the fresh registers.
+     *
      * @throws IllegalStateException if the controller is closed
      */
     public void reset() {
         requireOpen();
+        if (guard.isEngaged()) {
+            resetDeferred = true;
+            return;
+        }
         for (IdeChannel ch : channels) {
             ch.lock();
             try {
@@ -424,7 +466,27 @@ public final class PiixIde implements AutoCloseable {
         closed = true;
     }
 
+    /**
+     * The controller's re-entrancy guard: give it to an {@code MmioRegion} that maps the
+     * controller's registers, so that DMA landing on them is refused too; its
+     * {@link ReentrancyGuard#refusals()} counts refused accesses.
+     *
+     * @return the guard, the same object for the controller's life
+     */
+    public ReentrancyGuard reentrancyGuard() {
+        return guard;
+    }
+
     // ------------------------------------------------------------------ for the channels
+
+    /** Leaves the controller's guard, then performs a reset requested from inside. */
+    void leave() {
+        guard.exit();
+        if (resetDeferred && !closed) {
+            resetDeferred = false;
+            reset();
+        }
+    }
 
     boolean busMasterEnabled() {
         return busMasterEnabled;
@@ -479,6 +541,10 @@ public final class PiixIde implements AutoCloseable {
                     + channel);
         }
         return channels[channel];
+    }
+
+    private static int allOnes(int size) {
+        return size == 4 ? -1 : (1 << (8 * size)) - 1;
     }
 
     private static void checkSize(int size) {

@@ -45,10 +45,22 @@ final class FaultyBackend implements BlockBackend {
         }
     }
 
-    private static void failIf(AtomicBoolean flag, String what) throws IOException {
+    /** When set, every request throws what it supplies (an Error, say), as a broken backend would. */
+    volatile java.util.function.Supplier<? extends Throwable> throwing;
+
+    private void failIf(AtomicBoolean flag, String what) throws IOException {
+        java.util.function.Supplier<? extends Throwable> t = throwing;
+        if (t != null) {
+            throw FaultyBackend.<RuntimeException>sneaky(t.get());
+        }
         if (flag.get()) {
             throw new IOException("injected " + what + " failure");
         }
+    }
+
+    @SuppressWarnings("unchecked")
+    private static <T extends Throwable> T sneaky(Throwable t) throws T {
+        throw (T) t;
     }
 
     @Override

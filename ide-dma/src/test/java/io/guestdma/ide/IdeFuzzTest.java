@@ -27,17 +27,25 @@ import org.junit.jupiter.params.provider.MethodSource;
  * lacks, random PIO traffic. Every seed runs {@value #OPS_PER_SEED} operations; the seeds together
  * run over a million per build.
  *
+ * <p>The faults below the controller are fuzzed too: a second MMIO device ({@link HostileDevice})
+ * that PRD entries and PRD tables point into, whose handler per command works, throws an exception
+ * or an AssertionError, stalls briefly, or re-enters the controller (stops the bus master, issues a
+ * write command to sectors no command allowed, starts it); and a disk that now and then throws an
+ * Error instead of doing the I/O. Controller resets (a machine reset) are among the operations.
+ *
  * <p>After every operation: nothing escaped to the caller as an exception; the operation finished
  * in bounded time; when the bus master is idle the bounce pool holds 0 bytes and no mapping is
  * live; guest RAM outside every range a PRD table in effect named is unchanged; no disk write fell
- * outside the sectors of a write command the fuzzer issued. A failure names the seed and the last
- * operations; rerun one seed with {@code -Dguestdma.fuzz.seed=N}.
+ * outside the sectors of a write command the fuzzer issued (so no re-entrant command ever ran). A
+ * failure names the seed and the last operations; rerun one seed with {@code -Dguestdma.fuzz.seed=N}.
  */
 class IdeFuzzTest {
     static final int OPS_PER_SEED = 250_000;
     private static final int RAM = 128 << 10;
     private static final long MMIO_BASE = 0x40000;
     private static final int MMIO_SIZE = 0x1000;
+    private static final long HOSTILE_BASE = 0x60000;
+    private static final int HOSTILE_SIZE = 0x2000;
     private static final long SECTORS = 2048;
     private static final long SLOW_OP_NANOS = TimeUnit.SECONDS.toNanos(2);
 
@@ -46,12 +54,86 @@ class IdeFuzzTest {
         return chosen != null ? LongStream.of(Long.parseLong(chosen)) : LongStream.of(1, 2, 3, 4);
     }
 
+    /** What the hostile device does on its next accesses. */
+    enum Hostility { NONE, THROW, ASSERT, STALL, REENTER }
+
+    /**
+     * A register file whose handler misbehaves as the fuzzer sets it. REENTER does what a malicious
+     * guest arranges with a device that DMA reaches: it writes the controller's registers from
+     * inside the controller's own transfer. Those writes must be refused, so the write command it
+     * issues (to sectors outside every allowed range) never reaches the disk.
+     */
+    static final class HostileDevice implements io.guestdma.memory.MmioHandler {
+        private final RecordingMmio store = new RecordingMmio(HOSTILE_SIZE);
+        volatile Hostility mode = Hostility.NONE;
+        volatile IdeRig rig;
+        /** Set while the fuzzer itself reads the device to check invariants: it behaves then. */
+        volatile boolean observed;
+        long misbehaved;
+
+        @Override
+        public long read(long offset, int size) {
+            misbehave();
+            return store.read(offset, size);
+        }
+
+        @Override
+        public void write(long offset, int size, long value) {
+            misbehave();
+            store.write(offset, size, value);
+        }
+
+        private void misbehave() {
+            if (observed) {
+                return;
+            }
+            switch (mode) {
+                case NONE -> { }
+                case THROW -> {
+                    misbehaved++;
+                    throw new IllegalStateException("hostile device fault");
+                }
+                case ASSERT -> {
+                    misbehaved++;
+                    throw new AssertionError("hostile device assertion");
+                }
+                case STALL -> {
+                    misbehaved++;
+                    java.util.concurrent.locks.LockSupport.parkNanos(50_000);
+                }
+                case REENTER -> {
+                    IdeRig r = rig;
+                    if (r != null) {
+                        misbehaved++;
+                        r.ide.busMasterWrite(BM_CMD, 1, 0);
+                        r.ide.busMasterWrite(BM_PRDT, 4, (int) (HOSTILE_BASE + 0x800));
+                        r.command(CMD_WRITE_DMA, SECTORS - 16, 8); // sectors no command of ours allows
+                        r.ide.busMasterWrite(BM_CMD, 1, BM_START);
+                        r.ide.reset();
+                    }
+                }
+            }
+        }
+    }
+
     /** Remembers the range of every disk write and flags those outside what the fuzzer allowed. */
     private static final class GuardedDisk implements BlockBackend {
         private final BlockBackend inner;
         final List<long[]> allowed = new ArrayList<>();
         final List<String> violations = new ArrayList<>();
         long writes;
+        /** When set, the next request throws it instead of doing I/O (a backend with a bug). */
+        volatile Error nextError;
+        long errorsThrown;
+
+        private void maybeFail() {
+            Error e = nextError;
+            if (e != null) {
+                nextError = null;
+                errorsThrown++;
+                throw e;
+            }
+        }
 
         GuardedDisk(BlockBackend inner) {
             this.inner = inner;
@@ -86,22 +168,26 @@ class IdeFuzzTest {
 
         @Override
         public void readv(long offset, IoVector iov) throws IOException {
+            maybeFail();
             inner.readv(offset, iov);
         }
 
         @Override
         public void writev(long offset, IoVector iov) throws IOException {
+            maybeFail();
             check(offset, iov.size());
             inner.writev(offset, iov);
         }
 
         @Override
         public void read(long offset, ByteBuffer dst) throws IOException {
+            maybeFail();
             inner.read(offset, dst);
         }
 
         @Override
         public void write(long offset, ByteBuffer src) throws IOException {
+            maybeFail();
             check(offset, src.remaining());
             inner.write(offset, src);
         }
@@ -127,6 +213,7 @@ class IdeFuzzTest {
         final Random random;
         final IdeRig rig;
         final GuardedDisk disk;
+        final HostileDevice hostile = new HostileDevice();
         final byte[] shadow = new byte[RAM];
         final byte[] actual = new byte[RAM];
         final List<long[]> ramAllowed = new ArrayList<>();
@@ -139,10 +226,12 @@ class IdeFuzzTest {
             GuestMemory memory = GuestMemory.builder()
                     .ram("ram", 0, RAM)
                     .mmio("regs", MMIO_BASE, MMIO_SIZE, new RecordingMmio(MMIO_SIZE))
+                    .mmio("hostile", HOSTILE_BASE, HOSTILE_SIZE, hostile)
                     .build();
             GuardedDisk[] holder = new GuardedDisk[1];
             rig = IdeRig.builder().memory(memory).sectors(SECTORS).decorate(b -> holder[0] = new GuardedDisk(b)).build();
             disk = holder[0];
+            hostile.rig = rig;
             random.nextBytes(shadow);
             memory.write(0, shadow, 0, RAM);
         }
@@ -219,7 +308,12 @@ class IdeFuzzTest {
         void noteTableInEffect() {
             long table = rig.ide.busMasterRead(BM_PRDT, 4) & 0xffff_fffcL;
             byte[] entries = new byte[4096];
-            rig.memory.read(table, entries, 0, entries.length);
+            hostile.observed = true;
+            try {
+                rig.memory.read(table, entries, 0, entries.length);
+            } finally {
+                hostile.observed = false;
+            }
             ByteBuffer b = ByteBuffer.wrap(entries).order(java.nio.ByteOrder.LITTLE_ENDIAN);
             for (int i = 0; i < 512; i++) {
                 long address = b.getInt(8 * i) & 0xffff_ffffL; // QEMU keeps bit 0 of the address
@@ -281,9 +375,10 @@ class IdeFuzzTest {
         // ---------------------------------------------------------------- random material
 
         long randomAddress() {
-            return switch (random.nextInt(8)) {
+            return switch (random.nextInt(9)) {
                 case 0, 1, 2, 3 -> random.nextInt(RAM) & ~(random.nextBoolean() ? 0 : 511);
                 case 4 -> MMIO_BASE + random.nextInt(MMIO_SIZE);
+                case 8 -> HOSTILE_BASE + (random.nextInt(HOSTILE_SIZE) & ~(random.nextBoolean() ? 0 : 511));
                 case 5 -> RAM - random.nextInt(4096);                   // runs off the end of RAM
                 case 6 -> 0x100000L + random.nextInt(1 << 20);         // unassigned
                 default -> random.nextLong() & 0xffff_ffffL;           // anywhere in 32 bits
@@ -343,6 +438,14 @@ class IdeFuzzTest {
             int count = random.nextInt(10) == 0 ? 0 : 1 + random.nextInt(random.nextBoolean() ? 8 : 300);
             long table = (random.nextInt(RAM - 4096) & ~7L) | (random.nextInt(16) == 0 ? random.nextInt(4) : 0);
             writePrdTable(table & ~3L);
+            if (random.nextInt(24) == 0) {
+                table = HOSTILE_BASE + (random.nextInt(HOSTILE_SIZE / 2) & ~7L); // the table itself in the device
+            }
+            Hostility[] modes = Hostility.values();
+            hostile.mode = random.nextInt(3) == 0 ? modes[random.nextInt(modes.length)] : Hostility.NONE;
+            if (random.nextInt(40) == 0) {
+                disk.nextError = random.nextBoolean() ? new AssertionError("backend bug") : new StackOverflowError();
+            }
             boolean write = cmd == CMD_WRITE_DMA || cmd == CMD_WRITE_DMA_EXT;
             if (write) {
                 long sectors = count == 0 ? (ext ? 65536 : 256) : count;
@@ -389,6 +492,8 @@ class IdeFuzzTest {
             }
             read("status", () -> rig.inb(REG_STATUS));
             bm(BM_CMD, 1, 0);
+            hostile.mode = Hostility.NONE;
+            disk.nextError = null;
         }
 
         void srst() {
@@ -502,8 +607,10 @@ class IdeFuzzTest {
                 randomAccess();
             } else if (pick < 85) {
                 randomBusMaster();
-            } else if (pick < 90) {
+            } else if (pick < 89) {
                 srst();
+            } else if (pick < 90) {
+                access("controller reset", rig.ide::reset);
             } else if (pick < 95) {
                 boolean on = random.nextInt(4) != 0;
                 access("bus master " + (on ? "on" : "off"), () -> rig.ide.setBusMasterEnabled(on));
@@ -530,8 +637,13 @@ class IdeFuzzTest {
             assertThat(rig.memory.bouncePool().bytesInFlight()).as(f.context()).isZero();
             assertThat(rig.memory.liveMappings()).as(f.context()).isZero();
             assertThat(f.disk.writes).as("the fuzzer reached the disk").isPositive();
-            System.out.printf("IDE fuzz seed %d: %d operations, %d disk writes, all invariants held%n",
-                    seed, f.ops, f.disk.writes);
+            assertThat(f.hostile.misbehaved).as("the hostile device was reached").isPositive();
+            assertThat(rig.ide.reentrancyGuard().refusals()).as("re-entrant accesses were tried and refused")
+                    .isPositive();
+            System.out.printf("IDE fuzz seed %d: %d operations, %d disk writes, %d device faults, %d refused"
+                            + " re-entrant accesses, %d backend Errors; all invariants held%n",
+                    seed, f.ops, f.disk.writes, f.hostile.misbehaved, rig.ide.reentrancyGuard().refusals(),
+                    f.disk.errorsThrown);
         }
     }
 }
