@@ -1,10 +1,9 @@
 /**
- * The vectored block layer, the PIIX IDE controller with bus-master DMA, and a small PC-like
- * machine that speaks QEMU's qtest protocol.
+ * The PIIX IDE controller with bus-master DMA, and a small PC-like machine that speaks QEMU's
+ * qtest protocol. Disks come from the block layer ({@code io.guestdma.block}).
  */
 module io.guestdma.ide {
-    requires transitive io.guestdma.memory;
-    exports io.guestdma.block;
+    requires transitive io.guestdma.block;
     exports io.guestdma.ide;
     exports io.guestdma.machine;
 }

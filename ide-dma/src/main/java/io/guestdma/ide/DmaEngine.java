@@ -1,13 +1,12 @@
 package io.guestdma.ide;
 
 import io.guestdma.block.BlockBackend;
+import io.guestdma.block.DmaBlockIo;
 import io.guestdma.memory.AccessResult;
 import io.guestdma.memory.DmaAccessException;
 import io.guestdma.memory.DmaDirection;
-import io.guestdma.memory.DmaStream;
 import io.guestdma.memory.GuestMemory;
 import io.guestdma.memory.IoVector;
-import io.guestdma.memory.MapClient;
 import io.guestdma.memory.ReentrancyGuard;
 import io.guestdma.memory.SgList;
 import java.io.IOException;
@@ -17,122 +16,82 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.Arrays;
 import java.util.concurrent.Executor;
-import java.util.concurrent.RejectedExecutionException;
 
 /**
- * Moves the data of one bus-master transfer between guest memory and the disk: QEMU's
- * {@code dma_blk_io} for the {@link DmaMode#MAP} path, the pre-2009 bounce through one heap buffer
- * for {@link DmaMode#COPY}.
+ * Moves the data of one bus-master transfer between guest memory and the disk through the block
+ * layer's shared loop, {@link DmaBlockIo} (QEMU's {@code dma_blk_io}); this class is the IDE's side
+ * of it: what a chunk does for READ, WRITE and TRIM, and the channel glue (lock, pause, completion,
+ * re-entrancy guard).
  *
- * <p>The MAP path, chunk by chunk: {@code DmaStream.mapNext} maps as much of the scatter-gather
- * list as it can (aligned to 512 bytes) into an {@link IoVector}; the backend reads or writes that
- * vector in one vectored call; {@code unmapChunk} gives the memory back (writing bounce buffers back
- * to MMIO or unassigned space); repeat. When nothing maps because the bounce pool is full, the
- * engine registers a map client and continues from the same place when space frees.
+ * <p>Two data paths feed the loop. {@link DmaMode#MAP}: chunks are mapped zero-copy (aligned to 512
+ * bytes) and the backend reads or writes them in one vectored call. {@link DmaMode#COPY}, the
+ * pre-2009 path kept for comparison: chunks of up to 256 sectors go through one heap
+ * {@code byte[]}, filled from or spilled to guest memory piece by piece with the copy path, and one
+ * plain backend read or write of that buffer. With bus mastering off every transfer takes the copy
+ * path, which models the failing memory accesses byte by byte (reads see zeros, writes vanish).
  *
- * <p>The COPY path: chunks of up to 256 sectors through one {@code byte[]}, filled from or spilled
- * to guest memory piece by piece with the copy path, and one plain backend read or write of the
- * heap buffer per chunk.
- *
- * <p>Threads: {@link #start} and {@link #cancel} run under the channel lock. The transfer itself
- * runs on the I/O executor; it takes the channel lock only to check for a pause and to report the
- * outcome, and never holds it while it maps, does I/O or unmaps (unmapping wakes other devices'
- * map clients, which may take their own locks). Between {@code start} and the outcome the engine's
- * fields belong to the running transfer.
- *
- * <p>Faults: whatever happens below the engine ends the transfer with an outcome and leaves nothing
- * mapped: a backend that throws (an {@link Error} included) is an I/O error under the drive's
- * policy; guest memory that fails (an MMIO handler that throws, or refuses a re-entrant access) is
- * a {@link DmaOutcome#MEMORY_FAULT}. The transfer runs inside the controller's
- * {@link ReentrancyGuard}, so a handler reached by this DMA cannot start another transfer on the
- * same channel in the middle of this one. Only errors that leave the JVM beyond saving are
- * rethrown, after the cleanup.
+ * <p>Threads: {@link #start} and {@link #cancel} run under the channel lock; the loop runs on the I/O
+ * executor (or inline with a direct executor) and takes the lock only to check for a pause and to
+ * report the outcome, inside the controller's {@link ReentrancyGuard}. Outcomes: a backend failure
+ * (whatever it throws) is {@link DmaOutcome#FAILED} under the drive's policy, a guest-memory fault
+ * is {@link DmaOutcome#MEMORY_FAULT}, nothing stays mapped.
  */
-final class DmaEngine {
-    enum Phase {
-        /** No transfer. */
-        IDLE,
-        /** Queued on the executor or moving data. */
-        RUNNING,
-        /** Blocked until the bounce pool has room. */
-        WAITING_FOR_MAP,
-        /** Stopped at a chunk boundary while the controller is paused. */
-        PARKED
-    }
-
+final class DmaEngine implements DmaBlockIo.Host {
     private static final int CHUNK_BYTES = Ata.DMA_BUF_SECTORS * Ata.SECTOR_SIZE;
     private static final ValueLayout.OfLong LONG_LE =
             ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     private final IdeChannel channel;
     private final GuestMemory memory;
-    private final Executor executor;
     private final DmaMode mode;
     private final PiixIde controller;
     private final ReentrancyGuard guard;
-    private final DmaStream stream;
-    private final byte[] copyBuffer = new byte[CHUNK_BYTES];
-    private final Runnable task = this::run;
-    private final Runnable afterMap = this::resumeAfterMap;
+    private final DmaBlockIo blockIo;
+    private final CopyChunks copyChunks = new CopyChunks();
+    private final DmaBlockIo.ChunkIo mappedIo = this::mappedChunk;
+    private final DmaBlockIo.ChunkIo copyIo = this::copyChunk;
 
     // the transfer
     private AtaDrive drive;
-    private SgList sg;
-    private DmaDirection direction;
     private AtaDrive.DmaCommand command;
-    private long diskOffset;
-    private boolean copyPath;
-    private int copyIndex;
-    private long copyEntryOffset;
-
-    private Phase phase = Phase.IDLE;
-    private Thread runner;
-    private MapClient mapClient;
 
     DmaEngine(IdeChannel channel, GuestMemory memory, Executor executor, DmaMode mode,
               PiixIde controller) {
         this.channel = channel;
         this.memory = memory;
-        this.executor = executor;
         this.mode = mode;
         this.controller = controller;
         this.guard = controller.reentrancyGuard();
-        this.stream = new DmaStream(memory);
+        this.blockIo = new DmaBlockIo(memory, executor, this);
     }
 
-    Phase phase() {
-        return phase;
+    DmaBlockIo.Phase phase() {
+        return blockIo.phase();
     }
 
     /** Whether the calling thread is the one moving this transfer's data. */
     boolean runsOnCurrentThread() {
-        return runner == Thread.currentThread();
+        return blockIo.runsOnCurrentThread();
     }
 
     /**
      * Begins a transfer; the outcome reaches {@link IdeChannel#dmaTransferDone} under the lock.
      * Call under the channel lock; the work is handed to the executor when the lock is released.
      */
-    void start(AtaDrive target, SgList list, DmaDirection dir, long offset,
-               AtaDrive.DmaCommand kind) {
+    void start(AtaDrive target, SgList sg, DmaDirection dir, long offset, AtaDrive.DmaCommand kind) {
         drive = target;
-        sg = list;
-        direction = dir;
         command = kind;
-        diskOffset = offset;
         // With bus mastering off every device access to memory fails; the copy path models that
         // byte by byte (reads see zeros, writes vanish), where mapping would touch real RAM.
         // A bounce pool smaller than a sector could never form an aligned chunk.
-        copyPath = mode == DmaMode.COPY || !controller.busMasterEnabled()
+        boolean copyPath = mode == DmaMode.COPY || !controller.busMasterEnabled()
                 || memory.bouncePool().capacity() < Ata.SECTOR_SIZE;
         if (copyPath) {
-            copyIndex = 0;
-            copyEntryOffset = 0;
+            copyChunks.start(sg, dir);
+            blockIo.start(copyChunks, offset, copyIo);
         } else {
-            stream.start(sg, dir, Ata.SECTOR_SIZE);
+            blockIo.start(sg, dir, offset, Ata.SECTOR_SIZE, mappedIo);
         }
-        phase = Phase.RUNNING;
-        channel.submitAfterUnlock(task);
     }
 
     /**
@@ -142,287 +101,115 @@ final class DmaEngine {
      * @return false if the transfer is running and must be waited for instead
      */
     boolean cancel() {
-        switch (phase) {
-            case IDLE -> {
-                return true;
-            }
-            case WAITING_FOR_MAP -> {
-                if (mapClient != null) {
-                    mapClient.cancel();
-                    mapClient = null;
-                }
-            }
-            case PARKED -> { }
-            case RUNNING -> {
-                return false;
-            }
-        }
-        phase = Phase.IDLE;
-        channel.signalIdle();
-        return true;
+        return blockIo.cancel();
     }
 
     /** Continues a parked transfer after the controller resumed. Call under the channel lock. */
     void unpark() {
-        if (phase == Phase.PARKED) {
-            phase = Phase.RUNNING;
-            channel.submitAfterUnlock(task);
-        }
+        blockIo.unpark();
     }
 
     /** Hands the task to the executor; a rejecting executor (shut down) runs it here instead. */
     void execute(Runnable work) {
-        try {
-            executor.execute(work);
-        } catch (RejectedExecutionException e) {
-            work.run();
-        }
+        blockIo.execute(work);
     }
 
-    private void resumeAfterMap() {
+    // ------------------------------------------------------------------ DmaBlockIo.Host
+
+    @Override
+    public void lock() {
         channel.lock();
-        try {
-            if (phase != Phase.WAITING_FOR_MAP) {
-                return; // cancelled meanwhile
-            }
-            phase = Phase.RUNNING;
-            mapClient = null;
-        } finally {
-            channel.unlock();
-        }
-        run();
     }
 
-    /**
-     * Runs the transfer inside the controller's re-entrancy guard. With a direct executor the
-     * transfer runs inside the START write, which already holds the guard.
-     */
-    private void run() {
-        boolean entered = guard.enter();
-        try {
-            transfer();
-        } catch (Throwable t) {
-            abandon(t);
-        } finally {
-            if (entered) {
-                controller.leave();
-            }
-        }
+    @Override
+    public void unlock() {
+        channel.unlock();
     }
 
-    /** The transfer loop: one chunk per iteration, the data path in a straight line. */
-    private void transfer() {
-        while (true) {
-            channel.lock();
-            try {
-                if (phase != Phase.RUNNING) {
-                    runner = null;
-                    return;
-                }
-                if (controller.isPaused()) {
-                    runner = null;
-                    phase = Phase.PARKED;
-                    channel.signalIdle();
-                    return;
-                }
-                runner = Thread.currentThread();
-            } finally {
-                channel.unlock();
-            }
-
-            long chunk;
-            try {
-                chunk = copyPath ? nextCopyChunk() : stream.mapNext(Long.MAX_VALUE);
-            } catch (DmaAccessException e) {
-                finish(DmaOutcome.MEMORY_FAULT); // nothing is left mapped
-                return;
-            } catch (RuntimeException e) {
-                finish(DmaOutcome.FAILED); // guest memory went away under the transfer
-                return;
-            }
-            if (chunk == 0) {
-                if (copyPath || stream.done()) {
-                    finish(DmaOutcome.OK);
-                } else {
-                    waitForBounceSpace();
-                }
-                return;
-            }
-            DmaOutcome outcome;
-            Throwable fatal = null;
-            try {
-                outcome = copyPath ? copyChunk(chunk) : mappedChunk(chunk);
-            } catch (Throwable e) {
-                // Any backend failure, an Error included, is an I/O error to the guest; the policy
-                // decides the rest. The chunk is unmapped below either way.
-                outcome = DmaOutcome.FAILED;
-                if (DmaOutcome.fatal(e)) {
-                    fatal = e;
-                }
-            }
-            if (copyPath) {
-                advanceCopyCursor(chunk);
-            } else if (unmapQuietly(outcome == DmaOutcome.OK ? chunk : 0).failed() && outcome == DmaOutcome.OK) {
-                outcome = DmaOutcome.MEMORY_FAULT; // the data did not reach the device the guest pointed at
-            }
-            diskOffset += chunk;
-            if (fatal != null) {
-                finish(DmaOutcome.FAILED);
-                throw (Error) fatal;
-            }
-            if (outcome != DmaOutcome.OK) {
-                finish(outcome);
-                return;
-            }
-        }
+    @Override
+    public boolean paused() {
+        return controller.isPaused();
     }
 
-    /**
-     * The last line of defence, for what escaped the loop: a fatal error, or a failure while the
-     * outcome was being reported. If this thread still owns the transfer, it gives the chunk back
-     * and reports the transfer as failed, so that reset and close never wait for a thread that is
-     * gone. Fatal errors are rethrown afterwards; anything else is logged, since the thread may be
-     * a guest's register access.
-     */
-    private void abandon(Throwable t) {
-        try {
-            stream.abandonChunk();
-        } catch (Throwable ignored) {
-            // Mappings are released piece by piece even when one fails; nothing more to do.
-        }
-        channel.lock();
-        try {
-            if (runner == Thread.currentThread()) {
-                runner = null;
-                phase = Phase.IDLE;
-                channel.signalIdle();
-                channel.dmaTransferDone(drive, DmaOutcome.FAILED);
-            }
-        } catch (Throwable again) {
-            t.addSuppressed(again);
-        } finally {
-            channel.unlock();
-        }
-        if (DmaOutcome.fatal(t)) {
-            throw (Error) t;
-        }
-        System.getLogger(DmaEngine.class.getName()).log(System.Logger.Level.WARNING,
-                "IDE DMA transfer failed outside the data path; the command was failed", t);
+    @Override
+    public void stoppedRunning() {
+        channel.signalIdle();
     }
+
+    @Override
+    public void completed(DmaBlockIo.Outcome outcome) {
+        DmaOutcome result = switch (outcome.status()) {
+            case DONE -> DmaOutcome.OK;
+            case INVALID -> DmaOutcome.INVALID;
+            case MEMORY_FAULT -> DmaOutcome.MEMORY_FAULT;
+            case IO_ERROR, CANCELLED -> DmaOutcome.FAILED;
+        };
+        channel.dmaTransferDone(drive, result);
+    }
+
+    @Override
+    public void submit(Runnable task) {
+        channel.submitAfterUnlock(task);
+    }
+
+    /** With a direct executor the transfer runs inside the START write, which holds the guard already. */
+    @Override
+    public boolean enter() {
+        return guard.enter();
+    }
+
+    @Override
+    public void leave() {
+        controller.leave();
+    }
+
+    // ------------------------------------------------------------------ what a chunk does
 
     /** MAP: the mapped guest memory goes to or comes from the disk in one vectored call. */
-    private DmaOutcome mappedChunk(long chunk) throws IOException {
-        IoVector iov = stream.iov();
+    private DmaBlockIo.Status mappedChunk(long offset, IoVector iov) throws IOException {
         BlockBackend backend = drive.backend;
         switch (command) {
-            case READ -> backend.readv(diskOffset, iov);
+            case READ -> backend.readv(offset, iov);
             case WRITE -> {
-                backend.writev(diskOffset, iov);
+                backend.writev(offset, iov);
                 flushIfWriteThrough(backend);
             }
             case TRIM -> {
                 for (int i = 0; i < iov.count(); i++) {
-                    DmaOutcome outcome = trim(iov.segment(i));
-                    if (outcome != DmaOutcome.OK) {
-                        return outcome;
+                    if (!trim(iov.segment(i))) {
+                        return DmaBlockIo.Status.INVALID;
                     }
                 }
             }
         }
-        return DmaOutcome.OK;
+        return DmaBlockIo.Status.DONE;
     }
 
-    /** COPY: guest memory to the heap buffer to the disk, or the reverse, piece by piece. */
-    private DmaOutcome copyChunk(long chunk) throws IOException {
-        int length = (int) chunk;
+    /** COPY: the heap buffer to or from the disk in one plain call. */
+    private DmaBlockIo.Status copyChunk(long offset, IoVector iov) throws IOException {
+        int length = (int) iov.size();
         BlockBackend backend = drive.backend;
         switch (command) {
-            case READ -> {
-                backend.read(diskOffset, ByteBuffer.wrap(copyBuffer, 0, length));
-                if (copyPieces(length, true).failed()) {
-                    return DmaOutcome.MEMORY_FAULT;
-                }
-            }
+            case READ -> backend.read(offset, ByteBuffer.wrap(copyChunks.buffer, 0, length));
             case WRITE -> {
-                if (copyPieces(length, false).failed()) {
-                    return DmaOutcome.MEMORY_FAULT;
-                }
-                backend.write(diskOffset, ByteBuffer.wrap(copyBuffer, 0, length));
+                backend.write(offset, ByteBuffer.wrap(copyChunks.buffer, 0, length));
                 flushIfWriteThrough(backend);
             }
             case TRIM -> {
-                if (copyPieces(length, false).failed()) {
-                    return DmaOutcome.MEMORY_FAULT;
-                }
-                return trimPieces(length);
+                return copyChunks.trimPieces(length) ? DmaBlockIo.Status.DONE : DmaBlockIo.Status.INVALID;
             }
         }
-        return DmaOutcome.OK;
-    }
-
-    /**
-     * Copies the chunk's scatter-gather pieces between guest memory and the heap buffer. With bus
-     * mastering off, the device's reads see zeros and its writes vanish, as in QEMU. PRD entries
-     * are 32-bit, so an entry's addresses cannot pass 2^64.
-     *
-     * @return the worst access result of the pieces
-     */
-    private AccessResult copyPieces(int chunk, boolean toGuest) {
-        AccessResult result = AccessResult.OK;
-        int index = copyIndex;
-        long entryOffset = copyEntryOffset;
-        int done = 0;
-        while (done < chunk) {
-            int piece = (int) Math.min(sg.length(index) - entryOffset, chunk - done);
-            long address = sg.address(index) + entryOffset;
-            boolean allowed = controller.busMasterEnabled();
-            if (toGuest) {
-                if (allowed) {
-                    result = result.and(memory.write(address, copyBuffer, done, piece));
-                }
-            } else if (allowed) {
-                result = result.and(memory.read(address, copyBuffer, done, piece));
-            } else {
-                Arrays.fill(copyBuffer, done, done + piece, (byte) 0);
-            }
-            done += piece;
-            entryOffset += piece;
-            if (entryOffset == sg.length(index)) {
-                index++;
-                entryOffset = 0;
-            }
-        }
-        return result;
-    }
-
-    /** TRIM entries are parsed per scatter-gather piece, as QEMU parses them per iovec. */
-    private DmaOutcome trimPieces(int chunk) throws IOException {
-        MemorySegment buffer = MemorySegment.ofArray(copyBuffer);
-        int index = copyIndex;
-        long entryOffset = copyEntryOffset;
-        int done = 0;
-        while (done < chunk) {
-            int piece = (int) Math.min(sg.length(index) - entryOffset, chunk - done);
-            DmaOutcome outcome = trim(buffer.asSlice(done, piece));
-            if (outcome != DmaOutcome.OK) {
-                return outcome;
-            }
-            done += piece;
-            entryOffset += piece;
-            if (entryOffset == sg.length(index)) {
-                index++;
-                entryOffset = 0;
-            }
-        }
-        return DmaOutcome.OK;
+        return DmaBlockIo.Status.DONE;
     }
 
     /**
      * QEMU's ide_issue_trim_cb over one piece: 8-byte little-endian entries of a 48-bit LBA and a
      * 16-bit count; count 0 is skipped; the first range past the end stops everything with
      * INVALID (ranges before it stay discarded).
+     *
+     * @return false for a range past the end
      */
-    private DmaOutcome trim(MemorySegment entries) throws IOException {
+    private boolean trim(MemorySegment entries) throws IOException {
         long count = entries.byteSize() / 8;
         for (long i = 0; i < count; i++) {
             long entry = entries.get(LONG_LE, i * 8);
@@ -432,11 +219,11 @@ final class DmaEngine {
                 continue;
             }
             if (!drive.sectorRangeOk(first, sectors)) {
-                return DmaOutcome.INVALID;
+                return false;
             }
             drive.backend.discard(first * Ata.SECTOR_SIZE, (long) sectors * Ata.SECTOR_SIZE);
         }
-        return DmaOutcome.OK;
+        return true;
     }
 
     private void flushIfWriteThrough(BlockBackend backend) throws IOException {
@@ -446,69 +233,144 @@ final class DmaEngine {
         }
     }
 
-    private long nextCopyChunk() {
-        long remaining = 0;
-        for (int i = copyIndex; i < sg.count() && remaining < CHUNK_BYTES; i++) {
-            remaining += sg.length(i) - (i == copyIndex ? copyEntryOffset : 0);
-        }
-        return Math.min(remaining, CHUNK_BYTES);
-    }
+    /**
+     * The COPY data path as {@link DmaBlockIo.Chunks}: a chunk is copied out of guest memory into
+     * the heap buffer when it is "mapped" (TO_DEVICE) and back into guest memory when it is
+     * "unmapped" with its access length (FROM_DEVICE). PRD entries are 32-bit, so an entry's
+     * addresses cannot pass 2^64.
+     */
+    private final class CopyChunks implements DmaBlockIo.Chunks {
+        final byte[] buffer = new byte[CHUNK_BYTES];
+        private final IoVector iov = new IoVector(1);
+        private SgList sg;
+        private DmaDirection direction;
+        private int index;
+        private long entryOffset;
+        private long chunkBytes;
 
-    private void advanceCopyCursor(long chunk) {
-        long left = chunk;
-        while (left > 0) {
-            long available = sg.length(copyIndex) - copyEntryOffset;
-            long step = Math.min(available, left);
-            copyEntryOffset += step;
-            left -= step;
-            if (copyEntryOffset == sg.length(copyIndex)) {
-                copyIndex++;
-                copyEntryOffset = 0;
+        void start(SgList list, DmaDirection dir) {
+            sg = list;
+            direction = dir;
+            index = 0;
+            entryOffset = 0;
+            chunkBytes = 0;
+            iov.reset();
+        }
+
+        @Override
+        public long mapNext(long maxBytes) {
+            long remaining = 0;
+            for (int i = index; i < sg.count() && remaining < CHUNK_BYTES; i++) {
+                remaining += sg.length(i) - (i == index ? entryOffset : 0);
             }
-        }
-    }
-
-    /** Gives the chunk back; its bounce write-back result tells whether MMIO took the data. */
-    private AccessResult unmapQuietly(long accessLength) {
-        try {
-            return stream.unmapChunk(accessLength);
-        } catch (RuntimeException e) {
-            // A debug-mode misuse report: the mappings were released all the same.
-            return AccessResult.OK;
-        }
-    }
-
-    private void waitForBounceSpace() {
-        channel.lock();
-        try {
-            phase = Phase.WAITING_FOR_MAP;
-            runner = null;
-            channel.signalIdle();
-        } finally {
-            channel.unlock();
-        }
-        // Registered without the channel lock: with nothing in flight the callback runs at once,
-        // on this thread.
-        MapClient client = memory.registerMapClient(executor, afterMap);
-        channel.lock();
-        try {
-            if (phase == Phase.WAITING_FOR_MAP && !client.hasFired()) {
-                mapClient = client;
+            long chunk = Math.min(Math.min(remaining, CHUNK_BYTES), maxBytes);
+            if (chunk == 0) {
+                return 0;
             }
-        } finally {
-            channel.unlock();
+            if (direction == DmaDirection.TO_DEVICE && copyPieces((int) chunk, false).failed()) {
+                throw new DmaAccessException("a PRD entry of the chunk is a device whose handler failed",
+                        sg.address(index) + entryOffset, chunk);
+            }
+            chunkBytes = chunk;
+            iov.reset();
+            iov.add(MemorySegment.ofArray(buffer).asSlice(0, chunk));
+            return chunk;
         }
-    }
 
-    private void finish(DmaOutcome outcome) {
-        channel.lock();
-        try {
-            runner = null;
-            phase = Phase.IDLE;
-            channel.signalIdle();
-            channel.dmaTransferDone(drive, outcome);
-        } finally {
-            channel.unlock();
+        @Override
+        public boolean done() {
+            return index >= sg.count();
+        }
+
+        @Override
+        public IoVector iov() {
+            return iov;
+        }
+
+        @Override
+        public AccessResult unmapChunk(long accessLength) {
+            AccessResult result = AccessResult.OK;
+            if (direction == DmaDirection.FROM_DEVICE && accessLength > 0) {
+                result = copyPieces((int) accessLength, true);
+            }
+            advance(chunkBytes);
+            chunkBytes = 0;
+            iov.reset();
+            return result;
+        }
+
+        @Override
+        public void abandonChunk() {
+            chunkBytes = 0; // nothing is held; the cursor has not moved
+            iov.reset();
+        }
+
+        /**
+         * Copies {@code chunk} bytes from the cursor on between guest memory and the buffer. With
+         * bus mastering off the device's reads see zeros and its writes vanish, as in QEMU.
+         *
+         * @return the worst access result of the pieces
+         */
+        private AccessResult copyPieces(int chunk, boolean toGuest) {
+            AccessResult result = AccessResult.OK;
+            int i = index;
+            long into = entryOffset;
+            int done = 0;
+            while (done < chunk) {
+                int piece = (int) Math.min(sg.length(i) - into, chunk - done);
+                long address = sg.address(i) + into;
+                boolean allowed = controller.busMasterEnabled();
+                if (toGuest) {
+                    if (allowed) {
+                        result = result.and(memory.write(address, buffer, done, piece));
+                    }
+                } else if (allowed) {
+                    result = result.and(memory.read(address, buffer, done, piece));
+                } else {
+                    Arrays.fill(buffer, done, done + piece, (byte) 0);
+                }
+                done += piece;
+                into += piece;
+                if (into == sg.length(i)) {
+                    i++;
+                    into = 0;
+                }
+            }
+            return result;
+        }
+
+        /** TRIM entries are parsed per scatter-gather piece, as QEMU parses them per iovec. */
+        boolean trimPieces(int chunk) throws IOException {
+            MemorySegment bytes = MemorySegment.ofArray(buffer);
+            int i = index;
+            long into = entryOffset;
+            int done = 0;
+            while (done < chunk) {
+                int piece = (int) Math.min(sg.length(i) - into, chunk - done);
+                if (!trim(bytes.asSlice(done, piece))) {
+                    return false;
+                }
+                done += piece;
+                into += piece;
+                if (into == sg.length(i)) {
+                    i++;
+                    into = 0;
+                }
+            }
+            return true;
+        }
+
+        private void advance(long chunk) {
+            long left = chunk;
+            while (left > 0) {
+                long step = Math.min(sg.length(index) - entryOffset, left);
+                entryOffset += step;
+                left -= step;
+                if (entryOffset == sg.length(index)) {
+                    index++;
+                    entryOffset = 0;
+                }
+            }
         }
     }
 }

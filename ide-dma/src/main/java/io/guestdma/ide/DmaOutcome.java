@@ -13,15 +13,5 @@ enum DmaOutcome {
      * access) while the bus master read or wrote it. Not the disk's fault, so no error policy
      * applies: the command ends with a bus-master error.
      */
-    MEMORY_FAULT;
-
-    /**
-     * Whether a Throwable caught at an engine boundary leaves the JVM beyond saving: it is rethrown
-     * after the transfer has been cleaned up. Everything else (exceptions, assertion failures,
-     * a stack overflow that has already unwound) is the backend's or handler's fault and becomes
-     * an I/O error for the guest.
-     */
-    static boolean fatal(Throwable t) {
-        return t instanceof VirtualMachineError && !(t instanceof StackOverflowError);
-    }
+    MEMORY_FAULT
 }

@@ -1,12 +1,13 @@
 package io.guestdma.ide;
 
+import io.guestdma.block.DmaBlockIo;
 import java.nio.ByteBuffer;
 
 /**
  * The one non-DMA backend request a channel can have outstanding: a PIO sector read or write
  * (through the drive's PIO buffer) or a cache flush. Runs on the I/O executor without the channel
  * lock and reports to {@link IdeChannel#driveRequestDone} under it. States as in
- * {@link DmaEngine}, minus waiting for bounce space.
+ * {@link DmaBlockIo}, minus waiting for bounce space.
  */
 final class DriveRequest {
     enum Kind { READ, WRITE, FLUSH }
@@ -20,7 +21,7 @@ final class DriveRequest {
     private long offset;
     private int length;
 
-    private DmaEngine.Phase phase = DmaEngine.Phase.IDLE;
+    private DmaBlockIo.Phase phase = DmaBlockIo.Phase.IDLE;
     private Thread runner;
 
     DriveRequest(IdeChannel channel, PiixIde controller) {
@@ -28,7 +29,7 @@ final class DriveRequest {
         this.controller = controller;
     }
 
-    DmaEngine.Phase phase() {
+    DmaBlockIo.Phase phase() {
         return phase;
     }
 
@@ -42,23 +43,23 @@ final class DriveRequest {
         kind = what;
         offset = byteOffset;
         length = byteLength;
-        phase = DmaEngine.Phase.RUNNING;
+        phase = DmaBlockIo.Phase.RUNNING;
         channel.submitAfterUnlock(task);
     }
 
     /** Drops a parked request; false if it is running. Call under the channel lock. */
     boolean cancel() {
-        if (phase == DmaEngine.Phase.RUNNING) {
+        if (phase == DmaBlockIo.Phase.RUNNING) {
             return false;
         }
-        phase = DmaEngine.Phase.IDLE;
+        phase = DmaBlockIo.Phase.IDLE;
         channel.signalIdle();
         return true;
     }
 
     void unpark() {
-        if (phase == DmaEngine.Phase.PARKED) {
-            phase = DmaEngine.Phase.RUNNING;
+        if (phase == DmaBlockIo.Phase.PARKED) {
+            phase = DmaBlockIo.Phase.RUNNING;
             channel.submitAfterUnlock(task);
         }
     }
@@ -66,11 +67,11 @@ final class DriveRequest {
     private void run() {
         channel.lock();
         try {
-            if (phase != DmaEngine.Phase.RUNNING) {
+            if (phase != DmaBlockIo.Phase.RUNNING) {
                 return;
             }
             if (controller.isPaused()) {
-                phase = DmaEngine.Phase.PARKED;
+                phase = DmaBlockIo.Phase.PARKED;
                 channel.signalIdle();
                 return;
             }
@@ -95,14 +96,14 @@ final class DriveRequest {
             // Whatever the backend threw (an Error included) fails the request for the guest; a
             // thread that died here would leave the channel RUNNING forever and reset waiting on it.
             outcome = DmaOutcome.FAILED;
-            if (DmaOutcome.fatal(e)) {
+            if (DmaBlockIo.fatal(e)) {
                 fatal = e;
             }
         }
         channel.lock();
         try {
             runner = null;
-            phase = DmaEngine.Phase.IDLE;
+            phase = DmaBlockIo.Phase.IDLE;
             channel.signalIdle();
             channel.driveRequestDone(drive, kind, outcome);
         } finally {

@@ -1,5 +1,6 @@
 package io.guestdma.ide;
 
+import io.guestdma.block.DmaBlockIo;
 import io.guestdma.memory.DmaDirection;
 import io.guestdma.memory.GuestMemory;
 import io.guestdma.memory.SgList;
@@ -905,7 +906,7 @@ final class IdeChannel {
                 case IDLE -> {
                     return;
                 }
-                case WAITING_FOR_MAP, PARKED -> {
+                case WAITING_FOR_BOUNCE, PARKED -> {
                     // Nothing has moved yet that could finish; QEMU 7.2 would trip an assertion
                     // here. Drop the transfer and forget its PRD walk, so that setting START
                     // again repeats the whole command from the first PRD.
@@ -963,8 +964,8 @@ final class IdeChannel {
     /** Waits until no data moves (running work parks at its next boundary). Under the lock. */
     void quiesce() {
         while (!hasQueuedWork()
-                && ((dma.phase() == DmaEngine.Phase.RUNNING && !dma.runsOnCurrentThread())
-                || (request.phase() == DmaEngine.Phase.RUNNING && !request.runsOnCurrentThread()))) {
+                && ((dma.phase() == DmaBlockIo.Phase.RUNNING && !dma.runsOnCurrentThread())
+                || (request.phase() == DmaBlockIo.Phase.RUNNING && !request.runsOnCurrentThread()))) {
             awaitIdle();
         }
     }

@@ -32,11 +32,13 @@ final class ProcessTarget implements Target {
         throw new AssertionError("bin/qtest-machine not found above " + Path.of("").toAbsolutePath());
     }
 
-    /** The directories (or jars) holding our compiled machine and memory-core. */
+    /** The directories (or jars) holding our compiled machine, the block layer and memory-core. */
     static String classPath() {
         try {
             return String.join(File.pathSeparator,
                     Path.of(PcMachine.class.getProtectionDomain().getCodeSource().getLocation().toURI()).toString(),
+                    Path.of(io.guestdma.block.BlockBackend.class.getProtectionDomain().getCodeSource().getLocation()
+                            .toURI()).toString(),
                     Path.of(GuestMemory.class.getProtectionDomain().getCodeSource().getLocation().toURI()).toString());
         } catch (URISyntaxException e) {
             throw new AssertionError(e);
