@@ -466,6 +466,120 @@ public final class GuestMemory implements AutoCloseable {
         return deviceFaults.get();
     }
 
+    /**
+     * Sets {@code length} bytes of guest memory to {@code value}, QEMU's {@code dma_memory_set}:
+     * RAM is filled (and marked dirty), ROM is skipped, MMIO handlers see the bytes as writes.
+     *
+     * @param address unsigned guest physical address
+     * @param length  bytes to set, at least 0
+     * @param value   the byte
+     * @return as {@link #write(long, MemorySegment)}
+     * @throws IllegalArgumentException if length is negative
+     * @throws IllegalStateException    if the address space is closed
+     */
+    public AccessResult fill(long address, long length, byte value) {
+        if (length < 0) {
+            throw new IllegalArgumentException("negative fill length " + length);
+        }
+        AddressMap map = snapshot();
+        int i = map.find(address);
+        if (i >= 0 && length > 0 && fitsIn(map, i, address, length) && map.region(i) instanceof RamRegion) {
+            long at = map.backingOffset(i) + (address - map.base(i));
+            backingSegment.asSlice(at, length).fill(value);
+            dirtyLog.mark(at, length);
+            return AccessResult.OK;
+        }
+        // Mixed or non-RAM: through the copy path, a page at a time, so handlers see ordinary writes.
+        byte[] page = new byte[(int) Math.min(length, DirtyLog.PAGE_SIZE)];
+        java.util.Arrays.fill(page, value);
+        MemorySegment bytes = MemorySegment.ofArray(page);
+        AccessResult result = AccessResult.OK;
+        for (long done = 0; done < length; done += page.length) {
+            long n = Math.min(page.length, length - done);
+            long at = address + done;
+            if (done > 0 && Long.compareUnsigned(at, address) < 0) {
+                return result.and(AccessResult.UNASSIGNED); // past 2^64: nothing there
+            }
+            result = result.and(access(map, at, bytes.asSlice(0, n), true));
+        }
+        return result;
+    }
+
+    /**
+     * Marks guest RAM as written for the dirty log, for writes a device made outside this library
+     * (a file mapped over guest RAM, another process sharing it). Bytes that are not RAM are
+     * ignored.
+     *
+     * @param address unsigned guest physical address
+     * @param length  bytes, at least 0
+     * @throws IllegalArgumentException if length is negative
+     * @throws IllegalStateException    if the address space is closed
+     */
+    public void markDirty(long address, long length) {
+        if (length < 0) {
+            throw new IllegalArgumentException("negative length " + length);
+        }
+        AddressMap map = snapshot();
+        long done = 0;
+        while (done < length) {
+            long at = address + done;
+            if (done > 0 && Long.compareUnsigned(at, address) < 0) {
+                return; // past 2^64
+            }
+            int i = map.find(at);
+            long chunk;
+            if (i < 0) {
+                chunk = unsignedMin(length - done, map.unassignedExtent(at));
+            } else {
+                chunk = unsignedMin(length - done, map.last(i) - at + 1);
+                if (map.region(i) instanceof RamRegion) {
+                    dirtyLog.mark(map.backingOffset(i) + (at - map.base(i)), chunk);
+                }
+            }
+            done += chunk;
+        }
+    }
+
+    /**
+     * Pins a small range of guest RAM for a device's hot structures (ring indices, descriptor
+     * tables), QEMU's {@code address_space_cache_init}: see {@link RamView}.
+     *
+     * @param address  unsigned guest physical address of the range
+     * @param length   its length, at least 1
+     * @param order    the byte order of its multi-byte values (little-endian for virtio 1.x)
+     * @param writable whether the device stores into it; a read-only view may cover ROM
+     * @return the view
+     * @throws DmaAccessException       if the range is not entirely RAM (or ROM, read-only),
+     *                                  contiguous in the backing: a guest put its structure in
+     *                                  MMIO, unassigned space or across the end of RAM, which a
+     *                                  device reports as an error
+     * @throws IllegalArgumentException if length is not positive
+     * @throws NullPointerException     if order is null
+     * @throws IllegalStateException    if the address space is closed
+     */
+    public RamView ramView(long address, long length, java.nio.ByteOrder order, boolean writable) {
+        Objects.requireNonNull(order, "order");
+        if (length <= 0) {
+            throw new IllegalArgumentException("view length must be at least 1, was " + length);
+        }
+        AddressMap map = snapshot();
+        int i = map.find(address);
+        DmaDirection need = writable ? DmaDirection.FROM_DEVICE : DmaDirection.TO_DEVICE;
+        long last = address + length - 1;
+        if (i < 0 || !map.isDirect(i, need) || Long.compareUnsigned(last, address) < 0
+                || Long.compareUnsigned(map.directRunLast(i, need), last) < 0) {
+            throw new DmaAccessException(String.format("guest 0x%x (+0x%x) is not %s", address, length,
+                    writable ? "RAM" : "RAM or ROM"), address, length);
+        }
+        long at = map.backingOffset(i) + (address - map.base(i));
+        return new RamView(this, map, address, length, order, writable, at, backingSegment);
+    }
+
+    /** The current snapshot without the closed check: {@link RamView}'s cheap staleness test. */
+    AddressMap currentSnapshot() {
+        return current;
+    }
+
     /** @return the smaller of a length and an unsigned extent in which 0 stands for 2^64 */
     private static long unsignedMin(long length, long extent) {
         return extent != 0 && Long.compareUnsigned(extent, length) < 0 ? extent : length;
@@ -873,17 +987,8 @@ public final class GuestMemory implements AutoCloseable {
      *                                  or ROM region lies outside the backing
      * @throws IllegalStateException    if the address space is closed
      */
-    public synchronized void addRegion(Region region) {
-        Objects.requireNonNull(region, "region");
-        AddressMap map = snapshot();
-        for (Region r : map.regions()) {
-            if (r.name().equals(region.name())) {
-                throw new IllegalArgumentException("a region named '" + region.name() + "' already exists");
-            }
-        }
-        List<Region> next = new ArrayList<>(map.regions());
-        next.add(region);
-        install(new AddressMap(next, backingSegment, false));
+    public void addRegion(Region region) {
+        transaction().add(region).commit();
     }
 
     /**
@@ -897,25 +1002,59 @@ public final class GuestMemory implements AutoCloseable {
      * @throws IllegalArgumentException if no region has that name
      * @throws IllegalStateException    if the address space is closed
      */
-    public synchronized CompletableFuture<Void> removeRegion(String name) {
+    public CompletableFuture<Void> removeRegion(String name) {
+        return transaction().remove(name).commit();
+    }
+
+    /**
+     * Starts a set of region changes that become visible together, in one snapshot swap (QEMU's
+     * {@code memory_region_transaction_begin/commit}): a reader sees all of them or none, so a
+     * region replaced in a transaction is never unassigned, not even for an instant.
+     *
+     * @return an empty transaction; nothing changes until {@link RegionTransaction#commit()}
+     */
+    public RegionTransaction transaction() {
+        return new RegionTransaction(this);
+    }
+
+    /**
+     * Applies a transaction: removals first, then additions, validated as a whole and installed
+     * in one snapshot swap.
+     */
+    synchronized CompletableFuture<Void> commit(List<String> removals, List<Region> additions) {
         AddressMap map = snapshot();
-        Region removed = null;
-        List<Region> next = new ArrayList<>();
-        for (Region r : map.regions()) {
-            if (r.name().equals(name)) {
-                removed = r;
-            } else {
-                next.add(r);
+        List<Region> next = new ArrayList<>(map.regions());
+        List<Region> removed = new ArrayList<>();
+        for (String name : removals) {
+            Region found = null;
+            for (Region r : next) {
+                if (r.name().equals(name)) {
+                    found = r;
+                    break;
+                }
             }
+            if (found == null) {
+                throw new IllegalArgumentException("no region named '" + name + "'");
+            }
+            next.remove(found);
+            removed.add(found);
         }
-        if (removed == null) {
-            throw new IllegalArgumentException("no region named '" + name + "'");
+        for (Region region : additions) {
+            for (Region r : next) {
+                if (r.name().equals(region.name())) {
+                    throw new IllegalArgumentException("a region named '" + region.name() + "' already exists");
+                }
+            }
+            next.add(region);
         }
-        install(new AddressMap(next, backingSegment, false));
+        install(new AddressMap(next, backingSegment, false)); // throws on overlap, before any swap
         List<CompletableFuture<Void>> waits = new ArrayList<>();
         for (AddressMap old : undrained) {
-            if (old.contains(removed)) {
-                waits.add(old.drained);
+            for (Region r : removed) {
+                if (old.contains(r)) {
+                    waits.add(old.drained);
+                    break;
+                }
             }
         }
         return CompletableFuture.allOf(waits.toArray(new CompletableFuture<?>[0]));

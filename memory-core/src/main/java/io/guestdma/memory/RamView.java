@@ -1,0 +1,425 @@
+package io.guestdma.memory;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.VarHandle;
+import java.nio.ByteOrder;
+import java.util.Objects;
+
+/**
+ * A pinned view of a small range of guest RAM for structures a device reads and writes all the
+ * time, such as a virtqueue's ring indices and descriptor table: QEMU's {@code MemoryRegionCache}.
+ * The range is looked up once, by {@link GuestMemory#ramView}; afterwards an access is one load or
+ * store on the backing, with the ordering the caller asks for, and no region lookup.
+ *
+ * <p><b>Accessors.</b> Offsets are relative to the view's first byte; values are in the view's byte
+ * order. Plain loads and stores may be unaligned. Acquire loads, release stores and the atomic
+ * operations ({@code compareAndSet}, {@code getAndAdd}, {@code getAndBitwiseOr} on 4 and 8 bytes)
+ * are single instructions and need natural alignment of the guest address, as on hardware.
+ * Every store marks its page in the {@link DirtyLog}.
+ *
+ * <p><b>Validity.</b> A region change (add, remove, transaction) retires the address-space snapshot
+ * the view was made from. The next access notices it (one volatile read) and looks the range up
+ * again: if it is still the same RAM, the view carries on; if it is not (the RAM was removed or
+ * replaced), the access throws {@link DmaAccessException}, which a device reports as a failed ring
+ * (virtio's DEVICE_NEEDS_RESET). The view never reaches memory that is no longer guest RAM: after
+ * the backing is freed, an access fails with IllegalStateException from the closed segment.
+ *
+ * <p>Thread-safe: several device threads may use one view (atomic accessors are atomic across
+ * threads and with the guest).
+ */
+public final class RamView {
+    private static final ValueLayout.OfShort SHORT = ValueLayout.JAVA_SHORT;
+    private static final ValueLayout.OfInt INT = ValueLayout.JAVA_INT;
+    private static final ValueLayout.OfLong LONG = ValueLayout.JAVA_LONG;
+
+    private final GuestMemory memory;
+    private final long address;
+    private final long length;
+    private final boolean writable;
+    private final long backingOffset;
+    private final MemorySegment segment;
+    private final ValueLayout.OfShort shortPlain;
+    private final ValueLayout.OfInt intPlain;
+    private final ValueLayout.OfLong longPlain;
+    private final VarHandle shortOrdered;
+    private final VarHandle intOrdered;
+    private final VarHandle longOrdered;
+    /** The snapshot the range was last found in; a different current snapshot means "look again". */
+    private volatile AddressMap snapshot;
+
+    RamView(GuestMemory memory, AddressMap snapshot, long address, long length, ByteOrder order, boolean writable,
+            long backingOffset, MemorySegment backing) {
+        this.memory = memory;
+        this.snapshot = snapshot;
+        this.address = address;
+        this.length = length;
+        this.writable = writable;
+        this.backingOffset = backingOffset;
+        MemorySegment slice = backing.asSlice(backingOffset, length);
+        this.segment = writable ? slice : slice.asReadOnly();
+        this.shortPlain = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(order);
+        this.intPlain = ValueLayout.JAVA_INT_UNALIGNED.withOrder(order);
+        this.longPlain = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(order);
+        this.shortOrdered = SHORT.withOrder(order).varHandle();
+        this.intOrdered = INT.withOrder(order).varHandle();
+        this.longOrdered = LONG.withOrder(order).varHandle();
+    }
+
+    /** @return the guest physical address of the view's first byte */
+    public long address() {
+        return address;
+    }
+
+    /** @return the view's length in bytes */
+    public long byteSize() {
+        return length;
+    }
+
+    /** @return whether stores are allowed (the range is RAM, not ROM) */
+    public boolean isWritable() {
+        return writable;
+    }
+
+    /** @return the byte order of the multi-byte accessors */
+    public ByteOrder order() {
+        return shortPlain.order();
+    }
+
+    private MemorySegment live() {
+        if (snapshot != memory.currentSnapshot()) {
+            revalidate();
+        }
+        return segment;
+    }
+
+    private MemorySegment writableLive(long offset) {
+        MemorySegment s = live();
+        if (!writable) {
+            throw new UnsupportedOperationException(String.format("guest 0x%x is ROM: the view is read-only",
+                    address + offset));
+        }
+        return s;
+    }
+
+    /** Marks a store that has happened (so it was inside the view) in the dirty log. */
+    private void dirty(long offset, long size) {
+        memory.dirtyLog().mark(backingOffset + offset, size);
+    }
+
+    private void revalidate() {
+        AddressMap now = memory.snapshot();
+        int i = now.find(address);
+        DmaDirection need = writable ? DmaDirection.FROM_DEVICE : DmaDirection.TO_DEVICE;
+        boolean same = i >= 0 && now.isDirect(i, need)
+                && Long.compareUnsigned(now.directRunLast(i, need), address + length - 1) >= 0
+                && now.backingOffset(i) + (address - now.base(i)) == backingOffset;
+        if (!same) {
+            throw new DmaAccessException(String.format("guest 0x%x (+0x%x) is no longer the RAM this view was made "
+                    + "for", address, length), address, length);
+        }
+        snapshot = now;
+    }
+
+    /**
+     * @param offset from the view's start
+     * @return the byte there
+     * @throws IndexOutOfBoundsException if offset is outside the view
+     * @throws DmaAccessException        if the range is no longer RAM
+     */
+    public byte getByte(long offset) {
+        return live().get(ValueLayout.JAVA_BYTE, offset);
+    }
+
+    /**
+     * @param offset from the view's start
+     * @return the 16-bit value there (plain load)
+     * @throws IndexOutOfBoundsException if the access is outside the view
+     * @throws DmaAccessException        if the range is no longer RAM
+     */
+    public short getShort(long offset) {
+        return live().get(shortPlain, offset);
+    }
+
+    /**
+     * @param offset from the view's start
+     * @return the 32-bit value there (plain load)
+     * @throws IndexOutOfBoundsException if the access is outside the view
+     * @throws DmaAccessException        if the range is no longer RAM
+     */
+    public int getInt(long offset) {
+        return live().get(intPlain, offset);
+    }
+
+    /**
+     * @param offset from the view's start
+     * @return the 64-bit value there (plain load)
+     * @throws IndexOutOfBoundsException if the access is outside the view
+     * @throws DmaAccessException        if the range is no longer RAM
+     */
+    public long getLong(long offset) {
+        return live().get(longPlain, offset);
+    }
+
+    /**
+     * A load with acquire ordering: later loads (of the ring entries the index publishes) see what
+     * the guest wrote before it released the index.
+     *
+     * @param offset from the view's start, 2-byte aligned in guest memory
+     * @return the 16-bit value
+     * @throws IllegalArgumentException  if the guest address is not 2-byte aligned
+     * @throws IndexOutOfBoundsException if the access is outside the view
+     * @throws DmaAccessException        if the range is no longer RAM
+     */
+    public short getShortAcquire(long offset) {
+        return (short) shortOrdered.getAcquire(live(), offset);
+    }
+
+    /**
+     * @param offset from the view's start, 4-byte aligned in guest memory
+     * @return the 32-bit value, loaded with acquire ordering
+     * @throws IllegalArgumentException  if the guest address is not 4-byte aligned
+     * @throws IndexOutOfBoundsException if the access is outside the view
+     * @throws DmaAccessException        if the range is no longer RAM
+     */
+    public int getIntAcquire(long offset) {
+        return (int) intOrdered.getAcquire(live(), offset);
+    }
+
+    /**
+     * @param offset from the view's start, 8-byte aligned in guest memory
+     * @return the 64-bit value, loaded with acquire ordering
+     * @throws IllegalArgumentException  if the guest address is not 8-byte aligned
+     * @throws IndexOutOfBoundsException if the access is outside the view
+     * @throws DmaAccessException        if the range is no longer RAM
+     */
+    public long getLongAcquire(long offset) {
+        return (long) longOrdered.getAcquire(live(), offset);
+    }
+
+    /**
+     * @param offset from the view's start
+     * @param value  the byte to store (plain)
+     * @throws UnsupportedOperationException if the view is read-only (ROM)
+     * @throws IndexOutOfBoundsException     if offset is outside the view
+     * @throws DmaAccessException            if the range is no longer RAM
+     */
+    public void setByte(long offset, byte value) {
+        writableLive(offset).set(ValueLayout.JAVA_BYTE, offset, value);
+        dirty(offset, 1);
+    }
+
+    /**
+     * @param offset from the view's start
+     * @param value  the 16-bit value to store (plain)
+     * @throws UnsupportedOperationException if the view is read-only (ROM)
+     * @throws IndexOutOfBoundsException     if the access is outside the view
+     * @throws DmaAccessException            if the range is no longer RAM
+     */
+    public void setShort(long offset, short value) {
+        writableLive(offset).set(shortPlain, offset, value);
+        dirty(offset, 2);
+    }
+
+    /**
+     * @param offset from the view's start
+     * @param value  the 32-bit value to store (plain)
+     * @throws UnsupportedOperationException if the view is read-only (ROM)
+     * @throws IndexOutOfBoundsException     if the access is outside the view
+     * @throws DmaAccessException            if the range is no longer RAM
+     */
+    public void setInt(long offset, int value) {
+        writableLive(offset).set(intPlain, offset, value);
+        dirty(offset, 4);
+    }
+
+    /**
+     * @param offset from the view's start
+     * @param value  the 64-bit value to store (plain)
+     * @throws UnsupportedOperationException if the view is read-only (ROM)
+     * @throws IndexOutOfBoundsException     if the access is outside the view
+     * @throws DmaAccessException            if the range is no longer RAM
+     */
+    public void setLong(long offset, long value) {
+        writableLive(offset).set(longPlain, offset, value);
+        dirty(offset, 8);
+    }
+
+    /**
+     * A store with release ordering: the guest, loading it with acquire ordering, sees every store
+     * this thread made before it (the used-ring entries a used index publishes).
+     *
+     * @param offset from the view's start, 2-byte aligned in guest memory
+     * @param value  the 16-bit value
+     * @throws IllegalArgumentException      if the guest address is not 2-byte aligned
+     * @throws UnsupportedOperationException if the view is read-only (ROM)
+     * @throws IndexOutOfBoundsException     if the access is outside the view
+     * @throws DmaAccessException            if the range is no longer RAM
+     */
+    public void setShortRelease(long offset, short value) {
+        shortOrdered.setRelease(writableLive(offset), offset, value);
+        dirty(offset, 2);
+    }
+
+    /**
+     * @param offset from the view's start, 4-byte aligned in guest memory
+     * @param value  the 32-bit value, stored with release ordering
+     * @throws IllegalArgumentException      if the guest address is not 4-byte aligned
+     * @throws UnsupportedOperationException if the view is read-only (ROM)
+     * @throws IndexOutOfBoundsException     if the access is outside the view
+     * @throws DmaAccessException            if the range is no longer RAM
+     */
+    public void setIntRelease(long offset, int value) {
+        intOrdered.setRelease(writableLive(offset), offset, value);
+        dirty(offset, 4);
+    }
+
+    /**
+     * @param offset from the view's start, 8-byte aligned in guest memory
+     * @param value  the 64-bit value, stored with release ordering
+     * @throws IllegalArgumentException      if the guest address is not 8-byte aligned
+     * @throws UnsupportedOperationException if the view is read-only (ROM)
+     * @throws IndexOutOfBoundsException     if the access is outside the view
+     * @throws DmaAccessException            if the range is no longer RAM
+     */
+    public void setLongRelease(long offset, long value) {
+        longOrdered.setRelease(writableLive(offset), offset, value);
+        dirty(offset, 8);
+    }
+
+    /**
+     * Atomically sets the 32-bit value to {@code update} if it is {@code expected}.
+     *
+     * @param offset   from the view's start, 4-byte aligned in guest memory
+     * @param expected the value expected
+     * @param update   the new value
+     * @return whether the value was {@code expected} and is now {@code update}
+     * @throws IllegalArgumentException      if the guest address is not 4-byte aligned
+     * @throws UnsupportedOperationException if the view is read-only (ROM)
+     * @throws IndexOutOfBoundsException     if the access is outside the view
+     * @throws DmaAccessException            if the range is no longer RAM
+     */
+    public boolean compareAndSetInt(long offset, int expected, int update) {
+        boolean result = intOrdered.compareAndSet(writableLive(offset), offset, expected, update);
+        dirty(offset, 4);
+        return result;
+    }
+
+    /**
+     * Atomically sets the 64-bit value to {@code update} if it is {@code expected}.
+     *
+     * @param offset   from the view's start, 8-byte aligned in guest memory
+     * @param expected the value expected
+     * @param update   the new value
+     * @return whether the value was {@code expected} and is now {@code update}
+     * @throws IllegalArgumentException      if the guest address is not 8-byte aligned
+     * @throws UnsupportedOperationException if the view is read-only (ROM)
+     * @throws IndexOutOfBoundsException     if the access is outside the view
+     * @throws DmaAccessException            if the range is no longer RAM
+     */
+    public boolean compareAndSetLong(long offset, long expected, long update) {
+        boolean result = longOrdered.compareAndSet(writableLive(offset), offset, expected, update);
+        dirty(offset, 8);
+        return result;
+    }
+
+    /**
+     * Atomically adds to the 32-bit value.
+     *
+     * @param offset from the view's start, 4-byte aligned in guest memory
+     * @param delta  what to add
+     * @return the value before the addition
+     * @throws IllegalArgumentException      if the guest address is not 4-byte aligned
+     * @throws UnsupportedOperationException if the view is read-only (ROM)
+     * @throws IndexOutOfBoundsException     if the access is outside the view
+     * @throws DmaAccessException            if the range is no longer RAM
+     */
+    public int getAndAddInt(long offset, int delta) {
+        int result = (int) intOrdered.getAndAdd(writableLive(offset), offset, delta);
+        dirty(offset, 4);
+        return result;
+    }
+
+    /**
+     * Atomically adds to the 64-bit value.
+     *
+     * @param offset from the view's start, 8-byte aligned in guest memory
+     * @param delta  what to add
+     * @return the value before the addition
+     * @throws IllegalArgumentException      if the guest address is not 8-byte aligned
+     * @throws UnsupportedOperationException if the view is read-only (ROM)
+     * @throws IndexOutOfBoundsException     if the access is outside the view
+     * @throws DmaAccessException            if the range is no longer RAM
+     */
+    public long getAndAddLong(long offset, long delta) {
+        long result = (long) longOrdered.getAndAdd(writableLive(offset), offset, delta);
+        dirty(offset, 8);
+        return result;
+    }
+
+    /**
+     * Atomically ORs bits into the 32-bit value (an interrupt status register in RAM, say).
+     *
+     * @param offset from the view's start, 4-byte aligned in guest memory
+     * @param bits   the bits to set
+     * @return the value before
+     * @throws IllegalArgumentException      if the guest address is not 4-byte aligned
+     * @throws UnsupportedOperationException if the view is read-only (ROM)
+     * @throws IndexOutOfBoundsException     if the access is outside the view
+     * @throws DmaAccessException            if the range is no longer RAM
+     */
+    public int getAndBitwiseOrInt(long offset, int bits) {
+        int result = (int) intOrdered.getAndBitwiseOr(writableLive(offset), offset, bits);
+        dirty(offset, 4);
+        return result;
+    }
+
+    /**
+     * Atomically ORs bits into the 64-bit value.
+     *
+     * @param offset from the view's start, 8-byte aligned in guest memory
+     * @param bits   the bits to set
+     * @return the value before
+     * @throws IllegalArgumentException      if the guest address is not 8-byte aligned
+     * @throws UnsupportedOperationException if the view is read-only (ROM)
+     * @throws IndexOutOfBoundsException     if the access is outside the view
+     * @throws DmaAccessException            if the range is no longer RAM
+     */
+    public long getAndBitwiseOrLong(long offset, long bits) {
+        long result = (long) longOrdered.getAndBitwiseOr(writableLive(offset), offset, bits);
+        dirty(offset, 8);
+        return result;
+    }
+
+    /**
+     * Copies bytes of the view into {@code destination} (a descriptor, a header).
+     *
+     * @param offset      from the view's start
+     * @param destination where the bytes go; its size is the length
+     * @throws IndexOutOfBoundsException if the range is outside the view
+     * @throws DmaAccessException        if the range is no longer RAM
+     */
+    public void read(long offset, MemorySegment destination) {
+        MemorySegment.copy(live(), offset, Objects.requireNonNull(destination, "destination"), 0,
+                destination.byteSize());
+    }
+
+    /**
+     * Copies {@code source} into the view and marks its pages dirty.
+     *
+     * @param offset from the view's start
+     * @param source the bytes
+     * @throws UnsupportedOperationException if the view is read-only (ROM)
+     * @throws IndexOutOfBoundsException     if the range is outside the view
+     * @throws DmaAccessException            if the range is no longer RAM
+     */
+    public void write(long offset, MemorySegment source) {
+        MemorySegment.copy(source, 0, writableLive(offset), offset, source.byteSize());
+        dirty(offset, source.byteSize());
+    }
+
+    @Override
+    public String toString() {
+        return String.format("RamView[0x%x +0x%x %s%s]", address, length, order(), writable ? "" : " read-only");
+    }
+}
