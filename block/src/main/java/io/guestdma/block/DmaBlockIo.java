@@ -1,10 +1,10 @@
 package io.guestdma.block;
 
 import io.guestdma.memory.AccessResult;
+import io.guestdma.memory.AddressSpace;
 import io.guestdma.memory.DmaAccessException;
 import io.guestdma.memory.DmaDirection;
 import io.guestdma.memory.DmaStream;
-import io.guestdma.memory.GuestMemory;
 import io.guestdma.memory.IoVector;
 import io.guestdma.memory.MapClient;
 import io.guestdma.memory.SgList;
@@ -173,7 +173,7 @@ public final class DmaBlockIo {
         }
     }
 
-    private final GuestMemory memory;
+    private final AddressSpace memory;
     private final Executor executor;
     private final Host host;
     private final DmaStream stream;
@@ -191,13 +191,14 @@ public final class DmaBlockIo {
     private boolean cancelRequested;
 
     /**
-     * @param memory   the guest memory the lists point into
+     * @param memory   the address space the lists point into: the root, or the device's own view
+     *                 (its bus-master enable and IOMMU apply)
      * @param executor where a transfer resumes after waiting for bounce space; a rejecting
      *                 executor (shut down) resumes it on the releasing thread instead
      * @param host     the device
      * @throws NullPointerException if an argument is null
      */
-    public DmaBlockIo(GuestMemory memory, Executor executor, Host host) {
+    public DmaBlockIo(AddressSpace memory, Executor executor, Host host) {
         this.memory = Objects.requireNonNull(memory, "memory");
         this.executor = Objects.requireNonNull(executor, "executor");
         this.host = Objects.requireNonNull(host, "host");

@@ -1,6 +1,6 @@
 package io.guestdma.ide;
 
-import io.guestdma.memory.GuestMemory;
+import io.guestdma.memory.AddressSpace;
 import io.guestdma.memory.SgList;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -27,7 +27,7 @@ final class BusMasterDma {
     private static final int PRD_TABLE_LIMIT = 4096;
     private static final int PRD_EOT = 0x80000000;
 
-    private final GuestMemory memory;
+    private final AddressSpace memory;
     private final PiixIde controller;
     /** One PRD entry as fetched from guest memory. */
     private final MemorySegment entry = MemorySegment.ofArray(new long[1]);
@@ -46,7 +46,7 @@ final class BusMasterDma {
     /** QEMU's {@code bm->dma_cb != NULL}: a DMA command waits for (or runs under) START. */
     boolean armed;
 
-    BusMasterDma(GuestMemory memory, PiixIde controller) {
+    BusMasterDma(AddressSpace memory, PiixIde controller) {
         this.memory = memory;
         this.controller = controller;
     }
@@ -155,16 +155,12 @@ final class BusMasterDma {
     }
 
     /**
-     * Reads the PRD entry at {@code address} into {@link #entry}. With bus mastering off the
-     * device's reads of memory see nothing: zeros, as in QEMU.
+     * Reads the PRD entry at {@code address} into {@link #entry} through the bus master's address
+     * space: with bus mastering off it sees nothing (zeros), as in QEMU.
      *
-     * @return false if a device's handler failed the read
+     * @return false if a device's handler (or an IOMMU) failed the read
      */
     private boolean fetchPrd(int address) {
-        if (!controller.busMasterEnabled()) {
-            entry.set(ValueLayout.JAVA_LONG_UNALIGNED, 0, 0);
-            return true;
-        }
         return !memory.read(Integer.toUnsignedLong(address), entry).failed();
     }
 }

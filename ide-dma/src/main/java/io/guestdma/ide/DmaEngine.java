@@ -5,7 +5,7 @@ import io.guestdma.block.DmaBlockIo;
 import io.guestdma.memory.AccessResult;
 import io.guestdma.memory.DmaAccessException;
 import io.guestdma.memory.DmaDirection;
-import io.guestdma.memory.GuestMemory;
+import io.guestdma.memory.DeviceAddressSpace;
 import io.guestdma.memory.IoVector;
 import io.guestdma.memory.ReentrancyGuard;
 import io.guestdma.memory.SgList;
@@ -14,7 +14,6 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.util.Arrays;
 import java.util.concurrent.Executor;
 
 /**
@@ -27,8 +26,9 @@ import java.util.concurrent.Executor;
  * bytes) and the backend reads or writes them in one vectored call. {@link DmaMode#COPY}, the
  * pre-2009 path kept for comparison: chunks of up to 256 sectors go through one heap
  * {@code byte[]}, filled from or spilled to guest memory piece by piece with the copy path, and one
- * plain backend read or write of that buffer. With bus mastering off every transfer takes the copy
- * path, which models the failing memory accesses byte by byte (reads see zeros, writes vanish).
+ * plain backend read or write of that buffer. Both reach memory through the bus master's
+ * {@code DeviceAddressSpace}: with bus mastering off it holds nothing (reads see zeros, writes
+ * vanish), behind an IOMMU its translations apply.
  *
  * <p>Threads: {@link #start} and {@link #cancel} run under the channel lock; the loop runs on the I/O
  * executor (or inline with a direct executor) and takes the lock only to check for a pause and to
@@ -42,7 +42,7 @@ final class DmaEngine implements DmaBlockIo.Host {
             ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     private final IdeChannel channel;
-    private final GuestMemory memory;
+    private final DeviceAddressSpace memory;
     private final DmaMode mode;
     private final PiixIde controller;
     private final ReentrancyGuard guard;
@@ -55,7 +55,7 @@ final class DmaEngine implements DmaBlockIo.Host {
     private AtaDrive drive;
     private AtaDrive.DmaCommand command;
 
-    DmaEngine(IdeChannel channel, GuestMemory memory, Executor executor, DmaMode mode,
+    DmaEngine(IdeChannel channel, DeviceAddressSpace memory, Executor executor, DmaMode mode,
               PiixIde controller) {
         this.channel = channel;
         this.memory = memory;
@@ -81,11 +81,10 @@ final class DmaEngine implements DmaBlockIo.Host {
     void start(AtaDrive target, SgList sg, DmaDirection dir, long offset, AtaDrive.DmaCommand kind) {
         drive = target;
         command = kind;
-        // With bus mastering off every device access to memory fails; the copy path models that
-        // byte by byte (reads see zeros, writes vanish), where mapping would touch real RAM.
-        // A bounce pool smaller than a sector could never form an aligned chunk.
-        boolean copyPath = mode == DmaMode.COPY || !controller.busMasterEnabled()
-                || memory.bouncePool().capacity() < Ata.SECTOR_SIZE;
+        // A bounce pool smaller than a sector could never form an aligned chunk. (With bus
+        // mastering off the bus master's address space itself has nothing in it: both paths see
+        // zeros and lose writes, as in QEMU.)
+        boolean copyPath = mode == DmaMode.COPY || memory.bouncePool().capacity() < Ata.SECTOR_SIZE;
         if (copyPath) {
             copyChunks.start(sg, dir);
             blockIo.start(copyChunks, offset, copyIo);
@@ -306,8 +305,8 @@ final class DmaEngine implements DmaBlockIo.Host {
         }
 
         /**
-         * Copies {@code chunk} bytes from the cursor on between guest memory and the buffer. With
-         * bus mastering off the device's reads see zeros and its writes vanish, as in QEMU.
+         * Copies {@code chunk} bytes from the cursor on between guest memory and the buffer,
+         * through the bus master's address space.
          *
          * @return the worst access result of the pieces
          */
@@ -319,16 +318,8 @@ final class DmaEngine implements DmaBlockIo.Host {
             while (done < chunk) {
                 int piece = (int) Math.min(sg.length(i) - into, chunk - done);
                 long address = sg.address(i) + into;
-                boolean allowed = controller.busMasterEnabled();
-                if (toGuest) {
-                    if (allowed) {
-                        result = result.and(memory.write(address, buffer, done, piece));
-                    }
-                } else if (allowed) {
-                    result = result.and(memory.read(address, buffer, done, piece));
-                } else {
-                    Arrays.fill(buffer, done, done + piece, (byte) 0);
-                }
+                result = result.and(toGuest ? memory.write(address, buffer, done, piece)
+                        : memory.read(address, buffer, done, piece));
                 done += piece;
                 into += piece;
                 if (into == sg.length(i)) {

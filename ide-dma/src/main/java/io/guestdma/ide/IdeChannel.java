@@ -2,7 +2,7 @@ package io.guestdma.ide;
 
 import io.guestdma.block.DmaBlockIo;
 import io.guestdma.memory.DmaDirection;
-import io.guestdma.memory.GuestMemory;
+import io.guestdma.memory.DeviceAddressSpace;
 import io.guestdma.memory.SgList;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.Condition;
@@ -51,7 +51,7 @@ final class IdeChannel {
     private final Runnable[] queued = new Runnable[2];
     private int queuedCount;
 
-    IdeChannel(int channelIndex, PiixIde controller, GuestMemory memory,
+    IdeChannel(int channelIndex, PiixIde controller, DeviceAddressSpace memory,
                java.util.concurrent.Executor executor, DmaMode mode, IrqLine line) {
         this.channelIndex = channelIndex;
         this.controller = controller;

@@ -1,6 +1,7 @@
 package io.guestdma.ide;
 
 import io.guestdma.block.BlockBackend;
+import io.guestdma.memory.DeviceAddressSpace;
 import io.guestdma.memory.GuestMemory;
 import io.guestdma.memory.ReentrancyGuard;
 import java.io.IOException;
@@ -58,7 +59,7 @@ public final class PiixIde implements AutoCloseable {
     private final ReentrancyGuard guard = new ReentrancyGuard("piix-ide");
     /** A reset asked for from inside the controller, done when that thread leaves it. */
     private volatile boolean resetDeferred;
-    private volatile boolean busMasterEnabled = true;
+    private final DeviceAddressSpace busMaster;
     private volatile boolean paused;
     private volatile boolean closed;
 
@@ -75,7 +76,27 @@ public final class PiixIde implements AutoCloseable {
      */
     public PiixIde(GuestMemory memory, Executor ioExecutor, DmaMode mode, IrqLine primaryIrq,
                    IrqLine secondaryIrq) {
-        Objects.requireNonNull(memory, "memory");
+        this(Objects.requireNonNull(memory, "memory").deviceSpace("piix-ide"), ioExecutor, mode, primaryIrq,
+                secondaryIrq);
+    }
+
+    /**
+     * Creates the controller with its bus master in {@code busMaster}: a device address space the
+     * machine made for the function (behind an IOMMU, say). {@link #setBusMasterEnabled} switches
+     * that space on and off.
+     *
+     * @param busMaster the bus master's view of guest memory, enabled
+     * @param ioExecutor where backend I/O runs; {@code Runnable::run} completes everything
+     *     synchronously inside the register access that started it
+     * @param mode how DMA data moves
+     * @param primaryIrq the primary channel's interrupt line (IRQ 14)
+     * @param secondaryIrq the secondary channel's interrupt line (IRQ 15)
+     * @throws NullPointerException if an argument is null
+     */
+    public PiixIde(DeviceAddressSpace busMaster, Executor ioExecutor, DmaMode mode, IrqLine primaryIrq,
+                   IrqLine secondaryIrq) {
+        DeviceAddressSpace memory = Objects.requireNonNull(busMaster, "busMaster");
+        this.busMaster = memory;
         Objects.requireNonNull(ioExecutor, "ioExecutor");
         Objects.requireNonNull(mode, "mode");
         Objects.requireNonNull(primaryIrq, "primaryIrq");
@@ -365,7 +386,7 @@ public final class PiixIde implements AutoCloseable {
      * @param enabled whether the function may master the bus
      */
     public void setBusMasterEnabled(boolean enabled) {
-        busMasterEnabled = enabled;
+        busMaster.setEnabled(enabled);
     }
 
     /**
@@ -488,8 +509,13 @@ public final class PiixIde implements AutoCloseable {
         }
     }
 
-    boolean busMasterEnabled() {
-        return busMasterEnabled;
+    /**
+     * The bus master's view of guest memory: its enable switch is {@link #setBusMasterEnabled}.
+     *
+     * @return the device address space the controller's DMA goes through
+     */
+    public DeviceAddressSpace busMasterSpace() {
+        return busMaster;
     }
 
     /** A backend error under the STOP policy stops the whole controller, as it stops QEMU's VM. */

@@ -84,7 +84,8 @@ final class IdeRig implements AutoCloseable {
     final long sectors;
 
     private IdeRig(GuestMemory memory, Path image, long sectors, DmaMode mode, Executor executor,
-                   UnaryOperator<BlockBackend> decorate, UnaryOperator<DriveConfig> configure) {
+                   UnaryOperator<BlockBackend> decorate, UnaryOperator<DriveConfig> configure,
+                   io.guestdma.memory.Iommu iommu) {
         this.memory = memory;
         this.image = image;
         this.sectors = sectors;
@@ -94,7 +95,8 @@ final class IdeRig implements AutoCloseable {
             throw new UncheckedIOException(e);
         }
         this.disk = decorate.apply(backend);
-        this.ide = new PiixIde(memory, executor, mode, irq14, irq15);
+        this.ide = iommu == null ? new PiixIde(memory, executor, mode, irq14, irq15)
+                : new PiixIde(memory.deviceSpace("piix-ide", 0, -1L, 0, iommu), executor, mode, irq14, irq15);
         ide.attach(0, 0, configure.apply(DriveConfig.of(disk)));
     }
 
@@ -110,6 +112,12 @@ final class IdeRig implements AutoCloseable {
         private UnaryOperator<BlockBackend> decorate = b -> b;
         private UnaryOperator<DriveConfig> configure = c -> c;
         private byte[] sectorZero;
+        private io.guestdma.memory.Iommu iommu;
+
+        Builder iommu(io.guestdma.memory.Iommu i) {
+            iommu = i;
+            return this;
+        }
 
         Builder mode(DmaMode m) {
             mode = m;
@@ -158,7 +166,7 @@ final class IdeRig implements AutoCloseable {
                     ch.write(ByteBuffer.wrap(new byte[1]), sectors * 512 - 1);
                 }
                 GuestMemory mem = memory != null ? memory : GuestMemory.ofRam(16L << 20);
-                return new IdeRig(mem, image, sectors, mode, executor, decorate, configure);
+                return new IdeRig(mem, image, sectors, mode, executor, decorate, configure, iommu);
             } catch (IOException e) {
                 throw new UncheckedIOException(e);
             }

@@ -26,8 +26,10 @@ public final class DmaMapping implements MapResult {
     final long backingOffset;
     /** Debug mode only: closing it revokes {@link #segment()}; null otherwise. */
     final java.lang.foreign.Arena debugScope;
-    /** A bounce mapping of bytes past 2^64 (see GuestMemory.mapBeyondTop): nothing to write back. */
-    final boolean beyondTop;
+    /** A bounce mapping of nothing (past 2^64, a disabled device space): nothing to write back. */
+    final boolean nowhere;
+    /** Set when made through an IOMMU: the translation generation it keeps from draining. */
+    DeviceAddressSpace.Epoch iommuEpoch;
     private final long address;
     private final long length;
     private final DmaDirection direction;
@@ -36,7 +38,7 @@ public final class DmaMapping implements MapResult {
 
     DmaMapping(GuestMemory owner, AddressMap snapshot, int leaseStripe, long address, long length,
                DmaDirection direction, MemorySegment segment, MemorySegment bounceBuffer, long backingOffset,
-               java.lang.foreign.Arena debugScope, boolean beyondTop) {
+               java.lang.foreign.Arena debugScope, boolean nowhere) {
         this.owner = owner;
         this.snapshot = snapshot;
         this.leaseStripe = leaseStripe;
@@ -47,12 +49,13 @@ public final class DmaMapping implements MapResult {
         this.bounceBuffer = bounceBuffer;
         this.backingOffset = backingOffset;
         this.debugScope = debugScope;
-        this.beyondTop = beyondTop;
+        this.nowhere = nowhere;
     }
 
     /**
-     * @return the guest physical address of the first mapped byte (0 for the part of a
-     *         scatter-gather entry that lies past 2<sup>64</sup>, which maps nowhere)
+     * @return the guest physical address of the first mapped byte (through a device space: the
+     *         root address the device address went to; for bytes that go nowhere, the device
+     *         address)
      */
     public long address() {
         return address;
@@ -84,6 +87,11 @@ public final class DmaMapping implements MapResult {
     /** @return whether {@link GuestMemory#unmap} has been called for this mapping */
     public boolean isUnmapped() {
         return unmapped;
+    }
+
+    /** Records that the mapping was made through an IOMMU translation of {@code epoch}. */
+    void throughIommu(DeviceAddressSpace.Epoch epoch) {
+        iommuEpoch = epoch;
     }
 
     /** @return true for the one caller that moves the mapping to the unmapped state */

@@ -34,7 +34,7 @@ public final class DmaPacket {
      */
     public static final long DEFAULT_MAX_FALLBACK_BYTES = 256 * 1024;
 
-    private final GuestMemory memory;
+    private final AddressSpace memory;
     private final long maxFallbackBytes;
     private final IoVector iov = new IoVector();
     private MemorySegment fallback;
@@ -51,7 +51,7 @@ public final class DmaPacket {
      * @param memory the address space packets are mapped from
      * @throws NullPointerException if memory is null
      */
-    public DmaPacket(GuestMemory memory) {
+    public DmaPacket(AddressSpace memory) {
         this(memory, DEFAULT_MAX_FALLBACK_BYTES);
     }
 
@@ -64,7 +64,7 @@ public final class DmaPacket {
      * @throws NullPointerException     if memory is null
      * @throws IllegalArgumentException if maxFallbackBytes is less than 1
      */
-    public DmaPacket(GuestMemory memory, long maxFallbackBytes) {
+    public DmaPacket(AddressSpace memory, long maxFallbackBytes) {
         this.memory = Objects.requireNonNull(memory, "memory");
         if (maxFallbackBytes < 1) {
             throw new IllegalArgumentException("maxFallbackBytes must be at least 1, was " + maxFallbackBytes);
@@ -81,7 +81,7 @@ public final class DmaPacket {
      * @throws NullPointerException     if an argument is null
      * @throws IllegalArgumentException if fallback is read-only
      */
-    public DmaPacket(GuestMemory memory, MemorySegment fallback) {
+    public DmaPacket(AddressSpace memory, MemorySegment fallback) {
         this.memory = Objects.requireNonNull(memory, "memory");
         if (fallback.isReadOnly()) {
             throw new IllegalArgumentException("fallback buffer must be writable");
@@ -230,7 +230,12 @@ public final class DmaPacket {
         for (int i = 0; i < sg.count(); i++) {
             long done = 0;
             while (done < sg.length(i)) {
-                MapResult result = memory.mapEntryPiece(sg.address(i), done, sg.length(i) - done, direction);
+                long base = sg.address(i);
+                long address = base + done;
+                // Past 2^64 nothing is there: never the wrapped address.
+                MapResult result = done != 0 && Long.compareUnsigned(address, base) < 0
+                        ? memory.root().mapNowhere(address, sg.length(i) - done, direction)
+                        : memory.map(address, sg.length(i) - done, direction);
                 if (result instanceof MapFailed f) {
                     throw new DmaAccessException(String.format("packet range 0x%x (+0x%x): the device's handler failed",
                             f.address(), f.requested()), f.address(), f.requested());

@@ -39,6 +39,11 @@ import java.util.Objects;
  */
 public final class DmaStream {
     private final GuestMemory memory;
+    /** The device's view the lists are in, or null when they are root addresses. */
+    private final DeviceAddressSpace device;
+    private final DeviceAddressSpace.Route route = new DeviceAddressSpace.Route();
+    /** The IOMMU translation generation the current chunk holds, or null. */
+    private DeviceAddressSpace.Epoch chunkEpoch;
     private final IoVector iov = new IoVector();
     /** Per piece of the current chunk: its mapping, or null for a RAM piece mapped without one. */
     private DmaMapping[] mappings = new DmaMapping[16];
@@ -66,11 +71,15 @@ public final class DmaStream {
     private long chunkStartOffset;
 
     /**
-     * @param memory the address space the lists point into
-     * @throws NullPointerException if memory is null
+     * @param space the address space the lists point into: the root, or a device's view (its
+     *              enable switch, window and IOMMU apply to every piece; RAM behind it is still
+     *              mapped without copies)
+     * @throws NullPointerException if space is null
      */
-    public DmaStream(GuestMemory memory) {
-        this.memory = Objects.requireNonNull(memory, "memory");
+    public DmaStream(AddressSpace space) {
+        Objects.requireNonNull(space, "space");
+        this.memory = space.root();
+        this.device = space instanceof DeviceAddressSpace d ? d : null;
     }
 
     /**
@@ -146,7 +155,7 @@ public final class DmaStream {
         }
         chunkBytes = total;
         if (mappingCount == 0) {
-            releaseLease();
+            releaseHolds();
         }
         return total;
     }
@@ -163,15 +172,32 @@ public final class DmaStream {
             if (!beyondTop && address != 0 && Long.compareUnsigned(want, -address) > 0) {
                 want = -address; // addresses never wrap past 2^64, as in GuestMemory.map
             }
+            boolean nowhere = beyondTop;
+            if (device != null && !beyondTop) {
+                device.route(address, want, direction, route);
+                if (route.kind == DeviceAddressSpace.ROUTE_FAULT) {
+                    throw new DmaAccessException(String.format("DMA %s 0x%x (+0x%x): device %s's IOMMU does not permit"
+                            + " it", direction, address, route.length, device.name()), address, route.length);
+                }
+                nowhere = route.kind == DeviceAddressSpace.ROUTE_NOWHERE;
+                want = route.length;
+                if (!nowhere) {
+                    if (chunkEpoch == null) {
+                        chunkEpoch = device.enter(); // held until the chunk is unmapped
+                    }
+                    address = route.rootAddress;
+                }
+            }
             long mapped;
-            int region = map == null || beyondTop ? -1 : map.find(address);
+            int region = map == null || nowhere ? -1 : map.find(address);
             if (region >= 0 && map.isDirect(region, direction)) {
                 long run = map.directRunLast(region, direction) - address + 1; // 0 only for a run to 2^64 from 0
                 mapped = run == 0 ? want : Math.min(want, run);
                 long at = map.backingOffset(region) + (address - map.base(region));
                 pushRam(at, mapped);
             } else {
-                MapResult result = memory.mapEntryPiece(base, indexOffset, want, direction);
+                MapResult result = nowhere ? memory.mapNowhere(address, want, direction)
+                        : memory.map(address, want, direction);
                 if (result instanceof DmaMapping m) {
                     push(m);
                     iov.add(m.segment());
@@ -208,6 +234,14 @@ public final class DmaStream {
         lease = map;
         leaseStripe = stripe;
         return map;
+    }
+
+    /** Gives back what a chunk holds besides its mappings: the snapshot lease and the IOMMU generation. */
+    private void releaseHolds() {
+        releaseLease();
+        DeviceAddressSpace.Epoch held = chunkEpoch;
+        chunkEpoch = null;
+        DeviceAddressSpace.exit(held);
     }
 
     private void releaseLease() {
@@ -290,7 +324,7 @@ public final class DmaStream {
      */
     public void abandonChunk() {
         if (mappingCount == 0) {
-            releaseLease();
+            releaseHolds();
             return;
         }
         releaseAll(0);
@@ -380,7 +414,7 @@ public final class DmaStream {
             mappings[i] = null;
         }
         mappingCount = 0;
-        releaseLease();
+        releaseHolds();
         iov.reset();
         if (failure instanceof RuntimeException e) {
             throw e;

@@ -40,7 +40,7 @@ import java.util.concurrent.Executor;
  * <p>Thread-safe: any number of threads may access, map and unmap at once; region changes are
  * serialised among themselves but never block readers.
  */
-public final class GuestMemory implements AutoCloseable {
+public final class GuestMemory implements AddressSpace, AutoCloseable {
     private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED;
     private static final ValueLayout.OfInt INT_LE = ValueLayout.JAVA_INT_UNALIGNED;
     private static final ValueLayout.OfLong LONG_LE = ValueLayout.JAVA_LONG_UNALIGNED;
@@ -575,6 +575,48 @@ public final class GuestMemory implements AutoCloseable {
         return new RamView(this, map, address, length, order, writable, at, backingSegment);
     }
 
+    /** @return this: the root is its own root */
+    @Override
+    public GuestMemory root() {
+        return this;
+    }
+
+    /**
+     * A device's view of this address space with nothing in between but its enable switch (a PCI
+     * function's bus master): see {@link DeviceAddressSpace}.
+     *
+     * @param name the device's name, for messages
+     * @return an enabled view of the whole address space
+     * @throws NullPointerException if name is null
+     */
+    public DeviceAddressSpace deviceSpace(String name) {
+        return new DeviceAddressSpace(this, Objects.requireNonNull(name, "name"), 0, -1L, 0, null);
+    }
+
+    /**
+     * A device's view through a window and, optionally, an IOMMU: device address {@code a} in
+     * {@code [windowBase, windowBase + windowSize)} is I/O virtual address
+     * {@code a - windowBase + windowTarget}, which {@code iommu} translates (or which is a guest
+     * physical address when {@code iommu} is null). See {@link DeviceAddressSpace}.
+     *
+     * @param name         the device's name, for messages
+     * @param windowBase   first visible device address
+     * @param windowSize   bytes visible, at least 1 (-1 for up to 2<sup>64</sup>)
+     * @param windowTarget where the window starts behind it
+     * @param iommu        the IOMMU, or null
+     * @return an enabled view
+     * @throws NullPointerException     if name is null
+     * @throws IllegalArgumentException if windowSize is 0
+     */
+    public DeviceAddressSpace deviceSpace(String name, long windowBase, long windowSize, long windowTarget,
+                                          Iommu iommu) {
+        if (windowSize == 0) {
+            throw new IllegalArgumentException("an empty window");
+        }
+        return new DeviceAddressSpace(this, Objects.requireNonNull(name, "name"), windowBase, windowSize,
+                windowTarget, iommu);
+    }
+
     /** The current snapshot without the closed check: {@link RamView}'s cheap staleness test. */
     AddressMap currentSnapshot() {
         return current;
@@ -693,32 +735,21 @@ public final class GuestMemory implements AutoCloseable {
     }
 
     /**
-     * Maps {@code length} bytes that lie past the top of the address space, where a scatter-gather
-     * entry that runs over 2<sup>64</sup> continues: nothing is there, so they are bounced like
-     * unassigned space (TO_DEVICE reads zeros, FROM_DEVICE writes are dropped on unmap) instead of
-     * wrapping to guest address 0. For {@link DmaStream} and {@link DmaPacket}.
+     * Maps {@code length} bytes where nothing is: past the top of the address space (a
+     * scatter-gather entry that runs over 2<sup>64</sup> continues there instead of wrapping to
+     * address 0), or a disabled or windowed-off device space. They are bounced like unassigned
+     * space: TO_DEVICE reads zeros, FROM_DEVICE writes are dropped on unmap.
+     *
+     * @param address the device address, for messages only
      */
-    MapResult mapBeyondTop(long length, DmaDirection direction) {
+    MapResult mapNowhere(long address, long length, DmaDirection direction) {
         AddressMap map;
         int stripe;
         do {
             map = snapshot();
             stripe = map.acquire();
         } while (stripe < 0);
-        return bounce(map, stripe, 0, length, length, direction, true);
-    }
-
-    /**
-     * Maps the piece of scatter-gather entry {@code (base, entryLength)} that starts
-     * {@code offset} bytes into it, at most {@code length} bytes: the entry's bytes past 2<sup>64</sup>
-     * go to {@link #mapBeyondTop}, never to the wrapped address.
-     */
-    MapResult mapEntryPiece(long base, long offset, long length, DmaDirection direction) {
-        long address = base + offset;
-        if (offset != 0 && Long.compareUnsigned(address, base) < 0) {
-            return mapBeyondTop(length, direction);
-        }
-        return map(address, length, direction);
+        return bounce(map, stripe, address, length, length, direction, true);
     }
 
     /**
@@ -726,7 +757,7 @@ public final class GuestMemory implements AutoCloseable {
      * mapping. Everything taken is given back if filling the buffer fails or throws.
      */
     private MapResult bounce(AddressMap map, int stripe, long address, long wanted, long requested,
-                             DmaDirection direction, boolean beyondTop) {
+                             DmaDirection direction, boolean nowhere) {
         long granted = bouncePool.reserve(wanted);
         if (granted == 0) {
             map.release(stripe);
@@ -738,7 +769,7 @@ public final class GuestMemory implements AutoCloseable {
             buffer = bouncePool.takeBuffer(granted);
             MemorySegment slice = buffer.asSlice(0, granted);
             if (direction == DmaDirection.TO_DEVICE) {
-                if (beyondTop) {
+                if (nowhere) {
                     slice.fill((byte) 0);
                 } else if (access(map, address, slice, false).failed()) {
                     return new MapFailed(address, requested, AccessResult.DEVICE_ERROR);
@@ -749,13 +780,13 @@ public final class GuestMemory implements AutoCloseable {
                 if (direction == DmaDirection.FROM_DEVICE) {
                     debug.poison(slice);
                 }
-                mapping = debugMapping(map, stripe, address, granted, direction, slice, buffer, -1, beyondTop);
+                mapping = debugMapping(map, stripe, address, granted, direction, slice, buffer, -1, nowhere);
             } else {
                 if (direction == DmaDirection.TO_DEVICE) {
                     slice = slice.asReadOnly();
                 }
                 mapping = new DmaMapping(this, map, stripe, address, granted, direction, slice, buffer, -1, null,
-                        beyondTop);
+                        nowhere);
             }
             built = true;
             return mapping;
@@ -774,11 +805,11 @@ public final class GuestMemory implements AutoCloseable {
 
     private DmaMapping debugMapping(AddressMap map, int stripe, long address, long length, DmaDirection direction,
                                     MemorySegment memory, MemorySegment bounceBuffer, long backingOffset,
-                                    boolean beyondTop) {
+                                    boolean nowhere) {
         java.lang.foreign.Arena scope = debug.newScope();
         MemorySegment view = debug.revocable(memory, scope, direction == DmaDirection.TO_DEVICE);
         DmaMapping mapping = new DmaMapping(this, map, stripe, address, length, direction, view, bounceBuffer,
-                backingOffset, scope, beyondTop);
+                backingOffset, scope, nowhere);
         debug.track(mapping);
         return mapping;
     }
@@ -806,7 +837,7 @@ public final class GuestMemory implements AutoCloseable {
      */
     public AccessResult unmap(DmaMapping mapping, long accessLength) {
         if (mapping.owner == this && accessLength >= 0 && accessLength <= mapping.length()
-                && mapping.bounceBuffer == null && mapping.debugScope == null) {
+                && mapping.bounceBuffer == null && mapping.debugScope == null && mapping.iommuEpoch == null) {
             // The zero-copy case, kept small so that it inlines into device code.
             if (!mapping.markUnmapped()) {
                 throw new IllegalStateException("unmap of " + mapping + ": it was already unmapped");
@@ -844,7 +875,7 @@ public final class GuestMemory implements AutoCloseable {
             boolean wrote = mapping.direction() == DmaDirection.FROM_DEVICE && accessLength > 0;
             if (mapping.bounced()) {
                 try {
-                    if (wrote && mapping.beyondTop) {
+                    if (wrote && mapping.nowhere) {
                         result = AccessResult.UNASSIGNED;
                     } else if (wrote) {
                         result = access(mapping.snapshot, mapping.address(), mapping.bounceBuffer.asSlice(0, accessLength),
@@ -859,6 +890,7 @@ public final class GuestMemory implements AutoCloseable {
             }
         } finally {
             mapping.snapshot.release(mapping.leaseStripe);
+            DeviceAddressSpace.exit(mapping.iommuEpoch);
         }
         if (misuse != null) {
             throw new IllegalStateException(misuse);

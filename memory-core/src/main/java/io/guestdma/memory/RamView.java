@@ -47,6 +47,10 @@ public final class RamView {
     private final VarHandle longOrdered;
     /** The snapshot the range was last found in; a different current snapshot means "look again". */
     private volatile AddressMap snapshot;
+    /** Made through a device space's IOMMU: the space, the device address and the translation generation. */
+    private DeviceAddressSpace space;
+    private long deviceAddress;
+    private DeviceAddressSpace.Epoch epoch;
 
     RamView(GuestMemory memory, AddressMap snapshot, long address, long length, ByteOrder order, boolean writable,
             long backingOffset, MemorySegment backing) {
@@ -86,11 +90,36 @@ public final class RamView {
         return shortPlain.order();
     }
 
+    /** Binds a view made for a device space's IOMMU translation; called before it is handed out. */
+    RamView through(DeviceAddressSpace via, long address, DeviceAddressSpace.Epoch generation) {
+        if (generation != null) {
+            this.space = via;
+            this.deviceAddress = address;
+            this.epoch = generation;
+        }
+        return this;
+    }
+
     private MemorySegment live() {
         if (snapshot != memory.currentSnapshot()) {
             revalidate();
         }
+        DeviceAddressSpace.Epoch e = epoch;
+        if (e != null && e.retired) {
+            retranslate();
+        }
         return segment;
+    }
+
+    /** After an IOMMU invalidation: the device address must still reach the same RAM, permitted. */
+    private void retranslate() {
+        DeviceAddressSpace.Route r = new DeviceAddressSpace.Route();
+        space.route(deviceAddress, length, writable ? DmaDirection.FROM_DEVICE : DmaDirection.TO_DEVICE, r);
+        if (r.kind != DeviceAddressSpace.ROUTE_ROOT || r.length != length || r.rootAddress != address) {
+            throw new DmaAccessException(String.format("device %s: 0x%x (+0x%x) no longer translates to the RAM"
+                    + " this view was made for", space.name(), deviceAddress, length), deviceAddress, length);
+        }
+        epoch = space.currentEpoch();
     }
 
     private MemorySegment writableLive(long offset) {

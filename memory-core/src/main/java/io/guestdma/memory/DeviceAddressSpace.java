@@ -1,0 +1,376 @@
+package io.guestdma.memory;
+
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
+import java.util.List;
+import java.util.Objects;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.Executor;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * One device's view of guest memory, what its bus master sees: QEMU's per-device
+ * {@code AddressSpace} (a PCI function's {@code bus_master_as}), with an optional IOMMU.
+ *
+ * <p>A device address goes through three stages before it reaches the {@link #root()}:
+ * <ol>
+ * <li><b>enable</b>: while the space is disabled ({@link #setEnabled}, a PCI command register's
+ *     bus-master bit) nothing is there: reads see zeros, writes are dropped, maps are bounced to
+ *     nowhere ({@link AccessResult#UNASSIGNED}), as on hardware;</li>
+ * <li><b>window</b>: only {@code [windowBase, windowBase + windowSize)} is visible; an address
+ *     inside becomes {@code address - windowBase + windowTarget}; outside is nowhere;</li>
+ * <li><b>IOMMU</b> (optional): the windowed address is an I/O virtual address that the
+ *     {@link Iommu} translates page by page; an access it does not permit fails with
+ *     {@link AccessResult#DEVICE_ERROR} ({@link MapFailed} for maps), which a device reports as a
+ *     DMA error. Translations are cached (an IOTLB) until {@link #invalidate}.</li>
+ * </ol>
+ * Maps are cut where a translation ends, as QEMU's {@code address_space_map} cuts at an IOMMU
+ * page; the device maps the rest with another call ({@link DmaStream} does so).
+ *
+ * <p><b>Invalidation waits for unmap.</b> {@link #invalidate} drops cached translations at once,
+ * so new accesses see the IOMMU's new answer, and returns a future that completes when every
+ * mapping (and {@link DmaStream} chunk) made through an older translation has been unmapped: the
+ * guest's IOMMU driver must not reuse the old target pages before then, as a real IOTLB
+ * invalidation completes only after in-flight DMA drains. A device that never unmaps keeps the
+ * future pending; nothing is revoked under it. {@link RamView}s made through an IOMMU are
+ * re-translated after an invalidation and fail with {@link DmaAccessException} if their range
+ * moved or lost its permission.
+ *
+ * <p>Thread-safe.
+ */
+public final class DeviceAddressSpace implements AddressSpace {
+    static final int ROUTE_ROOT = 0;
+    static final int ROUTE_NOWHERE = 1;
+    static final int ROUTE_FAULT = 2;
+
+    private static final int IOTLB_ENTRIES = 64;
+
+    private final GuestMemory root;
+    private final String name;
+    private final long windowBase;
+    private final long windowSize;
+    private final long windowTarget;
+    private final Iommu iommu;
+    private volatile boolean enabled = true;
+    private final IommuTranslation[] iotlb = new IommuTranslation[IOTLB_ENTRIES];
+    private volatile Epoch epoch = new Epoch();
+    private final List<Epoch> draining = new CopyOnWriteArrayList<>();
+    private final AtomicLong faults = new AtomicLong();
+
+    /**
+     * A generation of translations: mappings made under it are counted, and when an invalidation
+     * retires it its future completes once the count drops to zero.
+     */
+    static final class Epoch {
+        final AtomicLong live = new AtomicLong();
+        final CompletableFuture<Void> drained = new CompletableFuture<>();
+        volatile boolean retired;
+    }
+
+    /** Where a piece of a device access goes; one per caller, reused. */
+    static final class Route {
+        int kind;
+        long rootAddress;
+        long length;
+    }
+
+    DeviceAddressSpace(GuestMemory root, String name, long windowBase, long windowSize, long windowTarget,
+                       Iommu iommu) {
+        this.root = root;
+        this.name = name;
+        this.windowBase = windowBase;
+        this.windowSize = windowSize;
+        this.windowTarget = windowTarget;
+        this.iommu = iommu;
+    }
+
+    /** @return the device's name, for messages */
+    public String name() {
+        return name;
+    }
+
+    @Override
+    public GuestMemory root() {
+        return root;
+    }
+
+    /** @return whether the device may reach memory (a PCI function's bus-master enable) */
+    public boolean isEnabled() {
+        return enabled;
+    }
+
+    /**
+     * Enables or disables the device's access to memory. Disabled, every access sees nothing (reads
+     * zero, writes dropped); mappings already made stay valid until unmapped.
+     *
+     * @param on whether accesses reach memory
+     */
+    public void setEnabled(boolean on) {
+        enabled = on;
+    }
+
+    /** @return whether accesses go through an IOMMU */
+    public boolean hasIommu() {
+        return iommu != null;
+    }
+
+    /** @return how many accesses an IOMMU refused */
+    public long iommuFaults() {
+        return faults.get();
+    }
+
+    /**
+     * Drops cached translations overlapping {@code [iova, iova + length)} (all of them if length is
+     * 0), so the next accesses ask the IOMMU again.
+     *
+     * @param iova   first I/O virtual address invalidated
+     * @param length bytes, or 0 for everything
+     * @return completed when no mapping or stream chunk made through a translation cached before
+     *         this call is live any more
+     */
+    public synchronized CompletableFuture<Void> invalidate(long iova, long length) {
+        for (int i = 0; i < IOTLB_ENTRIES; i++) {
+            IommuTranslation t = iotlb[i];
+            if (t != null && (length == 0 || overlaps(t, iova, length))) {
+                iotlb[i] = null;
+            }
+        }
+        Epoch old = epoch;
+        epoch = new Epoch();
+        old.retired = true;
+        draining.add(old);
+        old.drained.whenComplete((v, e) -> draining.remove(old));
+        if (old.live.get() == 0) {
+            old.drained.complete(null);
+        }
+        return CompletableFuture.allOf(draining.stream().map(e -> e.drained).toArray(CompletableFuture<?>[]::new));
+    }
+
+    private static boolean overlaps(IommuTranslation t, long iova, long length) {
+        long end = iova + length - 1;
+        long tEnd = t.iova() + t.size() - 1;
+        return Long.compareUnsigned(iova, tEnd) <= 0 && Long.compareUnsigned(t.iova(), end) <= 0;
+    }
+
+    /** Counts a mapping or chunk under the current translations; null without an IOMMU. */
+    Epoch enter() {
+        if (iommu == null) {
+            return null;
+        }
+        while (true) {
+            Epoch e = epoch;
+            e.live.incrementAndGet();
+            if (!e.retired) {
+                return e;
+            }
+            exit(e); // an invalidation retired it meanwhile: count under the new one
+        }
+    }
+
+    static void exit(Epoch e) {
+        if (e != null && e.live.decrementAndGet() == 0 && e.retired) {
+            e.drained.complete(null);
+        }
+    }
+
+    /** The current epoch, for a RamView made through the IOMMU to notice invalidations. */
+    Epoch currentEpoch() {
+        return iommu == null ? null : epoch;
+    }
+
+    /**
+     * Routes the piece {@code [address, address + length)}: where it goes in the root and how much
+     * of it goes there in one piece.
+     */
+    void route(long address, long length, DmaDirection direction, Route out) {
+        if (!enabled) {
+            out.kind = ROUTE_NOWHERE;
+            out.length = length;
+            return;
+        }
+        long offset = address - windowBase;
+        if (Long.compareUnsigned(offset, windowSize) >= 0) {
+            out.kind = ROUTE_NOWHERE;
+            // Below the window: nothing up to its start. Above: nothing at all.
+            long gap = windowBase - address;
+            out.length = Long.compareUnsigned(address, windowBase) < 0 && Long.compareUnsigned(gap, length) < 0
+                    ? gap : length;
+            return;
+        }
+        long inWindow = windowSize - offset;
+        long n = Long.compareUnsigned(length, inWindow) < 0 ? length : inWindow;
+        long at = windowTarget + offset;
+        if (iommu == null) {
+            out.kind = ROUTE_ROOT;
+            out.rootAddress = at;
+            out.length = n;
+            return;
+        }
+        IommuTranslation t = translation(at, direction);
+        long within = at - t.iova();
+        long rest = t.size() - within;
+        out.length = Long.compareUnsigned(n, rest) < 0 ? n : rest;
+        if (!t.permits(direction)) {
+            faults.incrementAndGet();
+            out.kind = ROUTE_FAULT;
+            return;
+        }
+        out.kind = ROUTE_ROOT;
+        out.rootAddress = t.target() + within;
+    }
+
+    private IommuTranslation translation(long iova, DmaDirection direction) {
+        int slot = (int) ((iova >>> 12) & (IOTLB_ENTRIES - 1));
+        IommuTranslation cached = iotlb[slot];
+        if (cached != null && Long.compareUnsigned(iova - cached.iova(), cached.size()) < 0
+                && cached.permits(direction)) {
+            return cached;
+        }
+        IommuTranslation fresh = iommu.translate(iova, direction);
+        if (fresh == null || Long.compareUnsigned(iova - fresh.iova(), fresh.size()) >= 0) {
+            // An IOMMU model that answers for the wrong page is treated as not mapping it.
+            return IommuTranslation.fault(iova);
+        }
+        if (fresh.readable() || fresh.writable()) {
+            iotlb[slot] = fresh; // immutable record: a racy publish is safe
+        }
+        return fresh;
+    }
+
+    // ------------------------------------------------------------------ copy path
+
+    @Override
+    public AccessResult read(long address, MemorySegment destination) {
+        return copy(address, destination, false);
+    }
+
+    @Override
+    public AccessResult write(long address, MemorySegment source) {
+        return copy(address, source, true);
+    }
+
+    @Override
+    public AccessResult fill(long address, long length, byte value) {
+        if (length < 0) {
+            throw new IllegalArgumentException("negative fill length " + length);
+        }
+        byte[] page = new byte[(int) Math.min(length, 4096)];
+        java.util.Arrays.fill(page, value);
+        AccessResult result = AccessResult.OK;
+        for (long done = 0; done < length; done += page.length) {
+            long n = Math.min(page.length, length - done);
+            result = result.and(write(address + done, MemorySegment.ofArray(page).asSlice(0, n)));
+        }
+        return result;
+    }
+
+    private AccessResult copy(long address, MemorySegment buffer, boolean write) {
+        root.snapshot(); // closed memory throws, as for the root
+        DmaDirection direction = write ? DmaDirection.FROM_DEVICE : DmaDirection.TO_DEVICE;
+        Route r = new Route();
+        AccessResult result = AccessResult.OK;
+        long length = buffer.byteSize();
+        Epoch e = enter();
+        try {
+            for (long done = 0; done < length; done += r.length) {
+                long at = address + done;
+                if (done > 0 && Long.compareUnsigned(at, address) < 0) {
+                    r.kind = ROUTE_NOWHERE; // past 2^64
+                    r.length = length - done;
+                } else {
+                    route(at, length - done, direction, r);
+                }
+                MemorySegment part = buffer.asSlice(done, r.length);
+                switch (r.kind) {
+                    case ROUTE_ROOT -> result = result.and(write ? root.write(r.rootAddress, part)
+                            : root.read(r.rootAddress, part));
+                    case ROUTE_NOWHERE -> {
+                        if (!write) {
+                            part.fill((byte) 0);
+                        }
+                        result = result.and(AccessResult.UNASSIGNED);
+                    }
+                    default -> {
+                        if (!write) {
+                            part.fill((byte) 0);
+                        }
+                        result = result.and(AccessResult.DEVICE_ERROR);
+                    }
+                }
+            }
+        } finally {
+            exit(e);
+        }
+        return result;
+    }
+
+    // ------------------------------------------------------------------ map path
+
+    @Override
+    public MapResult map(long address, long length, DmaDirection direction) {
+        if (length <= 0 || direction == null) {
+            return root.map(address, length, direction); // throws as the root does
+        }
+        if (address != 0 && Long.compareUnsigned(length, -address) > 0) {
+            length = -address;
+        }
+        Route r = new Route();
+        route(address, length, direction, r);
+        return mapRouted(address, r, direction);
+    }
+
+    /** Maps a routed piece: the root's map, a mapping of nowhere, or a permission fault. */
+    MapResult mapRouted(long address, Route r, DmaDirection direction) {
+        return switch (r.kind) {
+            case ROUTE_ROOT -> {
+                Epoch e = enter();
+                MapResult m = root.map(r.rootAddress, r.length, direction);
+                if (m instanceof DmaMapping mapping && e != null) {
+                    mapping.throughIommu(e);
+                } else {
+                    exit(e);
+                }
+                yield m;
+            }
+            case ROUTE_NOWHERE -> root.mapNowhere(address, r.length, direction);
+            default -> new MapFailed(address, r.length, AccessResult.DEVICE_ERROR);
+        };
+    }
+
+    @Override
+    public AccessResult unmap(DmaMapping mapping, long accessLength) {
+        return root.unmap(mapping, accessLength);
+    }
+
+    @Override
+    public MapClient registerMapClient(Executor executor, Runnable callback) {
+        return root.registerMapClient(executor, callback);
+    }
+
+    @Override
+    public BouncePool bouncePool() {
+        return root.bouncePool();
+    }
+
+    @Override
+    public RamView ramView(long address, long length, ByteOrder order, boolean writable) {
+        Objects.requireNonNull(order, "order");
+        if (length <= 0) {
+            throw new IllegalArgumentException("view length must be at least 1, was " + length);
+        }
+        Route r = new Route();
+        route(address, length, writable ? DmaDirection.FROM_DEVICE : DmaDirection.TO_DEVICE, r);
+        if (r.kind != ROUTE_ROOT || r.length != length) {
+            throw new DmaAccessException(String.format("device %s: 0x%x (+0x%x) is not reachable RAM in one"
+                    + " translation", name, address, length), address, length);
+        }
+        return root.ramView(r.rootAddress, length, order, writable).through(this, address, currentEpoch());
+    }
+
+    @Override
+    public String toString() {
+        return String.format("DeviceAddressSpace[%s, %s, window 0x%x+0x%x -> 0x%x%s]", name,
+                enabled ? "enabled" : "disabled", windowBase, windowSize, windowTarget, iommu != null ? ", IOMMU" : "");
+    }
+}
