@@ -15,7 +15,7 @@ import org.openjdk.jmh.annotations.Param;
 
 /**
  * BenchSuite's plan runs every case of the suite exactly once, and gives several forks to every
- * case a target or a summary ratio reads.
+ * case a target reads.
  */
 class BenchSuiteTest {
     private static final List<Class<?>> BENCHMARKS = List.of(IdeDmaBenchmark.class, IdeOverheadBenchmark.class,
@@ -43,8 +43,6 @@ class BenchSuiteTest {
                 new Case("io.guestdma.bench.IdeDmaBenchmark.write", Map.of("size", "64k", "path", "MAP_NATIVE")),
                 new Case("io.guestdma.bench.IdeDmaBenchmark.write", Map.of("size", "1m", "path", "COPY")),
                 new Case("io.guestdma.bench.IdeDmaBenchmark.write", Map.of("size", "1m", "path", "MAP_NATIVE")),
-                new Case("io.guestdma.bench.IdeDmaBenchmark.read", Map.of("size", "64k", "path", "COPY")),
-                new Case("io.guestdma.bench.IdeDmaBenchmark.read", Map.of("size", "64k", "path", "MAP_NATIVE")),
                 new Case("io.guestdma.bench.MapBenchmark.mapUnmapRam", Map.of("size", "64k")),
                 new Case("io.guestdma.bench.MapBenchmark.copyRead", Map.of("size", "64k")),
                 new Case("io.guestdma.bench.RegionLookupBenchmark.mapUnmap", Map.of("regions", "1")),
