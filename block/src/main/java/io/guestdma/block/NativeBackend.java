@@ -185,18 +185,57 @@ public final class NativeBackend implements BlockBackend {
     }
 
     /**
-     * One preadv/pwritev per batch of up to IOV_MAX entries; after a short transfer the partly
-     * done segment is finished with pread/pwrite on its tail, then vectored calls resume. The
-     * cached iovec array itself is never modified, so it stays valid for the next request.
+     * The common case in one system call and no loop: a vector of at most IOV_MAX entries that the
+     * kernel moves completely. Anything else (a short transfer, a longer vector) is finished by
+     * {@link #finishVectored}.
      */
     private void vectored(boolean write, long offset, IoVector iov, long total) throws IOException {
         MemorySegment iovecs = iov.nativeIovecs();
         int count = iov.nativeIovecCount();
+        long moved = 0;
+        if (count <= Posix.IOV_MAX) {
+            try {
+                moved = write ? Posix.pwritev(fd, iovecs, count, offset) : Posix.preadv(fd, iovecs, count, offset);
+            } catch (PosixException e) {
+                throw named(write ? "pwritev" : "preadv", offset, total, e);
+            }
+            if (moved == total) {
+                return;
+            }
+            if (moved == 0) {
+                throw write ? noProgress(offset) : extent.truncated(offset);
+            }
+        }
+        finishVectored(write, offset, iov, iovecs, count, total, moved);
+    }
+
+    /**
+     * Continues a request after its first {@code done} bytes: one preadv/pwritev per batch of up to
+     * IOV_MAX entries; after a short transfer the partly done segment is finished with pread/pwrite
+     * on its tail, then vectored calls resume. The cached iovec array itself is never modified, so
+     * it stays valid for the next request.
+     */
+    private void finishVectored(boolean write, long offset, IoVector iov, MemorySegment iovecs, int count,
+                                long total, long done) throws IOException {
         int first = 0;
         long intoFirst = 0;
-        long done = 0;
+        long advance = done;
         try {
-            while (done < total) {
+            while (true) {
+                while (advance > 0) {
+                    long length = iov.segment(first).byteSize() - intoFirst;
+                    if (advance >= length) {
+                        advance -= length;
+                        first++;
+                        intoFirst = 0;
+                    } else {
+                        intoFirst += advance;
+                        advance = 0;
+                    }
+                }
+                if (done == total) {
+                    return;
+                }
                 long n;
                 if (intoFirst == 0) {
                     int batch = Math.min(count - first, Posix.IOV_MAX);
@@ -211,18 +250,7 @@ public final class NativeBackend implements BlockBackend {
                     throw write ? noProgress(offset + done) : extent.truncated(offset + done);
                 }
                 done += n;
-                long advance = intoFirst + n;
-                intoFirst = 0;
-                while (advance > 0) {
-                    long length = iov.segment(first).byteSize();
-                    if (advance >= length) {
-                        advance -= length;
-                        first++;
-                    } else {
-                        intoFirst = advance;
-                        advance = 0;
-                    }
-                }
+                advance = n;
             }
         } catch (PosixException e) {
             throw named(write ? "pwritev" : "preadv", offset, total, e);

@@ -131,4 +131,29 @@ class NativeBackendTest {
         }
         assertThat(Arrays.copyOfRange(Files.readAllBytes(img), 12345, 12345 + 1500 * 333)).hasSize(1500 * 333);
     }
+
+    @Test
+    void aShortReadContinuesMidSegmentAndNamesWhereTheImageEnded() throws Exception {
+        // The image shrinks under the open backend: preadv stops inside segment 5 of 16, the tail
+        // read of that segment then finds the end, and the error names the byte where it did.
+        Path img = image(1 << 20);
+        byte[] original = Files.readAllBytes(img);
+        try (NativeBackend disk = NativeBackend.open(img, BlockOptions.defaults()); Arena arena = Arena.ofConfined()) {
+            IoVector iov = new IoVector();
+            for (int i = 0; i < 16; i++) {
+                iov.add(arena.allocate(4096));
+            }
+            long offset = 65536;
+            long end = offset + 5 * 4096 + 1000;
+            try (var channel = java.nio.channels.FileChannel.open(img, java.nio.file.StandardOpenOption.WRITE)) {
+                channel.truncate(end);
+            }
+            assertThatThrownBy(() -> disk.readv(offset, iov))
+                    .isInstanceOf(IOException.class)
+                    .hasMessageContaining("ended at byte " + end);
+            byte[] got = iov.toByteArray();
+            assertThat(Arrays.copyOfRange(got, 0, (int) (end - offset)))
+                    .isEqualTo(Arrays.copyOfRange(original, (int) offset, (int) end));
+        }
+    }
 }

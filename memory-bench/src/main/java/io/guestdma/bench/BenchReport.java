@@ -13,6 +13,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Optional;
 import java.util.OptionalDouble;
 import java.util.function.DoublePredicate;
 import org.knowm.xchart.BitmapEncoder;
@@ -75,68 +76,127 @@ public final class BenchReport {
 
     // ------------------------------------------------------------------ lookups
 
+    /** Each fork's ops/s of a case; empty if the run did not have it. */
+    private List<Double> opsForks(String benchmark, String... params) {
+        return results.find(benchmark, params).map(Result::forkOpsPerSecond).orElse(List.of());
+    }
+
+    /** Each fork's B/op of a case; empty if the run did not have it or ran without {@code -prof gc}. */
+    private List<Double> allocForks(String benchmark, String... params) {
+        return results.find(benchmark, params).map(Result::forkBytesPerOp).orElse(List.of());
+    }
+
     private OptionalDouble ops(String benchmark, String... params) {
-        return results.find(benchmark, params).map(r -> OptionalDouble.of(r.opsPerSecond())).orElse(OptionalDouble.empty());
+        return median(opsForks(benchmark, params));
     }
 
     private OptionalDouble alloc(String benchmark, String... params) {
-        return results.find(benchmark, params).map(Result::bytesPerOp).orElse(OptionalDouble.empty());
+        return median(allocForks(benchmark, params));
     }
 
-    private static OptionalDouble ratio(OptionalDouble a, OptionalDouble b) {
-        return a.isPresent() && b.isPresent() && b.getAsDouble() > 0
-                ? OptionalDouble.of(a.getAsDouble() / b.getAsDouble()) : OptionalDouble.empty();
+    private static OptionalDouble median(List<Double> forks) {
+        return Figure.of(forks).map(f -> OptionalDouble.of(f.median())).orElse(OptionalDouble.empty());
     }
 
-    private OptionalDouble pathOps(String benchmark, String size, String path) {
-        return ops(benchmark, "size", size, "path", path);
+    /**
+     * A ratio per fork: fork i of {@code a} over fork i of {@code b}, so each fork index is one
+     * replicate of the whole comparison and the spread of the ratios is the spread a user would
+     * see between runs. Empty if either side was not run.
+     */
+    private static List<Double> ratio(List<Double> a, List<Double> b) {
+        List<Double> r = new ArrayList<>();
+        for (int i = 0; i < Math.min(a.size(), b.size()); i++) {
+            r.add(b.get(i) > 0 ? a.get(i) / b.get(i) : Double.NaN);
+        }
+        return r;
+    }
+
+    private List<Double> pathOps(String benchmark, String size, String path) {
+        return opsForks(benchmark, "size", size, "path", path);
     }
 
     // ------------------------------------------------------------------ summary.json
 
+    /**
+     * The summary: every key of earlier versions with the median over forks as its value, and
+     * beside each a {@code <key>_spread} object ({@code min}, {@code max}, {@code forks}); allocation
+     * keys also carry {@code <key>_worst_fork}. Keys of cases not run are {@code null}.
+     */
     String summaryJson() {
         Map<String, Object> root = new LinkedHashMap<>();
         root.put("ide_write_64k_16prd", dataPath("IdeDmaBenchmark.write", "64k"));
         root.put("ide_write_1m_64prd", dataPath("IdeDmaBenchmark.write", "1m"));
         root.put("ide_read_64k_16prd", dataPath("IdeDmaBenchmark.read", "64k"));
         Map<String, Object> allocs = new LinkedHashMap<>();
-        allocs.put("map_unmap_ram", alloc("MapBenchmark.mapUnmapRam", "size", "64k"));
-        allocs.put("ide_write_64k_native", alloc("IdeDmaBenchmark.write", "size", "64k", "path", "MAP_NATIVE"));
-        allocs.put("ide_write_64k_filechannel", alloc("IdeDmaBenchmark.write", "size", "64k", "path", "MAP_FILECHANNEL"));
+        allocKey(allocs, "map_unmap_ram", allocForks("MapBenchmark.mapUnmapRam", "size", "64k"));
+        allocKey(allocs, "ide_write_64k_native", allocForks("IdeDmaBenchmark.write", "size", "64k", "path", "MAP_NATIVE"));
+        allocKey(allocs, "ide_write_64k_filechannel",
+                allocForks("IdeDmaBenchmark.write", "size", "64k", "path", "MAP_FILECHANNEL"));
         root.put("alloc_bytes_per_op", allocs);
-        root.put("map_unmap_64k_over_copy_64k", mapUnmapOverCopy("64k"));
-        root.put("lookup_10000_over_1", lookupRatio());
-        root.put("two_thread_scaling", twoThreadScaling());
+        key(root, "map_unmap_64k_over_copy_64k", mapUnmapOverCopy("64k"));
+        key(root, "lookup_10000_over_1", lookupRatio());
+        key(root, "two_thread_scaling", twoThreadScaling());
+        key(root, "two_thread_scaling_over_control", twoThreadScalingOverControl());
         StringBuilder sb = new StringBuilder();
         write(sb, root, "");
         return sb.append('\n').toString();
     }
 
+    private static void key(Map<String, Object> map, String name, List<Double> forks) {
+        Optional<Figure> figure = Figure.of(forks);
+        map.put(name, figure.map(f -> OptionalDouble.of(f.median())).orElse(OptionalDouble.empty()));
+        map.put(name + "_spread", figure.<Object>map(BenchReport::spread).orElse(OptionalDouble.empty()));
+    }
+
+    private static void allocKey(Map<String, Object> map, String name, List<Double> forks) {
+        key(map, name, forks);
+        map.put(name + "_worst_fork", Figure.of(forks).map(f -> OptionalDouble.of(f.max())).orElse(OptionalDouble.empty()));
+    }
+
+    private static Map<String, Object> spread(Figure f) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("min", OptionalDouble.of(f.min()));
+        m.put("max", OptionalDouble.of(f.max()));
+        m.put("forks", OptionalDouble.of(f.forks()));
+        return m;
+    }
+
     private Map<String, Object> dataPath(String benchmark, String size) {
         Map<String, Object> m = new LinkedHashMap<>();
-        m.put("copy_ops_s", pathOps(benchmark, size, "COPY"));
-        m.put("map_filechannel_ops_s", pathOps(benchmark, size, "MAP_FILECHANNEL"));
-        m.put("map_native_ops_s", pathOps(benchmark, size, "MAP_NATIVE"));
-        m.put("map_over_copy", mapOverCopy(benchmark, size));
+        key(m, "copy_ops_s", pathOps(benchmark, size, "COPY"));
+        key(m, "map_filechannel_ops_s", pathOps(benchmark, size, "MAP_FILECHANNEL"));
+        key(m, "map_native_ops_s", pathOps(benchmark, size, "MAP_NATIVE"));
+        key(m, "map_over_copy", mapOverCopy(benchmark, size));
         return m;
     }
 
     /** The issue's map_over_copy of a data-path benchmark: native map over copy. */
-    private OptionalDouble mapOverCopy(String benchmark, String size) {
+    private List<Double> mapOverCopy(String benchmark, String size) {
         return ratio(pathOps(benchmark, size, "MAP_NATIVE"), pathOps(benchmark, size, "COPY"));
     }
 
-    private OptionalDouble twoThreadScaling() {
-        return ratio(ops("ThreadScalingBenchmark.twoThreads"), ops("ThreadScalingBenchmark.oneThread"));
+    private List<Double> twoThreadScaling() {
+        return ratio(opsForks("ThreadScalingBenchmark.twoThreads"), opsForks("ThreadScalingBenchmark.oneThread"));
     }
 
-    private OptionalDouble mapUnmapOverCopy(String size) {
-        return ratio(ops("MapBenchmark.mapUnmapRam", "size", size), ops("MapBenchmark.copyRead", "size", size));
+    /** The unshared control's two-thread scaling: the most this machine gives any code in this run. */
+    private List<Double> controlScaling() {
+        return ratio(opsForks("ThreadScalingBenchmark.cpuOnlyTwoThreads"), opsForks("ThreadScalingBenchmark.cpuOnlyOneThread"));
+    }
+
+    /** The library's scaling over the machine's, fork by fork: 1.0 means it scales as well as unshared work. */
+    private List<Double> twoThreadScalingOverControl() {
+        return ratio(twoThreadScaling(), controlScaling());
+    }
+
+    private List<Double> mapUnmapOverCopy(String size) {
+        return ratio(opsForks("MapBenchmark.mapUnmapRam", "size", size), opsForks("MapBenchmark.copyRead", "size", size));
     }
 
     /** Time per op with 10 000 regions over time per op with 1, i.e. the inverse ratio of rates. */
-    private OptionalDouble lookupRatio() {
-        return ratio(ops("RegionLookupBenchmark.mapUnmap", "regions", "1"), ops("RegionLookupBenchmark.mapUnmap", "regions", "10000"));
+    private List<Double> lookupRatio() {
+        return ratio(opsForks("RegionLookupBenchmark.mapUnmap", "regions", "1"),
+                opsForks("RegionLookupBenchmark.mapUnmap", "regions", "10000"));
     }
 
     private static void write(StringBuilder sb, Object value, String indent) {
@@ -164,7 +224,7 @@ public final class BenchReport {
         StringBuilder sb = new StringBuilder();
         sb.append("Data path (ops/s; map/copy = native map over copy; B/op from JMH's gc profiler: copy / FileChannel / native)\n\n");
         List<String[]> rows = new ArrayList<>();
-        rows.add(new String[] {"case", "copy ops/s", "map FileChannel ops/s", "map native ops/s", "map/copy", "B/op"});
+        rows.add(new String[] {"case", "copy ops/s", "map FileChannel ops/s", "map native ops/s", "map/copy (spread)", "B/op"});
         addDataPathRows(rows, "IdeDmaBenchmark.write", "IDE WRITE DMA");
         addDataPathRows(rows, "IdeDmaBenchmark.read", "IDE READ DMA");
         addDataPathRows(rows, "BlockPathBenchmark.write", "block path write");
@@ -173,12 +233,12 @@ public final class BenchReport {
 
         sb.append("memory-core (map = map+unmap of guest RAM; copy = copy-path read into a byte[])\n\n");
         rows = new ArrayList<>();
-        rows.add(new String[] {"case", "copy ops/s", "map ops/s", "map/copy", "B/op (copy / map)"});
+        rows.add(new String[] {"case", "copy ops/s", "map ops/s", "map/copy (spread)", "B/op (copy / map)"});
         for (String size : SIZES) {
             OptionalDouble copy = ops("MapBenchmark.copyRead", "size", size);
             OptionalDouble map = ops("MapBenchmark.mapUnmapRam", "size", size);
             if (copy.isPresent() || map.isPresent()) {
-                rows.add(new String[] {"map vs copy " + size, num(copy), num(map), ratioText(ratio(map, copy)),
+                rows.add(new String[] {"map vs copy " + size, num(copy), num(map), ratioText(mapUnmapOverCopy(size)),
                         bytes(alloc("MapBenchmark.copyRead", "size", size)) + " / "
                                 + bytes(alloc("MapBenchmark.mapUnmapRam", "size", size))});
             }
@@ -223,9 +283,9 @@ public final class BenchReport {
 
     private void addDataPathRows(List<String[]> rows, String benchmark, String label) {
         for (String size : SIZES) {
-            OptionalDouble copy = pathOps(benchmark, size, "COPY");
-            OptionalDouble fc = pathOps(benchmark, size, "MAP_FILECHANNEL");
-            OptionalDouble nat = pathOps(benchmark, size, "MAP_NATIVE");
+            OptionalDouble copy = median(pathOps(benchmark, size, "COPY"));
+            OptionalDouble fc = median(pathOps(benchmark, size, "MAP_FILECHANNEL"));
+            OptionalDouble nat = median(pathOps(benchmark, size, "MAP_NATIVE"));
             if (copy.isEmpty() && fc.isEmpty() && nat.isEmpty()) {
                 continue;
             }
@@ -233,7 +293,8 @@ public final class BenchReport {
             for (String path : PATHS) {
                 b.append(b.isEmpty() ? "" : " / ").append(bytes(alloc(benchmark, "size", size, "path", path)));
             }
-            rows.add(new String[] {label + " " + size + shape(size), num(copy), num(fc), num(nat), ratioText(ratio(nat, copy)),
+            rows.add(new String[] {label + " " + size + shape(size), num(copy), num(fc), num(nat),
+                    ratioText(mapOverCopy(benchmark, size)),
                     b.toString()});
         }
     }
@@ -245,29 +306,42 @@ public final class BenchReport {
 
     private List<String[]> targets() {
         List<String[]> rows = new ArrayList<>();
-        rows.add(new String[] {"target", "measured", "goal", "met"});
-        OptionalDouble nat64 = pathOps("IdeDmaBenchmark.write", "64k", "MAP_NATIVE");
+        rows.add(new String[] {"target", "measured", "spread over forks", "goal", "met"});
         target(rows, "ide_write_64k_16prd map/copy", mapOverCopy("IdeDmaBenchmark.write", "64k"), ">= 1.5", x -> x >= 1.5, "%.2f");
         target(rows, "ide_write_1m_64prd map/copy", mapOverCopy("IdeDmaBenchmark.write", "1m"), ">= 1.65", x -> x >= 1.65, "%.2f");
-        OptionalDouble usPerOp = nat64.isPresent() ? OptionalDouble.of(1e6 / nat64.getAsDouble()) : OptionalDouble.empty();
+        List<Double> usPerOp = pathOps("IdeDmaBenchmark.write", "64k", "MAP_NATIVE").stream().map(o -> 1e6 / o).toList();
         target(rows, "ide_write_64k_16prd native, us/op (C pwritev: " + C_PWRITEV_64K_US + ")", usPerOp,
                 "<= " + String.format(Locale.ROOT, "%.2f", C_PWRITEV_64K_US / 0.9), x -> x <= C_PWRITEV_64K_US / 0.9, "%.2f");
-        target(rows, "alloc map_unmap_ram, B/op", alloc("MapBenchmark.mapUnmapRam", "size", "64k"), "0", x -> x < 0.5, "%.3f");
-        target(rows, "alloc ide_write_64k_native, B/op", alloc("IdeDmaBenchmark.write", "size", "64k", "path", "MAP_NATIVE"),
-                "<= 16", x -> x <= 16, "%.1f");
+        target(rows, "alloc map_unmap_ram, B/op (spread max: worst fork)", allocForks("MapBenchmark.mapUnmapRam", "size", "64k"),
+                "0", x -> x < 0.5, "%.3f");
+        target(rows, "alloc ide_write_64k_native, B/op (spread max: worst fork)",
+                allocForks("IdeDmaBenchmark.write", "size", "64k", "path", "MAP_NATIVE"), "<= 16", x -> x <= 16, "%.1f");
         target(rows, "map_unmap_64k_over_copy_64k", mapUnmapOverCopy("64k"), ">= 50", x -> x >= 50, "%.0f");
         target(rows, "lookup_10000_over_1", lookupRatio(), "<= 1.5", x -> x <= 1.5, "%.2f");
         target(rows, "two_thread_scaling", twoThreadScaling(), ">= 1.8", x -> x >= 1.8, "%.2f");
-        OptionalDouble control = ratio(ops("ThreadScalingBenchmark.cpuOnlyTwoThreads"), ops("ThreadScalingBenchmark.cpuOnlyOneThread"));
-        if (control.isPresent()) {
-            rows.add(new String[] {"(control: two_thread_scaling of unshared work)", String.format(Locale.ROOT, "%.2f", control.getAsDouble()), "", ""});
-        }
+        target(rows, "two_thread_scaling_over_control", twoThreadScalingOverControl(), ">= 0.95", x -> x >= 0.95, "%.2f");
+        Figure.of(controlScaling()).ifPresent(control -> rows.add(new String[] {
+                "(control: two_thread_scaling of unshared work)", String.format(Locale.ROOT, "%.2f", control.median()),
+                spreadText(control, "%.2f"), "", ""}));
         return rows;
     }
 
-    private static void target(List<String[]> rows, String name, OptionalDouble value, String goal, DoublePredicate met, String format) {
-        rows.add(new String[] {name, value.isPresent() ? String.format(Locale.ROOT, format, value.getAsDouble()) : "-", goal,
-                value.isPresent() ? (met.test(value.getAsDouble()) ? "yes" : "NO") : "not run"});
+    private static void target(List<String[]> rows, String name, List<Double> forks, String goal, DoublePredicate met,
+                               String format) {
+        Optional<Figure> figure = Figure.of(forks);
+        rows.add(new String[] {name,
+                figure.map(f -> String.format(Locale.ROOT, format, f.median())).orElse("-"),
+                figure.map(f -> spreadText(f, format)).orElse("-"),
+                goal,
+                figure.map(f -> f.verdict(met)).orElse("not run")});
+    }
+
+    /** "min - max (n forks)", or "1 fork" when there is nothing to spread. */
+    private static String spreadText(Figure f, String format) {
+        if (f.forks() == 1) {
+            return "1 fork";
+        }
+        return String.format(Locale.ROOT, format + " - " + format + " (%d forks)", f.min(), f.max(), f.forks());
     }
 
     private static String num(OptionalDouble d) {
@@ -278,8 +352,10 @@ public final class BenchReport {
         return v >= 100 ? String.format(Locale.ROOT, "%,.0f", v) : String.format(Locale.ROOT, "%.2f", v);
     }
 
-    private static String ratioText(OptionalDouble d) {
-        return d.isPresent() ? String.format(Locale.ROOT, "%.2fx", d.getAsDouble()) : "-";
+    /** The median ratio, and its spread over forks when there was more than one. */
+    private static String ratioText(List<Double> forks) {
+        return Figure.of(forks).map(f -> String.format(Locale.ROOT, "%.2fx", f.median())
+                + (f.forks() > 1 ? String.format(Locale.ROOT, " (%.2f-%.2f)", f.min(), f.max()) : "")).orElse("-");
     }
 
     private static String bytes(OptionalDouble d) {
@@ -335,7 +411,7 @@ public final class BenchReport {
                     {"MAP_FILECHANNEL", "map, FileChannel"}, {"MAP_NATIVE", "map, native pwritev/preadv"}}) {
                 List<Double> y = new ArrayList<>();
                 for (String size : SIZES) {
-                    OptionalDouble o = pathOps(kind[0], size, series[0]);
+                    OptionalDouble o = median(pathOps(kind[0], size, series[0]));
                     y.add(o.isPresent() ? o.getAsDouble() * TransferShape.of(size).bytes() / (1 << 20) : 0.0);
                 }
                 chart.addSeries(series[1], x, y);
@@ -379,8 +455,16 @@ public final class BenchReport {
                 - The C reference (benchmark issue, this kind of VM): `pwritev` of 64 KiB in 16 pieces \
                 %.1f us, the double-copy path 11.1 us (1.48x); 1 MiB in 64 pieces 82.5 vs 135.5 us (1.64x).
                 - B/op is JMH's `gc.alloc.rate.norm`: Java heap bytes allocated per operation.
-                - Scores are means over the measurement iterations of one fork; a small VM is noisy, so \
-                compare ratios from the same run.
+                - A fork is one fresh JVM; its figure is the mean of its measurement iterations. The cases \
+                that decide targets run in several forks, and every figure here is the **median over \
+                forks**. A ratio is taken fork by fork (fork i of one case over fork i of the other) and \
+                then its median. The **spread** is the smallest and the largest fork (in summary.json: \
+                `<key>_spread` with `min`, `max` and `forks`; allocation keys also `<key>_worst_fork`).
+                - **two_thread_scaling_over_control** is the map path's 2-thread scaling over the \
+                unshared control's in the same fork: 1.00 means the library scales as well as this machine \
+                lets any code scale, whatever the machine's own limit (other load, SMT siblings) is.
+                - **met**: `yes` when every fork meets the goal, `NO` when none does, `not decided` when \
+                the spread straddles the goal, so one run cannot tell; run again or run the full suite.
                 """.formatted(C_PWRITEV_64K_US));
         return sb.toString();
     }

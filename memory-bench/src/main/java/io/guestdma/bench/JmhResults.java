@@ -26,24 +26,46 @@ public record JmhResults(List<Result> results) {
      * @param error         its 99.9% confidence half-width, NaN if JMH had too few samples
      * @param unit          the score's unit, for example {@code ops/s} or {@code ns/op}
      * @param bytesPerOp    {@code gc.alloc.rate.norm} if the run used {@code -prof gc}
+     * @param forkScores    the score of each fork (the mean of its measurement iterations), in
+     *                      {@code unit}; just {@code score} if the file has no raw data
+     * @param forkBytesPerOp {@code gc.alloc.rate.norm} of each fork, empty without {@code -prof gc}
      */
     public record Result(String benchmark, Map<String, String> params, int threads, double score,
-                         double error, String unit, OptionalDouble bytesPerOp) {
+                         double error, String unit, OptionalDouble bytesPerOp, List<Double> forkScores,
+                         List<Double> forkBytesPerOp) {
+
+        /** Copies the fork lists. */
+        public Result {
+            forkScores = List.copyOf(forkScores);
+            forkBytesPerOp = List.copyOf(forkBytesPerOp);
+        }
 
         /**
          * @return the score as operations per second, converting time-per-operation units
          * @throws IllegalStateException if the unit is not one JMH uses
          */
         public double opsPerSecond() {
+            return opsPerSecond(score);
+        }
+
+        /**
+         * @return each fork's score as operations per second, in fork order
+         * @throws IllegalStateException if the unit is not one JMH uses
+         */
+        public List<Double> forkOpsPerSecond() {
+            return forkScores.stream().map(this::opsPerSecond).toList();
+        }
+
+        private double opsPerSecond(double value) {
             return switch (unit) {
-                case "ops/s" -> score;
-                case "ops/ms" -> score * 1e3;
-                case "ops/us" -> score * 1e6;
-                case "ops/ns" -> score * 1e9;
-                case "s/op" -> 1 / score;
-                case "ms/op" -> 1e3 / score;
-                case "us/op" -> 1e6 / score;
-                case "ns/op" -> 1e9 / score;
+                case "ops/s" -> value;
+                case "ops/ms" -> value * 1e3;
+                case "ops/us" -> value * 1e6;
+                case "ops/ns" -> value * 1e9;
+                case "s/op" -> 1 / value;
+                case "ms/op" -> 1e3 / value;
+                case "us/op" -> 1e6 / value;
+                case "ns/op" -> 1e9 / value;
                 default -> throw new IllegalStateException("unknown JMH unit " + unit);
             };
         }
@@ -88,17 +110,44 @@ public record JmhResults(List<Result> results) {
                 p.forEach((k, v) -> params.put(String.valueOf(k), String.valueOf(v)));
             }
             OptionalDouble alloc = OptionalDouble.empty();
+            List<Double> forkAlloc = List.of();
             if (entry.get("secondaryMetrics") instanceof Map<?, ?> secondary
                     && secondary.get("gc.alloc.rate.norm") instanceof Map<?, ?> norm
                     && norm.get("score") instanceof Double d) {
                 alloc = OptionalDouble.of(d);
+                forkAlloc = forkMeans(norm.get("rawData"));
+                if (forkAlloc.isEmpty()) {
+                    forkAlloc = List.of(d);
+                }
             }
+            double score = number(primary.get("score"));
+            List<Double> forks = forkMeans(primary.get("rawData"));
             results.add(new Result(simple, Map.copyOf(params),
                     entry.get("threads") instanceof Double t ? t.intValue() : 1,
-                    number(primary.get("score")), number(primary.get("scoreError")),
-                    String.valueOf(primary.get("scoreUnit")), alloc));
+                    score, number(primary.get("scoreError")),
+                    String.valueOf(primary.get("scoreUnit")), alloc, forks.isEmpty() ? List.of(score) : forks, forkAlloc));
         }
         return new JmhResults(List.copyOf(results));
+    }
+
+    /**
+     * JMH's {@code rawData} is one list of iteration values per fork; a fork's figure is the mean
+     * of its iterations, as JMH's own score is the mean over all of them.
+     */
+    private static List<Double> forkMeans(Object rawData) {
+        List<Double> means = new ArrayList<>();
+        if (rawData instanceof List<?> forks) {
+            for (Object fork : forks) {
+                if (fork instanceof List<?> iterations && !iterations.isEmpty()) {
+                    double sum = 0;
+                    for (Object v : iterations) {
+                        sum += number(v);
+                    }
+                    means.add(sum / iterations.size());
+                }
+            }
+        }
+        return means;
     }
 
     private static double number(Object o) {

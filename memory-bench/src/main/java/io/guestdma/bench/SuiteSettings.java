@@ -13,6 +13,12 @@ import org.openjdk.jmh.annotations.Warmup;
  * in operations per second, one fork with native access enabled and a fixed 1 GiB heap, 3 warmup
  * and 5 measurement iterations of one second. {@code bin/bench --quick} and JMH command-line
  * options override them.
+ *
+ * <p>JMH runs a trial's teardown inside its last measurement iteration, and the first close of guest
+ * memory, a backend or a controller in a JVM loads classes (about 0.4 MB of heap). Over the few
+ * thousand operations of a short iteration that reads as several bytes per operation that the
+ * operation never allocated. So the benchmarks with allocation figures build and close their state
+ * once in their trial setup, outside any measurement, before building the state they measure.
  */
 @BenchmarkMode(Mode.Throughput)
 @OutputTimeUnit(TimeUnit.SECONDS)

@@ -9,6 +9,8 @@ import java.lang.foreign.StructLayout;
 import java.lang.foreign.SymbolLookup;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.MethodType;
 import java.lang.invoke.VarHandle;
 import java.nio.file.Path;
 
@@ -16,10 +18,21 @@ import java.nio.file.Path;
  * Linux system calls through FFM downcalls, each returning its result or throwing a
  * {@link PosixException} that names the call, its subject and the errno.
  *
- * <p>Every wrapper captures {@code errno} right after the call (through
- * {@link Linker.Option#captureCallState}, into a per-thread buffer, so the hot I/O calls allocate
- * nothing) and retries on {@code EINTR}. No call is marked critical: they may block, and a critical
- * call would stall the garbage collector while it does.
+ * <p>Every wrapper reads {@code errno} through {@link Linker.Option#captureCallState} (into a
+ * per-thread buffer) and retries on {@code EINTR}. No call is marked critical: they may block, and a
+ * critical call would stall the garbage collector while it does.
+ *
+ * <p>The data-path calls ({@link #preadv}, {@link #pwritev}, {@link #pread}, {@link #pwrite}) are
+ * linked twice. A capturing downcall slices its capture segment inside the JDK on every call, an
+ * allocation only C2's escape analysis removes, and only when it happens to inline the whole chain;
+ * a fork where it does not keeps 40 bytes per system call for its whole life. So these calls go
+ * first through a handle linked without {@code captureCallState}, which allocates nothing on any
+ * JIT tier, and only a {@code -1} return repeats the same positional call through the capturing
+ * handle to learn the errno. Repeating is safe: a positional transfer that returned {@code -1}
+ * moved nothing and changed no file offset, so the repeat either fails again (its errno is the one
+ * reported) or succeeds (its count is returned, as if the first attempt had been interrupted).
+ * {@link #fdatasync} and {@link #fsync} are never repeated that way: Linux reports a writeback error
+ * to each open file once, so a repeat could return 0 and hide lost data.
  *
  * <p>Constants are the Linux x86-64/aarch64 values (the ones that differ between architectures are
  * not used). All methods are thread-safe.
@@ -79,10 +92,17 @@ public final class Posix {
     private static final MethodHandle OPEN = downcall("open", FunctionDescriptor.of(INT, PTR, INT, INT),
             Linker.Option.firstVariadicArg(2));
     private static final MethodHandle CLOSE = downcall("close", FunctionDescriptor.of(INT, INT));
-    private static final MethodHandle PREADV = downcall("preadv", FunctionDescriptor.of(LONG, INT, PTR, INT, LONG));
-    private static final MethodHandle PWRITEV = downcall("pwritev", FunctionDescriptor.of(LONG, INT, PTR, INT, LONG));
-    private static final MethodHandle PREAD = downcall("pread", FunctionDescriptor.of(LONG, INT, PTR, LONG, LONG));
-    private static final MethodHandle PWRITE = downcall("pwrite", FunctionDescriptor.of(LONG, INT, PTR, LONG, LONG));
+    private static final FunctionDescriptor VECTORED = FunctionDescriptor.of(LONG, INT, PTR, INT, LONG);
+    private static final FunctionDescriptor POSITIONAL = FunctionDescriptor.of(LONG, INT, PTR, LONG, LONG);
+    // The data-path calls: a fast handle without errno capture, and the capturing one for a -1 return.
+    private static final MethodHandle PREADV_FAST = fastDowncall("preadv", VECTORED);
+    private static final MethodHandle PWRITEV_FAST = fastDowncall("pwritev", VECTORED);
+    private static final MethodHandle PREAD_FAST = fastDowncall("pread", POSITIONAL);
+    private static final MethodHandle PWRITE_FAST = fastDowncall("pwrite", POSITIONAL);
+    private static final MethodHandle PREADV = repeatable(downcall("preadv", VECTORED));
+    private static final MethodHandle PWRITEV = repeatable(downcall("pwritev", VECTORED));
+    private static final MethodHandle PREAD = repeatable(downcall("pread", POSITIONAL));
+    private static final MethodHandle PWRITE = repeatable(downcall("pwrite", POSITIONAL));
     private static final MethodHandle FDATASYNC = downcall("fdatasync", FunctionDescriptor.of(INT, INT));
     private static final MethodHandle FSYNC = downcall("fsync", FunctionDescriptor.of(INT, INT));
     private static final MethodHandle FALLOCATE = downcall("fallocate", FunctionDescriptor.of(INT, INT, INT, LONG, LONG));
@@ -101,12 +121,53 @@ public final class Posix {
             ThreadLocal.withInitial(() -> Arena.ofAuto().allocate(CALL_STATE));
 
     private static MethodHandle downcall(String name, FunctionDescriptor descriptor, Linker.Option... extra) {
-        MemorySegment symbol = LIBC.find(name)
-                .orElseThrow(() -> new UnsatisfiedLinkError("libc has no symbol " + name));
         Linker.Option[] options = new Linker.Option[extra.length + 1];
         options[0] = CAPTURE;
         System.arraycopy(extra, 0, options, 1, extra.length);
-        return LINKER.downcallHandle(symbol, descriptor, options);
+        return LINKER.downcallHandle(symbol(name), descriptor, options);
+    }
+
+    /** Linked without errno capture: nothing to slice, so no allocation whatever the JIT inlines. */
+    private static MethodHandle fastDowncall(String name, FunctionDescriptor descriptor) {
+        return LINKER.downcallHandle(symbol(name), descriptor);
+    }
+
+    private static MemorySegment symbol(String name) {
+        return LIBC.find(name).orElseThrow(() -> new UnsatisfiedLinkError("libc has no symbol " + name));
+    }
+
+    /**
+     * One shape, {@code (state, fd, memory, long, offset) long}, for the capturing handles of all
+     * four data-path calls, so one slow path serves them; the iovec count narrows back to int.
+     */
+    private static MethodHandle repeatable(MethodHandle capturing) {
+        return MethodHandles.explicitCastArguments(capturing, MethodType.methodType(long.class,
+                MemorySegment.class, int.class, MemorySegment.class, long.class, long.class));
+    }
+
+    /**
+     * The slow path of a data-path call whose fast attempt returned -1: the same positional call
+     * again, capturing errno, until it succeeds or fails with something other than EINTR.
+     */
+    private static long repeatCapturing(MethodHandle capturing, String call, int fd, MemorySegment memory,
+                                        long countOrLength, long offset) throws PosixException {
+        try {
+            MemorySegment state = CALL_STATE_BUFFER.get();
+            while (true) {
+                long n = (long) capturing.invokeExact(state, fd, memory, countOrLength, offset);
+                if (n >= 0) {
+                    return n;
+                }
+                int err = errno(state);
+                if (err != Errno.EINTR) {
+                    throw new PosixException(call + "(fd " + fd + ", offset " + offset + ")", err);
+                }
+            }
+        } catch (PosixException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
     }
 
     private static int errno(MemorySegment state) {
@@ -198,23 +259,13 @@ public final class Posix {
      * @throws PosixException if the call fails
      */
     public static long preadv(int fd, MemorySegment iovecs, int count, long offset) throws PosixException {
+        long n;
         try {
-            MemorySegment state = CALL_STATE_BUFFER.get();
-            while (true) {
-                long n = (long) PREADV.invokeExact(state, fd, iovecs, count, offset);
-                if (n >= 0) {
-                    return n;
-                }
-                int err = errno(state);
-                if (err != Errno.EINTR) {
-                    throw new PosixException("preadv(fd " + fd + ", offset " + offset + ")", err);
-                }
-            }
-        } catch (PosixException e) {
-            throw e;
+            n = (long) PREADV_FAST.invokeExact(fd, iovecs, count, offset);
         } catch (Throwable t) {
             throw rethrow(t);
         }
+        return n >= 0 ? n : repeatCapturing(PREADV, "preadv", fd, iovecs, count, offset);
     }
 
     /**
@@ -228,23 +279,13 @@ public final class Posix {
      * @throws PosixException if the call fails, for example ENOSPC
      */
     public static long pwritev(int fd, MemorySegment iovecs, int count, long offset) throws PosixException {
+        long n;
         try {
-            MemorySegment state = CALL_STATE_BUFFER.get();
-            while (true) {
-                long n = (long) PWRITEV.invokeExact(state, fd, iovecs, count, offset);
-                if (n >= 0) {
-                    return n;
-                }
-                int err = errno(state);
-                if (err != Errno.EINTR) {
-                    throw new PosixException("pwritev(fd " + fd + ", offset " + offset + ")", err);
-                }
-            }
-        } catch (PosixException e) {
-            throw e;
+            n = (long) PWRITEV_FAST.invokeExact(fd, iovecs, count, offset);
         } catch (Throwable t) {
             throw rethrow(t);
         }
+        return n >= 0 ? n : repeatCapturing(PWRITEV, "pwritev", fd, iovecs, count, offset);
     }
 
     /**
@@ -259,23 +300,13 @@ public final class Posix {
      */
     public static long pread(int fd, MemorySegment dst, long offset) throws PosixException {
         requireNative(dst);
+        long n;
         try {
-            MemorySegment state = CALL_STATE_BUFFER.get();
-            while (true) {
-                long n = (long) PREAD.invokeExact(state, fd, dst, dst.byteSize(), offset);
-                if (n >= 0) {
-                    return n;
-                }
-                int err = errno(state);
-                if (err != Errno.EINTR) {
-                    throw new PosixException("pread(fd " + fd + ", offset " + offset + ")", err);
-                }
-            }
-        } catch (PosixException e) {
-            throw e;
+            n = (long) PREAD_FAST.invokeExact(fd, dst, dst.byteSize(), offset);
         } catch (Throwable t) {
             throw rethrow(t);
         }
+        return n >= 0 ? n : repeatCapturing(PREAD, "pread", fd, dst, dst.byteSize(), offset);
     }
 
     /**
@@ -290,23 +321,13 @@ public final class Posix {
      */
     public static long pwrite(int fd, MemorySegment src, long offset) throws PosixException {
         requireNative(src);
+        long n;
         try {
-            MemorySegment state = CALL_STATE_BUFFER.get();
-            while (true) {
-                long n = (long) PWRITE.invokeExact(state, fd, src, src.byteSize(), offset);
-                if (n >= 0) {
-                    return n;
-                }
-                int err = errno(state);
-                if (err != Errno.EINTR) {
-                    throw new PosixException("pwrite(fd " + fd + ", offset " + offset + ")", err);
-                }
-            }
-        } catch (PosixException e) {
-            throw e;
+            n = (long) PWRITE_FAST.invokeExact(fd, src, src.byteSize(), offset);
         } catch (Throwable t) {
             throw rethrow(t);
         }
+        return n >= 0 ? n : repeatCapturing(PWRITE, "pwrite", fd, src, src.byteSize(), offset);
     }
 
     /**

@@ -66,6 +66,33 @@ class PosixTest {
     }
 
     @Test
+    void failedDataPathCallsStillReportTheirErrno(@TempDir Path dir) throws IOException {
+        // The fast handles do not capture errno; a -1 must still surface as the call's own errno.
+        Path file = Files.write(dir.resolve("ro.img"), new byte[8192]);
+        int readOnly = Posix.open(file, Posix.O_RDONLY, 0);
+        int directory = Posix.open(dir, Posix.O_RDONLY, 0);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment buffer = arena.allocate(512);
+            MemorySegment iov = arena.allocate(16, 8);
+            iov.set(ValueLayout.ADDRESS, 0, buffer);
+            iov.set(ValueLayout.JAVA_LONG, 8, buffer.byteSize());
+            assertThatThrownBy(() -> Posix.pwritev(readOnly, iov, 1, 512))
+                    .hasMessage("pwritev(fd " + readOnly + ", offset 512): EBADF (Bad file descriptor)");
+            assertThatThrownBy(() -> Posix.pwrite(readOnly, buffer, 1024))
+                    .hasMessage("pwrite(fd " + readOnly + ", offset 1024): EBADF (Bad file descriptor)");
+            assertThatThrownBy(() -> Posix.preadv(directory, iov, 1, 0))
+                    .isInstanceOfSatisfying(PosixException.class, e -> assertThat(e.errno()).isEqualTo(Errno.EISDIR))
+                    .hasMessage("preadv(fd " + directory + ", offset 0): EISDIR (Is a directory)");
+            assertThatThrownBy(() -> Posix.pread(directory, buffer, 4096))
+                    .hasMessage("pread(fd " + directory + ", offset 4096): EISDIR (Is a directory)");
+            assertThat(Posix.pread(readOnly, buffer, 0)).as("the descriptor still works").isEqualTo(512);
+        } finally {
+            Posix.close(readOnly);
+            Posix.close(directory);
+        }
+    }
+
+    @Test
     void anExclusiveFlockConflictsAcrossOpenFiles(@TempDir Path dir) throws IOException {
         Path file = Files.createFile(dir.resolve("locked.img"));
         int first = Posix.open(file, Posix.O_RDWR, 0);

@@ -1,0 +1,170 @@
+package io.guestdma.bench;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.openjdk.jmh.profile.GCProfiler;
+import org.openjdk.jmh.results.RunResult;
+import org.openjdk.jmh.results.format.ResultFormatFactory;
+import org.openjdk.jmh.results.format.ResultFormatType;
+import org.openjdk.jmh.runner.Runner;
+import org.openjdk.jmh.runner.RunnerException;
+import org.openjdk.jmh.runner.options.ChainedOptionsBuilder;
+import org.openjdk.jmh.runner.options.Options;
+import org.openjdk.jmh.runner.options.OptionsBuilder;
+import org.openjdk.jmh.runner.options.TimeValue;
+
+/**
+ * The suite {@code bin/bench} runs: every case of every benchmark, where the cases that decide a
+ * target run in several forks (3, or 2 with {@code --quick}) and the others in one. Forks cost time, so they go where a user's decision hangs on the figure; the report takes
+ * the median over forks and shows their spread.
+ *
+ * <p>Usage: {@code BenchSuite [--quick] <results.json>}. Runs the batches of {@link #plan()} one
+ * after another with JMH's gc profiler and writes all their results into one JMH JSON file.
+ */
+public final class BenchSuite {
+    /** How long to wait for another JMH run's lock before giving up. */
+    static final long LOCK_WAIT_NANOS = TimeUnit.MINUTES.toNanos(20);
+    /** Forks of a deciding case in the full suite. */
+    static final int DECIDING_FORKS = 3;
+    /** Forks of a deciding case with {@code --quick}. */
+    static final int DECIDING_FORKS_QUICK = 2;
+
+    private BenchSuite() {
+    }
+
+    /**
+     * One JMH run of the plan.
+     *
+     * @param benchmark a benchmark method, {@code Class.method}, or a regular expression of several
+     * @param params    parameter values to restrict it to; a parameter not named takes all its values
+     * @param deciding  whether its cases decide a target, and so get several forks
+     */
+    record Batch(String benchmark, Map<String, List<String>> params, boolean deciding) {
+        Batch {
+            params = Map.copyOf(params);
+        }
+
+        /** @return the include pattern JMH matches against fully qualified benchmark names */
+        String include() {
+            return "\\.(" + benchmark + ")$";
+        }
+    }
+
+    /**
+     * @return the batches, together every case of the suite exactly once (BenchSuiteTest checks it)
+     */
+    static List<Batch> plan() {
+        List<Batch> plan = new ArrayList<>();
+        // Deciding: the cases the targets read (map/copy 64k and 1m, native us/op, the allocation
+        // keys, map+unmap over copy, lookup, thread scaling and its control). More would push the
+        // full suite past 15 minutes on 2 cores.
+        plan.add(new Batch("IdeDmaBenchmark\\.write", params("size", "64k,1m", "path", "COPY,MAP_NATIVE"), true));
+        plan.add(new Batch("MapBenchmark\\.mapUnmapRam|MapBenchmark\\.copyRead", params("size", "64k"), true));
+        plan.add(new Batch("RegionLookupBenchmark\\.mapUnmap", params("regions", "1,10000"), true));
+        plan.add(new Batch("ThreadScalingBenchmark\\.\\w+", Map.of(), true));
+        // Everything else, one fork each.
+        plan.add(new Batch("IdeDmaBenchmark\\.write|IdeDmaBenchmark\\.read", params("size", "64k,1m", "path", "MAP_FILECHANNEL"), false));
+        plan.add(new Batch("IdeDmaBenchmark\\.write|IdeDmaBenchmark\\.read", params("size", "4k"), false));
+        plan.add(new Batch("IdeDmaBenchmark\\.read", params("size", "64k,1m", "path", "COPY,MAP_NATIVE"), false));
+        plan.add(new Batch("MapBenchmark\\.mapUnmapRam|MapBenchmark\\.copyRead", params("size", "4k,1m"), false));
+        plan.add(new Batch("RegionLookupBenchmark\\.mapUnmap", params("regions", "100"), false));
+        plan.add(new Batch("BlockPathBenchmark\\.\\w+|BounceBenchmark\\.\\w+|IdeOverheadBenchmark\\.\\w+|DebugModeBenchmark\\.\\w+",
+                Map.of(), false));
+        return List.copyOf(plan);
+    }
+
+    private static Map<String, List<String>> params(String... namesAndValues) {
+        Map<String, List<String>> m = new LinkedHashMap<>();
+        for (int i = 0; i < namesAndValues.length; i += 2) {
+            m.put(namesAndValues[i], List.of(namesAndValues[i + 1].split(",")));
+        }
+        return m;
+    }
+
+    /**
+     * Runs the suite.
+     *
+     * @param args {@code [--quick] <results.json>}
+     * @throws Exception if JMH fails or the results cannot be written
+     */
+    public static void main(String[] args) throws Exception {
+        boolean quick = args.length == 2 && args[0].equals("--quick");
+        if (args.length != (quick ? 2 : 1)) {
+            System.err.println("usage: BenchSuite [--quick] <results.json>");
+            System.exit(2);
+        }
+        Path out = Path.of(args[args.length - 1]);
+        List<RunResult> all = run(quick);
+        Files.createDirectories(out.toAbsolutePath().getParent());
+        ResultFormatFactory.getInstance(ResultFormatType.JSON, out.toString()).writeOut(all);
+    }
+
+    /**
+     * @param quick the short iterations and fewer forks of {@code --quick}
+     * @return the results of every batch, in plan order
+     * @throws RunnerException     if JMH fails
+     * @throws InterruptedException if interrupted while waiting for another JMH run
+     */
+    static List<RunResult> run(boolean quick) throws RunnerException, InterruptedException {
+        List<RunResult> all = new ArrayList<>();
+        for (Batch batch : plan()) {
+            ChainedOptionsBuilder options = new OptionsBuilder()
+                    .include(batch.include())
+                    .forks(batch.deciding() ? (quick ? DECIDING_FORKS_QUICK : DECIDING_FORKS) : 1)
+                    .addProfiler(GCProfiler.class)
+                    .shouldFailOnError(true);
+            if (quick) {
+                // Two warmup iterations: with one, C2 is often still compiling the path on a busy
+                // 2-core machine and the first measured iteration allocates and runs slow.
+                options.warmupIterations(2).warmupTime(TimeValue.milliseconds(400))
+                        .measurementIterations(3).measurementTime(TimeValue.milliseconds(400));
+            } else {
+                options.warmupIterations(3).warmupTime(TimeValue.seconds(1))
+                        .measurementIterations(5).measurementTime(new TimeValue(1, TimeUnit.SECONDS));
+            }
+            batch.params().forEach((name, values) -> options.param(name, values.toArray(String[]::new)));
+            Collection<RunResult> results = runWhenFree(options.build());
+            if (results.isEmpty()) {
+                throw new IllegalStateException("no benchmark matched " + batch.include() + " " + batch.params());
+            }
+            all.addAll(results);
+        }
+        return all;
+    }
+
+    /**
+     * Runs JMH, first waiting up to {@link #LOCK_WAIT_NANOS} for another JMH run on this machine to
+     * release JMH's lock: two runs at once would spoil each other's figures, and between the
+     * suite's batches another run can take the lock.
+     *
+     * @param options what to run
+     * @return the results
+     * @throws RunnerException      if JMH fails, or the lock stays taken
+     * @throws InterruptedException if interrupted while waiting
+     */
+    static Collection<RunResult> runWhenFree(Options options) throws RunnerException, InterruptedException {
+        long deadline = System.nanoTime() + LOCK_WAIT_NANOS;
+        boolean told = false;
+        while (true) {
+            try {
+                return new Runner(options).run();
+            } catch (RunnerException e) {
+                if (!String.valueOf(e.getMessage()).contains("JMH lock") || System.nanoTime() - deadline > 0) {
+                    throw e;
+                }
+                if (!told) {
+                    System.err.println("guestdma bench: another JMH run holds its lock; waiting for it to finish (at most "
+                            + TimeUnit.NANOSECONDS.toMinutes(LOCK_WAIT_NANOS) + " minutes)");
+                    told = true;
+                }
+                Thread.sleep(2_000);
+            }
+        }
+    }
+}

@@ -1,0 +1,65 @@
+package io.guestdma.memory.posix;
+
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.lang.management.ManagementFactory;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * Run in its own JVM by {@link DataPathAllocationTest}: calls each data-path system call many times
+ * after a warm-up and prints the heap bytes this thread allocated per call, one {@code name=bytes}
+ * line each. {@code fileSize} (lseek, linked with errno capture) is measured the same way as the
+ * control that shows a capturing downcall's allocation is visible in this JVM.
+ */
+final class DataPathAllocationProbe {
+    private static final int WARMUP = 30_000;
+    private static final int MEASURED = 20_000;
+
+    private DataPathAllocationProbe() {
+    }
+
+    @FunctionalInterface
+    private interface Call {
+        void run() throws PosixException;
+    }
+
+    public static void main(String[] args) throws IOException {
+        com.sun.management.ThreadMXBean threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
+        Path file = Path.of(args[0]);
+        int fd = Posix.open(file, Posix.O_RDWR | Posix.O_CREAT, 0600);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment a = arena.allocate(512, 512);
+            MemorySegment b = arena.allocate(512, 512);
+            MemorySegment iov = arena.allocate(2 * 16, 8);
+            iov.set(ValueLayout.ADDRESS, 0, a);
+            iov.set(ValueLayout.JAVA_LONG, 8, a.byteSize());
+            iov.set(ValueLayout.ADDRESS, 16, b);
+            iov.set(ValueLayout.JAVA_LONG, 24, b.byteSize());
+            Map<String, Call> calls = new LinkedHashMap<>();
+            calls.put("pwritev", () -> Posix.pwritev(fd, iov, 2, 0));
+            calls.put("preadv", () -> Posix.preadv(fd, iov, 2, 0));
+            calls.put("pwrite", () -> Posix.pwrite(fd, a, 4096));
+            calls.put("pread", () -> Posix.pread(fd, a, 4096));
+            calls.put("control_capturing_lseek", () -> Posix.fileSize(fd));
+            long tid = Thread.currentThread().threadId();
+            for (Map.Entry<String, Call> e : calls.entrySet()) {
+                Call call = e.getValue();
+                for (int i = 0; i < WARMUP; i++) {
+                    call.run();
+                }
+                long before = threads.getThreadAllocatedBytes(tid);
+                for (int i = 0; i < MEASURED; i++) {
+                    call.run();
+                }
+                long after = threads.getThreadAllocatedBytes(tid);
+                System.out.println(e.getKey() + "=" + (double) (after - before) / MEASURED);
+            }
+        } finally {
+            Posix.close(fd);
+        }
+    }
+}

@@ -1,0 +1,62 @@
+package io.guestdma.memory.posix;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The data-path system calls allocate nothing whatever the JIT decides. A downcall linked with
+ * errno capture allocates 40 bytes per call unless C2's escape analysis removes it, so this runs
+ * {@link DataPathAllocationProbe} in a JVM with escape analysis switched off, where a data-path call
+ * whose fast path captures errno again shows its allocation on every call. The probe's capturing
+ * control call proves that JVM does see that allocation, so the test cannot pass vacuously.
+ */
+class DataPathAllocationTest {
+
+    @Test
+    void dataPathCallsAllocateNothingEvenWithoutEscapeAnalysis(@TempDir Path dir) throws IOException, InterruptedException {
+        Map<String, Double> perCall = probe(dir.resolve("probe.img"), dir.resolve("probe.out"));
+
+        assertThat(perCall.get("control_capturing_lseek"))
+                .as("a downcall with errno capture allocates in this JVM (else the check below proves nothing)")
+                .isGreaterThanOrEqualTo(16.0);
+        for (String call : List.of("pwritev", "preadv", "pwrite", "pread")) {
+            assertThat(perCall.get(call)).as("heap bytes per %s call", call).isLessThan(1.0);
+        }
+    }
+
+    private static Map<String, Double> probe(Path file, Path log) throws IOException, InterruptedException {
+        Path java = Path.of(System.getProperty("java.home"), "bin", "java");
+        Process p = new ProcessBuilder(java.toString(), "--enable-native-access=ALL-UNNAMED",
+                "-XX:-DoEscapeAnalysis", "-Xmx64m", "-cp", System.getProperty("java.class.path"),
+                DataPathAllocationProbe.class.getName(), file.toString())
+                .redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        try {
+            boolean finished = p.waitFor(120, TimeUnit.SECONDS);
+            String output = Files.readString(log, StandardCharsets.UTF_8);
+            assertThat(finished).as("probe finished within 2 minutes; output so far:%n%s", output).isTrue();
+            assertThat(p.exitValue()).as("probe exit status; output:%n%s", output).isZero();
+            Map<String, Double> perCall = new HashMap<>();
+            for (String line : output.strip().split("\n")) {
+                String[] kv = line.split("=", 2);
+                if (kv.length == 2) {
+                    perCall.put(kv[0].strip(), Double.parseDouble(kv[1].strip()));
+                }
+            }
+            assertThat(perCall).as("probe output:%n%s", output)
+                    .containsKeys("pwritev", "preadv", "pwrite", "pread", "control_capturing_lseek");
+            return perCall;
+        } finally {
+            p.destroyForcibly();
+        }
+    }
+}
