@@ -45,6 +45,8 @@ public final class DeviceAddressSpace implements AddressSpace {
     static final int ROUTE_FAULT = 2;
 
     private static final int IOTLB_ENTRIES = 64;
+    /** A window size meaning "all of the 64-bit space" (which no long can count). */
+    static final long WHOLE = -1L;
 
     private final GuestMemory root;
     private final String name;
@@ -190,7 +192,7 @@ public final class DeviceAddressSpace implements AddressSpace {
             return;
         }
         long offset = address - windowBase;
-        if (Long.compareUnsigned(offset, windowSize) >= 0) {
+        if (windowSize != WHOLE && Long.compareUnsigned(offset, windowSize) >= 0) {
             out.kind = ROUTE_NOWHERE;
             // Below the window: nothing up to its start. Above: nothing at all.
             long gap = windowBase - address;
@@ -199,7 +201,7 @@ public final class DeviceAddressSpace implements AddressSpace {
             return;
         }
         long inWindow = windowSize - offset;
-        long n = Long.compareUnsigned(length, inWindow) < 0 ? length : inWindow;
+        long n = windowSize == WHOLE || Long.compareUnsigned(length, inWindow) < 0 ? length : inWindow;
         long at = windowTarget + offset;
         if (iommu == null) {
             out.kind = ROUTE_ROOT;
@@ -266,6 +268,17 @@ public final class DeviceAddressSpace implements AddressSpace {
     }
 
     private AccessResult copy(long address, MemorySegment buffer, boolean write) {
+        if (iommu == null && enabled) {
+            // The common case (a bus master without an IOMMU, the access inside its window): one
+            // call to the root, nothing allocated (PRD entries and descriptors come this way).
+            long offset = address - windowBase;
+            long length = buffer.byteSize();
+            if (windowSize == WHOLE || (Long.compareUnsigned(offset, windowSize) < 0
+                    && Long.compareUnsigned(length, windowSize - offset) <= 0)) {
+                long at = windowTarget + offset;
+                return write ? root.write(at, buffer) : root.read(at, buffer);
+            }
+        }
         root.snapshot(); // closed memory throws, as for the root
         DmaDirection direction = write ? DmaDirection.FROM_DEVICE : DmaDirection.TO_DEVICE;
         Route r = new Route();
@@ -314,6 +327,9 @@ public final class DeviceAddressSpace implements AddressSpace {
         }
         if (address != 0 && Long.compareUnsigned(length, -address) > 0) {
             length = -address;
+        }
+        if (iommu == null && enabled && windowSize == WHOLE) {
+            return root.map(windowTarget + address - windowBase, length, direction); // nothing to translate
         }
         Route r = new Route();
         route(address, length, direction, r);

@@ -590,7 +590,7 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
      * @throws NullPointerException if name is null
      */
     public DeviceAddressSpace deviceSpace(String name) {
-        return new DeviceAddressSpace(this, Objects.requireNonNull(name, "name"), 0, -1L, 0, null);
+        return new DeviceAddressSpace(this, Objects.requireNonNull(name, "name"), 0, DeviceAddressSpace.WHOLE, 0, null);
     }
 
     /**
@@ -601,7 +601,7 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
      *
      * @param name         the device's name, for messages
      * @param windowBase   first visible device address
-     * @param windowSize   bytes visible, at least 1 (-1 for up to 2<sup>64</sup>)
+     * @param windowSize   bytes visible, at least 1 (-1 for all of the 64-bit space)
      * @param windowTarget where the window starts behind it
      * @param iommu        the IOMMU, or null
      * @return an enabled view
