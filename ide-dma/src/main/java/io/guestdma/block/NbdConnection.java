@@ -54,6 +54,7 @@ final class NbdConnection {
     static final int CLIENT_FIXED_NEWSTYLE = 1;
     static final int CLIENT_NO_ZEROES = 2;
     static final int OPT_EXPORT_NAME = 1;
+    static final int OPT_ABORT = 2;
     static final int OPT_GO = 7;
     static final int OPT_STRUCTURED_REPLY = 8;
     static final int REP_ACK = 1;
@@ -344,6 +345,7 @@ final class NbdConnection {
                 exportName(ch, address, export, noZeroes, n);
                 break;
             } else if (r.type < 0) {
+                abortNegotiation(ch);
                 throw new IOException("the NBD server at " + address + " refused export '" + address.export() + "': "
                         + optionError(r.type) + (r.data.length > 0
                         ? " (" + new String(r.data, StandardCharsets.UTF_8) + ")" : ""));
@@ -387,6 +389,15 @@ final class NbdConnection {
         n.minBlock = min;
         long payload = Math.min(maximum, MAX_PAYLOAD);
         n.maxPayload = (int) (payload - payload % min);
+    }
+
+    /** A soft disconnect: the polite way to give up during negotiation. Best effort. */
+    private static void abortNegotiation(SocketChannel ch) {
+        try {
+            sendOption(ch, OPT_ABORT, new byte[0]);
+        } catch (IOException ignored) {
+            // The server is gone already; closing the socket is all that is left.
+        }
     }
 
     private record OptionReply(int type, byte[] data) {
