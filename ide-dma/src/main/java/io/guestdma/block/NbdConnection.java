@@ -126,6 +126,9 @@ final class NbdConnection {
     private final Window sendWindow = new Window();
     private ByteBuffer[] gather = new ByteBuffer[33];
     private final Thread reader;
+    /** When the send in progress started (System.nanoTime), or 0: read by the watchdog. */
+    private volatile long sendingSince;
+    private final ScheduledFuture<?> watchdog;
 
     /** Set once, by the first failure; what every pending and later request reports. */
     private volatile IOException failure;
@@ -194,7 +197,22 @@ final class NbdConnection {
             free.add(slots[i]);
         }
         reader = Thread.ofPlatform().daemon().name("nbd-reader " + name).unstarted(this::readReplies);
+        long period = Math.max(timeoutNanos / 4, TimeUnit.MILLISECONDS.toNanos(10));
+        watchdog = Timer.TIMER.scheduleAtFixedRate(this::checkSending, period, period, TimeUnit.NANOSECONDS);
         reader.start();
+    }
+
+    /**
+     * A server that stops reading blocks the sender in a socket write, which has no timeout of
+     * its own (and every other sender behind it, on the send lock): failing the connection
+     * closes the socket, which wakes them all.
+     */
+    private void checkSending() {
+        long since = sendingSince;
+        if (since != 0 && System.nanoTime() - since > timeoutNanos) {
+            fail(new IOException("sending to " + name + " made no progress for "
+                    + TimeUnit.NANOSECONDS.toMillis(timeoutNanos) + " ms"));
+        }
     }
 
     // ------------------------------------------------------------------ handshake
@@ -213,7 +231,7 @@ final class NbdConnection {
 
         private static ScheduledExecutorService createTimer() {
             ScheduledThreadPoolExecutor timer = new ScheduledThreadPoolExecutor(1,
-                    r -> Thread.ofPlatform().daemon().name("nbd-connect-timeout").unstarted(r));
+                    r -> Thread.ofPlatform().daemon().name("nbd-timer").unstarted(r));
             timer.setRemoveOnCancelPolicy(true);
             return Executors.unconfigurableScheduledExecutorService(timer);
         }
@@ -573,6 +591,7 @@ final class NbdConnection {
     private void send(Slot slot, int commandFlags) {
         sendLock.lock();
         int used = 1;
+        sendingSince = System.nanoTime() | 1;
         try {
             ByteBuffer h = sendHeader.clear();
             h.putInt(REQUEST_MAGIC).putShort((short) commandFlags).putShort((short) slot.command)
@@ -601,6 +620,7 @@ final class NbdConnection {
         } catch (IOException e) {
             fail(e);
         } finally {
+            sendingSince = 0;
             // The gather array must not keep guest memory reachable after the request.
             Arrays.fill(gather, 0, used, null);
             sendLock.unlock();
@@ -914,6 +934,7 @@ final class NbdConnection {
     }
 
     private void failPending() {
+        watchdog.cancel(false);
         synchronized (this) {
             dead = true;
             for (Slot slot : slots) {
@@ -935,6 +956,7 @@ final class NbdConnection {
         disconnecting = true;
         if (failure == null) {
             sendLock.lock();
+            sendingSince = System.nanoTime() | 1;
             try {
                 ByteBuffer h = sendHeader.clear();
                 h.putInt(REQUEST_MAGIC).putShort((short) 0).putShort((short) CMD_DISC).putLong(0).putLong(0).putInt(0)
@@ -946,6 +968,7 @@ final class NbdConnection {
             } catch (IOException e) {
                 // The server is gone already: there is nobody left to say goodbye to.
             } finally {
+                sendingSince = 0;
                 sendLock.unlock();
             }
             try {

@@ -473,6 +473,55 @@ class NbdBackendTest {
                 a -> expectFailure(a, Duration.ofSeconds(30), "fixed newstyle"));
     }
 
+    /** Plays a server's side of a successful handshake (no structured replies, a 64 MiB export). */
+    private static void handshake(Socket s) throws IOException {
+        InputStream in = s.getInputStream();
+        send(s, ByteBuffer.allocate(18).putLong(NbdConnection.NBDMAGIC).putLong(NbdConnection.IHAVEOPT)
+                .putShort((short) 1));
+        in.readNBytes(4);
+        for (int option = 0; option < 2; option++) {
+            ByteBuffer header = ByteBuffer.wrap(in.readNBytes(16));
+            int code = header.getInt(8);
+            in.readNBytes(header.getInt(12));
+            if (code == NbdConnection.OPT_STRUCTURED_REPLY) {
+                send(s, ByteBuffer.allocate(20).putLong(NbdConnection.OPTION_REPLY_MAGIC).putInt(code)
+                        .putInt(NbdConnection.REP_ERR_UNSUP).putInt(0));
+            } else {
+                send(s, ByteBuffer.allocate(52).putLong(NbdConnection.OPTION_REPLY_MAGIC).putInt(code)
+                        .putInt(NbdConnection.REP_INFO).putInt(12).putShort((short) NbdConnection.INFO_EXPORT)
+                        .putLong(64 << 20).putShort((short) 1)
+                        .putLong(NbdConnection.OPTION_REPLY_MAGIC).putInt(code).putInt(NbdConnection.REP_ACK).putInt(0));
+            }
+        }
+    }
+
+    @Test
+    void aServerThatStopsReadingFailsTheWriteInsteadOfBlockingIt() throws Exception {
+        CountDownLatch done = new CountDownLatch(1);
+        againstFakeServer(s -> {
+            try {
+                handshake(s);
+                done.await(30, TimeUnit.SECONDS); // then never reads a byte of the transmission phase
+            } catch (IOException | InterruptedException ignored) {
+                // the client gave up
+            }
+        }, address -> {
+            try (NbdBackend nbd = NbdBackend.open(address, BlockOptions.defaults(), Duration.ofMillis(500));
+                 Arena arena = Arena.ofConfined()) {
+                assertThat(nbd.size()).isEqualTo(64 << 20);
+                IoVector big = new IoVector().add(arena.allocate(32 << 20));
+                long start = System.nanoTime();
+                assertThatThrownBy(() -> nbd.writev(0, big)).isInstanceOfSatisfying(PosixException.class,
+                        e -> assertThat(e.errno()).isEqualTo(Errno.EIO)).hasMessageContaining("no progress");
+                assertThat(System.nanoTime() - start).isLessThan(TimeUnit.SECONDS.toNanos(10));
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            } finally {
+                done.countDown();
+            }
+        });
+    }
+
     @Test
     void closeIsIdempotentAndLaterRequestsFail() throws Exception {
         try (NbdServer server = NbdServer.nbdkit(dir, "close", "--exit-with-parent", "memory", "size=1M")) {
