@@ -5,6 +5,7 @@ import io.guestdma.memory.posix.Errno;
 import io.guestdma.memory.posix.PosixException;
 
 import java.io.IOException;
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.time.Duration;
@@ -38,10 +39,12 @@ import static io.guestdma.block.NbdConnection.FLAG_SEND_WRITE_ZEROES;
  *
  * <p><b>Pipelining, zero copy.</b> Requests from several threads are in flight at once on one
  * connection (up to 64) and matched to their replies by cookie, so concurrent callers share the
- * round trip instead of queueing behind it. A write goes out as one gathering socket write of
- * the request header and the {@link IoVector}'s buffers; read data is scattered from the socket
- * straight into the vector's buffers. Guest memory mapped by the caller is never staged on the
- * heap; nothing is allocated per request on the success path.
+ * round trip instead of queueing behind it. The socket is used through its descriptor with FFM
+ * downcalls: a write goes out as one {@code writev} of the request header and the
+ * {@link IoVector}'s native iovec entries; read data comes in with {@code readv} straight into
+ * them, in the caller's own thread. Guest memory is never staged, and nothing is allocated per
+ * request on the success path. (Only {@link #read(long, ByteBuffer)} and
+ * {@link #write(long, ByteBuffer)} with a heap buffer stage it through native memory.)
  *
  * <p><b>Errors.</b> An error the server reports becomes a {@link PosixException} with the errno
  * the server sent ({@code EIO}, {@code ENOSPC}, {@code EPERM}, {@code EINVAL}...) and the
@@ -67,7 +70,7 @@ public final class NbdBackend implements BlockBackend {
 
     /** The largest WRITE_ZEROES or TRIM request: the length field is 32 bits. */
     private static final long MAX_ZERO_REQUEST = 1L << 30;
-    private static final ByteBuffer ZEROES = ByteBuffer.allocateDirect(1 << 20).asReadOnlyBuffer();
+    private static final MemorySegment ZEROES = Arena.global().allocate(1 << 20, 4096).asReadOnly();
 
     private final NbdAddress address;
     private final ImageExtent extent;
@@ -188,25 +191,35 @@ public final class NbdBackend implements BlockBackend {
     public void readv(long offset, IoVector iov) throws IOException {
         long total = iov.size();
         extent.checkRead(offset, total);
-        for (int i = 0; i < iov.count(); i++) {
-            requireWritable(iov.segment(i), i);
-        }
+        requireUsable(iov, true);
         if (total == 0) {
             return;
         }
         enter();
         try {
-            ByteBuffer[] buffers = iov.byteBuffers();
-            transfer(CMD_READ, 0, offset, total, buffers, iov.byteBufferCount());
+            transfer(CMD_READ, 0, offset, total, iov);
         } finally {
             exit();
         }
     }
 
-    private static void requireWritable(MemorySegment segment, int index) {
-        if (segment.isReadOnly()) {
-            throw new IllegalArgumentException("cannot read into segment " + index
-                    + " of the I/O vector: it is read-only");
+    /**
+     * The socket calls take the segments' raw addresses, which bypass the checks FFM would make:
+     * so they are made here, before anything is sent.
+     */
+    private static void requireUsable(IoVector iov, boolean intoIt) {
+        for (int i = 0; i < iov.count(); i++) {
+            MemorySegment s = iov.segment(i);
+            if (intoIt && s.isReadOnly()) {
+                throw new IllegalArgumentException("cannot read into segment " + i + " of the I/O vector: it is read-only");
+            }
+            if (!s.isNative()) {
+                throw new IllegalArgumentException("segment " + i + " of the I/O vector is a heap segment; "
+                        + "socket I/O needs native memory");
+            }
+            if (!s.scope().isAlive()) {
+                throw new IllegalStateException("segment " + i + " of the I/O vector was already released");
+            }
         }
     }
 
@@ -229,25 +242,41 @@ public final class NbdBackend implements BlockBackend {
     public void writev(long offset, IoVector iov, boolean fua) throws IOException {
         long total = iov.size();
         extent.checkWrite("write", offset, total);
+        requireUsable(iov, false);
         if (total == 0) {
             return;
         }
         enter();
         try {
-            ByteBuffer[] buffers = iov.byteBuffers();
-            write(offset, total, buffers, iov.byteBufferCount(), fua);
+            write(offset, total, iov, fua);
         } finally {
             exit();
         }
     }
 
-    private void write(long offset, long total, ByteBuffer[] buffers, int count, boolean fua) throws IOException {
+    private void write(long offset, long total, IoVector iov, boolean fua) throws IOException {
         NbdConnection c = connection();
         boolean serverFua = fua && c.has(FLAG_SEND_FUA);
-        transfer(CMD_WRITE, serverFua ? CMD_FLAG_FUA : 0, offset, total, buffers, count);
+        transfer(CMD_WRITE, serverFua ? CMD_FLAG_FUA : 0, offset, total, iov);
         if (fua && !serverFua && c.has(FLAG_SEND_FLUSH)) {
-            connection().request(CMD_FLUSH, 0, 0, 0, null, 0, 0);
+            connection().request(CMD_FLUSH, 0, 0, 0, null, 0);
         }
+    }
+
+    /**
+     * A buffer as a one-segment vector: a direct buffer as it is, a heap buffer through a
+     * native copy in {@code arena} (socket calls need native memory).
+     */
+    private static IoVector vectorOf(ByteBuffer buffer, Arena arena, boolean copyIn) {
+        MemorySegment s = MemorySegment.ofBuffer(buffer);
+        if (!s.isNative()) {
+            MemorySegment staged = arena.allocate(Math.max(1, s.byteSize())).asSlice(0, s.byteSize());
+            if (copyIn) {
+                staged.copyFrom(s);
+            }
+            s = staged;
+        }
+        return new IoVector(1).add(s);
     }
 
     @Override
@@ -261,8 +290,12 @@ public final class NbdBackend implements BlockBackend {
             return;
         }
         enter();
-        try {
-            transfer(CMD_READ, 0, offset, length, new ByteBuffer[] {dst.slice()}, 1);
+        try (Arena arena = Arena.ofConfined()) {
+            IoVector iov = vectorOf(dst, arena, false);
+            transfer(CMD_READ, 0, offset, length, iov);
+            if (!dst.isDirect()) {
+                MemorySegment.ofBuffer(dst).copyFrom(iov.segment(0));
+            }
             dst.position(dst.limit());
         } finally {
             exit();
@@ -277,8 +310,8 @@ public final class NbdBackend implements BlockBackend {
             return;
         }
         enter();
-        try {
-            write(offset, length, new ByteBuffer[] {src.slice()}, 1, false);
+        try (Arena arena = Arena.ofConfined()) {
+            write(offset, length, vectorOf(src, arena, true), false);
             src.position(src.limit());
         } finally {
             exit();
@@ -286,14 +319,13 @@ public final class NbdBackend implements BlockBackend {
     }
 
     /** Splits a read or write at the server's maximum payload; the pieces go out one after another. */
-    private void transfer(int command, int flags, long offset, long total, ByteBuffer[] buffers, int count)
-            throws IOException {
+    private void transfer(int command, int flags, long offset, long total, IoVector iov) throws IOException {
         NbdConnection c = connection();
         checkAligned(c, command, offset, total);
         long piece = c.maxPayload();
         for (long done = 0; done < total; done += piece) {
             long n = Math.min(piece, total - done);
-            c.request(command, flags, offset + done, n, buffers, count, done);
+            c.request(command, flags, offset + done, n, iov, done);
         }
     }
 
@@ -319,7 +351,7 @@ public final class NbdBackend implements BlockBackend {
         try {
             NbdConnection c = connection();
             if (c.has(FLAG_SEND_FLUSH)) {
-                c.request(CMD_FLUSH, 0, 0, 0, null, 0, 0);
+                c.request(CMD_FLUSH, 0, 0, 0, null, 0);
             }
         } finally {
             exit();
@@ -361,11 +393,13 @@ public final class NbdBackend implements BlockBackend {
             if (c.has(FLAG_SEND_WRITE_ZEROES)) {
                 ranged(c, CMD_WRITE_ZEROES, mayDeallocate ? 0 : CMD_FLAG_NO_HOLE, offset, length);
             } else {
-                long piece = Math.min(ZEROES.capacity(), c.maxPayload());
+                long piece = Math.min(ZEROES.byteSize(), c.maxPayload());
+                IoVector zeroes = new IoVector(1);
                 for (long done = 0; done < length; done += piece) {
                     long n = Math.min(piece, length - done);
-                    ByteBuffer zeroes = ZEROES.duplicate().clear().limit((int) n).slice();
-                    c.request(CMD_WRITE, 0, offset + done, n, new ByteBuffer[] {zeroes}, 1, 0);
+                    zeroes.reset();
+                    zeroes.add(ZEROES.asSlice(0, n));
+                    c.request(CMD_WRITE, 0, offset + done, n, zeroes, 0);
                 }
             }
         } finally {
@@ -403,7 +437,7 @@ public final class NbdBackend implements BlockBackend {
     private static void ranged(NbdConnection c, int command, int flags, long offset, long length) throws IOException {
         long piece = MAX_ZERO_REQUEST - MAX_ZERO_REQUEST % c.minBlock();
         for (long done = 0; done < length; done += piece) {
-            c.request(command, flags, offset + done, Math.min(piece, length - done), null, 0, 0);
+            c.request(command, flags, offset + done, Math.min(piece, length - done), null, 0);
         }
     }
 

@@ -1,27 +1,26 @@
 package io.guestdma.block;
 
+import io.guestdma.memory.IoVector;
 import io.guestdma.memory.posix.Errno;
 import io.guestdma.memory.posix.PosixException;
 
 import java.io.EOFException;
 import java.io.IOException;
 import java.io.InterruptedIOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.net.InetSocketAddress;
 import java.net.SocketAddress;
-import java.net.StandardProtocolFamily;
-import java.net.StandardSocketOptions;
-import java.net.UnixDomainSocketAddress;
 import java.nio.ByteBuffer;
-import java.nio.channels.SocketChannel;
+import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
-import java.util.Arrays;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.locks.LockSupport;
 import java.util.concurrent.locks.ReentrantLock;
 
@@ -40,8 +39,11 @@ import java.util.concurrent.locks.ReentrantLock;
  * caller waits forever. A connection that failed stays failed; {@link NbdBackend} opens a new
  * one.
  *
- * <p>Nothing is allocated per request on the success path: slots, the header buffer and the
- * gather array are reused, cookies are slot indexes with a per-slot sequence number.
+ * <p>The socket is driven through its descriptor ({@link SocketFd}): a write request is one
+ * {@code writev} of the header and the caller's {@link IoVector} entries, read data one
+ * {@code readv} into them. Nothing is allocated per request on the success path: slots, the
+ * header, the iovec scratch arrays are reused, cookies are slot indexes with a per-slot sequence
+ * number.
  */
 final class NbdConnection {
     // Handshake (values from the NBD protocol specification, doc/proto.md of the nbd project).
@@ -104,6 +106,9 @@ final class NbdConnection {
     /** Option replies and error messages are short; anything longer is a broken server. */
     private static final int MAX_OPTION_DATA = 64 * 1024;
     private static final int REQUEST_BYTES = 28;
+    private static final ValueLayout.OfShort BE_SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
+    private static final ValueLayout.OfInt BE_INT = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
+    private static final ValueLayout.OfLong BE_LONG = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
     private static final int WAITING = 0;
     private static final int PENDING = 1;
     /** The caller owns the socket and is moving read data (or zeroes for a hole). */
@@ -111,7 +116,7 @@ final class NbdConnection {
     private static final int DONE = 3;
 
     private final String name;
-    private final SocketChannel channel;
+    private final SocketFd socket;
     private final long size;
     private final int flags;
     private final boolean structured;
@@ -122,9 +127,11 @@ final class NbdConnection {
     private final Slot[] slots = new Slot[SLOTS];
     private final ArrayBlockingQueue<Slot> free = new ArrayBlockingQueue<>(SLOTS);
     private final ReentrantLock sendLock = new ReentrantLock();
-    private final ByteBuffer sendHeader = ByteBuffer.allocateDirect(REQUEST_BYTES);
-    private final Window sendWindow = new Window();
-    private ByteBuffer[] gather = new ByteBuffer[33];
+    private final MemorySegment sendHeader = Arena.ofAuto().allocate(REQUEST_BYTES, 8);
+    /** The iovecs of one send: the header, then the payload's entries. Guarded by sendLock. */
+    private MemorySegment gather = Arena.ofAuto().allocate(33 * IovecWindow.ENTRY, 8);
+    /** Set by the reader, under sendLock, when it released the descriptor. */
+    private boolean socketClosed;
     private final Thread reader;
     /** When the send in progress started (System.nanoTime), or 0: read by the watchdog. */
     private volatile long sendingSince;
@@ -148,8 +155,7 @@ final class NbdConnection {
         int command;
         long offset;
         long length;
-        ByteBuffer[] buffers;
-        int bufferCount;
+        IoVector iov;
         long base;
         long covered;
         int errno;
@@ -159,14 +165,15 @@ final class NbdConnection {
         long transferBytes;
         boolean transferHole;
         IOException transferFailure;
-        final Window window = new Window();
+        /** The caller's share of its vector for one readv; used by the caller's thread only. */
+        MemorySegment window = MemorySegment.NULL;
 
         Slot(int index) {
             this.index = index;
         }
 
         void clear() {
-            buffers = null;
+            iov = null;
             waiter = null;
             message = null;
             failure = null;
@@ -177,15 +184,9 @@ final class NbdConnection {
         }
     }
 
-    /** The buffers of a byte range inside a larger buffer sequence. */
-    private static final class Window {
-        int first;
-        int count;
-    }
-
-    private NbdConnection(String name, SocketChannel channel, Negotiated n, long timeoutNanos) {
+    private NbdConnection(String name, SocketFd socket, Negotiated n, long timeoutNanos) {
         this.name = name;
-        this.channel = channel;
+        this.socket = socket;
         this.size = n.size;
         this.flags = n.flags;
         this.structured = n.structured;
@@ -238,8 +239,8 @@ final class NbdConnection {
     }
 
     /**
-     * Connects and negotiates. Connecting and the whole handshake must finish within the timeout:
-     * a timer closes the socket otherwise, which wakes the blocked call.
+     * Connects and negotiates. Connecting and every step of the handshake must finish within the
+     * timeout (the socket's send and receive timeouts, lifted afterwards).
      *
      * @throws IOException naming the server and what went wrong (refused, closed during the
      *                     handshake, export unknown, not an NBD server, timed out)
@@ -255,45 +256,29 @@ final class NbdConnection {
         if (target instanceof InetSocketAddress inet && inet.isUnresolved()) {
             throw new IOException("cannot connect to " + name + ": unknown host " + inet.getHostString());
         }
-        SocketChannel channel = SocketChannel.open(target instanceof UnixDomainSocketAddress
-                ? StandardProtocolFamily.UNIX
-                : ((InetSocketAddress) target).getAddress() instanceof java.net.Inet6Address
-                        ? StandardProtocolFamily.INET6 : StandardProtocolFamily.INET);
-        AtomicBoolean timedOut = new AtomicBoolean();
-        ScheduledFuture<?> alarm = Timer.TIMER.schedule(() -> {
-            timedOut.set(true);
-            closeQuietly(channel);
-        }, timeoutNanos, TimeUnit.NANOSECONDS);
+        SocketFd socket;
         try {
-            try {
-                channel.connect(target);
-            } catch (IOException e) {
-                throw new IOException("cannot connect to " + name + ": " + describe(e), e);
-            }
-            if (!(target instanceof UnixDomainSocketAddress)) {
-                channel.setOption(StandardSocketOptions.TCP_NODELAY, true);
-                channel.setOption(StandardSocketOptions.SO_KEEPALIVE, true);
-            }
+            socket = SocketFd.connect(target, timeoutNanos);
+        } catch (IOException e) {
+            throw new IOException("cannot connect to " + name + ": " + describe(e), e);
+        }
+        try {
             Negotiated n;
             try {
-                n = handshake(channel, address);
+                n = handshake(socket, address);
             } catch (EOFException e) {
                 throw new IOException("NBD handshake with " + name + " failed: the server closed the connection", e);
+            } catch (PosixException e) {
+                if (e.errno() == Errno.EAGAIN) {
+                    throw new IOException("NBD handshake with " + name + " timed out after "
+                            + TimeUnit.NANOSECONDS.toMillis(timeoutNanos) + " ms", e);
+                }
+                throw new IOException("NBD handshake with " + name + " failed: " + e.getMessage(), e);
             }
-            alarm.cancel(false);
-            if (timedOut.get()) {
-                throw new IOException("NBD handshake with " + name + " timed out");
-            }
-            return new NbdConnection(name, channel, n, timeoutNanos);
+            socket.clearTimeouts();
+            return new NbdConnection(name, socket, n, timeoutNanos);
         } catch (IOException | RuntimeException e) {
-            alarm.cancel(false);
-            closeQuietly(channel);
-            if (timedOut.get()) {
-                IOException t = new IOException("connecting to " + name + " timed out after "
-                        + TimeUnit.NANOSECONDS.toMillis(timeoutNanos) + " ms");
-                t.initCause(e);
-                throw t;
-            }
+            socket.close();
             throw e;
         }
     }
@@ -302,7 +287,7 @@ final class NbdConnection {
         return e.getMessage() != null ? e.getMessage() : e.getClass().getSimpleName();
     }
 
-    private static Negotiated handshake(SocketChannel ch, NbdAddress address) throws IOException {
+    private static Negotiated handshake(SocketFd ch, NbdAddress address) throws IOException {
         ByteBuffer greeting = readExactly(ch, 18);
         if (greeting.getLong() != NBDMAGIC) {
             throw protocol(address, "the server is not an NBD server (no NBDMAGIC greeting)");
@@ -381,7 +366,7 @@ final class NbdConnection {
     }
 
     /** The pre-GO way in, for servers that do not know NBD_OPT_GO: no errors, no block sizes. */
-    private static void exportName(SocketChannel ch, NbdAddress address, byte[] export, boolean noZeroes,
+    private static void exportName(SocketFd ch, NbdAddress address, byte[] export, boolean noZeroes,
                                    Negotiated n) throws IOException {
         sendOption(ch, OPT_EXPORT_NAME, export);
         ByteBuffer reply = readExactly(ch, 10 + (noZeroes ? 0 : 124));
@@ -410,7 +395,7 @@ final class NbdConnection {
     }
 
     /** A soft disconnect: the polite way to give up during negotiation. Best effort. */
-    private static void abortNegotiation(SocketChannel ch) {
+    private static void abortNegotiation(SocketFd ch) {
         try {
             sendOption(ch, OPT_ABORT, new byte[0]);
         } catch (IOException ignored) {
@@ -421,13 +406,13 @@ final class NbdConnection {
     private record OptionReply(int type, byte[] data) {
     }
 
-    private static void sendOption(SocketChannel ch, int option, byte[] data) throws IOException {
+    private static void sendOption(SocketFd ch, int option, byte[] data) throws IOException {
         ByteBuffer b = ByteBuffer.allocate(16 + data.length);
         b.putLong(IHAVEOPT).putInt(option).putInt(data.length).put(data).flip();
         writeFully(ch, b);
     }
 
-    private static OptionReply readOptionReply(SocketChannel ch, NbdAddress address, int option) throws IOException {
+    private static OptionReply readOptionReply(SocketFd ch, NbdAddress address, int option) throws IOException {
         ByteBuffer h = readExactly(ch, 20);
         if (h.getLong() != OPTION_REPLY_MAGIC) {
             throw protocol(address, "bad option reply magic");
@@ -462,27 +447,27 @@ final class NbdConnection {
         return new IOException("NBD protocol error from " + address + ": " + what);
     }
 
-    private static ByteBuffer readExactly(SocketChannel ch, int bytes) throws IOException {
-        ByteBuffer b = ByteBuffer.allocate(bytes);
-        while (b.hasRemaining()) {
-            if (ch.read(b) < 0) {
-                throw new EOFException("the server closed the connection");
+    /** Handshake only: reads {@code bytes} into a heap buffer (through native memory, as it must). */
+    private static ByteBuffer readExactly(SocketFd ch, int bytes) throws IOException {
+        byte[] data = new byte[bytes];
+        if (bytes > 0) {
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment buffer = arena.allocate(bytes);
+                ch.readFully(buffer);
+                MemorySegment.copy(buffer, ValueLayout.JAVA_BYTE, 0, data, 0, bytes);
             }
         }
-        return b.flip();
+        return ByteBuffer.wrap(data);
     }
 
-    private static void writeFully(SocketChannel ch, ByteBuffer b) throws IOException {
-        while (b.hasRemaining()) {
-            ch.write(b);
-        }
-    }
-
-    private static void closeQuietly(SocketChannel ch) {
-        try {
-            ch.close();
-        } catch (IOException ignored) {
-            // Closing only releases the descriptor here; there is nothing left to report to.
+    /** Handshake only: writes a heap buffer's remaining bytes. */
+    private static void writeFully(SocketFd ch, ByteBuffer b) throws IOException {
+        int n = b.remaining();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment buffer = arena.allocate(Math.max(1, n));
+            MemorySegment.copy(MemorySegment.ofBuffer(b), 0, buffer, 0, n);
+            ch.writeFully(buffer.asSlice(0, n), arena.allocate(IovecWindow.ENTRY, 8));
+            b.position(b.limit());
         }
     }
 
@@ -522,19 +507,19 @@ final class NbdConnection {
     /**
      * Sends one request and waits for its reply.
      *
-     * @param buffers for READ, where the data goes; for WRITE, where it comes from; else null
-     * @param base    where in {@code buffers} (a byte offset over all of them) this request's data starts
+     * @param iov  for READ, where the data goes; for WRITE, where it comes from; else null. Its
+     *             segments are native and alive; the caller's thread owns it
+     * @param base where in {@code iov} this request's data starts
      * @throws PosixException with the server's errno, or EIO if the connection failed or timed out
      */
-    void request(int command, int commandFlags, long offset, long length, ByteBuffer[] buffers, int bufferCount,
-                 long base) throws IOException {
+    void request(int command, int commandFlags, long offset, long length, IoVector iov, long base)
+            throws IOException {
         Slot slot = acquire(command, offset, length);
         try {
             slot.command = command;
             slot.offset = offset;
             slot.length = length;
-            slot.buffers = buffers;
-            slot.bufferCount = bufferCount;
+            slot.iov = iov;
             slot.base = base;
             slot.waiter = Thread.currentThread();
             if (!register(slot)) {
@@ -590,40 +575,49 @@ final class NbdConnection {
 
     private void send(Slot slot, int commandFlags) {
         sendLock.lock();
-        int used = 1;
         sendingSince = System.nanoTime() | 1;
         try {
-            ByteBuffer h = sendHeader.clear();
-            h.putInt(REQUEST_MAGIC).putShort((short) commandFlags).putShort((short) slot.command)
-                    .putLong(slot.cookie).putLong(slot.offset).putInt((int) slot.length).flip();
-            if (slot.command != CMD_WRITE) {
-                while (h.hasRemaining()) {
-                    channel.write(h);
-                }
-                return;
+            if (socketClosed) {
+                return; // the reader has failed every pending request, this one included
             }
-            window(slot.buffers, slot.bufferCount, slot.base, slot.length, sendWindow);
-            used = 1 + sendWindow.count;
-            if (gather.length < used) {
-                gather = new ByteBuffer[Math.max(used, gather.length * 2)];
+            int entries = 1;
+            if (slot.command == CMD_WRITE) {
+                gather = IovecWindow.ensure(gather, 1 + slot.iov.nativeIovecCount());
+                entries += IovecWindow.copy(slot.iov.nativeIovecs(), slot.iov.nativeIovecCount(), slot.base,
+                        slot.length, gather, 1);
             }
-            gather[0] = h;
-            System.arraycopy(slot.buffers, sendWindow.first, gather, 1, sendWindow.count);
-            long left = REQUEST_BYTES + slot.length;
-            int from = 0;
-            while (left > 0) {
-                left -= channel.write(gather, from, used - from);
-                while (from < used && !gather[from].hasRemaining()) {
-                    from++;
-                }
-            }
+            writeRequest(commandFlags, slot.command, slot.cookie, slot.offset, slot.length, entries,
+                    REQUEST_BYTES + (slot.command == CMD_WRITE ? slot.length : 0));
         } catch (IOException e) {
             fail(e);
         } finally {
             sendingSince = 0;
-            // The gather array must not keep guest memory reachable after the request.
-            Arrays.fill(gather, 0, used, null);
             sendLock.unlock();
+        }
+    }
+
+    /**
+     * Under sendLock: the header goes in gather entry 0 (entries 1.. hold any payload already),
+     * then one writev after another until every byte is out.
+     */
+    private void writeRequest(int commandFlags, int command, long cookie, long offset, long length, int entries,
+                              long total) throws IOException {
+        MemorySegment h = sendHeader;
+        h.set(BE_INT, 0, REQUEST_MAGIC);
+        h.set(BE_SHORT, 4, (short) commandFlags);
+        h.set(BE_SHORT, 6, (short) command);
+        h.set(BE_LONG, 8, cookie);
+        h.set(BE_LONG, 16, offset);
+        h.set(BE_INT, 24, (int) length);
+        MemorySegment iov = gather;
+        iov.set(ValueLayout.JAVA_LONG, 0, h.address());
+        iov.set(ValueLayout.JAVA_LONG, 8, REQUEST_BYTES);
+        long left = total;
+        int first = 0;
+        while (left > 0) {
+            long n = socket.writev(first == 0 ? iov : iov.asSlice(first * IovecWindow.ENTRY), entries - first);
+            left -= n;
+            first = IovecWindow.advance(iov, first, entries, n);
         }
     }
 
@@ -702,20 +696,23 @@ final class NbdConnection {
     // ------------------------------------------------------------------ the reader
 
     private void readReplies() {
-        ByteBuffer header = ByteBuffer.allocateDirect(32);
+        MemorySegment header = Arena.ofAuto().allocate(32, 8);
+        // Fixed views of the header, made once: a reply costs no allocation.
+        MemorySegment common = header.asSlice(0, 16);
+        MemorySegment chunkLength = header.asSlice(16, 4);
+        MemorySegment dataOffset = header.asSlice(20, 8);
+        MemorySegment hole = header.asSlice(20, 12);
         IOException cause = null;
         try {
             while (true) {
-                header.clear().limit(16);
-                readFully(header);
-                int magic = header.getInt(0);
+                readFully(common);
+                int magic = header.get(BE_INT, 0);
                 if (magic == SIMPLE_REPLY_MAGIC) {
-                    simpleReply(header.getInt(4), header.getLong(8));
+                    simpleReply(header.get(BE_INT, 4), header.get(BE_LONG, 8));
                 } else if (magic == STRUCTURED_REPLY_MAGIC) {
-                    header.limit(20);
-                    readFully(header);
-                    chunk(header.getShort(4) & 0xffff, header.getShort(6) & 0xffff, header.getLong(8),
-                            Integer.toUnsignedLong(header.getInt(16)), header);
+                    readFully(chunkLength);
+                    chunk(header.get(BE_SHORT, 4) & 0xffff, header.get(BE_SHORT, 6) & 0xffff, header.get(BE_LONG, 8),
+                            Integer.toUnsignedLong(header.get(BE_INT, 16)), header, dataOffset, hole);
                 } else {
                     throw protocolError("bad reply magic 0x" + Integer.toHexString(magic));
                 }
@@ -727,7 +724,15 @@ final class NbdConnection {
             throw e;
         } finally {
             fail(cause);
-            closeQuietly(channel);
+            // No sender may touch the descriptor number once it is released (it could name
+            // another file by then): close under the send lock, and senders check the flag.
+            sendLock.lock();
+            try {
+                socketClosed = true;
+                socket.close();
+            } finally {
+                sendLock.unlock();
+            }
             failPending();
         }
     }
@@ -743,8 +748,8 @@ final class NbdConnection {
         complete(slot, errno, null);
     }
 
-    private void chunk(int chunkFlags, int type, long cookie, long length, ByteBuffer header)
-            throws IOException {
+    private void chunk(int chunkFlags, int type, long cookie, long length, MemorySegment header,
+                       MemorySegment dataOffset, MemorySegment hole) throws IOException {
         if (!structured) {
             throw protocolError("a structured reply that was not negotiated");
         }
@@ -760,10 +765,9 @@ final class NbdConnection {
             if (type == REPLY_TYPE_OFFSET_DATA ? length <= 8 : length != 12) {
                 throw protocolError("content chunk of " + length + " bytes");
             }
-            header.clear().position(20).limit(type == REPLY_TYPE_OFFSET_DATA ? 28 : 32);
-            readFully(header);
-            long at = header.getLong(20);
-            long bytes = type == REPLY_TYPE_OFFSET_DATA ? length - 8 : Integer.toUnsignedLong(header.getInt(28));
+            readFully(type == REPLY_TYPE_OFFSET_DATA ? dataOffset : hole);
+            long at = header.get(BE_LONG, 20);
+            long bytes = type == REPLY_TYPE_OFFSET_DATA ? length - 8 : Integer.toUnsignedLong(header.get(BE_INT, 28));
             long relative = at - slot.offset;
             if (bytes == 0 || relative < 0 || relative > slot.length || bytes > slot.length - relative) {
                 throw protocolError("content chunk at offset " + at + " (" + bytes + " bytes) outside the request at "
@@ -775,8 +779,12 @@ final class NbdConnection {
             if (length < 6 || length > MAX_OPTION_DATA) {
                 throw protocolError("error chunk of " + length + " bytes");
             }
-            ByteBuffer payload = ByteBuffer.allocate((int) length);
-            readFully(payload);
+            ByteBuffer payload;
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment buffer = arena.allocate(length);
+                readFully(buffer);
+                payload = ByteBuffer.wrap(buffer.toArray(ValueLayout.JAVA_BYTE));
+            }
             int errno = payload.getInt(0);
             int messageLength = payload.getShort(4) & 0xffff;
             if (messageLength > length - 6) {
@@ -849,68 +857,33 @@ final class NbdConnection {
         }
     }
 
+    /** In the caller's thread: one readv after another into its own memory, until the bytes are in. */
     private void readInto(Slot slot, long relative, long bytes) throws IOException {
-        Window window = slot.window;
-        window(slot.buffers, slot.bufferCount, slot.base + relative, bytes, window);
+        IoVector iov = slot.iov;
+        slot.window = IovecWindow.ensure(slot.window, iov.nativeIovecCount());
+        MemorySegment window = slot.window;
+        int end = IovecWindow.copy(iov.nativeIovecs(), iov.nativeIovecCount(), slot.base + relative, bytes, window, 0);
         long left = bytes;
-        int from = window.first;
-        int end = window.first + window.count;
+        int first = 0;
         while (left > 0) {
-            long n = channel.read(slot.buffers, from, end - from);
-            if (n < 0) {
+            long n = socket.readv(first == 0 ? window : window.asSlice(first * IovecWindow.ENTRY), end - first);
+            if (n == 0) {
                 throw new EOFException("the server closed the connection in the middle of read data");
             }
             left -= n;
-            while (from < end && !slot.buffers[from].hasRemaining()) {
-                from++;
-            }
+            first = IovecWindow.advance(window, first, end, n);
         }
     }
 
     private static void zero(Slot slot, long relative, long bytes) {
-        Window window = slot.window;
-        window(slot.buffers, slot.bufferCount, slot.base + relative, bytes, window);
-        for (int i = window.first; i < window.first + window.count; i++) {
-            ByteBuffer b = slot.buffers[i];
-            while (b.hasRemaining()) {
-                b.put((byte) 0);
-            }
-        }
+        slot.iov.fill(slot.base + relative, (byte) 0, bytes);
     }
 
-    /**
-     * Positions the buffers holding bytes {@code [from, from + bytes)} of the sequence so that
-     * their remaining bytes are exactly that range. Buffers are views that start at position 0
-     * and end at their capacity, as {@link io.guestdma.memory.IoVector#byteBuffers()} and
-     * {@link ByteBuffer#slice()} make them.
-     */
-    private static void window(ByteBuffer[] buffers, int count, long from, long bytes, Window out) {
-        long at = 0;
-        int i = 0;
-        while (i < count && at + buffers[i].capacity() <= from) {
-            at += buffers[i].capacity();
-            i++;
-        }
-        out.first = i;
-        long end = from + bytes;
-        while (at < end) {
-            ByteBuffer b = buffers[i];
-            int cap = b.capacity();
-            int start = (int) Math.max(0, from - at);
-            int stop = (int) Math.min(cap, end - at);
-            b.clear();
-            b.position(start).limit(stop);
-            at += cap;
-            i++;
-        }
-        out.count = i - out.first;
-    }
-
-    private void readFully(ByteBuffer b) throws IOException {
-        while (b.hasRemaining()) {
-            if (channel.read(b) < 0) {
-                throw new EOFException(disconnecting ? "disconnected" : "the server closed the connection");
-            }
+    private void readFully(MemorySegment part) throws IOException {
+        try {
+            socket.readFully(part);
+        } catch (EOFException e) {
+            throw disconnecting ? new EOFException("disconnected") : e;
         }
     }
 
@@ -921,8 +894,9 @@ final class NbdConnection {
     // ------------------------------------------------------------------ failure and shutdown
 
     /**
-     * Marks the connection failed (the first cause wins) and closes the socket, which wakes the
-     * reader and any blocked sender; the reader then fails every pending request.
+     * Marks the connection failed (the first cause wins) and shuts the socket down, which wakes the
+     * reader and any blocked sender; the reader then fails every pending request and releases
+     * the descriptor.
      */
     void fail(IOException cause) {
         synchronized (this) {
@@ -930,7 +904,7 @@ final class NbdConnection {
                 failure = cause != null ? cause : new IOException("connection to " + name + " closed");
             }
         }
-        closeQuietly(channel);
+        socket.shutdown();
     }
 
     private void failPending() {
@@ -958,13 +932,10 @@ final class NbdConnection {
             sendLock.lock();
             sendingSince = System.nanoTime() | 1;
             try {
-                ByteBuffer h = sendHeader.clear();
-                h.putInt(REQUEST_MAGIC).putShort((short) 0).putShort((short) CMD_DISC).putLong(0).putLong(0).putInt(0)
-                        .flip();
-                while (h.hasRemaining()) {
-                    channel.write(h);
+                if (!socketClosed) {
+                    writeRequest(0, CMD_DISC, 0, 0, 0, 1, REQUEST_BYTES);
+                    socket.shutdownOutput();
                 }
-                channel.shutdownOutput();
             } catch (IOException e) {
                 // The server is gone already: there is nobody left to say goodbye to.
             } finally {
@@ -983,10 +954,5 @@ final class NbdConnection {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
-    }
-
-    /** @return whether the reader thread has finished (after a failure or disconnect) */
-    boolean readerFinished() {
-        return !reader.isAlive();
     }
 }
