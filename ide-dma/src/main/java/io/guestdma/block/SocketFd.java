@@ -16,7 +16,6 @@ import java.net.UnixDomainSocketAddress;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * A connected stream socket owned through its file descriptor, so that vectored socket I/O can
@@ -32,8 +31,9 @@ final class SocketFd {
     private static final int UNIX_PATH_MAX = 108;
 
     private final int fd;
-    private final AtomicBoolean shut = new AtomicBoolean();
-    private final AtomicBoolean closed = new AtomicBoolean();
+    /** Guarded by this, like closed: a shutdown racing the close must not hit a reused number. */
+    private boolean shut;
+    private boolean closed;
 
     private SocketFd(int fd) {
         this.fd = fd;
@@ -164,8 +164,9 @@ final class SocketFd {
     }
 
     /** Wakes every thread blocked on the socket and makes later calls fail. Idempotent. */
-    void shutdown() {
-        if (!shut.getAndSet(true)) {
+    synchronized void shutdown() {
+        if (!shut && !closed) {
+            shut = true;
             try {
                 Posix.shutdown(fd, Posix.SHUT_RDWR);
             } catch (PosixException ignored) {
@@ -175,7 +176,10 @@ final class SocketFd {
     }
 
     /** Shuts down the sending side only: the peer reads end of file, replies can still arrive. */
-    void shutdownOutput() {
+    synchronized void shutdownOutput() {
+        if (shut || closed) {
+            return;
+        }
         try {
             Posix.shutdown(fd, Posix.SHUT_WR);
         } catch (PosixException ignored) {
@@ -184,9 +188,10 @@ final class SocketFd {
     }
 
     /** Shuts down and releases the descriptor. Idempotent. Only when no thread can still use it. */
-    void close() {
-        if (!closed.getAndSet(true)) {
+    synchronized void close() {
+        if (!closed) {
             shutdown();
+            closed = true;
             try {
                 Posix.close(fd);
             } catch (PosixException ignored) {
