@@ -590,6 +590,9 @@ final class NbdConnection {
                     REQUEST_BYTES + (slot.command == CMD_WRITE ? slot.length : 0));
         } catch (IOException e) {
             fail(e);
+        } catch (RuntimeException e) {
+            // Part of the request may be on the wire: the stream cannot be trusted any more.
+            fail(new IOException("cannot send a request to " + name + ": " + e, e));
         } finally {
             sendingSince = 0;
             sendLock.unlock();
