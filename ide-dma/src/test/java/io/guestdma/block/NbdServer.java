@@ -11,6 +11,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 
 import static org.assertj.core.api.Assertions.fail;
@@ -22,6 +24,13 @@ import static org.assertj.core.api.Assumptions.assumeThat;
  * {@link #kill()}, as an operator would bring a crashed server back.
  */
 public final class NbdServer implements AutoCloseable {
+    /** Servers still running: a test JVM that ends early must not leave them behind. */
+    private static final Set<Process> RUNNING = ConcurrentHashMap.newKeySet();
+
+    static {
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> RUNNING.forEach(Process::destroyForcibly)));
+    }
+
     private final List<String> command;
     private final NbdAddress address;
     private final Path log;
@@ -115,6 +124,7 @@ public final class NbdServer implements AutoCloseable {
         }
         process = new ProcessBuilder(command).redirectErrorStream(true)
                 .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile())).start();
+        RUNNING.add(process);
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
         while (true) {
             if (!process.isAlive()) {
@@ -163,6 +173,7 @@ public final class NbdServer implements AutoCloseable {
     }
 
     private void waitFor() {
+        RUNNING.remove(process);
         try {
             if (!process.waitFor(10, TimeUnit.SECONDS)) {
                 process.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
