@@ -206,7 +206,7 @@ final class NbdConnection {
     /**
      * A server that stops reading blocks the sender in a socket write, which has no timeout of
      * its own (and every other sender behind it, on the send lock): failing the connection
-     * closes the socket, which wakes them all.
+     * shuts the socket down, which wakes them all.
      */
     private void checkSending() {
         long since = sendingSince;
@@ -626,7 +626,7 @@ final class NbdConnection {
 
     /**
      * Waits for the reader to complete the slot. Past the timeout the connection is failed, which
-     * closes the socket and makes the reader fail every pending request, this one included.
+     * shuts the socket down and makes the reader fail every pending request, this one included.
      */
     private void await(Slot slot) {
         long deadline = System.nanoTime() + timeoutNanos;
