@@ -99,7 +99,7 @@ public final class FileChannelBackend implements BlockBackend {
             for (int i = 0; i < channels; i++) {
                 opened[i] = FileChannel.open(image, mode);
             }
-            ImageExtent extent = new ImageExtent(image, opened[0].size(), options.readOnly());
+            ImageExtent extent = new ImageExtent(image.toString(), opened[0].size(), options.readOnly());
             return new FileChannelBackend(extent, opened, lock);
         } catch (IOException | RuntimeException e) {
             for (FileChannel c : opened) {
@@ -192,7 +192,7 @@ public final class FileChannelBackend implements BlockBackend {
             while (done < total) {
                 long n = channel.write(buffers, first, count - first);
                 if (n <= 0) {
-                    throw new IOException("write to " + extent.path() + " at offset " + (offset + done)
+                    throw new IOException("write to " + extent.name() + " at offset " + (offset + done)
                             + " made no progress");
                 }
                 done += n;
@@ -231,7 +231,7 @@ public final class FileChannelBackend implements BlockBackend {
         while (src.hasRemaining()) {
             int n = channel.write(src, at);
             if (n <= 0) {
-                throw new IOException("write to " + extent.path() + " at offset " + at + " made no progress");
+                throw new IOException("write to " + extent.name() + " at offset " + at + " made no progress");
             }
             at += n;
         }
@@ -261,13 +261,13 @@ public final class FileChannelBackend implements BlockBackend {
 
     private FileChannel borrow() throws IOException {
         if (closed.get()) {
-            throw new IOException("image " + extent.path() + " is closed");
+            throw new IOException("image " + extent.name() + " is closed");
         }
         try {
             return idle.take();
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-            throw new java.io.InterruptedIOException("interrupted waiting for a channel to " + extent.path());
+            throw new java.io.InterruptedIOException("interrupted waiting for a channel to " + extent.name());
         }
     }
 
@@ -299,7 +299,7 @@ public final class FileChannelBackend implements BlockBackend {
     /** @return the image path and size */
     @Override
     public String toString() {
-        return "FileChannelBackend[" + extent.path() + ", " + extent.size() + " bytes"
+        return "FileChannelBackend[" + extent.name() + ", " + extent.size() + " bytes"
                 + (extent.readOnly() ? ", read-only" : "") + "]";
     }
 }

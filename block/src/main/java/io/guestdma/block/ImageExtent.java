@@ -1,22 +1,21 @@
 package io.guestdma.block;
 
 import java.io.IOException;
-import java.nio.file.Path;
 
 /**
  * The fixed facts about an open image that every request is checked against: its name for
- * messages, its size and whether it may be written. Requests are validated here, before any
- * system call, so that a bad offset never turns into a write past the end that silently grows
- * the image.
+ * messages (a path, or an NBD URI), its size and whether it may be written. Requests are
+ * validated here, before any system call or network request, so that a bad offset never turns
+ * into a write past the end that silently grows the image.
  */
-record ImageExtent(Path path, long size, boolean readOnly) {
+record ImageExtent(String name, long size, boolean readOnly) {
     void checkRead(long offset, long length) throws IOException {
         checkRange("read", offset, length);
     }
 
     void checkWrite(String what, long offset, long length) throws IOException {
         if (readOnly) {
-            throw new ReadOnlyImageException(path, what);
+            throw new ReadOnlyImageException(name, what);
         }
         checkRange(what, offset, length);
     }
@@ -24,12 +23,12 @@ record ImageExtent(Path path, long size, boolean readOnly) {
     private void checkRange(String what, long offset, long length) throws IOException {
         if (offset < 0 || length < 0 || offset > size || length > size - offset) {
             throw new IOException(what + " of " + length + " bytes at offset " + offset
-                    + " is outside image " + path + " (" + size + " bytes)");
+                    + " is outside image " + name + " (" + size + " bytes)");
         }
     }
 
     IOException truncated(long offset) {
-        return new IOException("image " + path + " ended at byte " + offset + " although it had " + size
+        return new IOException("image " + name + " ended at byte " + offset + " although it had " + size
                 + " bytes when opened; was it truncated while in use?");
     }
 }

@@ -12,8 +12,6 @@ import java.nio.ByteBuffer;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.Objects;
-import java.util.concurrent.atomic.AtomicLong;
-import java.util.concurrent.locks.LockSupport;
 
 /**
  * A raw image accessed with {@code preadv}/{@code pwritev} through FFM downcalls: the fast path.
@@ -37,7 +35,6 @@ public final class NativeBackend implements BlockBackend {
     /** The alignment O_DIRECT needs of memory, offsets and lengths (the logical block size). */
     public static final int DIRECT_ALIGNMENT = 512;
 
-    private static final long CLOSED = Long.MIN_VALUE;
     private static final int SCRATCH_BYTES = 256 * 1024;
     private static final MemorySegment ZEROES = Arena.global().allocate(64 * 1024, 4096);
     /** Native staging for heap buffers and misaligned direct I/O, one per thread, never freed. */
@@ -48,14 +45,14 @@ public final class NativeBackend implements BlockBackend {
     private final int fd;
     private final boolean direct;
     private final ImageLock lock;
-    /** Sign bit: closed. Low bits: requests in flight. */
-    private final AtomicLong state = new AtomicLong();
+    private final RequestGate gate;
 
     private NativeBackend(ImageExtent extent, int fd, boolean direct, ImageLock lock) {
         this.extent = extent;
         this.fd = fd;
         this.direct = direct;
         this.lock = lock;
+        this.gate = new RequestGate("image " + extent.name());
     }
 
     /**
@@ -94,7 +91,7 @@ public final class NativeBackend implements BlockBackend {
         }
         try {
             long size = Posix.fileSize(fd);
-            return new NativeBackend(new ImageExtent(image, size, options.readOnly()), fd, options.direct(), lock);
+            return new NativeBackend(new ImageExtent(image.toString(), size, options.readOnly()), fd, options.direct(), lock);
         } catch (PosixException e) {
             try {
                 Posix.close(fd);
@@ -146,7 +143,7 @@ public final class NativeBackend implements BlockBackend {
         extent.checkRead(offset, total);
         for (int i = 0; i < iov.count(); i++) {
             if (iov.segment(i).isReadOnly()) {
-                throw new IllegalArgumentException("readv into " + extent.path() + ": segment " + i
+                throw new IllegalArgumentException("readv into " + extent.name() + ": segment " + i
                         + " of the I/O vector is read-only (a TO_DEVICE mapping or ROM?); nothing was read");
             }
         }
@@ -272,7 +269,7 @@ public final class NativeBackend implements BlockBackend {
 
     private void bounced(boolean write, long offset, IoVector iov, long total) throws IOException {
         if ((offset | total) % DIRECT_ALIGNMENT != 0) {
-            throw new IOException("O_DIRECT image " + extent.path() + " needs offsets and lengths aligned to "
+            throw new IOException("O_DIRECT image " + extent.name() + " needs offsets and lengths aligned to "
                     + DIRECT_ALIGNMENT + " bytes; got " + total + " bytes at offset " + offset);
         }
         MemorySegment scratch = SCRATCH.get();
@@ -299,7 +296,7 @@ public final class NativeBackend implements BlockBackend {
     @Override
     public void read(long offset, ByteBuffer dst) throws IOException {
         if (dst.isReadOnly()) {
-            throw new IllegalArgumentException("read from " + extent.path() + " into a read-only buffer");
+            throw new IllegalArgumentException("read from " + extent.name() + " into a read-only buffer");
         }
         int length = dst.remaining();
         extent.checkRead(offset, length);
@@ -361,7 +358,7 @@ public final class NativeBackend implements BlockBackend {
 
     private void requireDirectOffsets(long offset, long length) throws IOException {
         if (direct && ((offset | length) % DIRECT_ALIGNMENT) != 0) {
-            throw new IOException("O_DIRECT image " + extent.path() + " needs offsets and lengths aligned to "
+            throw new IOException("O_DIRECT image " + extent.name() + " needs offsets and lengths aligned to "
                     + DIRECT_ALIGNMENT + " bytes; got " + length + " bytes at offset " + offset);
         }
     }
@@ -407,7 +404,7 @@ public final class NativeBackend implements BlockBackend {
         try {
             Posix.fdatasync(fd);
         } catch (PosixException e) {
-            throw new PosixException("fdatasync(" + extent.path() + ")", e.errno());
+            throw new PosixException("fdatasync(" + extent.name() + ")", e.errno());
         } finally {
             exit();
         }
@@ -429,7 +426,7 @@ public final class NativeBackend implements BlockBackend {
                 Posix.fallocate(fd, Posix.FALLOC_FL_PUNCH_HOLE | Posix.FALLOC_FL_KEEP_SIZE, offset, length);
             } catch (PosixException e) {
                 if (e.errno() != Errno.EOPNOTSUPP && e.errno() != Errno.ENOSYS) {
-                    throw new PosixException("fallocate(" + extent.path() + ", PUNCH_HOLE, offset " + offset
+                    throw new PosixException("fallocate(" + extent.name() + ", PUNCH_HOLE, offset " + offset
                             + ", " + length + " bytes)", e.errno());
                 }
                 for (long at = offset; at < offset + length; ) {
@@ -444,28 +441,22 @@ public final class NativeBackend implements BlockBackend {
     }
 
     private IOException noProgress(long at) {
-        return new IOException("write to " + extent.path() + " at offset " + at + " made no progress");
+        return new IOException("write to " + extent.name() + " at offset " + at + " made no progress");
     }
 
     private PosixException named(String call, long offset, long total, PosixException e) {
-        PosixException named = new PosixException(call + "(" + extent.path() + ", offset " + offset + ", "
+        PosixException named = new PosixException(call + "(" + extent.name() + ", offset " + offset + ", "
                 + total + " bytes)", e.errno());
         named.initCause(e);
         return named;
     }
 
     private void enter() throws IOException {
-        long s;
-        do {
-            s = state.get();
-            if (s < 0) {
-                throw new IOException("image " + extent.path() + " is closed");
-            }
-        } while (!state.compareAndSet(s, s + 1));
+        gate.enter();
     }
 
     private void exit() {
-        state.decrementAndGet();
+        gate.exit();
     }
 
     /**
@@ -475,20 +466,13 @@ public final class NativeBackend implements BlockBackend {
      */
     @Override
     public void close() throws IOException {
-        long s;
-        do {
-            s = state.get();
-            if (s < 0) {
-                return;
-            }
-        } while (!state.compareAndSet(s, s | CLOSED));
-        while ((state.get() & ~CLOSED) != 0) {
-            LockSupport.parkNanos(100_000);
+        if (!gate.close(Long.MAX_VALUE)) {
+            return;
         }
         try {
             Posix.close(fd);
         } catch (PosixException e) {
-            throw new PosixException("close(" + extent.path() + ")", e.errno());
+            throw new PosixException("close(" + extent.name() + ")", e.errno());
         } finally {
             if (lock != null) {
                 lock.close();
@@ -499,7 +483,7 @@ public final class NativeBackend implements BlockBackend {
     /** @return the image path and size */
     @Override
     public String toString() {
-        return "NativeBackend[" + extent.path() + ", " + extent.size() + " bytes"
+        return "NativeBackend[" + extent.name() + ", " + extent.size() + " bytes"
                 + (extent.readOnly() ? ", read-only" : "") + (direct ? ", O_DIRECT" : "") + "]";
     }
 }

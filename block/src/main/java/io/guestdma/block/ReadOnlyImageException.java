@@ -12,6 +12,14 @@ public final class ReadOnlyImageException extends IOException {
      * @param operation what was attempted, for the message
      */
     public ReadOnlyImageException(Path image, String operation) {
+        this(image.toString(), operation);
+    }
+
+    /**
+     * @param image     the image's name (a path or an NBD URI), for the message
+     * @param operation what was attempted, for the message
+     */
+    public ReadOnlyImageException(String image, String operation) {
         super(operation + " refused: image " + image + " is open read-only");
     }
 }

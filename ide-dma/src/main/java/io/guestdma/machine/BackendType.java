@@ -5,5 +5,10 @@ public enum BackendType {
     /** {@code io.guestdma.block.FileChannelBackend}: gathering and scattering FileChannel I/O. */
     FILE_CHANNEL,
     /** {@code io.guestdma.block.NativeBackend}: preadv/pwritev through FFM downcalls. */
-    NATIVE
+    NATIVE,
+    /**
+     * {@code io.guestdma.block.NbdBackend}: an NBD export ({@code file=nbd://...}); implied by
+     * the location, never chosen with {@code backend=}.
+     */
+    NBD
 }

@@ -1,5 +1,8 @@
 package io.guestdma.machine;
 
+import io.guestdma.block.ImageLocation;
+import io.guestdma.block.LocalImage;
+import io.guestdma.block.NbdAddress;
 import io.guestdma.ide.DmaMode;
 import io.guestdma.ide.ErrorPolicy;
 import java.nio.file.Path;
@@ -8,33 +11,40 @@ import java.util.Objects;
 /**
  * One {@code -drive} of a {@link PcMachine}: a raw disk image on the PIIX IDE controller.
  *
- * @param file the raw image
+ * @param image the raw image: a local file, or an NBD export
  * @param index 0 to 3: primary master, primary slave, secondary master, secondary slave (QEMU's
  *     {@code index=})
- * @param backend how the image is accessed
+ * @param backend how the image is accessed: {@link BackendType#NBD} for an NBD export, one of
+ *     the local backends for a file
  * @param dma how the bus-master engine moves data
  * @param discard whether TRIM reaches the image ({@code discard=unmap}); QEMU's default,
  *     {@code discard=ignore}, checks the ranges but leaves the data alone
  * @param readPolicy what a failed read does ({@code rerror=})
  * @param writePolicy what a failed write, flush or discard does ({@code werror=})
  */
-public record DriveSpec(Path file, int index, BackendType backend, DmaMode dma, boolean discard,
+public record DriveSpec(ImageLocation image, int index, BackendType backend, DmaMode dma, boolean discard,
                         ErrorPolicy readPolicy, ErrorPolicy writePolicy) {
 
     /**
      * Validates the specification.
      *
      * @throws NullPointerException if a component is null
-     * @throws IllegalArgumentException if index is outside 0..3
+     * @throws IllegalArgumentException if index is outside 0..3, or the backend does not fit the
+     *     image (NBD for a local file, a local backend for an NBD export)
      */
     public DriveSpec {
-        Objects.requireNonNull(file, "file");
+        Objects.requireNonNull(image, "image");
         Objects.requireNonNull(backend, "backend");
         Objects.requireNonNull(dma, "dma");
         Objects.requireNonNull(readPolicy, "readPolicy");
         Objects.requireNonNull(writePolicy, "writePolicy");
         if (index < 0 || index > 3) {
             throw new IllegalArgumentException("drive index must be 0..3, was " + index);
+        }
+        if ((image instanceof NbdAddress) != (backend == BackendType.NBD)) {
+            throw new IllegalArgumentException(image instanceof NbdAddress
+                    ? "the NBD export " + image + " is opened by the NBD client, not backend " + backend
+                    : "backend NBD needs an nbd:// location, not the file " + image);
         }
     }
 
@@ -49,7 +59,7 @@ public record DriveSpec(Path file, int index, BackendType backend, DmaMode dma, 
      * @throws IllegalArgumentException if index is outside 0..3
      */
     public static DriveSpec of(Path file, int index) {
-        return new DriveSpec(file, index, BackendType.FILE_CHANNEL, DmaMode.MAP, false,
+        return new DriveSpec(new LocalImage(file), index, BackendType.FILE_CHANNEL, DmaMode.MAP, false,
                 ErrorPolicy.REPORT, ErrorPolicy.REPORT);
     }
 

@@ -1,8 +1,9 @@
 package io.guestdma.machine;
 
+import io.guestdma.block.ImageLocation;
+import io.guestdma.block.NbdAddress;
 import io.guestdma.ide.DmaMode;
 import io.guestdma.ide.ErrorPolicy;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -23,13 +24,15 @@ public record MachineConfig(long ramBytes, List<DriveSpec> drives) {
 
     /** The command-line syntax, for error messages. */
     public static final String USAGE = """
-            usage: qtest-machine [-m SIZE] [-drive file=IMAGE[,format=raw][,if=ide][,index=0-3]
+            usage: qtest-machine [-m SIZE] [-drive file=IMAGE|NBD-URI[,format=raw][,if=ide][,index=0-3]
                                  [,media=disk][,cache=writeback][,discard=ignore|unmap]
                                  [,rerror=report|ignore][,werror=report|ignore|enospc]
                                  [,backend=filechannel|native][,dma=map|copy]]...
               -m SIZE   RAM size: a number with an optional K, M, G suffix (no suffix: MiB),
                         default 128M
-              -drive    a raw disk image on the PIIX IDE controller (index 0 = primary master)
+              -drive    a raw disk image on the PIIX IDE controller (index 0 = primary master):
+                        a file, or an NBD export as nbd://HOST[:PORT]/EXPORT or
+                        nbd+unix:///EXPORT?socket=PATH (backend= does not apply)
             Serves QEMU's qtest protocol on stdin/stdout until end of input.""";
 
     /**
@@ -187,11 +190,23 @@ public record MachineConfig(long ramBytes, List<DriveSpec> drives) {
         };
         ErrorPolicy read = policy("rerror", o.remove("rerror"));
         ErrorPolicy write = policy("werror", o.remove("werror"));
-        BackendType backend = switch (orDefault(o.remove("backend"), "filechannel")) {
-            case "filechannel" -> BackendType.FILE_CHANNEL;
-            case "native" -> BackendType.NATIVE;
-            default -> throw invalid("backend", options.get("backend"), "filechannel, native");
-        };
+        ImageLocation image;
+        try {
+            image = ImageLocation.parse(file);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("-drive: file=" + file + ": " + e.getMessage(), e);
+        }
+        String backendName = o.remove("backend");
+        if (image instanceof NbdAddress && backendName != null) {
+            throw new IllegalArgumentException("-drive: backend=" + backendName + " applies to image files; "
+                    + file + " is an NBD export, which the NBD client opens");
+        }
+        BackendType backend = image instanceof NbdAddress ? BackendType.NBD
+                : switch (orDefault(backendName, "filechannel")) {
+                    case "filechannel" -> BackendType.FILE_CHANNEL;
+                    case "native" -> BackendType.NATIVE;
+                    default -> throw invalid("backend", backendName, "filechannel, native");
+                };
         DmaMode dma = switch (orDefault(o.remove("dma"), "map")) {
             case "map" -> DmaMode.MAP;
             case "copy" -> DmaMode.COPY;
@@ -201,7 +216,7 @@ public record MachineConfig(long ramBytes, List<DriveSpec> drives) {
             throw new IllegalArgumentException("-drive: unknown option '" + o.keySet().iterator().next()
                     + "' (known: file, format, if, index, media, cache, discard, rerror, werror, backend, dma)");
         }
-        return new DriveSpec(Path.of(file), index, backend, dma, discard, read, write);
+        return new DriveSpec(image, index, backend, dma, discard, read, write);
     }
 
     private static int parseIndex(String text, boolean[] taken) {

@@ -3,7 +3,10 @@ package io.guestdma.machine;
 import io.guestdma.block.BlockBackend;
 import io.guestdma.block.BlockOptions;
 import io.guestdma.block.FileChannelBackend;
+import io.guestdma.block.LocalImage;
 import io.guestdma.block.NativeBackend;
+import io.guestdma.block.NbdAddress;
+import io.guestdma.block.NbdBackend;
 import io.guestdma.ide.DriveConfig;
 import io.guestdma.ide.PiixIde;
 import io.guestdma.memory.GuestMemory;
@@ -102,9 +105,11 @@ public final class PcMachine implements AutoCloseable {
 
     private static BlockBackend open(DriveSpec drive) throws IOException {
         BlockOptions options = BlockOptions.defaults();
-        BlockBackend backend = switch (drive.backend()) {
-            case FILE_CHANNEL -> FileChannelBackend.open(drive.file(), options);
-            case NATIVE -> NativeBackend.open(drive.file(), options);
+        BlockBackend backend = switch (drive.image()) {
+            case NbdAddress remote -> NbdBackend.open(remote, options);
+            case LocalImage local -> drive.backend() == BackendType.NATIVE
+                    ? NativeBackend.open(local.path(), options)
+                    : FileChannelBackend.open(local.path(), options);
         };
         return drive.discard() ? backend : new IgnoredDiscards(backend);
     }

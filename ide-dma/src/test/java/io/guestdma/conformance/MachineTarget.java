@@ -1,5 +1,6 @@
 package io.guestdma.conformance;
 
+import io.guestdma.block.testing.NbdServer;
 import io.guestdma.machine.MachineConfig;
 import io.guestdma.machine.PcMachine;
 import io.guestdma.machine.QtestServer;
@@ -14,15 +15,31 @@ import java.util.concurrent.TimeUnit;
 /**
  * Our machine in this JVM: a {@link QtestServer} on a pair of pipes, parsed from the same
  * command line as {@code bin/qtest-machine} with some drive options of ours appended
- * (e.g. ",backend=native,dma=copy").
+ * (e.g. ",backend=native,dma=copy"). Over NBD, the image is served by a qemu-nbd started for the
+ * run and the drive is {@code file=nbd+unix:///...}; the server stops when the machine has.
+ *
+ * @param overNbd whether the drive reaches the image through qemu-nbd
  */
-record MachineTarget(String name, String ourDriveOptions) implements Target {
+record MachineTarget(String name, String ourDriveOptions, boolean overNbd) implements Target {
+
+    MachineTarget(String name, String ourDriveOptions) {
+        this(name, ourDriveOptions, false);
+    }
 
     @Override
     public QtestClient start(Path image, String driveOptions) throws IOException {
-        MachineConfig config = MachineConfig.parse(List.of("-m", "64M", "-drive",
-                "file=" + image + ",if=ide,format=raw" + driveOptions + ourDriveOptions));
-        PcMachine machine = new PcMachine(config);
+        NbdServer nbd = overNbd ? NbdServer.qemuNbd(image, image.toAbsolutePath().getParent(), "conformance") : null;
+        PcMachine machine;
+        try {
+            machine = new PcMachine(MachineConfig.parse(List.of("-m", "64M", "-drive",
+                    "file=" + (nbd != null ? nbd.address().toString() : image.toString()) + ",if=ide,format=raw"
+                            + driveOptions + ourDriveOptions)));
+        } catch (IOException | RuntimeException e) {
+            if (nbd != null) {
+                nbd.close();
+            }
+            throw e;
+        }
         PipedOutputStream commands = new PipedOutputStream();
         PipedInputStream serverIn = new PipedInputStream(commands, 1 << 16);
         PipedOutputStream serverOut = new PipedOutputStream();
@@ -37,6 +54,9 @@ record MachineTarget(String name, String ourDriveOptions) implements Target {
         });
         return new QtestClient(name, replies, commands, () -> {
             thread.join(TimeUnit.SECONDS.toMillis(10));
+            if (nbd != null) {
+                nbd.close();
+            }
             if (thread.isAlive()) {
                 throw new AssertionError(name + ": the server did not stop at end of input");
             }

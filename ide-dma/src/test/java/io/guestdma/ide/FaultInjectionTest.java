@@ -3,9 +3,12 @@ package io.guestdma.ide;
 import static io.guestdma.ide.IdeRig.*;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.guestdma.block.BlockOptions;
 import io.guestdma.block.FaultInjectingBackend;
 import io.guestdma.block.FaultInjectingBackend.Fault;
 import io.guestdma.block.FaultInjectingBackend.Operation;
+import io.guestdma.block.NbdBackend;
+import io.guestdma.block.testing.NbdServer;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -24,7 +27,8 @@ import org.junit.jupiter.params.provider.MethodSource;
  * operator that fixes the disk and resumes a stopped VM. Whatever the fault: under REPORT the guest
  * sees ERR+ABRT with an interrupt for the failed command and its retry restores everything; under
  * STOP the guest sees nothing but a held command and the image ends byte for byte equal to a
- * fault-free run; under IGNORE the guest sees success, as in QEMU.
+ * fault-free run; under IGNORE the guest sees success, as in QEMU. A subset runs again with the
+ * disk behind qemu-nbd (the faults injected in front of the NBD client).
  */
 class FaultInjectionTest {
 
@@ -72,11 +76,48 @@ class FaultInjectionTest {
         return list.stream();
     }
 
-    private static IdeRig rig(DmaMode mode, ErrorPolicy policy, FaultInjectingBackend[] holder) {
-        return IdeRig.builder().mode(mode)
+    /** The NBD runs: reads, writes and flushes failing with EIO or short, reported or stopped. */
+    static Stream<Arguments> nbdCases() {
+        List<Arguments> list = new ArrayList<>();
+        for (ErrorPolicy policy : new ErrorPolicy[] {ErrorPolicy.REPORT, ErrorPolicy.STOP}) {
+            for (Fault fault : new Fault[] {Fault.EIO, Fault.SHORT_TRANSFER}) {
+                list.add(Arguments.of(DmaMode.MAP, policy, Operation.WRITE, 2L, fault));
+                list.add(Arguments.of(DmaMode.MAP, policy, Operation.READ, 2L, fault));
+            }
+            list.add(Arguments.of(DmaMode.MAP, policy, Operation.FLUSH, 2L, Fault.EIO));
+        }
+        return list.stream();
+    }
+
+    /**
+     * @param served where NBD servers and clients go to be closed after the rig, or null for a
+     *     local image
+     */
+    private static IdeRig rig(DmaMode mode, ErrorPolicy policy, FaultInjectingBackend[] holder,
+                              List<AutoCloseable> served) {
+        IdeRig.Builder builder = IdeRig.builder().mode(mode)
                 .decorate(b -> holder[0] = new FaultInjectingBackend(b))
-                .configure(c -> c.withPolicies(policy, policy))
-                .build();
+                .configure(c -> c.withPolicies(policy, policy));
+        if (served != null) {
+            builder.remote(image -> {
+                try {
+                    NbdServer server = NbdServer.qemuNbd(image, image.getParent(), "faults");
+                    served.add(server);
+                    NbdBackend nbd = NbdBackend.open(server.address(), BlockOptions.defaults());
+                    served.add(nbd);
+                    return nbd;
+                } catch (IOException e) {
+                    throw new UncheckedIOException(e);
+                }
+            });
+        }
+        return builder.build();
+    }
+
+    private static void closeAll(List<AutoCloseable> served) throws Exception {
+        for (int i = served.size() - 1; i >= 0; i--) {
+            served.get(i).close();
+        }
     }
 
     private static void fillGuest(IdeRig rig) {
@@ -181,7 +222,7 @@ class FaultInjectionTest {
 
     private static byte[] faultFreeImage(DmaMode mode) {
         FaultInjectingBackend[] holder = new FaultInjectingBackend[1];
-        try (IdeRig rig = rig(mode, ErrorPolicy.REPORT, holder)) {
+        try (IdeRig rig = rig(mode, ErrorPolicy.REPORT, holder, null)) {
             fillGuest(rig);
             List<Seen> seen = run(rig, holder[0]);
             assertThat(seen).allSatisfy(s -> assertThat(s.attempts()).isEqualTo(1));
@@ -193,9 +234,26 @@ class FaultInjectionTest {
     @MethodSource("cases")
     void theGuestSeesWhatItsPolicyPromisesAndNothingIsLost(DmaMode mode, ErrorPolicy policy, Operation op, long request,
                                                           Fault fault) {
+        check(mode, policy, op, request, fault, null);
+    }
+
+    @ParameterizedTest(name = "over NBD, {0} {1}: {4} at {2} #{3}")
+    @MethodSource("nbdCases")
+    void overNbdTheGuestSeesTheSame(DmaMode mode, ErrorPolicy policy, Operation op, long request, Fault fault)
+            throws Exception {
+        List<AutoCloseable> served = new ArrayList<>();
+        try {
+            check(mode, policy, op, request, fault, served);
+        } finally {
+            closeAll(served);
+        }
+    }
+
+    private static void check(DmaMode mode, ErrorPolicy policy, Operation op, long request, Fault fault,
+                              List<AutoCloseable> served) {
         byte[] expected = faultFreeImage(mode);
         FaultInjectingBackend[] holder = new FaultInjectingBackend[1];
-        try (IdeRig rig = rig(mode, policy, holder)) {
+        try (IdeRig rig = rig(mode, policy, holder, served)) {
             FaultInjectingBackend disk = holder[0];
             disk.failAt(op, request, fault);
             fillGuest(rig);

@@ -12,6 +12,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.concurrent.Executor;
+import java.util.function.Function;
 import java.util.function.UnaryOperator;
 
 /**
@@ -85,7 +86,7 @@ final class IdeRig implements AutoCloseable {
 
     private IdeRig(GuestMemory memory, Path image, long sectors, DmaMode mode, Executor executor,
                    UnaryOperator<BlockBackend> decorate, UnaryOperator<DriveConfig> configure,
-                   io.guestdma.memory.Iommu iommu) {
+                   io.guestdma.memory.Iommu iommu, Function<Path, BlockBackend> remote) {
         this.memory = memory;
         this.image = image;
         this.sectors = sectors;
@@ -94,7 +95,7 @@ final class IdeRig implements AutoCloseable {
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
-        this.disk = decorate.apply(backend);
+        this.disk = decorate.apply(remote != null ? remote.apply(image) : backend);
         this.ide = iommu == null ? new PiixIde(memory, executor, mode, irq14, irq15)
                 : new PiixIde(memory.deviceSpace("piix-ide", 0, -1L, 0, iommu), executor, mode, irq14, irq15);
         ide.attach(0, 0, configure.apply(DriveConfig.of(disk)));
@@ -118,6 +119,7 @@ final class IdeRig implements AutoCloseable {
             iommu = i;
             return this;
         }
+        private Function<Path, BlockBackend> remote;
 
         Builder mode(DmaMode m) {
             mode = m;
@@ -149,6 +151,12 @@ final class IdeRig implements AutoCloseable {
             return this;
         }
 
+        /** The drive reaches the rig's image through the backend {@code open} makes for its path. */
+        Builder remote(Function<Path, BlockBackend> open) {
+            remote = open;
+            return this;
+        }
+
         Builder sectorZero(byte[] contents) {
             sectorZero = contents;
             return this;
@@ -166,7 +174,7 @@ final class IdeRig implements AutoCloseable {
                     ch.write(ByteBuffer.wrap(new byte[1]), sectors * 512 - 1);
                 }
                 GuestMemory mem = memory != null ? memory : GuestMemory.ofRam(16L << 20);
-                return new IdeRig(mem, image, sectors, mode, executor, decorate, configure, iommu);
+                return new IdeRig(mem, image, sectors, mode, executor, decorate, configure, iommu, remote);
             } catch (IOException e) {
                 throw new UncheckedIOException(e);
             }

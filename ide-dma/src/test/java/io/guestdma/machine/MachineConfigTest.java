@@ -3,6 +3,8 @@ package io.guestdma.machine;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.guestdma.block.LocalImage;
+import io.guestdma.block.NbdAddress;
 import io.guestdma.ide.DmaMode;
 import io.guestdma.ide.ErrorPolicy;
 import java.nio.file.Path;
@@ -38,12 +40,12 @@ class MachineConfigTest {
                 "-drive", "file=/tmp/a.img,format=raw,if=ide,cache=writeback",
                 "-drive", "file=/tmp/b,,c.img,index=3,discard=unmap,backend=native,werror=ignore,rerror=report");
         DriveSpec a = c.drives().get(0);
-        assertThat(a.file()).isEqualTo(Path.of("/tmp/a.img"));
+        assertThat(a.image()).isEqualTo(new LocalImage(Path.of("/tmp/a.img")));
         assertThat(a.index()).isZero();
         assertThat(a.backend()).isEqualTo(BackendType.FILE_CHANNEL);
         assertThat(a.discard()).isFalse();
         DriveSpec b = c.drives().get(1);
-        assertThat(b.file()).as("',,' is a literal comma").isEqualTo(Path.of("/tmp/b,c.img"));
+        assertThat(b.image()).as("',,' is a literal comma").isEqualTo(new LocalImage(Path.of("/tmp/b,c.img")));
         assertThat(b.index()).isEqualTo(3);
         assertThat(b.channel()).isEqualTo(1);
         assertThat(b.unit()).isEqualTo(1);
@@ -56,7 +58,28 @@ class MachineConfigTest {
     }
 
     @Test
+    void nbdExportsInQemusSpellings() {
+        MachineConfig c = parse("-drive", "file=nbd://127.0.0.1:10810/disk0",
+                "-drive", "file=nbd+unix:///disk1?socket=/run/nbd.sock,index=2",
+                "-drive", "file=nbd://server/disk2,werror=ignore");
+        DriveSpec tcp = c.drives().get(0);
+        assertThat(tcp.image()).isEqualTo(new NbdAddress.Tcp("127.0.0.1", 10810, "disk0"));
+        assertThat(tcp.backend()).isEqualTo(BackendType.NBD);
+        assertThat(c.drives().get(1).image()).isEqualTo(new NbdAddress.Unix(Path.of("/run/nbd.sock"), "disk1"));
+        assertThat(c.drives().get(1).index()).isEqualTo(2);
+        assertThat(c.drives().get(2).image()).as("the default port")
+                .isEqualTo(new NbdAddress.Tcp("server", 10809, "disk2"));
+        assertThatThrownBy(() -> new DriveSpec(new LocalImage(Path.of("x")), 0, BackendType.NBD, DmaMode.MAP, false,
+                ErrorPolicy.REPORT, ErrorPolicy.REPORT)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("needs an nbd:// location");
+    }
+
+    @Test
     void badCommandLinesSayWhatIsWrong() {
+        assertBad("file=nbd+unix:///x: invalid NBD address", "-drive", "file=nbd+unix:///x");
+        assertBad("TLS", "-drive", "file=nbds://host/x");
+        assertBad("port must be 1..65535", "-drive", "file=nbd://host:70000/x");
+        assertBad("backend=native applies to image files", "-drive", "file=nbd://host/x,backend=native");
         assertBad("unknown argument '-hda'", "-hda", "x.img");
         assertBad("-m needs a value", "-m");
         assertBad("is not a size", "-m", "lots");

@@ -2,6 +2,7 @@ package io.guestdma.machine;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.guestdma.block.testing.NbdServer;
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -49,6 +50,34 @@ class QtestMachineTest {
         Result r = run("", "-drive", "file=" + dir.resolve("absent.img"));
         assertThat(r.status()).isEqualTo(1);
         assertThat(r.err()).startsWith("qtest-machine: ").contains("absent.img");
+    }
+
+    @Test
+    void aDriveOnAnNbdExportIsWrittenThroughTheServer() throws IOException {
+        Path image = Files.write(dir.resolve("remote.img"), new byte[1 << 20]);
+        StringBuilder script = new StringBuilder("outb 0x1f6 0xe0\noutb 0x1f2 0x1\noutb 0x1f3 0x2\n"
+                + "outb 0x1f4 0x0\noutb 0x1f5 0x0\noutb 0x1f7 0x30\n");
+        script.append("outw 0x1f0 0xbeef\n".repeat(256));
+        script.append("inb 0x1f7\noutb 0x1f7 0xe7\ninb 0x1f7\n");
+        try (NbdServer server = NbdServer.qemuNbd(image, dir, "remote")) {
+            Result r = run(script.toString(), "-m", "64M", "-drive", "file=" + server.address() + ",format=raw");
+            assertThat(r.err()).isEmpty();
+            assertThat(r.status()).isZero();
+            assertThat(r.out()).endsWith("OK 0x0050\nOK\nOK 0x0050\n");
+        }
+        byte[] disk = Files.readAllBytes(image);
+        for (int i = 0; i < 512; i += 2) {
+            assertThat(new byte[] {disk[1024 + i], disk[1025 + i]}).containsExactly(0xef, 0xbe);
+        }
+        assertThat(disk[1023]).isZero();
+        assertThat(disk[1536]).isZero();
+    }
+
+    @Test
+    void anNbdServerThatIsNotThereExitsOneNamingIt() {
+        Result r = run("", "-drive", "file=nbd+unix:///x?socket=" + dir.resolve("nobody.sock"));
+        assertThat(r.status()).isEqualTo(1);
+        assertThat(r.err()).startsWith("qtest-machine: ").contains("cannot connect to nbd+unix:///x?socket=");
     }
 
     @Test

@@ -22,7 +22,13 @@ public final class Errno {
     /** No space left on device. */ public static final int ENOSPC = 28;
     /** Read-only file system. */ public static final int EROFS = 30;
     /** Function not implemented. */ public static final int ENOSYS = 38;
+    /** Value too large for defined data type (NBD: a read too large to send unfragmented). */ public static final int EOVERFLOW = 75;
     /** Operation not supported. */ public static final int EOPNOTSUPP = 95;
+    /** Broken pipe: the peer closed the connection. */ public static final int EPIPE = 32;
+    /** Connection reset by peer. */ public static final int ECONNRESET = 104;
+    /** Cannot send after transport endpoint shutdown (NBD: the server is shutting down). */ public static final int ESHUTDOWN = 108;
+    /** Connection refused. */ public static final int ECONNREFUSED = 111;
+    /** Operation now in progress (a connect that hit its timeout). */ public static final int EINPROGRESS = 115;
 
     /**
      * @param errno an errno value
@@ -47,7 +53,13 @@ public final class Errno {
             case ENOSPC -> "ENOSPC";
             case EROFS -> "EROFS";
             case ENOSYS -> "ENOSYS";
+            case EOVERFLOW -> "EOVERFLOW";
             case EOPNOTSUPP -> "EOPNOTSUPP";
+            case EPIPE -> "EPIPE";
+            case ECONNRESET -> "ECONNRESET";
+            case ESHUTDOWN -> "ESHUTDOWN";
+            case ECONNREFUSED -> "ECONNREFUSED";
+            case EINPROGRESS -> "EINPROGRESS";
             default -> "errno " + errno;
         };
     }
@@ -75,7 +87,13 @@ public final class Errno {
             case ENOSPC -> "No space left on device";
             case EROFS -> "Read-only file system";
             case ENOSYS -> "Function not implemented";
+            case EOVERFLOW -> "Value too large for defined data type";
             case EOPNOTSUPP -> "Operation not supported";
+            case EPIPE -> "Broken pipe";
+            case ECONNRESET -> "Connection reset by peer";
+            case ESHUTDOWN -> "Cannot send after transport endpoint shutdown";
+            case ECONNREFUSED -> "Connection refused";
+            case EINPROGRESS -> "Operation now in progress";
             default -> "unknown error";
         };
     }

@@ -73,6 +73,20 @@ public final class Posix {
 
     /** memfd_create: close on exec. */ public static final int MFD_CLOEXEC = 1;
 
+    /** socket: Unix-domain. */ public static final int AF_UNIX = 1;
+    /** socket: IPv4. */ public static final int AF_INET = 2;
+    /** socket: IPv6. */ public static final int AF_INET6 = 10;
+    /** socket: a byte stream. */ public static final int SOCK_STREAM = 1;
+    /** socket: close on exec. */ public static final int SOCK_CLOEXEC = 02000000;
+    /** setsockopt level: the socket itself. */ public static final int SOL_SOCKET = 1;
+    /** setsockopt: send keepalive probes on an idle connection. */ public static final int SO_KEEPALIVE = 9;
+    /** setsockopt: receive timeout ({@code struct timeval}). */ public static final int SO_RCVTIMEO = 20;
+    /** setsockopt: send timeout ({@code struct timeval}); also bounds a blocking connect. */ public static final int SO_SNDTIMEO = 21;
+    /** setsockopt level: TCP. */ public static final int IPPROTO_TCP = 6;
+    /** setsockopt: send small segments at once (no Nagle delay). */ public static final int TCP_NODELAY = 1;
+    /** shutdown: both directions; wakes threads blocked on the socket. */ public static final int SHUT_RDWR = 2;
+    /** shutdown: the sending direction. */ public static final int SHUT_WR = 1;
+
     /** The most entries one preadv/pwritev accepts on Linux ({@code IOV_MAX}). */
     public static final int IOV_MAX = 1024;
 
@@ -113,6 +127,13 @@ public final class Posix {
     private static final MethodHandle MMAP = downcall("mmap", FunctionDescriptor.of(PTR, PTR, LONG, INT, INT, INT, LONG));
     private static final MethodHandle MUNMAP = downcall("munmap", FunctionDescriptor.of(INT, PTR, LONG));
     private static final MethodHandle MADVISE = downcall("madvise", FunctionDescriptor.of(INT, PTR, LONG, INT));
+    private static final MethodHandle SOCKET = downcall("socket", FunctionDescriptor.of(INT, INT, INT, INT));
+    private static final MethodHandle CONNECT = downcall("connect", FunctionDescriptor.of(INT, INT, PTR, INT));
+    private static final MethodHandle SETSOCKOPT = downcall("setsockopt", FunctionDescriptor.of(INT, INT, INT, INT, PTR, INT));
+    private static final MethodHandle SHUTDOWN = downcall("shutdown", FunctionDescriptor.of(INT, INT, INT));
+    private static final MethodHandle READ = downcall("read", FunctionDescriptor.of(LONG, INT, PTR, LONG));
+    private static final MethodHandle READV = downcall("readv", FunctionDescriptor.of(LONG, INT, PTR, INT));
+    private static final MethodHandle WRITEV = downcall("writev", FunctionDescriptor.of(LONG, INT, PTR, INT));
     private static final MethodHandle GETPAGESIZE = LINKER.downcallHandle(
             LIBC.find("getpagesize").orElseThrow(), FunctionDescriptor.of(INT));
 
@@ -567,6 +588,191 @@ public final class Posix {
             int r = (int) MADVISE.invokeExact(state, MemorySegment.ofAddress(address.address()), length, advice);
             if (r != 0) {
                 throw new PosixException("madvise(" + length + " bytes, advice " + advice + ")", errno(state));
+            }
+        } catch (PosixException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * Creates a socket ({@code socket(2)}).
+     *
+     * @param domain   {@link #AF_UNIX}, {@link #AF_INET} or {@link #AF_INET6}
+     * @param type     {@link #SOCK_STREAM}, optionally with {@link #SOCK_CLOEXEC}
+     * @param protocol 0 for the domain's default
+     * @return the descriptor
+     * @throws PosixException if the call fails (EMFILE, EAFNOSUPPORT...)
+     */
+    public static int socket(int domain, int type, int protocol) throws PosixException {
+        try {
+            MemorySegment state = CALL_STATE_BUFFER.get();
+            int fd = (int) SOCKET.invokeExact(state, domain, type, protocol);
+            if (fd < 0) {
+                throw new PosixException("socket(domain " + domain + ")", errno(state));
+            }
+            return fd;
+        } catch (PosixException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * Connects a socket ({@code connect(2)}), blocking; with {@link #SO_SNDTIMEO} set, a connect
+     * that takes longer fails with EINPROGRESS. EINTR is reported, not retried: an interrupted
+     * connect goes on in the background and cannot simply be repeated.
+     *
+     * @param fd      the socket
+     * @param address a native {@code struct sockaddr_*}; all of it is passed as the length
+     * @throws PosixException if the call fails (ECONNREFUSED, ENOENT for a missing Unix socket...)
+     */
+    public static void connect(int fd, MemorySegment address) throws PosixException {
+        requireNative(address);
+        try {
+            MemorySegment state = CALL_STATE_BUFFER.get();
+            int r = (int) CONNECT.invokeExact(state, fd, address, (int) address.byteSize());
+            if (r != 0) {
+                throw new PosixException("connect(fd " + fd + ")", errno(state));
+            }
+        } catch (PosixException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * Sets a socket option ({@code setsockopt(2)}).
+     *
+     * @param fd    the socket
+     * @param level {@link #SOL_SOCKET} or {@link #IPPROTO_TCP}
+     * @param name  the option
+     * @param value the option's value in native memory (an int, a {@code struct timeval}...)
+     * @throws PosixException if the call fails
+     */
+    public static void setsockopt(int fd, int level, int name, MemorySegment value) throws PosixException {
+        requireNative(value);
+        try {
+            MemorySegment state = CALL_STATE_BUFFER.get();
+            int r = (int) SETSOCKOPT.invokeExact(state, fd, level, name, value, (int) value.byteSize());
+            if (r != 0) {
+                throw new PosixException("setsockopt(fd " + fd + ", option " + name + ")", errno(state));
+            }
+        } catch (PosixException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * Shuts a socket down ({@code shutdown(2)}); with {@link #SHUT_RDWR}, threads blocked reading
+     * or writing it return at once, unlike with close.
+     *
+     * @param fd  the socket
+     * @param how {@link #SHUT_RDWR} or {@link #SHUT_WR}
+     * @throws PosixException if the call fails (ENOTCONN if it never connected)
+     */
+    public static void shutdown(int fd, int how) throws PosixException {
+        try {
+            MemorySegment state = CALL_STATE_BUFFER.get();
+            int r = (int) SHUTDOWN.invokeExact(state, fd, how);
+            if (r != 0) {
+                throw new PosixException("shutdown(fd " + fd + ")", errno(state));
+            }
+        } catch (PosixException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * Reads from a descriptor's current position or a socket ({@code read(2)}). One call: the
+     * result may be short; EINTR is retried.
+     *
+     * @param fd  the descriptor
+     * @param dst native memory to fill; all of it is offered to the call
+     * @return bytes read; 0 at end of file or when the peer closed the connection
+     * @throws PosixException if the call fails (EAGAIN after {@link #SO_RCVTIMEO})
+     */
+    public static long read(int fd, MemorySegment dst) throws PosixException {
+        requireNative(dst);
+        try {
+            MemorySegment state = CALL_STATE_BUFFER.get();
+            while (true) {
+                long n = (long) READ.invokeExact(state, fd, dst, dst.byteSize());
+                if (n >= 0) {
+                    return n;
+                }
+                int err = errno(state);
+                if (err != Errno.EINTR) {
+                    throw new PosixException("read(fd " + fd + ")", err);
+                }
+            }
+        } catch (PosixException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * Scattering read from a descriptor's current position or a socket ({@code readv(2)}). One
+     * call: the result may be short; EINTR is retried.
+     *
+     * @param fd     the descriptor
+     * @param iovecs a native {@code struct iovec} array
+     * @param count  how many entries to use, at most {@link #IOV_MAX}
+     * @return bytes read; 0 at end of file or when the peer closed the connection
+     * @throws PosixException if the call fails
+     */
+    public static long readv(int fd, MemorySegment iovecs, int count) throws PosixException {
+        try {
+            MemorySegment state = CALL_STATE_BUFFER.get();
+            while (true) {
+                long n = (long) READV.invokeExact(state, fd, iovecs, count);
+                if (n >= 0) {
+                    return n;
+                }
+                int err = errno(state);
+                if (err != Errno.EINTR) {
+                    throw new PosixException("readv(fd " + fd + ")", err);
+                }
+            }
+        } catch (PosixException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * Gathering write to a descriptor's current position or a socket ({@code writev(2)}). One
+     * call: the result may be short; EINTR is retried. (The JVM ignores SIGPIPE: writing to a
+     * closed connection fails with EPIPE.)
+     *
+     * @param fd     the descriptor
+     * @param iovecs a native {@code struct iovec} array
+     * @param count  how many entries to use, at most {@link #IOV_MAX}
+     * @return bytes written
+     * @throws PosixException if the call fails (EPIPE, ECONNRESET, EAGAIN after {@link #SO_SNDTIMEO})
+     */
+    public static long writev(int fd, MemorySegment iovecs, int count) throws PosixException {
+        try {
+            MemorySegment state = CALL_STATE_BUFFER.get();
+            while (true) {
+                long n = (long) WRITEV.invokeExact(state, fd, iovecs, count);
+                if (n >= 0) {
+                    return n;
+                }
+                int err = errno(state);
+                if (err != Errno.EINTR) {
+                    throw new PosixException("writev(fd " + fd + ")", err);
+                }
             }
         } catch (PosixException e) {
             throw e;

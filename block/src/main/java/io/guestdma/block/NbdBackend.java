@@ -1,0 +1,542 @@
+package io.guestdma.block;
+
+import io.guestdma.memory.IoVector;
+import io.guestdma.memory.posix.Errno;
+import io.guestdma.memory.posix.PosixException;
+
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteBuffer;
+import java.time.Duration;
+import java.util.Objects;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.ReentrantLock;
+
+import static io.guestdma.block.NbdConnection.CMD_FLAG_FUA;
+import static io.guestdma.block.NbdConnection.CMD_FLAG_NO_HOLE;
+import static io.guestdma.block.NbdConnection.CMD_FLUSH;
+import static io.guestdma.block.NbdConnection.CMD_READ;
+import static io.guestdma.block.NbdConnection.CMD_TRIM;
+import static io.guestdma.block.NbdConnection.CMD_WRITE;
+import static io.guestdma.block.NbdConnection.CMD_WRITE_ZEROES;
+import static io.guestdma.block.NbdConnection.FLAG_READ_ONLY;
+import static io.guestdma.block.NbdConnection.FLAG_SEND_FLUSH;
+import static io.guestdma.block.NbdConnection.FLAG_SEND_FUA;
+import static io.guestdma.block.NbdConnection.FLAG_SEND_TRIM;
+import static io.guestdma.block.NbdConnection.FLAG_SEND_WRITE_ZEROES;
+
+/**
+ * A disk image served by an NBD server (qemu-nbd, nbdkit, nbd-server...), over TCP or a
+ * Unix-domain socket: QEMU's {@code -drive file=nbd://...}.
+ *
+ * <p><b>Protocol.</b> Fixed newstyle handshake; structured replies when the server offers them;
+ * {@code NBD_OPT_GO} with the export name, asking for the server's block size constraints
+ * ({@code NBD_INFO_BLOCK_SIZE}), which are then obeyed (requests must be multiples of the minimum
+ * block size, and reads and writes are split at the maximum payload, at most 32 MiB). Servers
+ * without {@code NBD_OPT_GO} are reached with {@code NBD_OPT_EXPORT_NAME}. TLS is not supported.
+ *
+ * <p><b>Pipelining, zero copy.</b> Requests from several threads are in flight at once on one
+ * connection (up to 64) and matched to their replies by cookie, so concurrent callers share the
+ * round trip instead of queueing behind it. The socket is used through its descriptor with FFM
+ * downcalls: a write goes out as one {@code writev} of the request header and the
+ * {@link IoVector}'s native iovec entries; read data comes in with {@code readv} straight into
+ * them, in the caller's own thread. Guest memory is never staged, and nothing is allocated per
+ * request on the success path. (Only {@link #read(long, ByteBuffer)} and
+ * {@link #write(long, ByteBuffer)} with a heap buffer stage it through native memory.)
+ *
+ * <p><b>Errors.</b> An error the server reports becomes a {@link PosixException} with the errno
+ * the server sent ({@code EIO}, {@code ENOSPC}, {@code EPERM}, {@code EINVAL}...) and the
+ * server's message, if any. A lost connection, a protocol violation or a reply that does not
+ * come within the timeout fails every request in flight with {@code EIO}; none hangs. The next
+ * request reconnects (or {@link #reconnect()} does it at once), so a device whose error policy
+ * stops the machine can resume once the server is back: requests that failed are retried by the
+ * device, nothing is retried behind its back. A reconnection that finds the export with another
+ * size or newly read-only fails rather than let the guest write to a different disk.
+ *
+ * <p><b>Semantics.</b> {@link #discard} must leave zeroes (the {@link BlockBackend} contract),
+ * which NBD's TRIM does not promise: it is sent as {@code NBD_CMD_WRITE_ZEROES} allowing the
+ * server to punch holes (or as written zeroes when the server lacks that command). {@link #trim}
+ * is the plain hint. {@link #flush} is {@code NBD_CMD_FLUSH} (nothing when the server has no
+ * write cache to flush). {@link BlockOptions#lock()} does not apply: the server owns the image
+ * and locks it itself (qemu-nbd does).
+ *
+ * <p>Thread-safe.
+ */
+public final class NbdBackend implements BlockBackend {
+    /** How long a reply (or the connection and handshake) may take unless told otherwise. */
+    public static final Duration DEFAULT_TIMEOUT = Duration.ofSeconds(60);
+
+    /** The largest WRITE_ZEROES or TRIM request: the length field is 32 bits. */
+    private static final long MAX_ZERO_REQUEST = 1L << 30;
+    private static final MemorySegment ZEROES = Arena.global().allocate(1 << 20, 4096).asReadOnly();
+
+    private final NbdAddress address;
+    private final ImageExtent extent;
+    private final long timeoutNanos;
+    private final ReentrantLock connectLock = new ReentrantLock();
+    private volatile NbdConnection connection;
+    private final RequestGate gate;
+    private final AtomicLong connections = new AtomicLong(1);
+
+    private NbdBackend(NbdAddress address, ImageExtent extent, long timeoutNanos, NbdConnection first) {
+        this.address = address;
+        this.extent = extent;
+        this.timeoutNanos = timeoutNanos;
+        this.connection = first;
+        this.gate = new RequestGate("NBD image " + address);
+    }
+
+    /**
+     * Connects to an export with the {@link #DEFAULT_TIMEOUT}.
+     *
+     * @param address the server and export
+     * @param options {@code readOnly} opens read-only; {@code direct} is refused; {@code lock} is
+     *                ignored (the server locks the image)
+     * @return the backend, connected
+     * @throws IllegalArgumentException if {@code options.direct()} is set
+     * @throws IOException              if the server cannot be reached or refuses the export (the
+     *                                  message says which and why), or if the export is read-only
+     *                                  and {@code options.readOnly()} is not set
+     * @throws NullPointerException     if an argument is null
+     */
+    public static NbdBackend open(NbdAddress address, BlockOptions options) throws IOException {
+        return open(address, options, DEFAULT_TIMEOUT);
+    }
+
+    /**
+     * Connects to an export.
+     *
+     * @param address the server and export
+     * @param options {@code readOnly} opens read-only; {@code direct} is refused; {@code lock} is
+     *                ignored (the server locks the image)
+     * @param timeout how long connecting plus the handshake, and later each reply, may take before
+     *                the connection is declared dead
+     * @return the backend, connected
+     * @throws IllegalArgumentException if {@code options.direct()} is set or the timeout is not positive
+     * @throws IOException              if the server cannot be reached or refuses the export (the
+     *                                  message says which and why), or if the export is read-only
+     *                                  and {@code options.readOnly()} is not set
+     * @throws NullPointerException     if an argument is null
+     */
+    public static NbdBackend open(NbdAddress address, BlockOptions options, Duration timeout) throws IOException {
+        Objects.requireNonNull(address, "address");
+        Objects.requireNonNull(options, "options");
+        Objects.requireNonNull(timeout, "timeout");
+        if (options.direct()) {
+            throw new IllegalArgumentException("O_DIRECT does not apply to an NBD export (" + address
+                    + "); the server decides how it caches (qemu-nbd --cache=none)");
+        }
+        if (timeout.isNegative() || timeout.isZero()) {
+            throw new IllegalArgumentException("the timeout must be positive, was " + timeout);
+        }
+        long nanos = timeout.toNanos();
+        NbdConnection c = NbdConnection.open(address, nanos);
+        if (c.has(FLAG_READ_ONLY) && !options.readOnly()) {
+            c.disconnect();
+            throw new IOException("export '" + address.export() + "' at " + address
+                    + " is read-only (NBD_FLAG_READ_ONLY); open it read-only");
+        }
+        return new NbdBackend(address, new ImageExtent(address.toString(), c.size(), options.readOnly()), nanos, c);
+    }
+
+    /** @return the server and export this backend talks to */
+    public NbdAddress address() {
+        return address;
+    }
+
+    @Override
+    public long size() {
+        return extent.size();
+    }
+
+    @Override
+    public boolean isReadOnly() {
+        return extent.readOnly();
+    }
+
+    /**
+     * @return whether the current connection is up and taking requests (false after a failure
+     *         until the next request or {@link #reconnect()} connects again)
+     */
+    public boolean isConnected() {
+        NbdConnection c = connection;
+        return c != null && c.usable();
+    }
+
+    /** @return how many connections this backend has opened, the first one included */
+    public long connectionCount() {
+        return connections.get();
+    }
+
+    /**
+     * @return the minimum block size the server asked for (requests must be multiples of it; 1 if
+     *         it asked for none)
+     * @throws IOException if there is no connection and none can be made
+     */
+    public int minimumBlockSize() throws IOException {
+        return connection().minBlock();
+    }
+
+    /**
+     * @return whether the server sends structured replies (negotiated in the handshake)
+     * @throws IOException if there is no connection and none can be made
+     */
+    public boolean structuredReplies() throws IOException {
+        return connection().structuredReplies();
+    }
+
+    @Override
+    public void readv(long offset, IoVector iov) throws IOException {
+        long total = iov.size();
+        extent.checkRead(offset, total);
+        requireUsable(iov, true);
+        if (total == 0) {
+            return;
+        }
+        enter();
+        try {
+            transfer(CMD_READ, 0, offset, total, iov);
+        } finally {
+            exit();
+        }
+    }
+
+    /**
+     * The socket calls take the segments' raw addresses, which bypass the checks FFM would make:
+     * so they are made here, before anything is sent.
+     */
+    private static void requireUsable(IoVector iov, boolean intoIt) {
+        for (int i = 0; i < iov.count(); i++) {
+            MemorySegment s = iov.segment(i);
+            if (intoIt && s.isReadOnly()) {
+                throw new IllegalArgumentException("cannot read into segment " + i + " of the I/O vector: it is read-only");
+            }
+            if (!s.isNative()) {
+                throw new IllegalArgumentException("segment " + i + " of the I/O vector is a heap segment; "
+                        + "socket I/O needs native memory");
+            }
+            if (!s.scope().isAlive()) {
+                throw new IllegalStateException("segment " + i + " of the I/O vector was already released");
+            }
+        }
+    }
+
+    @Override
+    public void writev(long offset, IoVector iov) throws IOException {
+        writev(offset, iov, false);
+    }
+
+    /**
+     * {@link #writev(long, IoVector)}, optionally with Force Unit Access: when it returns, the
+     * bytes are on the server's stable storage ({@code NBD_CMD_FLAG_FUA}; a write followed by a
+     * flush where the server does not offer FUA).
+     *
+     * @param offset the image offset
+     * @param iov    the bytes to write
+     * @param fua    whether the write must be durable when this returns
+     * @throws ReadOnlyImageException if the image is read-only
+     * @throws IOException            if the range is outside the image or the write fails
+     */
+    public void writev(long offset, IoVector iov, boolean fua) throws IOException {
+        long total = iov.size();
+        extent.checkWrite("write", offset, total);
+        requireUsable(iov, false);
+        if (total == 0) {
+            return;
+        }
+        enter();
+        try {
+            write(offset, total, iov, fua);
+        } finally {
+            exit();
+        }
+    }
+
+    private void write(long offset, long total, IoVector iov, boolean fua) throws IOException {
+        NbdConnection c = connection();
+        boolean serverFua = fua && c.has(FLAG_SEND_FUA);
+        transfer(CMD_WRITE, serverFua ? CMD_FLAG_FUA : 0, offset, total, iov);
+        if (fua && !serverFua && c.has(FLAG_SEND_FLUSH)) {
+            connection().request(CMD_FLUSH, 0, 0, 0, null, 0);
+        }
+    }
+
+    /**
+     * A buffer as a one-segment vector: a direct buffer as it is, a heap buffer through a
+     * native copy in {@code arena} (socket calls need native memory).
+     */
+    private static IoVector vectorOf(ByteBuffer buffer, Arena arena, boolean copyIn) {
+        MemorySegment s = MemorySegment.ofBuffer(buffer);
+        if (!s.isNative()) {
+            MemorySegment staged = arena.allocate(Math.max(1, s.byteSize())).asSlice(0, s.byteSize());
+            if (copyIn) {
+                staged.copyFrom(s);
+            }
+            s = staged;
+        }
+        return new IoVector(1).add(s);
+    }
+
+    @Override
+    public void read(long offset, ByteBuffer dst) throws IOException {
+        int length = dst.remaining();
+        extent.checkRead(offset, length);
+        if (dst.isReadOnly()) {
+            throw new IllegalArgumentException("cannot read into a read-only buffer");
+        }
+        if (length == 0) {
+            return;
+        }
+        enter();
+        try (Arena arena = Arena.ofConfined()) {
+            IoVector iov = vectorOf(dst, arena, false);
+            transfer(CMD_READ, 0, offset, length, iov);
+            if (!dst.isDirect()) {
+                MemorySegment.ofBuffer(dst).copyFrom(iov.segment(0));
+            }
+            dst.position(dst.limit());
+        } finally {
+            exit();
+        }
+    }
+
+    @Override
+    public void write(long offset, ByteBuffer src) throws IOException {
+        int length = src.remaining();
+        extent.checkWrite("write", offset, length);
+        if (length == 0) {
+            return;
+        }
+        enter();
+        try (Arena arena = Arena.ofConfined()) {
+            write(offset, length, vectorOf(src, arena, true), false);
+            src.position(src.limit());
+        } finally {
+            exit();
+        }
+    }
+
+    /** Splits a read or write at the server's maximum payload; the pieces go out one after another. */
+    private void transfer(int command, int flags, long offset, long total, IoVector iov) throws IOException {
+        NbdConnection c = connection();
+        checkAligned(c, command, offset, total);
+        long piece = c.maxPayload();
+        for (long done = 0; done < total; done += piece) {
+            long n = Math.min(piece, total - done);
+            c.request(command, flags, offset + done, n, iov, done);
+        }
+    }
+
+    private void checkAligned(NbdConnection c, int command, long offset, long length) throws PosixException {
+        int min = c.minBlock();
+        if (min > 1 && ((offset | length) & (min - 1)) != 0) {
+            throw new PosixException("nbd " + (command == CMD_READ ? "read" : "write") + "(offset " + offset + ", "
+                    + length + " bytes): " + address + " takes only multiples of " + min + " bytes", Errno.EINVAL);
+        }
+    }
+
+    /**
+     * Sends {@code NBD_CMD_FLUSH}: when it returns, every write that completed before is on the
+     * server's stable storage. Does nothing on a read-only image or a server without a write
+     * cache (one that does not offer flush).
+     */
+    @Override
+    public void flush() throws IOException {
+        if (extent.readOnly()) {
+            return;
+        }
+        enter();
+        try {
+            NbdConnection c = connection();
+            if (c.has(FLAG_SEND_FLUSH)) {
+                c.request(CMD_FLUSH, 0, 0, 0, null, 0);
+            }
+        } finally {
+            exit();
+        }
+    }
+
+    /**
+     * Zeroes the range, letting the server deallocate it ({@code NBD_CMD_WRITE_ZEROES} without
+     * {@code NO_HOLE}): afterwards it reads as zeroes, as the {@link BlockBackend} contract asks.
+     */
+    @Override
+    public void discard(long offset, long length) throws IOException {
+        zero("discard", offset, length, true);
+    }
+
+    /**
+     * Writes zeroes over a range without sending them ({@code NBD_CMD_WRITE_ZEROES}; written
+     * zeroes where the server lacks the command).
+     *
+     * @param offset        the image offset
+     * @param length        bytes in the range
+     * @param mayDeallocate whether the server may punch a hole instead of writing zeroes
+     * @throws ReadOnlyImageException if the image is read-only
+     * @throws IOException            if the range is outside the image or the operation fails
+     */
+    public void writeZeroes(long offset, long length, boolean mayDeallocate) throws IOException {
+        zero("write-zeroes", offset, length, mayDeallocate);
+    }
+
+    private void zero(String what, long offset, long length, boolean mayDeallocate) throws IOException {
+        extent.checkWrite(what, offset, length);
+        if (length == 0) {
+            return;
+        }
+        enter();
+        try {
+            NbdConnection c = connection();
+            checkAligned(c, CMD_WRITE_ZEROES, offset, length);
+            if (c.has(FLAG_SEND_WRITE_ZEROES)) {
+                ranged(c, CMD_WRITE_ZEROES, mayDeallocate ? 0 : CMD_FLAG_NO_HOLE, offset, length);
+            } else {
+                long piece = Math.min(ZEROES.byteSize(), c.maxPayload());
+                IoVector zeroes = new IoVector(1);
+                for (long done = 0; done < length; done += piece) {
+                    long n = Math.min(piece, length - done);
+                    zeroes.reset();
+                    zeroes.add(ZEROES.asSlice(0, n));
+                    c.request(CMD_WRITE, 0, offset + done, n, zeroes, 0);
+                }
+            }
+        } finally {
+            exit();
+        }
+    }
+
+    /**
+     * Tells the server a range is no longer needed ({@code NBD_CMD_TRIM}). Unlike
+     * {@link #discard}, the range's contents are undefined afterwards. Does nothing if the server
+     * does not take trims.
+     *
+     * @param offset the image offset
+     * @param length bytes in the range
+     * @throws ReadOnlyImageException if the image is read-only
+     * @throws IOException            if the range is outside the image or the server fails the trim
+     */
+    public void trim(long offset, long length) throws IOException {
+        extent.checkWrite("trim", offset, length);
+        if (length == 0) {
+            return;
+        }
+        enter();
+        try {
+            NbdConnection c = connection();
+            checkAligned(c, CMD_TRIM, offset, length);
+            if (c.has(FLAG_SEND_TRIM)) {
+                ranged(c, CMD_TRIM, 0, offset, length);
+            }
+        } finally {
+            exit();
+        }
+    }
+
+    private static void ranged(NbdConnection c, int command, int flags, long offset, long length) throws IOException {
+        long piece = MAX_ZERO_REQUEST - MAX_ZERO_REQUEST % c.minBlock();
+        for (long done = 0; done < length; done += piece) {
+            c.request(command, flags, offset + done, Math.min(piece, length - done), null, 0);
+        }
+    }
+
+    // ------------------------------------------------------------------ connection
+
+    /**
+     * Drops the current connection (requests in flight on it fail with EIO) and connects again.
+     *
+     * @throws IOException if the backend is closed, the server cannot be reached, or the export
+     *                     now has another size or became read-only
+     */
+    public void reconnect() throws IOException {
+        connectLock.lock();
+        try {
+            NbdConnection old = connection;
+            if (old != null) {
+                old.fail(new IOException("connection to " + address + " replaced by reconnect()"));
+            }
+            connection = null;
+        } finally {
+            connectLock.unlock();
+        }
+        connection();
+    }
+
+    private NbdConnection connection() throws IOException {
+        NbdConnection c = connection;
+        if (c != null && c.usable()) {
+            return c;
+        }
+        connectLock.lock();
+        try {
+            c = connection;
+            if (c != null && c.usable()) {
+                return c;
+            }
+            if (gate.isClosed()) {
+                throw new IOException("NBD image " + address + " is closed");
+            }
+            if (c != null) {
+                c.disconnect();
+                connection = null;
+            }
+            NbdConnection fresh;
+            try {
+                fresh = NbdConnection.open(address, timeoutNanos);
+            } catch (IOException e) {
+                PosixException down = new PosixException("nbd reconnect(" + address + "): " + e.getMessage(), Errno.EIO);
+                down.initCause(e);
+                throw down;
+            }
+            String changed = fresh.size() != extent.size()
+                    ? "its size changed from " + extent.size() + " to " + fresh.size() + " bytes"
+                    : fresh.has(FLAG_READ_ONLY) && !extent.readOnly() ? "it became read-only" : null;
+            if (changed != null) {
+                fresh.disconnect();
+                throw new PosixException("nbd reconnect(" + address + "): the export is not the disk it was: " + changed,
+                        Errno.EIO);
+            }
+            connections.incrementAndGet();
+            connection = fresh;
+            return fresh;
+        } finally {
+            connectLock.unlock();
+        }
+    }
+
+    private void enter() throws IOException {
+        gate.enter();
+    }
+
+    private void exit() {
+        gate.exit();
+    }
+
+    /**
+     * Refuses new requests, waits for running ones (each is bounded by the timeout), then ends the
+     * session with {@code NBD_CMD_DISC} and closes the socket. Idempotent. Does not flush.
+     */
+    @Override
+    public void close() {
+        if (!gate.close(timeoutNanos + TimeUnit.SECONDS.toNanos(1))) {
+            return;
+        }
+        connectLock.lock();
+        try {
+            NbdConnection c = connection;
+            connection = null;
+            if (c != null) {
+                c.disconnect();
+            }
+        } finally {
+            connectLock.unlock();
+        }
+    }
+
+    /** @return the export's URI and size */
+    @Override
+    public String toString() {
+        return "NbdBackend[" + address + ", " + extent.size() + " bytes" + (extent.readOnly() ? ", read-only" : "") + "]";
+    }
+}
