@@ -131,9 +131,18 @@ public final class Posix {
     private static final MethodHandle CONNECT = downcall("connect", FunctionDescriptor.of(INT, INT, PTR, INT));
     private static final MethodHandle SETSOCKOPT = downcall("setsockopt", FunctionDescriptor.of(INT, INT, INT, INT, PTR, INT));
     private static final MethodHandle SHUTDOWN = downcall("shutdown", FunctionDescriptor.of(INT, INT, INT));
-    private static final MethodHandle READ = downcall("read", FunctionDescriptor.of(LONG, INT, PTR, LONG));
-    private static final MethodHandle READV = downcall("readv", FunctionDescriptor.of(LONG, INT, PTR, INT));
-    private static final MethodHandle WRITEV = downcall("writev", FunctionDescriptor.of(LONG, INT, PTR, INT));
+    // Stream calls (sockets) on the data path: fast handles too. A call that returned -1 moved
+    // nothing, so its capturing repeat is a fresh attempt whose result stands.
+    private static final FunctionDescriptor STREAM_READ = FunctionDescriptor.of(LONG, INT, PTR, LONG);
+    private static final FunctionDescriptor STREAM_VECTORED = FunctionDescriptor.of(LONG, INT, PTR, INT);
+    private static final MethodHandle READ_FAST = fastDowncall("read", STREAM_READ);
+    private static final MethodHandle READV_FAST = fastDowncall("readv", STREAM_VECTORED);
+    private static final MethodHandle WRITEV_FAST = fastDowncall("writev", STREAM_VECTORED);
+    private static final MethodHandle READ = streamRepeatable(downcall("read", STREAM_READ));
+    private static final MethodHandle READV = streamRepeatable(downcall("readv", STREAM_VECTORED));
+    private static final MethodHandle WRITEV = streamRepeatable(downcall("writev", STREAM_VECTORED));
+    /** The offset a stream call does not have, for {@link #repeatCapturing}. */
+    private static final long NO_OFFSET = -1;
     private static final MethodHandle GETPAGESIZE = LINKER.downcallHandle(
             LIBC.find("getpagesize").orElseThrow(), FunctionDescriptor.of(INT));
 
@@ -166,6 +175,11 @@ public final class Posix {
                 MemorySegment.class, int.class, MemorySegment.class, long.class, long.class));
     }
 
+    /** A stream call's capturing handle in the positional calls' shape, with an ignored offset. */
+    private static MethodHandle streamRepeatable(MethodHandle capturing) {
+        return repeatable(MethodHandles.dropArguments(capturing, capturing.type().parameterCount(), long.class));
+    }
+
     /**
      * The slow path of a data-path call whose fast attempt returned -1: the same positional call
      * again, capturing errno, until it succeeds or fails with something other than EINTR.
@@ -181,7 +195,8 @@ public final class Posix {
                 }
                 int err = errno(state);
                 if (err != Errno.EINTR) {
-                    throw new PosixException(call + "(fd " + fd + ", offset " + offset + ")", err);
+                    throw new PosixException(call + "(fd " + fd + (offset == NO_OFFSET ? "" : ", offset " + offset) + ")",
+                            err);
                 }
             }
         } catch (PosixException e) {
@@ -701,23 +716,13 @@ public final class Posix {
      */
     public static long read(int fd, MemorySegment dst) throws PosixException {
         requireNative(dst);
+        long n;
         try {
-            MemorySegment state = CALL_STATE_BUFFER.get();
-            while (true) {
-                long n = (long) READ.invokeExact(state, fd, dst, dst.byteSize());
-                if (n >= 0) {
-                    return n;
-                }
-                int err = errno(state);
-                if (err != Errno.EINTR) {
-                    throw new PosixException("read(fd " + fd + ")", err);
-                }
-            }
-        } catch (PosixException e) {
-            throw e;
+            n = (long) READ_FAST.invokeExact(fd, dst, dst.byteSize());
         } catch (Throwable t) {
             throw rethrow(t);
         }
+        return n >= 0 ? n : repeatCapturing(READ, "read", fd, dst, dst.byteSize(), NO_OFFSET);
     }
 
     /**
@@ -731,23 +736,13 @@ public final class Posix {
      * @throws PosixException if the call fails
      */
     public static long readv(int fd, MemorySegment iovecs, int count) throws PosixException {
+        long n;
         try {
-            MemorySegment state = CALL_STATE_BUFFER.get();
-            while (true) {
-                long n = (long) READV.invokeExact(state, fd, iovecs, count);
-                if (n >= 0) {
-                    return n;
-                }
-                int err = errno(state);
-                if (err != Errno.EINTR) {
-                    throw new PosixException("readv(fd " + fd + ")", err);
-                }
-            }
-        } catch (PosixException e) {
-            throw e;
+            n = (long) READV_FAST.invokeExact(fd, iovecs, count);
         } catch (Throwable t) {
             throw rethrow(t);
         }
+        return n >= 0 ? n : repeatCapturing(READV, "readv", fd, iovecs, count, NO_OFFSET);
     }
 
     /**
@@ -762,23 +757,13 @@ public final class Posix {
      * @throws PosixException if the call fails (EPIPE, ECONNRESET, EAGAIN after {@link #SO_SNDTIMEO})
      */
     public static long writev(int fd, MemorySegment iovecs, int count) throws PosixException {
+        long n;
         try {
-            MemorySegment state = CALL_STATE_BUFFER.get();
-            while (true) {
-                long n = (long) WRITEV.invokeExact(state, fd, iovecs, count);
-                if (n >= 0) {
-                    return n;
-                }
-                int err = errno(state);
-                if (err != Errno.EINTR) {
-                    throw new PosixException("writev(fd " + fd + ")", err);
-                }
-            }
-        } catch (PosixException e) {
-            throw e;
+            n = (long) WRITEV_FAST.invokeExact(fd, iovecs, count);
         } catch (Throwable t) {
             throw rethrow(t);
         }
+        return n >= 0 ? n : repeatCapturing(WRITEV, "writev", fd, iovecs, count, NO_OFFSET);
     }
 
     private static void requireNative(MemorySegment segment) {

@@ -31,6 +31,9 @@ final class DataPathAllocationProbe {
         com.sun.management.ThreadMXBean threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
         Path file = Path.of(args[0]);
         int fd = Posix.open(file, Posix.O_RDWR | Posix.O_CREAT, 0600);
+        // The stream calls (readv/writev/read, what NBD sockets use) against /dev/null: writes vanish,
+        // reads see end of file, and nothing grows.
+        int stream = Posix.open(Path.of("/dev/null"), Posix.O_RDWR, 0);
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment a = arena.allocate(512, 512);
             MemorySegment b = arena.allocate(512, 512);
@@ -44,6 +47,9 @@ final class DataPathAllocationProbe {
             calls.put("preadv", () -> Posix.preadv(fd, iov, 2, 0));
             calls.put("pwrite", () -> Posix.pwrite(fd, a, 4096));
             calls.put("pread", () -> Posix.pread(fd, a, 4096));
+            calls.put("writev", () -> Posix.writev(stream, iov, 2));
+            calls.put("readv", () -> Posix.readv(stream, iov, 2));
+            calls.put("read", () -> Posix.read(stream, a));
             calls.put("control_capturing_lseek", () -> Posix.fileSize(fd));
             long tid = Thread.currentThread().threadId();
             for (Map.Entry<String, Call> e : calls.entrySet()) {
@@ -59,6 +65,7 @@ final class DataPathAllocationProbe {
                 System.out.println(e.getKey() + "=" + (double) (after - before) / MEASURED);
             }
         } finally {
+            Posix.close(stream);
             Posix.close(fd);
         }
     }

@@ -29,7 +29,7 @@ class DataPathAllocationTest {
         assertThat(perCall.get("control_capturing_lseek"))
                 .as("a downcall with errno capture allocates in this JVM (else the check below proves nothing)")
                 .isGreaterThanOrEqualTo(16.0);
-        for (String call : List.of("pwritev", "preadv", "pwrite", "pread")) {
+        for (String call : List.of("pwritev", "preadv", "pwrite", "pread", "writev", "readv", "read")) {
             assertThat(perCall.get(call)).as("heap bytes per %s call", call).isLessThan(1.0);
         }
     }
@@ -53,7 +53,8 @@ class DataPathAllocationTest {
                 }
             }
             assertThat(perCall).as("probe output:%n%s", output)
-                    .containsKeys("pwritev", "preadv", "pwrite", "pread", "control_capturing_lseek");
+                    .containsKeys("pwritev", "preadv", "pwrite", "pread", "writev", "readv", "read",
+                            "control_capturing_lseek");
             return perCall;
         } finally {
             p.destroyForcibly();
