@@ -25,8 +25,10 @@ import java.util.concurrent.atomic.AtomicLong;
  *     {@link AccessResult#DEVICE_ERROR} ({@link MapFailed} for maps), which a device reports as a
  *     DMA error. Translations are cached (an IOTLB) until {@link #invalidate}.</li>
  * </ol>
- * Maps are cut where a translation ends, as QEMU's {@code address_space_map} cuts at an IOMMU
- * page; the device maps the rest with another call ({@link DmaStream} does so).
+ * Maps are cut where the translated run ends: consecutive I/O pages that the IOMMU sends to
+ * consecutive targets form one piece, and the map stops at the first page that goes elsewhere or
+ * is not permitted (QEMU's {@code address_space_map} stops at every IOMMU page); the device maps the
+ * rest with another call ({@link DmaStream} does so).
  *
  * <p><b>Invalidation waits for unmap.</b> {@link #invalidate} drops cached translations at once,
  * so new accesses see the IOMMU's new answer, and returns a future that completes when every
@@ -211,15 +213,30 @@ public final class DeviceAddressSpace implements AddressSpace {
         }
         IommuTranslation t = translation(at, direction);
         long within = at - t.iova();
-        long rest = t.size() - within;
-        out.length = Long.compareUnsigned(n, rest) < 0 ? n : rest;
+        long covered = t.size() - within;
         if (!t.permits(direction)) {
             faults.incrementAndGet();
             out.kind = ROUTE_FAULT;
+            out.length = Long.compareUnsigned(n, covered) < 0 ? n : covered;
             return;
         }
+        long target = t.target() + within;
+        // Pages the guest mapped to consecutive targets become one piece (one mapping, one iovec),
+        // not one per page; the run stops at the first page that goes elsewhere or is not permitted.
+        while (Long.compareUnsigned(covered, n) < 0) {
+            long next = at + covered;
+            if (next == 0) {
+                break; // the top of the 64-bit space
+            }
+            IommuTranslation u = translation(next, direction);
+            if (!u.permits(direction) || u.target() + (next - u.iova()) != target + covered) {
+                break;
+            }
+            covered += u.size() - (next - u.iova());
+        }
         out.kind = ROUTE_ROOT;
-        out.rootAddress = t.target() + within;
+        out.rootAddress = target;
+        out.length = Long.compareUnsigned(n, covered) < 0 ? n : covered;
     }
 
     private IommuTranslation translation(long iova, DmaDirection direction) {

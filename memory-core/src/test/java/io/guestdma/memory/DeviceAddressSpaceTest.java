@@ -136,11 +136,21 @@ class DeviceAddressSpaceTest {
             assertThat(mem.readByte(0x5000)).isEqualTo((byte) 0x40);
             assertThat(mem.readByte(0x2fff)).isEqualTo((byte) 0x41);
             assertThat(mem.readByte(0x9abc)).isEqualTo((byte) 0x42);
-            // Maps are cut at the translation's end.
+            // Maps are cut where the translated run ends.
             DmaMapping m = (DmaMapping) dev.map(0x0800, 0x2000, TO_DEVICE);
             assertThat(m.length()).isEqualTo(0x800);
             assertThat(m.address()).isEqualTo(0x5800);
             dev.unmap(m, 0);
+            // Pages mapped to consecutive targets are one piece, up to the first that is not.
+            iommu.map(0x10000, 0x20000, READ | WRITE);
+            iommu.map(0x11000, 0x21000, READ | WRITE);
+            iommu.map(0x12000, 0x22000, READ | WRITE);
+            iommu.map(0x13000, 0x40000, READ | WRITE);
+            DmaMapping run = (DmaMapping) dev.map(0x10800, 0x4000, FROM_DEVICE);
+            assertThat(run.address()).isEqualTo(0x20800);
+            assertThat(run.length()).as("three pages, from the middle of the first").isEqualTo(0x2800);
+            assertThat(run.bounced()).isFalse();
+            dev.unmap(run, 0);
             // Writing the read-only page fails on every path; reading it works.
             assertThat(dev.map(0x3000, 16, FROM_DEVICE)).isInstanceOf(MapFailed.class);
             assertThat(dev.write(0x3000, new byte[4], 0, 4)).isEqualTo(AccessResult.DEVICE_ERROR);
