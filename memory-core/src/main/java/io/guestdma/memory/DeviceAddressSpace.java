@@ -57,7 +57,11 @@ public final class DeviceAddressSpace implements AddressSpace {
     private final long windowTarget;
     private final Iommu iommu;
     private volatile boolean enabled = true;
-    private final IommuTranslation[] iotlb = new IommuTranslation[IOTLB_ENTRIES];
+    /** Cached translations, each valid only in the epoch it was made in (so invalidation is one flip). */
+    private final java.util.concurrent.atomic.AtomicReferenceArray<Cached> iotlb =
+            new java.util.concurrent.atomic.AtomicReferenceArray<>(IOTLB_ENTRIES);
+    /** The last run of consecutive pages routed, valid only in its epoch: repeated DMA to one buffer costs one check. */
+    private volatile Run lastRun;
     private volatile Epoch epoch = new Epoch();
     private final List<Epoch> draining = new CopyOnWriteArrayList<>();
     private final AtomicLong faults = new AtomicLong();
@@ -70,6 +74,13 @@ public final class DeviceAddressSpace implements AddressSpace {
         final AtomicLong live = new AtomicLong();
         final CompletableFuture<Void> drained = new CompletableFuture<>();
         volatile boolean retired;
+    }
+
+    private record Cached(IommuTranslation translation, Epoch epoch) {
+    }
+
+    /** {@code [iova, iova + length)} goes to {@code [target, ...)}, permitted for {@code direction}. */
+    private record Run(long iova, long length, long target, DmaDirection direction, Epoch epoch) {
     }
 
     /** Where a piece of a device access goes; one per caller, reused. */
@@ -134,14 +145,16 @@ public final class DeviceAddressSpace implements AddressSpace {
      *         this call is live any more
      */
     public synchronized CompletableFuture<Void> invalidate(long iova, long length) {
-        for (int i = 0; i < IOTLB_ENTRIES; i++) {
-            IommuTranslation t = iotlb[i];
-            if (t != null && (length == 0 || overlaps(t, iova, length))) {
-                iotlb[i] = null;
-            }
-        }
+        // Cached translations are tagged with the epoch they were made in; the flip below makes
+        // them all stale at once, so no route that started after this call can use one (a range
+        // is therefore invalidated conservatively, with everything else). Entries are dropped too,
+        // only to let them go.
         Epoch old = epoch;
         epoch = new Epoch();
+        lastRun = null;
+        for (int i = 0; i < IOTLB_ENTRIES; i++) {
+            iotlb.set(i, null);
+        }
         old.retired = true;
         draining.add(old);
         old.drained.whenComplete((v, e) -> draining.remove(old));
@@ -149,12 +162,6 @@ public final class DeviceAddressSpace implements AddressSpace {
             old.drained.complete(null);
         }
         return CompletableFuture.allOf(draining.stream().map(e -> e.drained).toArray(CompletableFuture<?>[]::new));
-    }
-
-    private static boolean overlaps(IommuTranslation t, long iova, long length) {
-        long end = iova + length - 1;
-        long tEnd = t.iova() + t.size() - 1;
-        return Long.compareUnsigned(iova, tEnd) <= 0 && Long.compareUnsigned(t.iova(), end) <= 0;
     }
 
     /** Counts a mapping or chunk under the current translations; null without an IOMMU. */
@@ -185,7 +192,8 @@ public final class DeviceAddressSpace implements AddressSpace {
 
     /**
      * Routes the piece {@code [address, address + length)}: where it goes in the root and how much
-     * of it goes there in one piece.
+     * of it goes there in one piece. A caller that maps or copies must have {@link #enter}ed
+     * before, so that an invalidation racing with the route waits for what it produces.
      */
     void route(long address, long length, DmaDirection direction, Route out) {
         if (!enabled) {
@@ -211,7 +219,17 @@ public final class DeviceAddressSpace implements AddressSpace {
             out.length = n;
             return;
         }
-        IommuTranslation t = translation(at, direction);
+        Epoch now = epoch;
+        Run run = lastRun;
+        if (run != null && run.epoch() == now && run.direction() == direction
+                && Long.compareUnsigned(at - run.iova(), run.length()) < 0
+                && Long.compareUnsigned(n, run.length() - (at - run.iova())) <= 0) {
+            out.kind = ROUTE_ROOT;
+            out.rootAddress = run.target() + (at - run.iova());
+            out.length = n;
+            return;
+        }
+        IommuTranslation t = translation(at, direction, now);
         long within = at - t.iova();
         long covered = t.size() - within;
         if (!t.permits(direction)) {
@@ -228,7 +246,7 @@ public final class DeviceAddressSpace implements AddressSpace {
             if (next == 0) {
                 break; // the top of the 64-bit space
             }
-            IommuTranslation u = translation(next, direction);
+            IommuTranslation u = translation(next, direction, now);
             if (!u.permits(direction) || u.target() + (next - u.iova()) != target + covered) {
                 break;
             }
@@ -237,14 +255,17 @@ public final class DeviceAddressSpace implements AddressSpace {
         out.kind = ROUTE_ROOT;
         out.rootAddress = target;
         out.length = Long.compareUnsigned(n, covered) < 0 ? n : covered;
+        lastRun = new Run(at, covered, target, direction, now);
     }
 
-    private IommuTranslation translation(long iova, DmaDirection direction) {
+    private IommuTranslation translation(long iova, DmaDirection direction, Epoch now) {
         int slot = (int) ((iova >>> 12) & (IOTLB_ENTRIES - 1));
-        IommuTranslation cached = iotlb[slot];
-        if (cached != null && Long.compareUnsigned(iova - cached.iova(), cached.size()) < 0
-                && cached.permits(direction)) {
-            return cached;
+        Cached entry = iotlb.get(slot);
+        if (entry != null && entry.epoch() == now) {
+            IommuTranslation cached = entry.translation();
+            if (Long.compareUnsigned(iova - cached.iova(), cached.size()) < 0 && cached.permits(direction)) {
+                return cached;
+            }
         }
         IommuTranslation fresh = iommu.translate(iova, direction);
         if (fresh == null || Long.compareUnsigned(iova - fresh.iova(), fresh.size()) >= 0) {
@@ -252,7 +273,7 @@ public final class DeviceAddressSpace implements AddressSpace {
             return IommuTranslation.fault(iova);
         }
         if (fresh.readable() || fresh.writable()) {
-            iotlb[slot] = fresh; // immutable record: a racy publish is safe
+            iotlb.set(slot, new Cached(fresh, now)); // stale at once if an invalidation flipped meanwhile
         }
         return fresh;
     }
@@ -339,36 +360,40 @@ public final class DeviceAddressSpace implements AddressSpace {
 
     @Override
     public MapResult map(long address, long length, DmaDirection direction) {
+        if (iommu == null && enabled && windowSize == WHOLE) {
+            // Nothing to translate; kept small so that map and unmap inline into the device and
+            // the mapping is scalar-replaced, as on the root.
+            return root.map(windowTarget + address - windowBase, length, direction);
+        }
+        return mapSlowly(address, length, direction);
+    }
+
+    private MapResult mapSlowly(long address, long length, DmaDirection direction) {
         if (length <= 0 || direction == null) {
             return root.map(address, length, direction); // throws as the root does
         }
         if (address != 0 && Long.compareUnsigned(length, -address) > 0) {
             length = -address;
         }
-        if (iommu == null && enabled && windowSize == WHOLE) {
-            return root.map(windowTarget + address - windowBase, length, direction); // nothing to translate
-        }
-        Route r = new Route();
-        route(address, length, direction, r);
-        return mapRouted(address, r, direction);
+        return mapRouted(address, length, direction);
     }
 
-    /** Maps a routed piece: the root's map, a mapping of nowhere, or a permission fault. */
-    MapResult mapRouted(long address, Route r, DmaDirection direction) {
-        return switch (r.kind) {
-            case ROUTE_ROOT -> {
-                Epoch e = enter();
-                MapResult m = root.map(r.rootAddress, r.length, direction);
-                if (m instanceof DmaMapping mapping && e != null) {
-                    mapping.throughIommu(e);
-                } else {
-                    exit(e);
-                }
-                yield m;
-            }
+    /** Routes and maps: the root's map, a mapping of nowhere, or a permission fault. */
+    private MapResult mapRouted(long address, long length, DmaDirection direction) {
+        Epoch e = enter(); // before the route: an invalidation racing with it waits for this mapping
+        Route r = new Route();
+        route(address, length, direction, r);
+        MapResult m = switch (r.kind) {
+            case ROUTE_ROOT -> root.map(r.rootAddress, r.length, direction);
             case ROUTE_NOWHERE -> root.mapNowhere(address, r.length, direction);
             default -> new MapFailed(address, r.length, AccessResult.DEVICE_ERROR);
         };
+        if (r.kind == ROUTE_ROOT && e != null && m instanceof DmaMapping mapping) {
+            mapping.throughIommu(e);
+        } else {
+            exit(e);
+        }
+        return m;
     }
 
     @Override
@@ -392,13 +417,14 @@ public final class DeviceAddressSpace implements AddressSpace {
         if (length <= 0) {
             throw new IllegalArgumentException("view length must be at least 1, was " + length);
         }
+        Epoch e = currentEpoch(); // before the route: an invalidation after it retires e
         Route r = new Route();
         route(address, length, writable ? DmaDirection.FROM_DEVICE : DmaDirection.TO_DEVICE, r);
         if (r.kind != ROUTE_ROOT || r.length != length) {
             throw new DmaAccessException(String.format("device %s: 0x%x (+0x%x) is not reachable RAM in one"
                     + " translation", name, address, length), address, length);
         }
-        return root.ramView(r.rootAddress, length, order, writable).through(this, address, currentEpoch());
+        return root.ramView(r.rootAddress, length, order, writable).through(this, address, e);
     }
 
     @Override

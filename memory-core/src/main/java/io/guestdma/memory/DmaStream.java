@@ -174,6 +174,9 @@ public final class DmaStream {
             }
             boolean nowhere = beyondTop;
             if (device != null && !beyondTop) {
+                if (chunkEpoch == null) {
+                    chunkEpoch = device.enter(); // before routing, held until the chunk is unmapped
+                }
                 device.route(address, want, direction, route);
                 if (route.kind == DeviceAddressSpace.ROUTE_FAULT) {
                     throw new DmaAccessException(String.format("DMA %s 0x%x (+0x%x): device %s's IOMMU does not permit"
@@ -182,9 +185,6 @@ public final class DmaStream {
                 nowhere = route.kind == DeviceAddressSpace.ROUTE_NOWHERE;
                 want = route.length;
                 if (!nowhere) {
-                    if (chunkEpoch == null) {
-                        chunkEpoch = device.enter(); // held until the chunk is unmapped
-                    }
                     address = route.rootAddress;
                 }
             }

@@ -29,9 +29,13 @@ import java.util.Objects;
  * threads and with the guest).
  */
 public final class RamView {
-    private static final ValueLayout.OfShort SHORT = ValueLayout.JAVA_SHORT;
-    private static final ValueLayout.OfInt INT = ValueLayout.JAVA_INT;
-    private static final ValueLayout.OfLong LONG = ValueLayout.JAVA_LONG;
+    // VarHandles are only fast when they are constants: one static final handle per order.
+    private static final VarHandle SHORT_LE = ValueLayout.JAVA_SHORT.withOrder(ByteOrder.LITTLE_ENDIAN).varHandle();
+    private static final VarHandle SHORT_BE = ValueLayout.JAVA_SHORT.withOrder(ByteOrder.BIG_ENDIAN).varHandle();
+    private static final VarHandle INT_LE = ValueLayout.JAVA_INT.withOrder(ByteOrder.LITTLE_ENDIAN).varHandle();
+    private static final VarHandle INT_BE = ValueLayout.JAVA_INT.withOrder(ByteOrder.BIG_ENDIAN).varHandle();
+    private static final VarHandle LONG_LE = ValueLayout.JAVA_LONG.withOrder(ByteOrder.LITTLE_ENDIAN).varHandle();
+    private static final VarHandle LONG_BE = ValueLayout.JAVA_LONG.withOrder(ByteOrder.BIG_ENDIAN).varHandle();
 
     private final GuestMemory memory;
     private final long address;
@@ -42,9 +46,7 @@ public final class RamView {
     private final ValueLayout.OfShort shortPlain;
     private final ValueLayout.OfInt intPlain;
     private final ValueLayout.OfLong longPlain;
-    private final VarHandle shortOrdered;
-    private final VarHandle intOrdered;
-    private final VarHandle longOrdered;
+    private final boolean bigEndian;
     /** The snapshot the range was last found in; a different current snapshot means "look again". */
     private volatile AddressMap snapshot;
     /** Made through a device space's IOMMU: the space, the device address and the translation generation. */
@@ -65,9 +67,7 @@ public final class RamView {
         this.shortPlain = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(order);
         this.intPlain = ValueLayout.JAVA_INT_UNALIGNED.withOrder(order);
         this.longPlain = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(order);
-        this.shortOrdered = SHORT.withOrder(order).varHandle();
-        this.intOrdered = INT.withOrder(order).varHandle();
-        this.longOrdered = LONG.withOrder(order).varHandle();
+        this.bigEndian = order == ByteOrder.BIG_ENDIAN;
     }
 
     /** @return the guest physical address of the view's first byte */
@@ -113,13 +113,14 @@ public final class RamView {
 
     /** After an IOMMU invalidation: the device address must still reach the same RAM, permitted. */
     private void retranslate() {
+        DeviceAddressSpace.Epoch now = space.currentEpoch(); // before the route: a later flip retires it
         DeviceAddressSpace.Route r = new DeviceAddressSpace.Route();
         space.route(deviceAddress, length, writable ? DmaDirection.FROM_DEVICE : DmaDirection.TO_DEVICE, r);
         if (r.kind != DeviceAddressSpace.ROUTE_ROOT || r.length != length || r.rootAddress != address) {
             throw new DmaAccessException(String.format("device %s: 0x%x (+0x%x) no longer translates to the RAM"
                     + " this view was made for", space.name(), deviceAddress, length), deviceAddress, length);
         }
-        epoch = space.currentEpoch();
+        epoch = now;
     }
 
     private MemorySegment writableLive(long offset) {
@@ -201,7 +202,11 @@ public final class RamView {
      * @throws DmaAccessException        if the range is no longer RAM
      */
     public short getShortAcquire(long offset) {
-        return (short) shortOrdered.getAcquire(live(), offset);
+        MemorySegment s = live();
+        if (bigEndian) {
+            return (short) SHORT_BE.getAcquire(s, offset);
+        }
+        return (short) SHORT_LE.getAcquire(s, offset);
     }
 
     /**
@@ -212,7 +217,11 @@ public final class RamView {
      * @throws DmaAccessException        if the range is no longer RAM
      */
     public int getIntAcquire(long offset) {
-        return (int) intOrdered.getAcquire(live(), offset);
+        MemorySegment s = live();
+        if (bigEndian) {
+            return (int) INT_BE.getAcquire(s, offset);
+        }
+        return (int) INT_LE.getAcquire(s, offset);
     }
 
     /**
@@ -223,7 +232,11 @@ public final class RamView {
      * @throws DmaAccessException        if the range is no longer RAM
      */
     public long getLongAcquire(long offset) {
-        return (long) longOrdered.getAcquire(live(), offset);
+        MemorySegment s = live();
+        if (bigEndian) {
+            return (long) LONG_BE.getAcquire(s, offset);
+        }
+        return (long) LONG_LE.getAcquire(s, offset);
     }
 
     /**
@@ -286,7 +299,12 @@ public final class RamView {
      * @throws DmaAccessException            if the range is no longer RAM
      */
     public void setShortRelease(long offset, short value) {
-        shortOrdered.setRelease(writableLive(offset), offset, value);
+        MemorySegment s = writableLive(offset);
+        if (bigEndian) {
+            SHORT_BE.setRelease(s, offset, value);
+        } else {
+            SHORT_LE.setRelease(s, offset, value);
+        }
         dirty(offset, 2);
     }
 
@@ -299,7 +317,12 @@ public final class RamView {
      * @throws DmaAccessException            if the range is no longer RAM
      */
     public void setIntRelease(long offset, int value) {
-        intOrdered.setRelease(writableLive(offset), offset, value);
+        MemorySegment s = writableLive(offset);
+        if (bigEndian) {
+            INT_BE.setRelease(s, offset, value);
+        } else {
+            INT_LE.setRelease(s, offset, value);
+        }
         dirty(offset, 4);
     }
 
@@ -312,7 +335,12 @@ public final class RamView {
      * @throws DmaAccessException            if the range is no longer RAM
      */
     public void setLongRelease(long offset, long value) {
-        longOrdered.setRelease(writableLive(offset), offset, value);
+        MemorySegment s = writableLive(offset);
+        if (bigEndian) {
+            LONG_BE.setRelease(s, offset, value);
+        } else {
+            LONG_LE.setRelease(s, offset, value);
+        }
         dirty(offset, 8);
     }
 
@@ -329,7 +357,9 @@ public final class RamView {
      * @throws DmaAccessException            if the range is no longer RAM
      */
     public boolean compareAndSetInt(long offset, int expected, int update) {
-        boolean result = intOrdered.compareAndSet(writableLive(offset), offset, expected, update);
+        MemorySegment s = writableLive(offset);
+        boolean result = bigEndian ? INT_BE.compareAndSet(s, offset, expected, update)
+                : INT_LE.compareAndSet(s, offset, expected, update);
         dirty(offset, 4);
         return result;
     }
@@ -347,7 +377,9 @@ public final class RamView {
      * @throws DmaAccessException            if the range is no longer RAM
      */
     public boolean compareAndSetLong(long offset, long expected, long update) {
-        boolean result = longOrdered.compareAndSet(writableLive(offset), offset, expected, update);
+        MemorySegment s = writableLive(offset);
+        boolean result = bigEndian ? LONG_BE.compareAndSet(s, offset, expected, update)
+                : LONG_LE.compareAndSet(s, offset, expected, update);
         dirty(offset, 8);
         return result;
     }
@@ -364,7 +396,9 @@ public final class RamView {
      * @throws DmaAccessException            if the range is no longer RAM
      */
     public int getAndAddInt(long offset, int delta) {
-        int result = (int) intOrdered.getAndAdd(writableLive(offset), offset, delta);
+        MemorySegment s = writableLive(offset);
+        int result = bigEndian ? (int) INT_BE.getAndAdd(s, offset, delta)
+                : (int) INT_LE.getAndAdd(s, offset, delta);
         dirty(offset, 4);
         return result;
     }
@@ -381,7 +415,9 @@ public final class RamView {
      * @throws DmaAccessException            if the range is no longer RAM
      */
     public long getAndAddLong(long offset, long delta) {
-        long result = (long) longOrdered.getAndAdd(writableLive(offset), offset, delta);
+        MemorySegment s = writableLive(offset);
+        long result = bigEndian ? (long) LONG_BE.getAndAdd(s, offset, delta)
+                : (long) LONG_LE.getAndAdd(s, offset, delta);
         dirty(offset, 8);
         return result;
     }
@@ -398,7 +434,9 @@ public final class RamView {
      * @throws DmaAccessException            if the range is no longer RAM
      */
     public int getAndBitwiseOrInt(long offset, int bits) {
-        int result = (int) intOrdered.getAndBitwiseOr(writableLive(offset), offset, bits);
+        MemorySegment s = writableLive(offset);
+        int result = bigEndian ? (int) INT_BE.getAndBitwiseOr(s, offset, bits)
+                : (int) INT_LE.getAndBitwiseOr(s, offset, bits);
         dirty(offset, 4);
         return result;
     }
@@ -415,7 +453,9 @@ public final class RamView {
      * @throws DmaAccessException            if the range is no longer RAM
      */
     public long getAndBitwiseOrLong(long offset, long bits) {
-        long result = (long) longOrdered.getAndBitwiseOr(writableLive(offset), offset, bits);
+        MemorySegment s = writableLive(offset);
+        long result = bigEndian ? (long) LONG_BE.getAndBitwiseOr(s, offset, bits)
+                : (long) LONG_LE.getAndBitwiseOr(s, offset, bits);
         dirty(offset, 8);
         return result;
     }
