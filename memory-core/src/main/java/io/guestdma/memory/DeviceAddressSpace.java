@@ -136,10 +136,11 @@ public final class DeviceAddressSpace implements AddressSpace {
     }
 
     /**
-     * Drops cached translations overlapping {@code [iova, iova + length)} (all of them if length is
-     * 0), so the next accesses ask the IOMMU again.
+     * Drops cached translations so the next accesses ask the IOMMU again. The range says what the
+     * guest invalidated; the cache is dropped whole (conservative, and one step that no route
+     * running at the same time can undo).
      *
-     * @param iova   first I/O virtual address invalidated
+     * @param iova   first I/O virtual address the guest invalidated
      * @param length bytes, or 0 for everything
      * @return completed when no mapping or stream chunk made through a translation cached before
      *         this call is live any more
