@@ -26,10 +26,10 @@ import java.util.concurrent.Executor;
  * returns (or the future completes).
  */
 public interface BlockBackend extends AutoCloseable {
-    /** @return the image's size in bytes, fixed when it was opened */
+    /** {@return the image's size in bytes, fixed when it was opened} */
     long size();
 
-    /** @return whether the image was opened read-only */
+    /** {@return whether the image was opened read-only} */
     boolean isReadOnly();
 
     /**

@@ -12,30 +12,33 @@ package io.guestdma.block;
  *                 shared for read-only), so two emulators cannot write one image at once
  */
 public record BlockOptions(boolean readOnly, boolean direct, boolean lock) {
-    /** @return read-write, through the page cache, locked: what an emulator normally wants */
+    /** {@return read-write, through the page cache, locked: what an emulator normally wants} */
     public static BlockOptions defaults() {
         return new BlockOptions(false, false, true);
     }
 
     /**
+     * {@return a copy with {@code readOnly} replaced}
+     *
      * @param value whether to open read-only
-     * @return a copy with {@code readOnly} replaced
      */
     public BlockOptions withReadOnly(boolean value) {
         return new BlockOptions(value, direct, lock);
     }
 
     /**
+     * {@return a copy with {@code direct} replaced}
+     *
      * @param value whether to bypass the page cache
-     * @return a copy with {@code direct} replaced
      */
     public BlockOptions withDirect(boolean value) {
         return new BlockOptions(readOnly, value, lock);
     }
 
     /**
+     * {@return a copy with {@code lock} replaced}
+     *
      * @param value whether to lock the image
-     * @return a copy with {@code lock} replaced
      */
     public BlockOptions withLock(boolean value) {
         return new BlockOptions(readOnly, direct, value);

@@ -138,14 +138,15 @@ public final class FaultInjectingBackend implements BlockBackend {
     }
 
     /**
+     * {@return how many requests of that kind have reached this backend, failed ones included}
+     *
      * @param operation which kind of request
-     * @return how many requests of that kind have reached this backend, failed ones included
      */
     public long requests(Operation operation) {
         return counts.get(operation).get();
     }
 
-    /** @return the faults that fired, in order */
+    /** {@return the faults that fired, in order} */
     public synchronized List<Injected> injected() {
         return List.copyOf(injected);
     }

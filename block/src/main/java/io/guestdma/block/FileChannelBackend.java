@@ -141,7 +141,7 @@ public final class FileChannelBackend implements BlockBackend {
         return extent.readOnly();
     }
 
-    /** @return how many channels the pool holds: the most vectored requests that run at once */
+    /** {@return how many channels the pool holds: the most vectored requests that run at once} */
     public int channels() {
         return channels.length;
     }
@@ -296,7 +296,7 @@ public final class FileChannelBackend implements BlockBackend {
         }
     }
 
-    /** @return the image path and size */
+    /** {@return the image path and size} */
     @Override
     public String toString() {
         return "FileChannelBackend[" + extent.name() + ", " + extent.size() + " bytes"

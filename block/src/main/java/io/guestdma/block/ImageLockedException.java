@@ -11,6 +11,8 @@ public final class ImageLockedException extends IOException {
     private static final long serialVersionUID = 1L;
 
     /**
+     * Creates the exception with a message naming the image and the lock that was wanted.
+     *
      * @param image  the image
      * @param shared whether a shared (read-only) lock was wanted
      */

@@ -123,7 +123,7 @@ public final class NativeBackend implements BlockBackend {
         return extent.readOnly();
     }
 
-    /** @return whether the image was opened with {@code O_DIRECT} */
+    /** {@return whether the image was opened with {@code O_DIRECT}} */
     public boolean isDirect() {
         return direct;
     }
@@ -480,7 +480,7 @@ public final class NativeBackend implements BlockBackend {
         }
     }
 
-    /** @return the image path and size */
+    /** {@return the image path and size} */
     @Override
     public String toString() {
         return "NativeBackend[" + extent.name() + ", " + extent.size() + " bytes"

@@ -8,6 +8,8 @@ public final class ReadOnlyImageException extends IOException {
     private static final long serialVersionUID = 1L;
 
     /**
+     * Creates the exception with a message naming the image and the refused operation.
+     *
      * @param image     the image
      * @param operation what was attempted, for the message
      */

@@ -63,12 +63,12 @@ public record DriveSpec(ImageLocation image, int index, BackendType backend, Dma
                 ErrorPolicy.REPORT, ErrorPolicy.REPORT);
     }
 
-    /** @return the IDE channel: 0 primary, 1 secondary */
+    /** {@return the IDE channel: 0 primary, 1 secondary} */
     public int channel() {
         return index / 2;
     }
 
-    /** @return the unit on the channel: 0 master, 1 slave */
+    /** {@return the unit on the channel: 0 master, 1 slave} */
     public int unit() {
         return index % 2;
     }

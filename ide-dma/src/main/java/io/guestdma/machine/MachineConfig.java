@@ -61,7 +61,7 @@ public record MachineConfig(long ramBytes, List<DriveSpec> drives) {
         }
     }
 
-    /** @return the DMA mode the drives agree on ({@link DmaMode#MAP} without drives) */
+    /** {@return the DMA mode the drives agree on ({@link DmaMode#MAP} without drives)} */
     public DmaMode dmaMode() {
         return drives.isEmpty() ? DmaMode.MAP : drives.get(0).dma();
     }

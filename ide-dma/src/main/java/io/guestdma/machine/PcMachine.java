@@ -251,22 +251,22 @@ public final class PcMachine implements AutoCloseable {
         }
     }
 
-    /** @return the guest's physical address space */
+    /** {@return the guest's physical address space} */
     public GuestMemory memory() {
         return memory;
     }
 
-    /** @return the I/O port space; {@code in}/{@code out} instructions go here */
+    /** {@return the I/O port space; {@code in}/{@code out} instructions go here} */
     public PortBus ports() {
         return ports;
     }
 
-    /** @return the IDE controller */
+    /** {@return the IDE controller} */
     public PiixIde ide() {
         return ide;
     }
 
-    /** @return the PCI host (configuration mechanism #1) */
+    /** {@return the PCI host (configuration mechanism #1)} */
     public PciHost pci() {
         return pci;
     }
@@ -282,8 +282,9 @@ public final class PcMachine implements AutoCloseable {
     }
 
     /**
+     * {@return the line's current level}
+     *
      * @param line an ISA IRQ number, 0 to 15
-     * @return the line's current level
      * @throws IllegalArgumentException if line is outside 0..15
      */
     public boolean irqLevel(int line) {

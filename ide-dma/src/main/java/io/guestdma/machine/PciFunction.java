@@ -77,6 +77,8 @@ public final class PciFunction {
         }
 
         /**
+         * Sets the class code.
+         *
          * @param classCode base class, subclass and programming interface, as 0xBBSSPP
          * @return this builder
          */
@@ -86,6 +88,8 @@ public final class PciFunction {
         }
 
         /**
+         * Sets the revision ID.
+         *
          * @param revision the revision ID
          * @return this builder
          */
@@ -95,6 +99,8 @@ public final class PciFunction {
         }
 
         /**
+         * Sets the header type.
+         *
          * @param headerType the header type byte; 0x80 marks function 0 of a multi-function device
          * @return this builder
          */
@@ -104,6 +110,8 @@ public final class PciFunction {
         }
 
         /**
+         * Sets the status register.
+         *
          * @param status the status register's power-on (and only) value
          * @return this builder
          */
@@ -151,7 +159,7 @@ public final class PciFunction {
             return this;
         }
 
-        /** @return the function, in its power-on state */
+        /** {@return the function, in its power-on state} */
         public PciFunction build() {
             return new PciFunction(this);
         }
@@ -204,7 +212,7 @@ public final class PciFunction {
         this.listener = Objects.requireNonNull(listener, "listener");
     }
 
-    /** @return the command register */
+    /** {@return the command register} */
     public int command() {
         return readConfig(COMMAND, 2);
     }
@@ -236,8 +244,9 @@ public final class PciFunction {
     }
 
     /**
+     * {@return the window size, in ports, of an I/O BAR}
+     *
      * @param bar a declared I/O BAR
-     * @return its window size in ports
      * @throws IllegalArgumentException if the BAR was not declared as an I/O BAR
      */
     public int ioBarSize(int bar) {

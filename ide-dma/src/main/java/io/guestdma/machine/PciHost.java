@@ -47,12 +47,12 @@ public final class PciHost {
         functions[devfn] = pciFunction;
     }
 
-    /** @return the current configuration address latch */
+    /** {@return the current configuration address latch} */
     public int configAddress() {
         return latch;
     }
 
-    /** @return the handler for the address latch, to map at {@link #ADDRESS_PORT} (4 ports) */
+    /** {@return the handler for the address latch, to map at {@link #ADDRESS_PORT} (4 ports)} */
     public PortHandler addressPort() {
         return new PortHandler() {
             @Override
@@ -69,7 +69,7 @@ public final class PciHost {
         };
     }
 
-    /** @return the handler for the data window, to map at {@link #DATA_PORT} (4 ports) */
+    /** {@return the handler for the data window, to map at {@link #DATA_PORT} (4 ports)} */
     public PortHandler dataPort() {
         return new PortHandler() {
             @Override

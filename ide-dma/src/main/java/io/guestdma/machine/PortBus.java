@@ -41,12 +41,12 @@ public final class PortBus {
             this.handler = handler;
         }
 
-        /** @return the window's first port */
+        /** {@return the window's first port} */
         public int first() {
             return first;
         }
 
-        /** @return the number of ports in the window */
+        /** {@return the number of ports in the window} */
         public int length() {
             return length;
         }

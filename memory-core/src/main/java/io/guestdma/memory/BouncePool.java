@@ -55,17 +55,17 @@ public final class BouncePool {
         }
     }
 
-    /** @return the bound on bounce bytes in flight */
+    /** {@return the bound on bounce bytes in flight} */
     public long capacity() {
         return capacity;
     }
 
-    /** @return bounce bytes currently mapped (0 when no bounce mapping is live) */
+    /** {@return bounce bytes currently mapped (0 when no bounce mapping is live)} */
     public long bytesInFlight() {
         return inFlight.get();
     }
 
-    /** @return the number of map clients registered and not yet fired or cancelled */
+    /** {@return the number of map clients registered and not yet fired or cancelled} */
     public int waitingClients() {
         int n = 0;
         for (MapClient c : clients) {

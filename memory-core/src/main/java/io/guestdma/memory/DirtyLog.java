@@ -36,7 +36,7 @@ public final class DirtyLog {
         }
     }
 
-    /** @return how many pages the log covers (the backing size rounded up to pages) */
+    /** {@return how many pages the log covers (the backing size rounded up to pages)} */
     public long pages() {
         return pages;
     }
@@ -125,8 +125,9 @@ public final class DirtyLog {
         }
 
         /**
+         * {@return whether its page is dirty for this client (does not clear)}
+         *
          * @param backingOffset a byte offset in the backing
-         * @return whether its page is dirty for this client (does not clear)
          * @throws IndexOutOfBoundsException if the offset is not within the backing
          */
         public boolean isDirty(long backingOffset) {
@@ -135,7 +136,7 @@ public final class DirtyLog {
             return ((long) WORD.getVolatile(bits, (int) (page >>> 6)) & (1L << page)) != 0;
         }
 
-        /** @return the number of dirty pages for this client (does not clear) */
+        /** {@return the number of dirty pages for this client (does not clear)} */
         public long dirtyPages() {
             long n = 0;
             for (int i = 0; i < bits.length; i++) {

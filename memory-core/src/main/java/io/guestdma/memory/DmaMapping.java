@@ -53,38 +53,40 @@ public final class DmaMapping implements MapResult {
     }
 
     /**
-     * @return the guest physical address of the first mapped byte (through a device space: the
-     *         root address the device address went to; for bytes that go nowhere, the device
-     *         address)
+     * {@return the guest physical address of the first mapped byte (through a device space: the
+     * root address the device address went to; for bytes that go nowhere, the device address)}
      */
     public long address() {
         return address;
     }
 
-    /** @return the mapped length in bytes: at least 1, at most what was asked */
+    /** {@return the mapped length in bytes: at least 1, at most what was asked} */
     public long length() {
         return length;
     }
 
-    /** @return the direction given to {@link GuestMemory#map} */
+    /** {@return the direction given to {@link GuestMemory#map}} */
     public DmaDirection direction() {
         return direction;
     }
 
-    /** @return whether this is a bounce buffer (the range is not RAM, or is ROM mapped for writing) */
+    /**
+     * {@return whether this is a bounce buffer (the range is not RAM, or is ROM mapped for
+     * writing)}
+     */
     public boolean bounced() {
         return bounceBuffer != null;
     }
 
     /**
-     * @return the memory to access: {@link #length()} bytes, read-only for TO_DEVICE. Do not use it
-     *         after {@link GuestMemory#unmap}; in debug mode doing so throws IllegalStateException.
+     * {@return the memory to access: {@link #length()} bytes, read-only for TO_DEVICE} Do not use it
+     * after {@link GuestMemory#unmap}; in debug mode doing so throws IllegalStateException.
      */
     public MemorySegment segment() {
         return segment;
     }
 
-    /** @return whether {@link GuestMemory#unmap} has been called for this mapping */
+    /** {@return whether {@link GuestMemory#unmap} has been called for this mapping} */
     public boolean isUnmapped() {
         return unmapped;
     }
@@ -94,7 +96,7 @@ public final class DmaMapping implements MapResult {
         iommuEpoch = epoch;
     }
 
-    /** @return true for the one caller that moves the mapping to the unmapped state */
+    /** {@return true for the one caller that moves the mapping to the unmapped state} */
     boolean markUnmapped() {
         // A monitor, not a CAS: C2 elides the lock when the mapping does not escape the device
         // code that mapped it and then scalar-replaces the whole mapping (0 bytes per map/unmap),

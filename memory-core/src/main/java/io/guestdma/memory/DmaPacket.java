@@ -152,7 +152,7 @@ public final class DmaPacket {
         return iov;
     }
 
-    /** @return whether the current packet went through the fallback buffer (copy path) */
+    /** {@return whether the current packet went through the fallback buffer (copy path)} */
     public boolean usedFallback() {
         return usedFallback;
     }

@@ -71,6 +71,8 @@ public final class DmaStream {
     private long chunkStartOffset;
 
     /**
+     * Creates a stream with no transfer in progress; {@link #start} begins one.
+     *
      * @param space the address space the lists point into: the root, or a device's view (its
      *              enable switch, window and IOMMU apply to every piece; RAM behind it is still
      *              mapped without copies)
@@ -286,7 +288,7 @@ public final class DmaStream {
         }
     }
 
-    /** @return the current chunk's memory, valid between {@link #mapNext} and {@link #unmapChunk} */
+    /** {@return the current chunk's memory, valid between {@link #mapNext} and {@link #unmapChunk}} */
     public IoVector iov() {
         return iov;
     }
@@ -333,17 +335,17 @@ public final class DmaStream {
         chunkBytes = 0;
     }
 
-    /** @return whether the whole list has been mapped (the last chunk may still be mapped) */
+    /** {@return whether the whole list has been mapped (the last chunk may still be mapped)} */
     public boolean done() {
         return sg != null && index >= sg.count();
     }
 
-    /** @return bytes of the list completed with {@link #unmapChunk} since {@link #start} */
+    /** {@return bytes of the list completed with {@link #unmapChunk} since {@link #start}} */
     public long position() {
         return position;
     }
 
-    /** @return bytes in the mapped chunk (0 if none) */
+    /** {@return bytes in the mapped chunk (0 if none)} */
     public long chunkBytes() {
         return chunkBytes;
     }

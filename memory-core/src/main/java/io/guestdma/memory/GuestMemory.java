@@ -83,7 +83,7 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
         return builder().ram("ram", 0, ramBytes).build();
     }
 
-    /** @return a builder for an address space; see {@link Builder} */
+    /** {@return a builder for an address space; see {@link Builder}} */
     public static Builder builder() {
         return new Builder();
     }
@@ -458,9 +458,9 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
     }
 
     /**
-     * @return how many MMIO accesses failed because a handler threw (each is reported to its
-     *         caller as {@link AccessResult#DEVICE_ERROR}; re-entrant accesses refused by a
-     *         {@link ReentrancyGuard} are counted by the guard instead)
+     * {@return how many MMIO accesses failed because a handler threw (each is reported to its
+     * caller as {@link AccessResult#DEVICE_ERROR}; re-entrant accesses refused by a {@link
+     * ReentrancyGuard} are counted by the guard instead)}
      */
     public long deviceFaults() {
         return deviceFaults.get();
@@ -622,7 +622,7 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
         return current;
     }
 
-    /** @return the smaller of a length and an unsigned extent in which 0 stands for 2^64 */
+    /** {@return the smaller of a length and an unsigned extent in which 0 stands for 2^64} */
     private static long unsignedMin(long length, long extent) {
         return extent != 0 && Long.compareUnsigned(extent, length) < 0 ? extent : length;
     }
@@ -903,7 +903,7 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
         return backingSegment;
     }
 
-    /** @return whether DMA debug mode is on for this address space */
+    /** {@return whether DMA debug mode is on for this address space} */
     public boolean isDebug() {
         return debug != null;
     }
@@ -959,12 +959,12 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
         return bouncePool.registerClient(executor, callback);
     }
 
-    /** @return the bounce pool (capacity and bytes in flight) */
+    /** {@return the bounce pool (capacity and bytes in flight)} */
     public BouncePool bouncePool() {
         return bouncePool;
     }
 
-    /** @return the dirty log over the RAM backing */
+    /** {@return the dirty log over the RAM backing} */
     public DirtyLog dirtyLog() {
         return dirtyLog;
     }
@@ -972,7 +972,8 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
     // ------------------------------------------------------------------ provider side
 
     /**
-     * @return the RAM backing, for provider code (filling ROM, sharing RAM with another process)
+     * {@return the RAM backing, for provider code (filling ROM, sharing RAM with another process)}
+     *
      * @throws IllegalStateException if the address space has no RAM backing
      */
     public RamBacking backing() {
@@ -982,14 +983,15 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
         return backing;
     }
 
-    /** @return the regions of the current snapshot, sorted by base address */
+    /** {@return the regions of the current snapshot, sorted by base address} */
     public List<Region> regions() {
         return snapshot().regions();
     }
 
     /**
+     * {@return the region containing it, or empty if the address is unassigned}
+     *
      * @param address an unsigned guest physical address
-     * @return the region containing it, or empty if the address is unassigned
      */
     public Optional<Region> regionAt(long address) {
         AddressMap map = snapshot();
@@ -998,9 +1000,10 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
     }
 
     /**
+     * {@return where its byte lives in the RAM backing (the dirty log's index), or empty if the
+     * address is not RAM or ROM}
+     *
      * @param address an unsigned guest physical address
-     * @return where its byte lives in the RAM backing (the dirty log's index), or empty if the
-     *         address is not RAM or ROM
      */
     public OptionalLong backingOffsetOf(long address) {
         AddressMap map = snapshot();
@@ -1115,12 +1118,12 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
                 .thenRun(this::freeResources);
     }
 
-    /** @return completed when a closed address space has freed its backing and bounce memory */
+    /** {@return completed when a closed address space has freed its backing and bounce memory} */
     public CompletableFuture<Void> released() {
         return released;
     }
 
-    /** @return the number of DMA mappings currently live */
+    /** {@return the number of DMA mappings currently live} */
     public long liveMappings() {
         long n = current.liveMappings();
         for (AddressMap old : undrained) {

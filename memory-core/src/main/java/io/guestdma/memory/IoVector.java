@@ -170,24 +170,25 @@ public final class IoVector {
         return new IoVector(Math.max(count, 1)).concat(this, offset, length);
     }
 
-    /** @return how many segments the vector holds */
+    /** {@return how many segments the vector holds} */
     public int count() {
         return count;
     }
 
-    /** @return the total number of bytes over all segments */
+    /** {@return the total number of bytes over all segments} */
     public long size() {
         return size;
     }
 
-    /** @return whether the vector holds no bytes */
+    /** {@return whether the vector holds no bytes} */
     public boolean isEmpty() {
         return count == 0;
     }
 
     /**
+     * {@return the segment at {@code index}, exactly as added (or as trimmed by a discard)}
+     *
      * @param index which segment, from 0
-     * @return the segment at {@code index}, exactly as added (or as trimmed by a discard)
      * @throws IndexOutOfBoundsException if {@code index} is not in {@code [0, count())}
      */
     public MemorySegment segment(int index) {
@@ -271,7 +272,8 @@ public final class IoVector {
     }
 
     /**
-     * @return a new array holding all bytes of the vector in order
+     * {@return a new array holding all bytes of the vector in order}
+     *
      * @throws IllegalStateException if the vector holds more than {@code Integer.MAX_VALUE - 8} bytes
      */
     public byte[] toByteArray() {
@@ -436,7 +438,7 @@ public final class IoVector {
         return size == other.size ? -1 : common;
     }
 
-    /** @return whether every byte of the vector is zero (true for an empty vector) */
+    /** {@return whether every byte of the vector is zero (true for an empty vector)} */
     public boolean isZero() {
         return isZero(0, size);
     }
@@ -526,7 +528,7 @@ public final class IoVector {
         return buffers;
     }
 
-    /** @return how many entries of {@link #byteBuffers()} are in use, computed by the last call */
+    /** {@return how many entries of {@link #byteBuffers()} are in use, computed by the last call} */
     public int byteBufferCount() {
         return bufferCount;
     }
@@ -621,7 +623,7 @@ public final class IoVector {
         }
     }
 
-    /** @return how many entries of {@link #nativeIovecs()} are meaningful: {@link #count()} */
+    /** {@return how many entries of {@link #nativeIovecs()} are meaningful: {@link #count()}} */
     public int nativeIovecCount() {
         return count;
     }
@@ -632,7 +634,7 @@ public final class IoVector {
         }
     }
 
-    /** @return a short description: segment count and total size */
+    /** {@return a short description: segment count and total size} */
     @Override
     public String toString() {
         return "IoVector[" + count + " segments, " + size + " bytes]";

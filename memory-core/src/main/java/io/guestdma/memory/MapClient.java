@@ -34,17 +34,17 @@ public final class MapClient {
         return state.compareAndSet(PENDING, CANCELLED);
     }
 
-    /** @return whether the callback has been handed to its executor */
+    /** {@return whether the callback has been handed to its executor} */
     public boolean hasFired() {
         return state.get() == FIRED;
     }
 
-    /** @return whether {@link #cancel()} succeeded */
+    /** {@return whether {@link #cancel()} succeeded} */
     public boolean isCancelled() {
         return state.get() == CANCELLED;
     }
 
-    /** @return false if the client was already done (fired or cancelled) */
+    /** {@return false if the client was already done (fired or cancelled)} */
     boolean fire() {
         if (!state.compareAndSet(PENDING, FIRED)) {
             return false;

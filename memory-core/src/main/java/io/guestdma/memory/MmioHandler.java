@@ -32,12 +32,15 @@ public interface MmioHandler {
      */
     void write(long offset, int size, long value);
 
-    /** @return the smallest access the device accepts: 1, 2, 4 or 8 (default 1) */
+    /** {@return the smallest access the device accepts: 1, 2, 4 or 8 (default 1)} */
     default int minAccessSize() {
         return 1;
     }
 
-    /** @return the largest access the device accepts: 1, 2, 4 or 8, at least the minimum (default 8) */
+    /**
+     * {@return the largest access the device accepts: 1, 2, 4 or 8, at least the minimum (default
+     * 8)}
+     */
     default int maxAccessSize() {
         return 8;
     }

@@ -32,6 +32,8 @@ public record MmioRegion(String name, long base, long size, MmioHandler handler,
     }
 
     /**
+     * Checks the components of an MMIO region.
+     *
      * @throws IllegalArgumentException if the name is empty, the size is not positive, the region
      *                                  wraps past 2<sup>64</sup>, or the handler's access sizes are
      *                                  not powers of two in 1..8 with min &lt;= max

@@ -229,7 +229,8 @@ public final class RamBacking implements AutoCloseable {
     }
 
     /**
-     * @return the whole mapping; slices of it are what guest RAM regions and DMA mappings hand out
+     * {@return the whole mapping; slices of it are what guest RAM regions and DMA mappings hand out}
+     *
      * @throws IllegalStateException if the backing is closed
      */
     public MemorySegment segment() {
@@ -237,30 +238,30 @@ public final class RamBacking implements AutoCloseable {
         return segment;
     }
 
-    /** @return the mapping's size in bytes (the requested size rounded up to whole pages) */
+    /** {@return the mapping's size in bytes (the requested size rounded up to whole pages)} */
     public long size() {
         return segment.byteSize();
     }
 
-    /** @return how the memory was obtained */
+    /** {@return how the memory was obtained} */
     public Kind kind() {
         return kind;
     }
 
     /**
-     * @return the memfd descriptor for {@link Kind#MEMFD} backings (valid until {@link #close()}),
-     *         empty for the other kinds
+     * {@return the memfd descriptor for {@link Kind#MEMFD} backings (valid until {@link
+     * #close()}), empty for the other kinds}
      */
     public OptionalInt fd() {
         return fd >= 0 ? OptionalInt.of(fd) : OptionalInt.empty();
     }
 
-    /** @return the file of a {@link Kind#SHARED_FILE} backing, or null for the other kinds */
+    /** {@return the file of a {@link Kind#SHARED_FILE} backing, or null for the other kinds} */
     public Path file() {
         return file;
     }
 
-    /** @return whether {@link #close()} has been called */
+    /** {@return whether {@link #close()} has been called} */
     public boolean isClosed() {
         return closed.get();
     }
@@ -299,7 +300,7 @@ public final class RamBacking implements AutoCloseable {
         }
     }
 
-    /** @return kind and size */
+    /** {@return kind and size} */
     @Override
     public String toString() {
         return "RamBacking[" + kind + ", " + size() + " bytes]";

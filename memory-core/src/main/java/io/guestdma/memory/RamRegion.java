@@ -12,6 +12,8 @@ package io.guestdma.memory;
  */
 public record RamRegion(String name, long base, long size, long backingOffset) implements Region {
     /**
+     * Checks the components of a RAM region.
+     *
      * @throws IllegalArgumentException if the name is empty, the size is not positive, the region
      *                                  wraps past 2<sup>64</sup> or backingOffset is negative
      */

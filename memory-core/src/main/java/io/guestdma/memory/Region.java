@@ -6,23 +6,27 @@ package io.guestdma.memory;
  * Regions of one {@link GuestMemory} never overlap; adding an overlapping one is rejected.
  */
 public sealed interface Region permits RamRegion, RomRegion, MmioRegion {
-    /** @return a name unique within its address space, used by {@link GuestMemory#removeRegion} and in messages */
+    /**
+     * {@return a name unique within its address space, used by {@link GuestMemory#removeRegion} and
+     * in messages}
+     */
     String name();
 
-    /** @return the first guest physical address of the region */
+    /** {@return the first guest physical address of the region} */
     long base();
 
-    /** @return the length in bytes, at least 1 */
+    /** {@return the length in bytes, at least 1} */
     long size();
 
-    /** @return the last guest physical address of the region (inclusive, unsigned) */
+    /** {@return the last guest physical address of the region (inclusive, unsigned)} */
     default long last() {
         return base() + size() - 1;
     }
 
     /**
+     * {@return whether the region covers it}
+     *
      * @param address an unsigned guest physical address
-     * @return whether the region covers it
      */
     default boolean contains(long address) {
         return Long.compareUnsigned(address, base()) >= 0 && Long.compareUnsigned(address, last()) <= 0;

@@ -64,19 +64,20 @@ public final class SgList {
         return this;
     }
 
-    /** @return the number of ranges */
+    /** {@return the number of ranges} */
     public int count() {
         return count;
     }
 
-    /** @return the total bytes of all ranges */
+    /** {@return the total bytes of all ranges} */
     public long size() {
         return size;
     }
 
     /**
+     * {@return the address of range {@code index}}
+     *
      * @param index which range, from 0
-     * @return the address of range {@code index}
      * @throws IndexOutOfBoundsException if index is not in 0..count-1
      */
     public long address(int index) {
@@ -84,8 +85,9 @@ public final class SgList {
     }
 
     /**
+     * {@return the length of range {@code index}}
+     *
      * @param index which range, from 0
-     * @return the length of range {@code index}
      * @throws IndexOutOfBoundsException if index is not in 0..count-1
      */
     public long length(int index) {

@@ -31,8 +31,9 @@ public final class Errno {
     /** Operation now in progress (a connect that hit its timeout). */ public static final int EINPROGRESS = 115;
 
     /**
+     * {@return its symbolic name, or {@code "errno N"} for a value this class does not know}
+     *
      * @param errno an errno value
-     * @return its symbolic name, or {@code "errno N"} for a value this class does not know
      */
     public static String name(int errno) {
         return switch (errno) {
@@ -65,8 +66,9 @@ public final class Errno {
     }
 
     /**
+     * {@return a short English description, as strerror would give for the known values}
+     *
      * @param errno an errno value
-     * @return a short English description, as strerror would give for the known values
      */
     public static String describe(int errno) {
         return switch (errno) {

@@ -220,7 +220,7 @@ public final class Posix {
         return new IllegalStateException("unexpected checked exception from a downcall", t);
     }
 
-    /** @return the system page size in bytes */
+    /** {@return the system page size in bytes} */
     public static long pageSize() {
         try {
             return (int) GETPAGESIZE.invokeExact();

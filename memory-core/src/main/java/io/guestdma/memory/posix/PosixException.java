@@ -26,17 +26,20 @@ public final class PosixException extends IOException {
         this.errno = errno;
     }
 
-    /** @return the call and its subject, as given to the constructor */
+    /** {@return the call and its subject, as given to the constructor} */
     public String call() {
         return call;
     }
 
-    /** @return the errno value (for example 28 for ENOSPC) */
+    /** {@return the errno value (for example 28 for ENOSPC)} */
     public int errno() {
         return errno;
     }
 
-    /** @return the symbolic errno name (for example {@code "ENOSPC"}), or {@code "errno N"} if unknown */
+    /**
+     * {@return the symbolic errno name (for example {@code "ENOSPC"}), or {@code "errno N"} if
+     * unknown}
+     */
     public String errnoName() {
         return Errno.name(errno);
     }
