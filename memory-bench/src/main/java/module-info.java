@@ -7,5 +7,6 @@ module io.guestdma.bench {
     requires io.guestdma.memory;
     requires jmh.core;
     requires xchart;
+    requires com.google.gson;
     requires java.desktop;
 }

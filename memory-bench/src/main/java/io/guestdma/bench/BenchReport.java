@@ -9,6 +9,8 @@ import java.nio.file.Path;
 import java.time.ZonedDateTime;
 import java.time.format.DateTimeFormatter;
 import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collection;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -20,15 +22,25 @@ import org.knowm.xchart.BitmapEncoder;
 import org.knowm.xchart.CategoryChart;
 import org.knowm.xchart.CategoryChartBuilder;
 import org.knowm.xchart.style.Styler;
+import org.openjdk.jmh.results.RunResult;
+import org.openjdk.jmh.runner.Runner;
+import org.openjdk.jmh.runner.RunnerException;
+import org.openjdk.jmh.runner.options.CommandLineOptionException;
+import org.openjdk.jmh.runner.options.CommandLineOptions;
 
 /**
- * Turns a JMH result file into what {@code bin/bench} shows: a table on standard output,
+ * Turns JMH's results into what {@code bin/bench} shows: a table on standard output,
  * {@code report.md} (the tables, the targets and the machine), {@code throughput.png} (copy against
- * map per size, IDE DMA write and read) and {@code summary.json} (fixed keys for tools).
+ * map per size, IDE DMA write and read, with the C reference measured on the same machine) and
+ * {@code summary.json} (fixed keys for tools).
  *
- * <p>Usage: {@code BenchReport <results.json> <output directory> [command line that produced it]}.
- * Benchmarks missing from the results (a partial run with JMH arguments) show as "-" in the
- * tables and {@code null} in the summary.
+ * <p>The results come from JMH's Java API ({@link Runner#run()}): {@link BenchSuite} runs the
+ * suite, and {@link #main} runs JMH with a command line of its own
+ * ({@code BenchReport <output directory> [JMH arguments]}, which is what {@code bin/bench -- ...}
+ * does; JMH writes its JSON file itself when the arguments ask for one). Benchmarks missing from
+ * the results (a partial run) show as "-" in the tables and {@code null} in the summary. The
+ * system property {@code guestdma.bench.cSeconds} sets the C reference's time per case (default
+ * 1 s).
  */
 public final class BenchReport {
     /** C reference from the benchmark issue: pwritev of 64 KiB in 16 pieces from guest RAM, µs. */
@@ -38,31 +50,86 @@ public final class BenchReport {
     private static final String[] PATHS = {"COPY", "MAP_FILECHANNEL", "MAP_NATIVE"};
 
     private final JmhResults results;
+    private final CReference c;
 
-    private BenchReport(JmhResults results) {
+    BenchReport(JmhResults results, CReference c) {
         this.results = results;
+        this.c = c;
     }
 
     /**
-     * Writes the report.
+     * Runs JMH with the given command line and writes the report of what it returns.
      *
-     * @param args the result file, the output directory, and optionally the command that ran JMH
-     * @throws IOException if a file cannot be read or written
+     * @param args the output directory, then JMH's command-line arguments
+     * @throws IOException if a report file cannot be written
      */
     public static void main(String[] args) throws IOException {
-        if (args.length < 2) {
-            System.err.println("usage: BenchReport <results.json> <output directory> [command]");
+        if (args.length < 1) {
+            System.err.println("usage: BenchReport <output directory> [JMH arguments]");
             System.exit(2);
         }
-        System.setProperty("java.awt.headless", "true");
-        Path json = Path.of(args[0]);
-        Path out = Path.of(args[1]);
-        String command = args.length > 2 ? args[2] : "";
-        if (!Files.isRegularFile(json)) {
-            System.err.println("BenchReport: no JMH results at " + json + " (did the benchmark run fail?)");
+        Path out = Path.of(args[0]);
+        String[] jmhArgs = Arrays.copyOfRange(args, 1, args.length);
+        CommandLineOptions options;
+        try {
+            options = new CommandLineOptions(jmhArgs);
+        } catch (CommandLineOptionException e) {
+            System.err.println("BenchReport: bad JMH arguments: " + e.getMessage());
+            System.exit(2);
+            return;
+        }
+        if (options.shouldHelp() || options.shouldList() || options.shouldListWithParams()
+                || options.shouldListProfilers() || options.shouldListResultFormats()) {
+            org.openjdk.jmh.Main.main(jmhArgs);
+            return;
+        }
+        Collection<RunResult> runs;
+        try {
+            runs = BenchSuite.runWhenFree(options);
+        } catch (RunnerException e) {
+            System.err.println("BenchReport: JMH failed: " + e.getMessage());
+            System.exit(1);
+            return;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            System.exit(1);
+            return;
+        }
+        if (runs.isEmpty()) {
+            System.err.println("BenchReport: JMH returned no results (no benchmark matched, or every one failed)");
             System.exit(1);
         }
-        BenchReport report = new BenchReport(JmhResults.read(json));
+        write(JmhResults.of(runs), out, String.join(" ", jmhArgs), Optional.ofNullable(options.getResult().orElse(null)));
+    }
+
+    /**
+     * Measures the C reference and writes {@code summary.json}, {@code throughput.png} and
+     * {@code report.md} into {@code out}, and prints the tables.
+     *
+     * @param results    the results to report
+     * @param out        the output directory, created if missing
+     * @param command    how JMH was run, for the report
+     * @param resultFile the JSON file JMH wrote, if it wrote one
+     * @throws IOException if a file cannot be written
+     */
+    static void write(JmhResults results, Path out, String command, Optional<String> resultFile) throws IOException {
+        double cSeconds = Double.parseDouble(System.getProperty("guestdma.bench.cSeconds", "1"));
+        System.err.println("guestdma bench: C reference (" + CReference.SOURCE + ", " + cSeconds + " s per case)...");
+        write(new BenchReport(results, CReference.measure(ImageFile.directory(), cSeconds)), out, command, resultFile);
+    }
+
+    /**
+     * Writes {@code summary.json}, {@code throughput.png} and {@code report.md} into {@code out} and
+     * prints the tables.
+     *
+     * @param report     the results and the C reference to report
+     * @param out        the output directory, created if missing
+     * @param command    how JMH was run, for the report
+     * @param resultFile the JSON file JMH wrote, if it wrote one
+     * @throws IOException if a file cannot be written
+     */
+    static void write(BenchReport report, Path out, String command, Optional<String> resultFile) throws IOException {
+        System.setProperty("java.awt.headless", "true");
         Files.createDirectories(out);
         String tables = report.tables();
         System.out.println();
@@ -71,7 +138,7 @@ public final class BenchReport {
         Path chart = report.chart(out);
         Files.writeString(out.resolve("report.md"), report.markdown(tables, command, chart));
         System.out.println("guestdma bench: wrote " + out.resolve("report.md") + ", " + out.resolve("summary.json")
-                + ", " + chart + " and " + json);
+                + ", " + chart + resultFile.map(f -> " and " + f).orElse(""));
     }
 
     // ------------------------------------------------------------------ lookups
@@ -230,6 +297,7 @@ public final class BenchReport {
         addDataPathRows(rows, "BlockPathBenchmark.write", "block path write");
         addDataPathRows(rows, "BlockPathBenchmark.read", "block path read");
         sb.append(table(rows)).append('\n');
+        sb.append(cReferenceTable());
 
         sb.append("memory-core (map = map+unmap of guest RAM; copy = copy-path read into a byte[])\n\n");
         rows = new ArrayList<>();
@@ -310,8 +378,11 @@ public final class BenchReport {
         target(rows, "ide_write_64k_16prd map/copy", mapOverCopy("IdeDmaBenchmark.write", "64k"), ">= 1.5", x -> x >= 1.5, "%.2f");
         target(rows, "ide_write_1m_64prd map/copy", mapOverCopy("IdeDmaBenchmark.write", "1m"), ">= 1.65", x -> x >= 1.65, "%.2f");
         List<Double> usPerOp = pathOps("IdeDmaBenchmark.write", "64k", "MAP_NATIVE").stream().map(o -> 1e6 / o).toList();
-        target(rows, "ide_write_64k_16prd native, us/op (C pwritev: " + C_PWRITEV_64K_US + ")", usPerOp,
-                "<= " + String.format(Locale.ROOT, "%.2f", C_PWRITEV_64K_US / 0.9), x -> x <= C_PWRITEV_64K_US / 0.9, "%.2f");
+        OptionalDouble measuredC = c.ops("write", "64k");
+        double cUs = measuredC.isPresent() ? 1e6 / measuredC.getAsDouble() : C_PWRITEV_64K_US;
+        String cSource = measuredC.isPresent() ? "C pwritev here: " : "C pwritev, benchmark issue: ";
+        target(rows, "ide_write_64k_16prd native, us/op (" + cSource + String.format(Locale.ROOT, "%.2f", cUs) + ")", usPerOp,
+                "<= " + String.format(Locale.ROOT, "%.2f", cUs / 0.9), x -> x <= cUs / 0.9, "%.2f");
         target(rows, "alloc map_unmap_ram, B/op (spread max: worst fork)", allocForks("MapBenchmark.mapUnmapRam", "size", "64k"),
                 "0", x -> x < 0.5, "%.3f");
         target(rows, "alloc ide_write_64k_native, B/op (spread max: worst fork)",
@@ -392,13 +463,49 @@ public final class BenchReport {
         return sb.toString();
     }
 
+    // ------------------------------------------------------------------ C reference
+
+    private String cReferenceTable() {
+        if (!(c instanceof CReference.Measured)) {
+            return "C reference: not measured on this machine, " + ((CReference.NotMeasured) c).reason() + "\n\n";
+        }
+        StringBuilder sb = new StringBuilder("C reference on this machine (" + CReference.SOURCE
+                + ": pwritev/preadv of the same shapes, no JVM; native/C = the map path's share of that limit)\n\n");
+        List<String[]> rows = new ArrayList<>();
+        rows.add(new String[] {"case", "C ops/s", "C us/op", "map native ops/s", "native/C"});
+        for (String[] d : new String[][] {{"write", "IdeDmaBenchmark.write", "IDE WRITE DMA"}, {"read", "IdeDmaBenchmark.read", "IDE READ DMA"}}) {
+            for (String size : SIZES) {
+                OptionalDouble ops = c.ops(d[0], size);
+                OptionalDouble nat = median(pathOps(d[1], size, "MAP_NATIVE"));
+                rows.add(new String[] {d[2] + " " + size + shape(size), num(ops),
+                        ops.isPresent() ? String.format(Locale.ROOT, "%.1f", 1e6 / ops.getAsDouble()) : "-", num(nat),
+                        ops.isPresent() && nat.isPresent()
+                                ? String.format(Locale.ROOT, "%.2fx", nat.getAsDouble() / ops.getAsDouble()) : "-"});
+            }
+        }
+        return sb.append(table(rows)).append('\n').toString();
+    }
+
+    private String cReferenceNote() {
+        String issue = "the benchmark issue's C figures for a VM of this kind: `pwritev` of 64 KiB in 16 pieces "
+                + C_PWRITEV_64K_US + " us, the double-copy path 11.1 us (1.48x); 1 MiB in 64 pieces 82.5 vs 135.5 us (1.64x).";
+        return switch (c) {
+            case CReference.Measured m -> "The C reference was measured on this machine right after the suite (" + CReference.SOURCE
+                    + ", built with " + m.compiler() + " -O2): the same transfer shapes with bare `pwritev`/`preadv` on a "
+                    + "64 MiB image in the same directory, the limit line in the chart. For comparison, " + issue;
+            case CReference.NotMeasured n -> "The C reference was NOT measured on this machine (" + n.reason()
+                    + "); install a C compiler to get the limit line. Meanwhile, " + issue;
+        };
+    }
+
     // ------------------------------------------------------------------ chart
 
     Path chart(Path out) throws IOException {
         List<CategoryChart> charts = new ArrayList<>();
         for (String[] kind : new String[][] {{"IdeDmaBenchmark.write", "IDE WRITE DMA: guest RAM to image"},
                 {"IdeDmaBenchmark.read", "IDE READ DMA: image to guest RAM"}}) {
-            CategoryChart chart = new CategoryChartBuilder().width(640).height(480).title(kind[1])
+            String title = kind[1] + (c instanceof CReference.Measured ? "" : " (no C reference)");
+            CategoryChart chart = new CategoryChartBuilder().width(640).height(480).title(title)
                     .xAxisTitle("transfer (PRD pieces)").yAxisTitle("MiB/s (higher is better)").build();
             chart.getStyler().setLegendPosition(Styler.LegendPosition.InsideNW);
             chart.getStyler().setLabelsVisible(false);
@@ -415,6 +522,14 @@ public final class BenchReport {
                     y.add(o.isPresent() ? o.getAsDouble() * TransferShape.of(size).bytes() / (1 << 20) : 0.0);
                 }
                 chart.addSeries(series[1], x, y);
+            }
+            if (c instanceof CReference.Measured) {
+                String direction = kind[0].endsWith("write") ? "write" : "read";
+                List<Double> y = new ArrayList<>();
+                for (String size : SIZES) {
+                    y.add(c.ops(direction, size).orElse(0) * TransferShape.of(size).bytes() / (1 << 20));
+                }
+                chart.addSeries("C " + (direction.equals("write") ? "pwritev" : "preadv") + " alone, this machine (limit)", x, y);
             }
             charts.add(chart);
         }
@@ -452,8 +567,7 @@ public final class BenchReport {
                 written with `FileChannel.write` of that heap buffer (the JDK copies it once more into a \
                 temporary direct buffer). **map** is the zero-copy path: PRD table -> SG list -> map -> \
                 IoVector -> backend -> unmap. The registers, the PRD walk and the image are the same.
-                - The C reference (benchmark issue, this kind of VM): `pwritev` of 64 KiB in 16 pieces \
-                %.1f us, the double-copy path 11.1 us (1.48x); 1 MiB in 64 pieces 82.5 vs 135.5 us (1.64x).
+                - %s
                 - B/op is JMH's `gc.alloc.rate.norm`: Java heap bytes allocated per operation.
                 - A fork is one fresh JVM; its figure is the mean of its measurement iterations. The cases \
                 that decide targets run in several forks, and every figure here is the **median over \
@@ -465,7 +579,7 @@ public final class BenchReport {
                 lets any code scale, whatever the machine's own limit (other load, SMT siblings) is.
                 - **met**: `yes` when every fork meets the goal, `NO` when none does, `not decided` when \
                 the spread straddles the goal, so one run cannot tell; run again or run the full suite.
-                """.formatted(C_PWRITEV_64K_US));
+                """.formatted(cReferenceNote()));
         return sb.toString();
     }
 

@@ -7,6 +7,7 @@ import java.util.Collection;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.profile.GCProfiler;
 import org.openjdk.jmh.results.RunResult;
@@ -24,8 +25,9 @@ import org.openjdk.jmh.runner.options.TimeValue;
  * target run in several forks (3, or 2 with {@code --quick}) and the others in one. Forks cost time, so they go where a user's decision hangs on the figure; the report takes
  * the median over forks and shows their spread.
  *
- * <p>Usage: {@code BenchSuite [--quick] <results.json>}. Runs the batches of {@link #plan()} one
- * after another with JMH's gc profiler and writes all their results into one JMH JSON file.
+ * <p>Usage: {@code BenchSuite [--quick] <output directory>}. Runs the batches of {@link #plan()}
+ * one after another with JMH's gc profiler, has JMH write all their results into one JSON file
+ * ({@code results.json}) and reports on them ({@link BenchReport}).
  */
 public final class BenchSuite {
     /** How long to wait for another JMH run's lock before giving up. */
@@ -88,21 +90,27 @@ public final class BenchSuite {
     }
 
     /**
-     * Runs the suite.
+     * Runs the suite, writes JMH's own JSON of every batch to {@code results.json} in the output
+     * directory, and the report ({@link BenchReport}) of the results JMH's API returned.
      *
-     * @param args {@code [--quick] <results.json>}
+     * @param args {@code [--quick] <output directory>}
      * @throws Exception if JMH fails or the results cannot be written
      */
     public static void main(String[] args) throws Exception {
         boolean quick = args.length == 2 && args[0].equals("--quick");
         if (args.length != (quick ? 2 : 1)) {
-            System.err.println("usage: BenchSuite [--quick] <results.json>");
+            System.err.println("usage: BenchSuite [--quick] <output directory>");
             System.exit(2);
         }
         Path out = Path.of(args[args.length - 1]);
         List<RunResult> all = run(quick);
-        Files.createDirectories(out.toAbsolutePath().getParent());
-        ResultFormatFactory.getInstance(ResultFormatType.JSON, out.toString()).writeOut(all);
+        Files.createDirectories(out);
+        Path json = out.resolve("results.json");
+        ResultFormatFactory.getInstance(ResultFormatType.JSON, json.toString()).writeOut(all);
+        String described = quick
+                ? "bin/bench --quick: -wi 2 -w 400ms -i 3 -r 400ms -prof gc, deciding cases 2 forks, others 1"
+                : "bin/bench: -wi 3 -w 1s -i 5 -r 1s -prof gc, deciding cases 3 forks, others 1";
+        BenchReport.write(JmhResults.of(all), out, described, Optional.of(json.toString()));
     }
 
     /**

@@ -1,20 +1,25 @@
 package io.guestdma.bench;
 
-import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.OptionalDouble;
+import java.util.TreeMap;
+import org.openjdk.jmh.infra.BenchmarkParams;
+import org.openjdk.jmh.results.BenchmarkResult;
+import org.openjdk.jmh.results.RunResult;
+import org.openjdk.jmh.runner.Runner;
 
 /**
- * The results of one JMH run, read from its JSON output ({@code -rf json}).
+ * The results of one JMH run, taken from JMH's {@link RunResult}s.
  *
  * @param results one entry per benchmark method and parameter combination, in run order
  */
 public record JmhResults(List<Result> results) {
+    /** JMH's gc profiler's key for heap bytes allocated per operation. */
+    private static final String ALLOC_NORM = "gc.alloc.rate.norm";
 
     /**
      * One benchmark method with one set of parameters.
@@ -27,7 +32,7 @@ public record JmhResults(List<Result> results) {
      * @param unit          the score's unit, for example {@code ops/s} or {@code ns/op}
      * @param bytesPerOp    {@code gc.alloc.rate.norm} if the run used {@code -prof gc}
      * @param forkScores    the score of each fork (the mean of its measurement iterations), in
-     *                      {@code unit}; just {@code score} if the file has no raw data
+     *                      {@code unit}; just {@code score} if JMH gave no per-fork results
      * @param forkBytesPerOp {@code gc.alloc.rate.norm} of each fork, empty without {@code -prof gc}
      */
     public record Result(String benchmark, Map<String, String> params, int threads, double score,
@@ -80,78 +85,39 @@ public record JmhResults(List<Result> results) {
     }
 
     /**
-     * Reads a JMH JSON result file.
+     * Takes the results of a JMH run as JMH's Java API returns them ({@link Runner#run()}).
      *
-     * @param file the file JMH wrote with {@code -rf json -rff file}
-     * @return the results
-     * @throws IOException              if the file cannot be read
-     * @throws IllegalArgumentException if it is not a JMH result file
+     * @param runs one entry per benchmark method and parameter combination
+     * @return the results, in the order given; per fork, the fork's own score (the mean of its
+     *         measurement iterations) and its {@code gc.alloc.rate.norm}
      */
-    @SuppressWarnings("unchecked")
-    public static JmhResults read(Path file) throws IOException {
-        Object root;
-        try {
-            root = Json.parse(Files.readString(file));
-        } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException(file + ": " + e.getMessage(), e);
-        }
-        if (!(root instanceof List<?> list)) {
-            throw new IllegalArgumentException(file + ": not a JMH result file (expected a JSON array)");
-        }
+    public static JmhResults of(Collection<RunResult> runs) {
         List<Result> results = new ArrayList<>();
-        for (Object o : list) {
-            if (!(o instanceof Map<?, ?> entry) || !(entry.get("benchmark") instanceof String name)
-                    || !(entry.get("primaryMetric") instanceof Map<?, ?> primary)) {
-                throw new IllegalArgumentException(file + ": entry without benchmark/primaryMetric: " + o);
-            }
+        for (RunResult run : runs) {
+            BenchmarkParams p = run.getParams();
+            String name = p.getBenchmark();
             String simple = name.substring(name.lastIndexOf('.', name.lastIndexOf('.') - 1) + 1);
-            Map<String, String> params = new java.util.TreeMap<>();
-            if (entry.get("params") instanceof Map<?, ?> p) {
-                p.forEach((k, v) -> params.put(String.valueOf(k), String.valueOf(v)));
+            Map<String, String> params = new TreeMap<>();
+            for (String key : p.getParamsKeys()) {
+                params.put(key, p.getParam(key));
             }
-            OptionalDouble alloc = OptionalDouble.empty();
-            List<Double> forkAlloc = List.of();
-            if (entry.get("secondaryMetrics") instanceof Map<?, ?> secondary
-                    && secondary.get("gc.alloc.rate.norm") instanceof Map<?, ?> norm
-                    && norm.get("score") instanceof Double d) {
-                alloc = OptionalDouble.of(d);
-                forkAlloc = forkMeans(norm.get("rawData"));
-                if (forkAlloc.isEmpty()) {
-                    forkAlloc = List.of(d);
+            List<Double> forks = new ArrayList<>();
+            List<Double> forkAlloc = new ArrayList<>();
+            for (BenchmarkResult fork : run.getBenchmarkResults()) {
+                forks.add(fork.getPrimaryResult().getScore());
+                org.openjdk.jmh.results.Result<?> norm = fork.getSecondaryResults().get(ALLOC_NORM);
+                if (norm != null) {
+                    forkAlloc.add(norm.getScore());
                 }
             }
-            double score = number(primary.get("score"));
-            List<Double> forks = forkMeans(primary.get("rawData"));
-            results.add(new Result(simple, Map.copyOf(params),
-                    entry.get("threads") instanceof Double t ? t.intValue() : 1,
-                    score, number(primary.get("scoreError")),
-                    String.valueOf(primary.get("scoreUnit")), alloc, forks.isEmpty() ? List.of(score) : forks, forkAlloc));
+            org.openjdk.jmh.results.Result<?> primary = run.getPrimaryResult();
+            org.openjdk.jmh.results.Result<?> norm = run.getSecondaryResults().get(ALLOC_NORM);
+            OptionalDouble alloc = norm == null ? OptionalDouble.empty() : OptionalDouble.of(norm.getScore());
+            results.add(new Result(simple, Map.copyOf(params), p.getThreads(), primary.getScore(),
+                    primary.getScoreError(), primary.getScoreUnit(), alloc,
+                    forks.isEmpty() ? List.of(primary.getScore()) : forks, forkAlloc));
         }
         return new JmhResults(List.copyOf(results));
-    }
-
-    /**
-     * JMH's {@code rawData} is one list of iteration values per fork; a fork's figure is the mean
-     * of its iterations, as JMH's own score is the mean over all of them.
-     */
-    private static List<Double> forkMeans(Object rawData) {
-        List<Double> means = new ArrayList<>();
-        if (rawData instanceof List<?> forks) {
-            for (Object fork : forks) {
-                if (fork instanceof List<?> iterations && !iterations.isEmpty()) {
-                    double sum = 0;
-                    for (Object v : iterations) {
-                        sum += number(v);
-                    }
-                    means.add(sum / iterations.size());
-                }
-            }
-        }
-        return means;
-    }
-
-    private static double number(Object o) {
-        return o instanceof Double d ? d : Double.NaN;
     }
 
     /**

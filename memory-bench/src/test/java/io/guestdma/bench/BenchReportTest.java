@@ -1,43 +1,51 @@
 package io.guestdma.bench;
 
 import static org.assertj.core.api.Assertions.assertThat;
-import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.within;
 
+import com.google.gson.Gson;
+import io.guestdma.bench.JmhResults.Result;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.LinkedHashMap;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
+import java.util.OptionalDouble;
+import java.util.TreeMap;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** The report's arithmetic, from a hand-written JMH result file. */
+/** The report's arithmetic, from hand-made results, and what it says about the C reference. */
 class BenchReportTest {
 
-    /** A JMH result entry whose forks scored {@code forks} (two equal iterations each). */
-    private static String entry(String method, String params, String mode, double[] forks, String unit, double[] alloc) {
-        String secondary = alloc == null ? "{}"
-                : "{\"gc.alloc.rate.norm\": {\"score\": " + mean(alloc) + ", \"scoreError\": \"NaN\", \"scoreUnit\": \"B/op\","
-                        + " \"rawData\": " + raw(alloc) + "}}";
-        return """
-                {"benchmark": "io.guestdma.bench.%s", "mode": "%s", "threads": 1, "forks": %d,
-                 "params": {%s},
-                 "primaryMetric": {"score": %s, "scoreError": 1.5, "scoreUnit": "%s", "rawData": %s},
-                 "secondaryMetrics": %s}""".formatted(method, mode, forks.length, params, mean(forks), unit, raw(forks), secondary);
+    /** A result whose forks scored {@code forks} and allocated {@code alloc} B/op (null: no gc profiler). */
+    private static Result entry(String method, String params, String mode, double[] forks, String unit, double[] alloc) {
+        Map<String, String> p = new TreeMap<>();
+        Matcher m = Pattern.compile("\"(\\w+)\": \"([^\"]*)\"").matcher(params);
+        while (m.find()) {
+            p.put(m.group(1), m.group(2));
+        }
+        return new Result(method, p, 1, mean(forks), 1.5, unit,
+                alloc == null ? OptionalDouble.empty() : OptionalDouble.of(mean(alloc)),
+                Arrays.stream(forks).boxed().toList(), alloc == null ? List.of() : Arrays.stream(alloc).boxed().toList());
     }
 
-    private static String entry(String method, String params, String mode, double score, String unit, Double alloc) {
+    private static Result entry(String method, String params, String mode, double score, String unit, Double alloc) {
         return entry(method, params, mode, new double[] {score}, unit, alloc == null ? null : new double[] {alloc});
     }
 
-    /** Each fork as two iterations of its score. */
-    private static String raw(double[] forks) {
-        StringBuilder sb = new StringBuilder("[");
-        for (double f : forks) {
-            sb.append(sb.length() > 1 ? ", " : "").append("[").append(f).append(", ").append(f).append("]");
-        }
-        return sb.append("]").toString();
+    /** Writes the report of {@code results} into {@code dir}, without a C reference, and reads its summary. */
+    private static Map<String, Object> report(Path dir, Result... results) throws Exception {
+        BenchReport.write(new BenchReport(new JmhResults(List.of(results)), new CReference.NotMeasured("test")), dir, "",
+                Optional.empty());
+        return summary(dir);
+    }
+
+    static Map<String, Object> summary(Path dir) throws Exception {
+        return map(new Gson().fromJson(Files.readString(dir.resolve("summary.json")), Map.class));
     }
 
     private static double mean(double[] v) {
@@ -55,7 +63,7 @@ class BenchReportTest {
 
     @Test
     void summaryRatiosFollowTheirDefinitions(@TempDir Path dir) throws Exception {
-        String json = "[" + String.join(",", List.of(
+        Map<String, Object> summary = report(dir,
                 entry("IdeDmaBenchmark.write", "\"path\": \"COPY\", \"size\": \"64k\"", "thrpt", 100000, "ops/s", 1200.0),
                 entry("IdeDmaBenchmark.write", "\"path\": \"MAP_FILECHANNEL\", \"size\": \"64k\"", "thrpt", 120000, "ops/s", 640.0),
                 entry("IdeDmaBenchmark.write", "\"path\": \"MAP_NATIVE\", \"size\": \"64k\"", "thrpt", 160000, "ops/s", 0.5),
@@ -64,13 +72,7 @@ class BenchReportTest {
                 entry("RegionLookupBenchmark.mapUnmap", "\"regions\": \"1\"", "avgt", 10, "ns/op", 0.0),
                 entry("RegionLookupBenchmark.mapUnmap", "\"regions\": \"10000\"", "avgt", 14, "ns/op", 0.0),
                 entry("ThreadScalingBenchmark.oneThread", "", "thrpt", 1e8, "ops/s", 0.0),
-                entry("ThreadScalingBenchmark.twoThreads", "", "thrpt", 1.9e8, "ops/s", 0.0))) + "]";
-        Path file = dir.resolve("results.json");
-        Files.writeString(file, json);
-        BenchReport.main(new String[] {file.toString(), dir.toString()});
-
-        @SuppressWarnings("unchecked")
-        Map<String, Object> summary = (Map<String, Object>) Json.parse(Files.readString(dir.resolve("summary.json")));
+                entry("ThreadScalingBenchmark.twoThreads", "", "thrpt", 1.9e8, "ops/s", 0.0));
         @SuppressWarnings("unchecked")
         Map<String, Object> w = (Map<String, Object>) summary.get("ide_write_64k_16prd");
         assertThat((Double) w.get("copy_ops_s")).isEqualTo(100000.0);
@@ -97,7 +99,7 @@ class BenchReportTest {
 
     @Test
     void forkedKeysReportTheMedianTheSpreadAndWhetherTheTargetIsDecided(@TempDir Path dir) throws Exception {
-        String json = "[" + String.join(",", List.of(
+        Map<String, Object> summary = report(dir,
                 entry("IdeDmaBenchmark.write", "\"path\": \"COPY\", \"size\": \"64k\"", "thrpt",
                         new double[] {100000, 100000, 100000}, "ops/s", new double[] {1200, 1210, 1190}),
                 entry("IdeDmaBenchmark.write", "\"path\": \"MAP_NATIVE\", \"size\": \"64k\"", "thrpt",
@@ -109,13 +111,7 @@ class BenchReportTest {
                 entry("ThreadScalingBenchmark.oneThread", "", "thrpt", new double[] {1e8, 1e8}, "ops/s", null),
                 entry("ThreadScalingBenchmark.twoThreads", "", "thrpt", new double[] {1.5e8, 1.9e8}, "ops/s", null),
                 entry("ThreadScalingBenchmark.cpuOnlyOneThread", "", "thrpt", new double[] {1e9, 1e9}, "ops/s", null),
-                entry("ThreadScalingBenchmark.cpuOnlyTwoThreads", "", "thrpt", new double[] {1.6e9, 2e9}, "ops/s", null)))
-                + "]";
-        Path file = dir.resolve("results.json");
-        Files.writeString(file, json);
-        BenchReport.main(new String[] {file.toString(), dir.toString()});
-
-        Map<String, Object> summary = map(Json.parse(Files.readString(dir.resolve("summary.json"))));
+                entry("ThreadScalingBenchmark.cpuOnlyTwoThreads", "", "thrpt", new double[] {1.6e9, 2e9}, "ops/s", null));
         Map<String, Object> w = map(summary.get("ide_write_64k_16prd"));
         assertThat((Double) w.get("map_over_copy")).as("median of the per-fork ratios").isCloseTo(1.6, within(1e-9));
         assertThat(map(w.get("map_over_copy_spread"))).containsEntry("min", 1.4).containsEntry("max", 1.9)
@@ -145,17 +141,33 @@ class BenchReportTest {
                 .contains("1.60x (1.40-1.90)");
     }
 
+    private static Result[] sample() {
+        return new Result[] {
+                entry("IdeDmaBenchmark.write", "\"path\": \"COPY\", \"size\": \"64k\"", "thrpt", 100000, "ops/s", 1200.0),
+                entry("IdeDmaBenchmark.write", "\"path\": \"MAP_NATIVE\", \"size\": \"64k\"", "thrpt", 160000, "ops/s", 0.5)};
+    }
+
     @Test
-    void jsonParserReadsJmhOutputAndRejectsGarbageWithAnOffset() {
-        Map<String, Object> expected = new LinkedHashMap<>();
-        expected.put("a", List.of(1.0, 2500.0, -3.0));
-        expected.put("b", "x\"A");
-        expected.put("c", null);
-        expected.put("d", true);
-        assertThat(Json.parse(" {\"a\": [1, 2.5e3, -3], \"b\": \"x\\\"\\u0041\", \"c\": null, \"d\": true} "))
-                .isEqualTo(expected);
-        assertThatThrownBy(() -> Json.parse("{\"a\": }")).hasMessageContaining("offset 6");
-        assertThatThrownBy(() -> Json.parse("[1, 2")).hasMessageContaining("unexpected end");
-        assertThatThrownBy(() -> Json.parse("{} x")).hasMessageContaining("trailing");
+    void aMeasuredCReferenceIsTheLimitLineAndSetsTheTarget(@TempDir Path dir) throws Exception {
+        CReference c = new CReference.Measured(Map.of("write.64k", 125000.0, "read.64k", 250000.0), "/usr/bin/cc");
+        BenchReport.write(new BenchReport(new JmhResults(List.of(sample())), c), dir, "", Optional.empty());
+
+        String report = Files.readString(dir.resolve("report.md"));
+        assertThat(report).contains("measured on this machine", "built with /usr/bin/cc")
+                .containsPattern("\\| IDE WRITE DMA 64k \\(16 pieces\\) +\\| +125,000 \\| +8\\.0 \\| +160,000 \\| +1\\.28x \\|")
+                .as("the 64 KiB target is measured against this machine's C figure, 8.0 us")
+                .containsPattern("\\| ide_write_64k_16prd native, us/op \\(C pwritev here: 8\\.00\\) +\\| +6\\.25 \\|.*\\| +<= 8\\.89 \\| +yes \\|");
+    }
+
+    @Test
+    void withoutACReferenceTheReportSaysSoAndWhy(@TempDir Path dir) throws Exception {
+        CReference c = new CReference.NotMeasured("no C compiler found (looked for cc, gcc, clang on the PATH)");
+        BenchReport.write(new BenchReport(new JmhResults(List.of(sample())), c), dir, "", Optional.empty());
+
+        String report = Files.readString(dir.resolve("report.md"));
+        assertThat(report).contains("C reference: not measured on this machine, no C compiler found",
+                        "The C reference was NOT measured on this machine")
+                .containsPattern("ide_write_64k_16prd native, us/op \\(C pwritev, benchmark issue: 7\\.60\\)");
+        assertThat(dir.resolve("throughput.png")).isNotEmptyFile();
     }
 }

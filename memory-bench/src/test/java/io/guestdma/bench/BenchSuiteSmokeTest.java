@@ -4,9 +4,12 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Collection;
 import java.util.Map;
+import java.util.Optional;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.openjdk.jmh.results.RunResult;
 import org.openjdk.jmh.results.format.ResultFormatType;
 import org.openjdk.jmh.runner.options.Options;
 import org.openjdk.jmh.runner.options.OptionsBuilder;
@@ -14,8 +17,8 @@ import org.openjdk.jmh.runner.options.TimeValue;
 
 /**
  * The suite runs and the report is produced from what it measured: one short JMH run of a few
- * cases in a forked JVM (with the benchmarks' own fork options), then the report over its JSON. No
- * timing is asserted.
+ * cases in a forked JVM (with the benchmarks' own fork options), then the report over the results
+ * JMH's API returned. No timing is asserted.
  */
 class BenchSuiteSmokeTest {
 
@@ -36,16 +39,18 @@ class BenchSuiteSmokeTest {
                 .result(json.toString())
                 .build();
         // On a shared machine another JMH run may hold JMH's lock: wait for it as bin/bench does.
-        assertThat(BenchSuite.runWhenFree(options)).hasSize(4);
+        Collection<RunResult> runs = BenchSuite.runWhenFree(options);
+        assertThat(runs).hasSize(4);
+        assertThat(json).as("JMH writes its own JSON").isNotEmptyFile();
 
-        BenchReport.main(new String[] {json.toString(), dir.toString(), "smoke"});
+        CReference c = CReference.measure(dir, 0.05);
+        BenchReport.write(new BenchReport(JmhResults.of(runs), c), dir, "smoke", Optional.of(json.toString()));
 
         assertThat(dir.resolve("throughput.png")).isNotEmptyFile();
         assertThat(Files.readAllBytes(dir.resolve("throughput.png"))).startsWith(0x89, 'P', 'N', 'G');
         String report = Files.readString(dir.resolve("report.md"));
         assertThat(report).contains("## Machine", "CPU", "kernel", "JDK", "IDE WRITE DMA 64k (16 pieces)", "Targets");
-        @SuppressWarnings("unchecked")
-        Map<String, Object> summary = (Map<String, Object>) Json.parse(Files.readString(dir.resolve("summary.json")));
+        Map<String, Object> summary = BenchReportTest.summary(dir);
         assertThat(summary).containsOnlyKeys("ide_write_64k_16prd", "ide_write_1m_64prd", "ide_read_64k_16prd",
                 "alloc_bytes_per_op", "map_unmap_64k_over_copy_64k", "lookup_10000_over_1", "two_thread_scaling",
                 "two_thread_scaling_over_control", "map_unmap_64k_over_copy_64k_spread", "lookup_10000_over_1_spread",
