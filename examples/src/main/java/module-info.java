@@ -4,5 +4,5 @@
  * {@code --enable-native-access=io.guestdma.memory}; this module needs no native access itself.
  */
 module com.example.toydisk {
-    requires io.guestdma.ide;
+    requires io.guestdma.block;
 }

@@ -105,23 +105,25 @@ public final class DmaBlockIo {
      */
     public interface Chunks {
         /**
+         * {@return the chunk's bytes, now in {@link #iov()}; 0 when {@link #done()}, or when
+         * nothing can be mapped until bounce space frees}
+         *
          * @param maxBytes the largest chunk wanted
-         * @return the chunk's bytes, now in {@link #iov()}; 0 when {@link #done()}, or when nothing
-         *         can be mapped until bounce space frees
          * @throws DmaAccessException if guest memory failed; nothing is left mapped
          */
         long mapNext(long maxBytes);
 
-        /** @return whether the whole list has been produced */
+        /** {@return whether the whole list has been produced} */
         boolean done();
 
-        /** @return the current chunk's memory */
+        /** {@return the current chunk's memory} */
         IoVector iov();
 
         /**
+         * {@return the write-back outcome; {@link AccessResult#DEVICE_ERROR} ends the transfer as
+         * a memory fault}
+         *
          * @param accessLength bytes of the chunk really accessed
-         * @return the write-back outcome; {@link AccessResult#DEVICE_ERROR} ends the transfer as a
-         *         memory fault
          */
         AccessResult unmapChunk(long accessLength);
 
@@ -137,7 +139,10 @@ public final class DmaBlockIo {
         /** Releases it. */
         void unlock();
 
-        /** @return under the lock: whether the device is paused (the transfer parks at the next chunk) */
+        /**
+         * {@return under the lock: whether the device is paused (the transfer parks at the next
+         * chunk)}
+         */
         boolean paused();
 
         /** Under the lock: the transfer stopped moving data (finished, parked, waiting, dropped). */
@@ -191,6 +196,8 @@ public final class DmaBlockIo {
     private boolean cancelRequested;
 
     /**
+     * Creates the loop for one device; it is idle until a transfer starts.
+     *
      * @param memory   the address space the lists point into: the root, or the device's own view
      *                 (its bus-master enable and IOMMU apply)
      * @param executor where a transfer resumes after waiting for bounce space; a rejecting
@@ -282,17 +289,17 @@ public final class DmaBlockIo {
         host.submit(task);
     }
 
-    /** @return the transfer's phase; read under the host's lock */
+    /** {@return the transfer's phase; read under the host's lock} */
     public Phase phase() {
         return phase;
     }
 
-    /** @return whether the calling thread is the one moving the transfer's data */
+    /** {@return whether the calling thread is the one moving the transfer's data} */
     public boolean runsOnCurrentThread() {
         return runner == Thread.currentThread();
     }
 
-    /** @return bytes completed so far by the current (or last) transfer */
+    /** {@return bytes completed so far by the current (or last) transfer} */
     public long bytesDone() {
         return bytesDone;
     }
