@@ -4,7 +4,6 @@ import io.guestdma.block.BlockBackend;
 import io.guestdma.block.BlockOptions;
 import io.guestdma.block.NativeBackend;
 import io.guestdma.memory.GuestMemory;
-import io.guestdma.memory.MmioRegion;
 import java.io.IOException;
 import java.io.RandomAccessFile;
 import java.nio.file.Files;
@@ -38,7 +37,7 @@ public final class Main {
             }
             try (GuestMemory memory = GuestMemory.ofRam(16 << 20);
                  BlockBackend disk = NativeBackend.open(image, BlockOptions.defaults())) {
-                memory.addRegion(new MmioRegion("toy-disk", DISK_BASE, ToyDisk.REGISTER_BYTES, new ToyDisk(memory, disk)));
+                memory.addRegion(new ToyDisk(memory, disk).registers("toy-disk", DISK_BASE));
                 run(memory, image);
             }
         } finally {

@@ -1,10 +1,14 @@
 package com.example.toydisk;
 
 import io.guestdma.block.BlockBackend;
+import io.guestdma.memory.AccessResult;
+import io.guestdma.memory.DmaAccessException;
 import io.guestdma.memory.DmaDirection;
 import io.guestdma.memory.DmaStream;
 import io.guestdma.memory.GuestMemory;
 import io.guestdma.memory.MmioHandler;
+import io.guestdma.memory.MmioRegion;
+import io.guestdma.memory.ReentrancyGuard;
 import io.guestdma.memory.SgList;
 import java.io.IOException;
 import java.util.Objects;
@@ -22,7 +26,10 @@ import java.util.Objects;
  * 16 bytes. The buffers' lengths must add up to whole sectors that fit on the disk.
  *
  * <p>The guest's buffers reach the disk image without a copy: a {@link DmaStream} maps them, and
- * the backend hands the mapped slices of guest RAM to {@code pwritev}/{@code preadv}.
+ * the backend hands the mapped slices of guest RAM to {@code pwritev}/{@code preadv}. A buffer
+ * that is not RAM goes through the bounce pool; one that is a failing device, or this controller's
+ * own registers (refused by its {@link ReentrancyGuard}), ends the request with
+ * {@link #STATUS_DMA_ERROR}.
  */
 public final class ToyDisk implements MmioHandler {
     /** Size of the register window in bytes. */
@@ -49,6 +56,8 @@ public final class ToyDisk implements MmioHandler {
     public static final int STATUS_BAD_REQUEST = 2;
     /** Status: a buffer is not RAM and the bounce pool was exhausted; ring again later. */
     public static final int STATUS_BUSY = 3;
+    /** Status: a buffer is a device that failed or refused the access; part may have moved. */
+    public static final int STATUS_DMA_ERROR = 4;
     /** Status before the first request. */
     public static final int STATUS_IDLE = 0xff;
 
@@ -64,12 +73,13 @@ public final class ToyDisk implements MmioHandler {
     private final BlockBackend disk;
     private final DmaStream stream;
     private final SgList buffers = new SgList(MAX_BUFFERS);
+    private final ReentrancyGuard guard = new ReentrancyGuard("toy-disk");
     private long requestAddress;
     private int status = STATUS_IDLE;
 
     /**
      * Creates the controller; map it into the address space with
-     * {@code memory.addRegion(new MmioRegion(name, base, REGISTER_BYTES, disk))}.
+     * {@code memory.addRegion(disk.registers(name, base))}.
      *
      * @param memory the guest's address space, where requests and buffers live
      * @param disk   the disk image
@@ -81,6 +91,17 @@ public final class ToyDisk implements MmioHandler {
         this.stream = new DmaStream(memory);
     }
 
+    /**
+     * {@return the controller's register window at {@code base}, guarded against DMA that targets it}
+     *
+     * @param name the region's name, unique in the address space
+     * @param base its first guest physical address
+     * @throws IllegalArgumentException if the window would wrap past the top of memory
+     */
+    public MmioRegion registers(String name, long base) {
+        return new MmioRegion(name, base, REGISTER_BYTES, this, guard);
+    }
+
     @Override
     public synchronized long read(long offset, int size) {
         return offset == REG_STATUS ? status : 0;
@@ -88,6 +109,9 @@ public final class ToyDisk implements MmioHandler {
 
     @Override
     public synchronized void write(long offset, int size, long value) {
+        // GuestMemory enters the region's guard around this call, so when a request's buffer
+        // points at these registers, the request's own DMA is refused instead of ringing the
+        // doorbell again from inside the request.
         switch ((int) offset) {
             case REG_REQUEST_LOW -> requestAddress = (requestAddress & ~0xffff_ffffL) | (value & 0xffff_ffffL);
             case REG_REQUEST_HIGH -> requestAddress = (requestAddress & 0xffff_ffffL) | (value << 32);
@@ -135,7 +159,12 @@ public final class ToyDisk implements MmioHandler {
         stream.start(buffers, op == OP_WRITE ? DmaDirection.TO_DEVICE : DmaDirection.FROM_DEVICE, SECTOR);
         long position = sector * SECTOR;
         while (!stream.done()) {
-            long bytes = stream.mapNext(CHUNK);
+            long bytes;
+            try {
+                bytes = stream.mapNext(CHUNK);
+            } catch (DmaAccessException e) {
+                return STATUS_DMA_ERROR; // nothing is left mapped
+            }
             if (bytes == 0) {
                 return STATUS_BUSY;
             }
@@ -150,7 +179,9 @@ public final class ToyDisk implements MmioHandler {
                 stream.abandonChunk();
                 return STATUS_IO_ERROR;
             }
-            stream.unmapChunk(bytes);
+            if (stream.unmapChunk(bytes) == AccessResult.DEVICE_ERROR) {
+                return STATUS_DMA_ERROR; // a bounce write-back to a device failed
+            }
             position += bytes;
         }
         return STATUS_OK;
