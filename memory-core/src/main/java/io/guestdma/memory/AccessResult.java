@@ -39,7 +39,7 @@ public enum AccessResult {
         return other.ordinal() > ordinal() ? other : this;
     }
 
-    /** @return whether the access failed in a way a device must report ({@link #DEVICE_ERROR}) */
+    /** {@return whether the access failed in a way a device must report ({@link #DEVICE_ERROR})} */
     public boolean failed() {
         return this == DEVICE_ERROR;
     }

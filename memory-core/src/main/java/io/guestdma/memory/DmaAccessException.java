@@ -10,10 +10,14 @@ package io.guestdma.memory;
 public final class DmaAccessException extends RuntimeException {
     private static final long serialVersionUID = 1L;
 
+    /** The guest address of the range that failed. */
     private final long address;
+    /** The length of that range in bytes. */
     private final long length;
 
     /**
+     * Creates the exception.
+     *
      * @param message what failed, with the guest address
      * @param address the guest address of the range that failed
      * @param length  the length of that range
@@ -24,12 +28,12 @@ public final class DmaAccessException extends RuntimeException {
         this.length = length;
     }
 
-    /** @return the guest address of the range that could not be accessed */
+    /** {@return the guest address of the range that could not be accessed} */
     public long address() {
         return address;
     }
 
-    /** @return the length of that range in bytes */
+    /** {@return the length of that range in bytes} */
     public long length() {
         return length;
     }

@@ -90,7 +90,7 @@ public final class DmaPacket {
         this.maxFallbackBytes = fallback.byteSize();
     }
 
-    /** @return the largest packet that may go through the fallback buffer */
+    /** {@return the largest packet that may go through the fallback buffer} */
     public long maxFallbackBytes() {
         return maxFallbackBytes;
     }

@@ -70,22 +70,22 @@ public final class RamView {
         this.bigEndian = order == ByteOrder.BIG_ENDIAN;
     }
 
-    /** @return the guest physical address of the view's first byte */
+    /** {@return the guest physical address of the view's first byte} */
     public long address() {
         return address;
     }
 
-    /** @return the view's length in bytes */
+    /** {@return the view's length in bytes} */
     public long byteSize() {
         return length;
     }
 
-    /** @return whether stores are allowed (the range is RAM, not ROM) */
+    /** {@return whether stores are allowed (the range is RAM, not ROM)} */
     public boolean isWritable() {
         return writable;
     }
 
-    /** @return the byte order of the multi-byte accessors */
+    /** {@return the byte order of the multi-byte accessors} */
     public ByteOrder order() {
         return shortPlain.order();
     }
@@ -152,8 +152,9 @@ public final class RamView {
     }
 
     /**
+     * {@return the byte there}
+     *
      * @param offset from the view's start
-     * @return the byte there
      * @throws IndexOutOfBoundsException if offset is outside the view
      * @throws DmaAccessException        if the range is no longer RAM
      */
@@ -162,8 +163,9 @@ public final class RamView {
     }
 
     /**
+     * {@return the 16-bit value there (plain load)}
+     *
      * @param offset from the view's start
-     * @return the 16-bit value there (plain load)
      * @throws IndexOutOfBoundsException if the access is outside the view
      * @throws DmaAccessException        if the range is no longer RAM
      */
@@ -172,8 +174,9 @@ public final class RamView {
     }
 
     /**
+     * {@return the 32-bit value there (plain load)}
+     *
      * @param offset from the view's start
-     * @return the 32-bit value there (plain load)
      * @throws IndexOutOfBoundsException if the access is outside the view
      * @throws DmaAccessException        if the range is no longer RAM
      */
@@ -182,8 +185,9 @@ public final class RamView {
     }
 
     /**
+     * {@return the 64-bit value there (plain load)}
+     *
      * @param offset from the view's start
-     * @return the 64-bit value there (plain load)
      * @throws IndexOutOfBoundsException if the access is outside the view
      * @throws DmaAccessException        if the range is no longer RAM
      */
@@ -210,8 +214,9 @@ public final class RamView {
     }
 
     /**
+     * {@return the 32-bit value, loaded with acquire ordering}
+     *
      * @param offset from the view's start, 4-byte aligned in guest memory
-     * @return the 32-bit value, loaded with acquire ordering
      * @throws IllegalArgumentException  if the guest address is not 4-byte aligned
      * @throws IndexOutOfBoundsException if the access is outside the view
      * @throws DmaAccessException        if the range is no longer RAM
@@ -225,8 +230,9 @@ public final class RamView {
     }
 
     /**
+     * {@return the 64-bit value, loaded with acquire ordering}
+     *
      * @param offset from the view's start, 8-byte aligned in guest memory
-     * @return the 64-bit value, loaded with acquire ordering
      * @throws IllegalArgumentException  if the guest address is not 8-byte aligned
      * @throws IndexOutOfBoundsException if the access is outside the view
      * @throws DmaAccessException        if the range is no longer RAM
@@ -240,6 +246,8 @@ public final class RamView {
     }
 
     /**
+     * Stores a byte (plain) and marks its page dirty.
+     *
      * @param offset from the view's start
      * @param value  the byte to store (plain)
      * @throws UnsupportedOperationException if the view is read-only (ROM)
@@ -252,6 +260,8 @@ public final class RamView {
     }
 
     /**
+     * Stores a little-endian 16-bit value (plain) and marks its page dirty.
+     *
      * @param offset from the view's start
      * @param value  the 16-bit value to store (plain)
      * @throws UnsupportedOperationException if the view is read-only (ROM)
@@ -264,6 +274,8 @@ public final class RamView {
     }
 
     /**
+     * Stores a little-endian 32-bit value (plain) and marks its page dirty.
+     *
      * @param offset from the view's start
      * @param value  the 32-bit value to store (plain)
      * @throws UnsupportedOperationException if the view is read-only (ROM)
@@ -276,6 +288,8 @@ public final class RamView {
     }
 
     /**
+     * Stores a little-endian 64-bit value (plain) and marks its page dirty.
+     *
      * @param offset from the view's start
      * @param value  the 64-bit value to store (plain)
      * @throws UnsupportedOperationException if the view is read-only (ROM)
@@ -309,6 +323,8 @@ public final class RamView {
     }
 
     /**
+     * Stores a 32-bit value with release ordering and marks its page dirty.
+     *
      * @param offset from the view's start, 4-byte aligned in guest memory
      * @param value  the 32-bit value, stored with release ordering
      * @throws IllegalArgumentException      if the guest address is not 4-byte aligned
@@ -327,6 +343,8 @@ public final class RamView {
     }
 
     /**
+     * Stores a 64-bit value with release ordering and marks its page dirty.
+     *
      * @param offset from the view's start, 8-byte aligned in guest memory
      * @param value  the 64-bit value, stored with release ordering
      * @throws IllegalArgumentException      if the guest address is not 8-byte aligned

@@ -35,6 +35,8 @@ public final class ReentrancyGuard {
     private final AtomicLong refusals = new AtomicLong();
 
     /**
+     * Creates a guard for one device, engaged on no thread.
+     *
      * @param device the device's name, used in the report of a refused access
      * @throws NullPointerException if device is null
      */
@@ -61,7 +63,7 @@ public final class ReentrancyGuard {
         engaged.set(Boolean.FALSE);
     }
 
-    /** @return whether the calling thread is inside the device */
+    /** {@return whether the calling thread is inside the device} */
     public boolean isEngaged() {
         return engaged.get();
     }
@@ -80,12 +82,12 @@ public final class ReentrancyGuard {
         }
     }
 
-    /** @return how many re-entrant accesses were refused */
+    /** {@return how many re-entrant accesses were refused} */
     public long refusals() {
         return refusals.get();
     }
 
-    /** @return the device's name */
+    /** {@return the device's name} */
     public String device() {
         return device;
     }
