@@ -75,8 +75,9 @@ public sealed interface AddressSpace permits GuestMemory, DeviceAddressSpace {
     }
 
     /**
+     * {@return the byte there (0 where nothing answers)}
+     *
      * @param address device address
-     * @return the byte there (0 where nothing answers)
      * @throws IllegalStateException if the memory is closed
      */
     default byte readByte(long address) {
@@ -84,8 +85,9 @@ public sealed interface AddressSpace permits GuestMemory, DeviceAddressSpace {
     }
 
     /**
+     * {@return the little-endian 16-bit value there (unanswered bytes read 0)}
+     *
      * @param address device address
-     * @return the little-endian 16-bit value there (unanswered bytes read 0)
      * @throws IllegalStateException if the memory is closed
      */
     default short readShort(long address) {
@@ -93,8 +95,9 @@ public sealed interface AddressSpace permits GuestMemory, DeviceAddressSpace {
     }
 
     /**
+     * {@return the little-endian 32-bit value there (unanswered bytes read 0)}
+     *
      * @param address device address
-     * @return the little-endian 32-bit value there (unanswered bytes read 0)
      * @throws IllegalStateException if the memory is closed
      */
     default int readInt(long address) {
@@ -102,8 +105,9 @@ public sealed interface AddressSpace permits GuestMemory, DeviceAddressSpace {
     }
 
     /**
+     * {@return the little-endian 64-bit value there (unanswered bytes read 0)}
+     *
      * @param address device address
-     * @return the little-endian 64-bit value there (unanswered bytes read 0)
      * @throws IllegalStateException if the memory is closed
      */
     default long readLong(long address) {
@@ -111,6 +115,8 @@ public sealed interface AddressSpace permits GuestMemory, DeviceAddressSpace {
     }
 
     /**
+     * Stores a byte.
+     *
      * @param address device address
      * @param value   the byte to store (dropped where nothing answers)
      * @throws IllegalStateException if the memory is closed
@@ -120,6 +126,8 @@ public sealed interface AddressSpace permits GuestMemory, DeviceAddressSpace {
     }
 
     /**
+     * Stores a 16-bit value.
+     *
      * @param address device address
      * @param value   the 16-bit value to store little-endian
      * @throws IllegalStateException if the memory is closed
@@ -129,6 +137,8 @@ public sealed interface AddressSpace permits GuestMemory, DeviceAddressSpace {
     }
 
     /**
+     * Stores a 32-bit value.
+     *
      * @param address device address
      * @param value   the 32-bit value to store little-endian
      * @throws IllegalStateException if the memory is closed
@@ -138,6 +148,8 @@ public sealed interface AddressSpace permits GuestMemory, DeviceAddressSpace {
     }
 
     /**
+     * Stores a 64-bit value.
+     *
      * @param address device address
      * @param value   the 64-bit value to store little-endian
      * @throws IllegalStateException if the memory is closed
@@ -221,9 +233,9 @@ public sealed interface AddressSpace permits GuestMemory, DeviceAddressSpace {
      */
     RamView ramView(long address, long length, ByteOrder order, boolean writable);
 
-    /** @return the bounce pool this space's non-RAM maps draw from */
+    /** {@return the bounce pool this space's non-RAM maps draw from} */
     BouncePool bouncePool();
 
-    /** @return the root address space behind this one (itself for the root) */
+    /** {@return the root address space behind this one (itself for the root)} */
     GuestMemory root();
 }

@@ -100,7 +100,7 @@ public final class DeviceAddressSpace implements AddressSpace {
         this.iommu = iommu;
     }
 
-    /** @return the device's name, for messages */
+    /** {@return the device's name, for messages} */
     public String name() {
         return name;
     }
@@ -110,7 +110,7 @@ public final class DeviceAddressSpace implements AddressSpace {
         return root;
     }
 
-    /** @return whether the device may reach memory (a PCI function's bus-master enable) */
+    /** {@return whether the device may reach memory (a PCI function's bus-master enable)} */
     public boolean isEnabled() {
         return enabled;
     }
@@ -125,12 +125,12 @@ public final class DeviceAddressSpace implements AddressSpace {
         enabled = on;
     }
 
-    /** @return whether accesses go through an IOMMU */
+    /** {@return whether accesses go through an IOMMU} */
     public boolean hasIommu() {
         return iommu != null;
     }
 
-    /** @return how many accesses an IOMMU refused */
+    /** {@return how many accesses an IOMMU refused} */
     public long iommuFaults() {
         return faults.get();
     }

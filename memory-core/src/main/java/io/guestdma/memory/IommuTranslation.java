@@ -13,6 +13,8 @@ package io.guestdma.memory;
  */
 public record IommuTranslation(long iova, long target, long size, boolean readable, boolean writable) {
     /**
+     * Checks the translation.
+     *
      * @throws IllegalArgumentException if size is not a power of two of at least 4096, or iova or
      *                                  target is not aligned to it
      */
@@ -37,8 +39,9 @@ public record IommuTranslation(long iova, long target, long size, boolean readab
     }
 
     /**
+     * {@return whether the translation permits it}
+     *
      * @param direction an access
-     * @return whether the translation permits it
      */
     public boolean permits(DmaDirection direction) {
         return direction == DmaDirection.TO_DEVICE ? readable : writable;
