@@ -11,13 +11,15 @@ import java.nio.file.Path;
  */
 public record LocalImage(Path path) implements ImageLocation {
     /**
+     * Checks the path.
+     *
      * @throws NullPointerException if {@code path} is null
      */
     public LocalImage {
         Objects.requireNonNull(path, "path");
     }
 
-    /** @return the path, as the user wrote it */
+    /** {@return the path, as the user wrote it} */
     @Override
     public String toString() {
         return path.toString();

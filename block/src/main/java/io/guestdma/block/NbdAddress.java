@@ -33,11 +33,11 @@ public sealed interface NbdAddress extends ImageLocation permits NbdAddress.Tcp,
     /** The longest export name the protocol allows, in UTF-8 bytes. */
     int MAX_EXPORT_BYTES = 4096;
 
-    /** @return the export name; empty for the server's default export */
+    /** {@return the export name; empty for the server's default export} */
     String export();
 
     /**
-     * @return the socket address to connect to; a TCP host name is resolved now
+     * {@return the socket address to connect to; a TCP host name is resolved now}
      */
     SocketAddress socketAddress();
 
@@ -50,6 +50,8 @@ public sealed interface NbdAddress extends ImageLocation permits NbdAddress.Tcp,
      */
     record Tcp(String host, int port, String export) implements NbdAddress {
         /**
+         * Checks the address.
+         *
          * @throws IllegalArgumentException if the host is empty, the port outside 1..65535, or the
          *                                  export name too long or containing NUL
          * @throws NullPointerException     if host or export is null
@@ -71,7 +73,7 @@ public sealed interface NbdAddress extends ImageLocation permits NbdAddress.Tcp,
             return new InetSocketAddress(host, port);
         }
 
-        /** @return the address as an {@code nbd://} URI that {@link #parse} reads back */
+        /** {@return the address as an {@code nbd://} URI that {@link #parse} reads back} */
         @Override
         public String toString() {
             try {
@@ -90,6 +92,8 @@ public sealed interface NbdAddress extends ImageLocation permits NbdAddress.Tcp,
      */
     record Unix(Path socket, String export) implements NbdAddress {
         /**
+         * Checks the address.
+         *
          * @throws IllegalArgumentException if the export name is too long or contains NUL
          * @throws NullPointerException     if socket or export is null
          */
@@ -104,7 +108,7 @@ public sealed interface NbdAddress extends ImageLocation permits NbdAddress.Tcp,
             return UnixDomainSocketAddress.of(socket);
         }
 
-        /** @return the address as an {@code nbd+unix://} URI that {@link #parse} reads back */
+        /** {@return the address as an {@code nbd+unix://} URI that {@link #parse} reads back} */
         @Override
         public String toString() {
             try {
@@ -125,8 +129,9 @@ public sealed interface NbdAddress extends ImageLocation permits NbdAddress.Tcp,
     }
 
     /**
+     * {@return whether it uses an NBD scheme, so that {@link #parse} (not a file path) applies}
+     *
      * @param text an image location as the user wrote it
-     * @return whether it uses an NBD scheme, so that {@link #parse} (not a file path) applies
      */
     static boolean looksLikeNbd(String text) {
         String lower = text.toLowerCase(Locale.ROOT);

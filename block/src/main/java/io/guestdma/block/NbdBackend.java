@@ -141,7 +141,7 @@ public final class NbdBackend implements BlockBackend {
         return new NbdBackend(address, new ImageExtent(address.toString(), c.size(), options.readOnly()), nanos, c);
     }
 
-    /** @return the server and export this backend talks to */
+    /** {@return the server and export this backend talks to} */
     public NbdAddress address() {
         return address;
     }
@@ -157,22 +157,23 @@ public final class NbdBackend implements BlockBackend {
     }
 
     /**
-     * @return whether the current connection is up and taking requests (false after a failure
-     *         until the next request or {@link #reconnect()} connects again)
+     * {@return whether the current connection is up and taking requests (false after a failure
+     * until the next request or {@link #reconnect()} connects again)}
      */
     public boolean isConnected() {
         NbdConnection c = connection;
         return c != null && c.usable();
     }
 
-    /** @return how many connections this backend has opened, the first one included */
+    /** {@return how many connections this backend has opened, the first one included} */
     public long connectionCount() {
         return connections.get();
     }
 
     /**
-     * @return the minimum block size the server asked for (requests must be multiples of it; 1 if
-     *         it asked for none)
+     * {@return the minimum block size the server asked for (requests must be multiples of it; 1 if
+     * it asked for none)}
+     *
      * @throws IOException if there is no connection and none can be made
      */
     public int minimumBlockSize() throws IOException {
@@ -180,7 +181,8 @@ public final class NbdBackend implements BlockBackend {
     }
 
     /**
-     * @return whether the server sends structured replies (negotiated in the handshake)
+     * {@return whether the server sends structured replies (negotiated in the handshake)}
+     *
      * @throws IOException if there is no connection and none can be made
      */
     public boolean structuredReplies() throws IOException {
@@ -534,7 +536,7 @@ public final class NbdBackend implements BlockBackend {
         }
     }
 
-    /** @return the export's URI and size */
+    /** {@return the export's URI and size} */
     @Override
     public String toString() {
         return "NbdBackend[" + address + ", " + extent.size() + " bytes" + (extent.readOnly() ? ", read-only" : "") + "]";

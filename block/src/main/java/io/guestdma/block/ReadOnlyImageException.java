@@ -18,6 +18,8 @@ public final class ReadOnlyImageException extends IOException {
     }
 
     /**
+     * Creates the exception with a message naming the image and the refused operation.
+     *
      * @param image     the image's name (a path or an NBD URI), for the message
      * @param operation what was attempted, for the message
      */
