@@ -27,7 +27,7 @@ class BenchSuiteSmokeTest {
         Path json = dir.resolve("results.json");
         Options options = new OptionsBuilder()
                 .include("IdeDmaBenchmark.write")
-                .include("MapBenchmark")
+                .include("\\.MapBenchmark\\.")
                 .param("size", "64k")
                 .param("path", "COPY", "MAP_NATIVE")
                 .forks(1)
