@@ -51,10 +51,17 @@ public final class BenchReport {
 
     private final JmhResults results;
     private final CReference c;
+    /** qemu-img bench's 64 KiB writes per second against a qemu-nbd export, by queue depth. */
+    private final Map<Integer, Double> qemuImg;
 
     BenchReport(JmhResults results, CReference c) {
+        this(results, c, Map.of());
+    }
+
+    BenchReport(JmhResults results, CReference c, Map<Integer, Double> qemuImg) {
         this.results = results;
         this.c = c;
+        this.qemuImg = Map.copyOf(qemuImg);
     }
 
     /**
@@ -115,7 +122,15 @@ public final class BenchReport {
     static void write(JmhResults results, Path out, String command, Optional<String> resultFile) throws IOException {
         double cSeconds = Double.parseDouble(System.getProperty("guestdma.bench.cSeconds", "1"));
         System.err.println("guestdma bench: C reference (" + CReference.SOURCE + ", " + cSeconds + " s per case)...");
-        write(new BenchReport(results, CReference.measure(ImageFile.directory(), cSeconds)), out, command, resultFile);
+        CReference c = CReference.measure(ImageFile.directory(), cSeconds);
+        Map<Integer, Double> qemuImg = new java.util.HashMap<>();
+        if (results.find("NbdWriteBenchmark.writeQd1").isPresent()) {
+            System.err.println("guestdma bench: qemu-img bench against qemu-nbd, queue depth 1 and 16...");
+            for (int depth : new int[] {1, 16}) {
+                QemuImgBench.writesPerSecond(depth, 20_000).ifPresent(ops -> qemuImg.put(depth, ops));
+            }
+        }
+        write(new BenchReport(results, c, qemuImg), out, command, resultFile);
     }
 
     /**
@@ -204,6 +219,12 @@ public final class BenchReport {
         key(root, "lookup_10000_over_1", lookupRatio());
         key(root, "two_thread_scaling", twoThreadScaling());
         key(root, "two_thread_scaling_over_control", twoThreadScalingOverControl());
+        key(root, "ring_index_acquire_load_over_raw", ringOverRaw());
+        key(root, "map_unmap_iommu_64k_over_plain", iommuOverPlain());
+        key(root, "dma_blk_io_overhead_over_ide_engine", dmaBlockIoOverIde());
+        key(root, "nbd_write_64k_qd1_vs_qemu_img_bench", nbdOverQemuImg("NbdWriteBenchmark.writeQd1", 1));
+        key(root, "nbd_write_64k_qd16_vs_qemu_img_bench", nbdOverQemuImg("NbdWriteBenchmark.writeQd16", 16));
+        key(root, "nbd_write_64k_alloc_bytes_per_op", allocForks("NbdWriteBenchmark.writeQd1"));
         StringBuilder sb = new StringBuilder();
         write(sb, root, "");
         return sb.append('\n').toString();
@@ -240,6 +261,30 @@ public final class BenchReport {
     /** The map_over_copy of a data-path benchmark: native map over copy. */
     private List<Double> mapOverCopy(String benchmark, String size) {
         return ratio(pathOps(benchmark, size, "MAP_NATIVE"), pathOps(benchmark, size, "COPY"));
+    }
+
+    /** Time of an acquire load through a RamView over the same with a raw VarHandle: ops raw / ops view. */
+    private List<Double> ringOverRaw() {
+        return ratio(opsForks("RingViewBenchmark.acquireRaw"), opsForks("RingViewBenchmark.acquireThroughView"));
+    }
+
+    /** Time of a 64 KiB map+unmap through a warm IOMMU over the same through a plain device space. */
+    private List<Double> iommuOverPlain() {
+        return ratio(opsForks("IommuMapBenchmark.mapUnmapPlain"), opsForks("IommuMapBenchmark.mapUnmapIommu"));
+    }
+
+    /** Time of the shared DMA loop alone over the IDE's whole MAP path, both over a null disk. */
+    private List<Double> dmaBlockIoOverIde() {
+        return ratio(opsForks("IdeOverheadBenchmark.write", "mode", "MAP"), opsForks("DmaBlockIoBenchmark.write"));
+    }
+
+    /** NbdBackend's writes per second over qemu-img bench's at the same depth, measured in this run. */
+    private List<Double> nbdOverQemuImg(String benchmark, int depth) {
+        Double reference = qemuImg.get(depth);
+        if (reference == null) {
+            return List.of();
+        }
+        return opsForks(benchmark).stream().map(ops -> ops / reference).toList();
     }
 
     private List<Double> twoThreadScaling() {
@@ -391,6 +436,15 @@ public final class BenchReport {
         target(rows, "lookup_10000_over_1", lookupRatio(), "<= 1.5", x -> x <= 1.5, "%.2f");
         target(rows, "two_thread_scaling", twoThreadScaling(), ">= 1.8", x -> x >= 1.8, "%.2f");
         target(rows, "two_thread_scaling_over_control", twoThreadScalingOverControl(), ">= 0.95", x -> x >= 0.95, "%.2f");
+        target(rows, "ring_index_acquire_load_over_raw", ringOverRaw(), "<= 1.5", x -> x <= 1.5, "%.2f");
+        target(rows, "map_unmap_iommu_64k_over_plain", iommuOverPlain(), "<= 2.0", x -> x <= 2.0, "%.2f");
+        target(rows, "dma_blk_io_overhead_over_ide_engine", dmaBlockIoOverIde(), "<= 1.05", x -> x <= 1.05, "%.2f");
+        target(rows, "nbd_write_64k_qd1_vs_qemu_img_bench", nbdOverQemuImg("NbdWriteBenchmark.writeQd1", 1), ">= 1.0",
+                x -> x >= 1.0, "%.2f");
+        target(rows, "nbd_write_64k_qd16_vs_qemu_img_bench", nbdOverQemuImg("NbdWriteBenchmark.writeQd16", 16), ">= 1.0",
+                x -> x >= 1.0, "%.2f");
+        target(rows, "nbd_write_64k_alloc_bytes_per_op", allocForks("NbdWriteBenchmark.writeQd1"), "<= 64",
+                x -> x <= 64, "%.1f");
         Figure.of(controlScaling()).ifPresent(control -> rows.add(new String[] {
                 "(control: two_thread_scaling of unshared work)", String.format(Locale.ROOT, "%.2f", control.median()),
                 spreadText(control, "%.2f"), "", ""}));

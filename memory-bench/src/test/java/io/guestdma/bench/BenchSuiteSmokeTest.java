@@ -54,7 +54,13 @@ class BenchSuiteSmokeTest {
         assertThat(summary).containsOnlyKeys("ide_write_64k_16prd", "ide_write_1m_64prd", "ide_read_64k_16prd",
                 "alloc_bytes_per_op", "map_unmap_64k_over_copy_64k", "lookup_10000_over_1", "two_thread_scaling",
                 "two_thread_scaling_over_control", "map_unmap_64k_over_copy_64k_spread", "lookup_10000_over_1_spread",
-                "two_thread_scaling_spread", "two_thread_scaling_over_control_spread");
+                "two_thread_scaling_spread", "two_thread_scaling_over_control_spread",
+                "ring_index_acquire_load_over_raw", "ring_index_acquire_load_over_raw_spread",
+                "map_unmap_iommu_64k_over_plain", "map_unmap_iommu_64k_over_plain_spread",
+                "dma_blk_io_overhead_over_ide_engine", "dma_blk_io_overhead_over_ide_engine_spread",
+                "nbd_write_64k_qd1_vs_qemu_img_bench", "nbd_write_64k_qd1_vs_qemu_img_bench_spread",
+                "nbd_write_64k_qd16_vs_qemu_img_bench", "nbd_write_64k_qd16_vs_qemu_img_bench_spread",
+                "nbd_write_64k_alloc_bytes_per_op", "nbd_write_64k_alloc_bytes_per_op_spread");
         @SuppressWarnings("unchecked")
         Map<String, Object> write64k = (Map<String, Object>) summary.get("ide_write_64k_16prd");
         assertThat(write64k).containsOnlyKeys("copy_ops_s", "map_filechannel_ops_s", "map_native_ops_s", "map_over_copy",

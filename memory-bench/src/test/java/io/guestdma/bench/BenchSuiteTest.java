@@ -20,7 +20,8 @@ import org.openjdk.jmh.annotations.Param;
 class BenchSuiteTest {
     private static final List<Class<?>> BENCHMARKS = List.of(IdeDmaBenchmark.class, IdeOverheadBenchmark.class,
             BlockPathBenchmark.class, MapBenchmark.class, BounceBenchmark.class, RegionLookupBenchmark.class,
-            ThreadScalingBenchmark.class, DebugModeBenchmark.class);
+            ThreadScalingBenchmark.class, DebugModeBenchmark.class, RingViewBenchmark.class, IommuMapBenchmark.class,
+            DmaBlockIoBenchmark.class, NbdWriteBenchmark.class);
 
     /** One case: a benchmark method and one value for each of its class's parameters. */
     private record Case(String name, Map<String, String> params) {
@@ -29,7 +30,7 @@ class BenchSuiteTest {
     @Test
     void thePlanRunsEveryCaseExactlyOnce() {
         List<Case> cases = cases();
-        assertThat(cases).as("the suite's size, as bin/bench documents it").hasSize(57);
+        assertThat(cases).as("the suite's size, as bin/bench documents it").hasSize(64);
         for (Case c : cases) {
             List<BenchSuite.Batch> matching = BenchSuite.plan().stream().filter(b -> runs(b, c)).toList();
             assertThat(matching).as("batches that run %s", c).hasSize(1);
