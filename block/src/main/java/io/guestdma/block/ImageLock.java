@@ -1,7 +1,7 @@
 package io.guestdma.block;
 
 import io.guestdma.memory.posix.Errno;
-import io.guestdma.memory.posix.Posix;
+import io.guestdma.memory.internal.Posix;
 import io.guestdma.memory.posix.PosixException;
 
 import java.io.IOException;

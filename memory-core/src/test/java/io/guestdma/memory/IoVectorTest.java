@@ -3,7 +3,7 @@ package io.guestdma.memory;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-import io.guestdma.memory.posix.Posix;
+import io.guestdma.memory.internal.Posix;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;

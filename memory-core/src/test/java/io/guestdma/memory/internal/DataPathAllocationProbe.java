@@ -1,4 +1,7 @@
-package io.guestdma.memory.posix;
+package io.guestdma.memory.internal;
+
+import io.guestdma.memory.posix.Errno;
+import io.guestdma.memory.posix.PosixException;
 
 import java.io.IOException;
 import java.lang.foreign.Arena;
