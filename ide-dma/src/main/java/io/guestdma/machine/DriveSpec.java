@@ -6,9 +6,10 @@ import java.nio.file.Path;
 import java.util.Objects;
 
 /**
- * One {@code -drive} of a {@link PcMachine}: a raw disk image on the PIIX IDE controller.
+ * One {@code -drive} of a {@link PcMachine}: a raw disk image, or a CD-ROM drive with a raw disc
+ * image or none, on the PIIX IDE controller.
  *
- * @param file the raw image
+ * @param file the raw image; null only for an empty CD-ROM drive
  * @param index 0 to 3: primary master, primary slave, secondary master, secondary slave (QEMU's
  *     {@code index=})
  * @param backend how the image is accessed
@@ -17,18 +18,22 @@ import java.util.Objects;
  *     {@code discard=ignore}, checks the ranges but leaves the data alone
  * @param readPolicy what a failed read does ({@code rerror=})
  * @param writePolicy what a failed write, flush or discard does ({@code werror=})
+ * @param cdrom whether this is an ATAPI CD-ROM drive ({@code media=cdrom}); its image is opened
+ *     read-only
  */
 public record DriveSpec(Path file, int index, BackendType backend, DmaMode dma, boolean discard,
-                        ErrorPolicy readPolicy, ErrorPolicy writePolicy) {
+                        ErrorPolicy readPolicy, ErrorPolicy writePolicy, boolean cdrom) {
 
     /**
      * Validates the specification.
      *
-     * @throws NullPointerException if a component is null
+     * @throws NullPointerException if a component is null (the file may be null for a CD-ROM)
      * @throws IllegalArgumentException if index is outside 0..3
      */
     public DriveSpec {
-        Objects.requireNonNull(file, "file");
+        if (!cdrom) {
+            Objects.requireNonNull(file, "file");
+        }
         Objects.requireNonNull(backend, "backend");
         Objects.requireNonNull(dma, "dma");
         Objects.requireNonNull(readPolicy, "readPolicy");
@@ -36,6 +41,24 @@ public record DriveSpec(Path file, int index, BackendType backend, DmaMode dma, 
         if (index < 0 || index > 3) {
             throw new IllegalArgumentException("drive index must be 0..3, was " + index);
         }
+    }
+
+    /**
+     * A hard disk with the given components.
+     *
+     * @param file the raw image
+     * @param index 0 to 3
+     * @param backend how the image is accessed
+     * @param dma how the bus-master engine moves data
+     * @param discard whether TRIM reaches the image
+     * @param readPolicy the read error policy
+     * @param writePolicy the write error policy
+     * @throws NullPointerException if a component is null
+     * @throws IllegalArgumentException if index is outside 0..3
+     */
+    public DriveSpec(Path file, int index, BackendType backend, DmaMode dma, boolean discard,
+                     ErrorPolicy readPolicy, ErrorPolicy writePolicy) {
+        this(file, index, backend, dma, discard, readPolicy, writePolicy, false);
     }
 
     /**

@@ -24,12 +24,13 @@ public record MachineConfig(long ramBytes, List<DriveSpec> drives) {
     /** The command-line syntax, for error messages. */
     public static final String USAGE = """
             usage: qtest-machine [-m SIZE] [-drive file=IMAGE[,format=raw][,if=ide][,index=0-3]
-                                 [,media=disk][,cache=writeback][,discard=ignore|unmap]
+                                 [,media=disk|cdrom][,cache=writeback][,discard=ignore|unmap]
                                  [,rerror=report|ignore][,werror=report|ignore|enospc]
                                  [,backend=filechannel|native][,dma=map|copy]]...
               -m SIZE   RAM size: a number with an optional K, M, G suffix (no suffix: MiB),
                         default 128M
-              -drive    a raw disk image on the PIIX IDE controller (index 0 = primary master)
+              -drive    a raw disk image on the PIIX IDE controller (index 0 = primary master);
+                        media=cdrom makes it an ATAPI CD-ROM drive (read-only; no file: empty)
             Serves QEMU's qtest protocol on stdin/stdout until end of input.""";
 
     /**
@@ -171,12 +172,12 @@ public record MachineConfig(long ramBytes, List<DriveSpec> drives) {
     private static DriveSpec parseDrive(Map<String, String> options, boolean[] taken) {
         Map<String, String> o = new LinkedHashMap<>(options);
         String file = o.remove("file");
-        if (file == null || file.isEmpty()) {
+        boolean cdrom = parseMedia(o.remove("media"));
+        if ((file == null || file.isEmpty()) && !cdrom) {
             throw new IllegalArgumentException("-drive needs file=IMAGE");
         }
         expect(o.remove("format"), "format", "raw");
         expect(o.remove("if"), "if", "ide");
-        expect(o.remove("media"), "media", "disk");
         int index = parseIndex(o.remove("index"), taken);
         // The guest switches the write cache itself (SET FEATURES); only QEMU's default is offered.
         expect(o.remove("cache"), "cache", "writeback");
@@ -201,7 +202,17 @@ public record MachineConfig(long ramBytes, List<DriveSpec> drives) {
             throw new IllegalArgumentException("-drive: unknown option '" + o.keySet().iterator().next()
                     + "' (known: file, format, if, index, media, cache, discard, rerror, werror, backend, dma)");
         }
-        return new DriveSpec(Path.of(file), index, backend, dma, discard, read, write);
+        return new DriveSpec(file == null || file.isEmpty() ? null : Path.of(file), index, backend, dma,
+                discard, read, write, cdrom);
+    }
+
+    /** QEMU's {@code media=disk|cdrom}: true for a CD-ROM drive (which may have no file). */
+    private static boolean parseMedia(String text) {
+        return switch (orDefault(text, "disk").toLowerCase(Locale.ROOT)) {
+            case "disk" -> false;
+            case "cdrom" -> true;
+            default -> throw invalid("media", text, "disk, cdrom");
+        };
     }
 
     private static int parseIndex(String text, boolean[] taken) {

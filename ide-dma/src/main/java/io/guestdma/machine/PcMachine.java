@@ -64,6 +64,15 @@ public final class PcMachine implements AutoCloseable {
             ide = new PiixIde(memory, Runnable::run, config.dmaMode(),
                     level -> irq(IDE_PRIMARY_IRQ, level), level -> irq(IDE_SECONDARY_IRQ, level));
             for (DriveSpec drive : config.drives()) {
+                if (drive.cdrom()) {
+                    BlockBackend disc = drive.file() == null ? null : open(drive);
+                    if (disc != null) {
+                        backends.add(disc);
+                    }
+                    ide.attach(drive.channel(), drive.unit(), DriveConfig.cdrom(disc)
+                            .withPolicies(drive.readPolicy(), drive.writePolicy()));
+                    continue;
+                }
                 BlockBackend backend = open(drive);
                 backends.add(backend);
                 ide.attach(drive.channel(), drive.unit(), DriveConfig.of(backend)
@@ -101,7 +110,8 @@ public final class PcMachine implements AutoCloseable {
     }
 
     private static BlockBackend open(DriveSpec drive) throws IOException {
-        BlockOptions options = BlockOptions.defaults();
+        // QEMU opens a CD-ROM's image read-only.
+        BlockOptions options = BlockOptions.defaults().withReadOnly(drive.cdrom());
         BlockBackend backend = switch (drive.backend()) {
             case FILE_CHANNEL -> FileChannelBackend.open(drive.file(), options);
             case NATIVE -> NativeBackend.open(drive.file(), options);

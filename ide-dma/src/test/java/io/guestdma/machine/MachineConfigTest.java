@@ -56,6 +56,20 @@ class MachineConfigTest {
     }
 
     @Test
+    void cdromDrives() {
+        MachineConfig c = parse("-drive", "file=/tmp/disc.iso,if=ide,media=cdrom,format=raw",
+                "-drive", "if=ide,index=3,media=cdrom", "-drive", "file=/tmp/d.img,media=disk");
+        assertThat(c.drives().get(0).cdrom()).isTrue();
+        assertThat(c.drives().get(0).file()).isEqualTo(Path.of("/tmp/disc.iso"));
+        assertThat(c.drives().get(1).cdrom()).isTrue();
+        assertThat(c.drives().get(1).file()).as("an empty CD-ROM drive").isNull();
+        assertThat(c.drives().get(1).index()).isEqualTo(3);
+        assertThat(c.drives().get(2).cdrom()).isFalse();
+        assertBad("media=floppy is not supported (use disk, cdrom)", "-drive", "file=x,media=floppy");
+        assertBad("-drive needs file=IMAGE", "-drive", "if=ide,media=disk");
+    }
+
+    @Test
     void badCommandLinesSayWhatIsWrong() {
         assertBad("unknown argument '-hda'", "-hda", "x.img");
         assertBad("-m needs a value", "-m");
