@@ -15,11 +15,16 @@ import java.util.Objects;
  *
  * @param ramBytes RAM at guest address 0; a positive multiple of 4 KiB, at most 4 GiB
  * @param drives the drives, at distinct indexes
+ * @param globals QEMU's {@code -global DRIVER.PROPERTY=VALUE} device defaults, by
+ *     "DRIVER.PROPERTY": {@code ide-hd.serial}, {@code ide-hd.model}, {@code ide-hd.ver} and the
+ *     same for {@code ide-cd}
  */
-public record MachineConfig(long ramBytes, List<DriveSpec> drives) {
+public record MachineConfig(long ramBytes, List<DriveSpec> drives, Map<String, String> globals) {
     /** QEMU's default RAM size. */
     public static final long DEFAULT_RAM = 128L << 20;
     private static final long MAX_RAM = 4L << 30;
+    private static final List<String> GLOBALS = List.of("ide-hd.serial", "ide-hd.model", "ide-hd.ver",
+            "ide-cd.serial", "ide-cd.model", "ide-cd.ver");
 
     /** The command-line syntax, for error messages. */
     public static final String USAGE = """
@@ -27,6 +32,7 @@ public record MachineConfig(long ramBytes, List<DriveSpec> drives) {
                                  [,media=disk|cdrom][,cache=writeback][,discard=ignore|unmap]
                                  [,rerror=report|ignore][,werror=report|ignore|enospc]
                                  [,backend=filechannel|native][,dma=map|copy]]...
+                                 [-global ide-hd|ide-cd.serial|model|ver=VALUE]...
               -m SIZE   RAM size: a number with an optional K, M, G suffix (no suffix: MiB),
                         default 128M
               -drive    a raw disk image on the PIIX IDE controller (index 0 = primary master);
@@ -46,6 +52,13 @@ public record MachineConfig(long ramBytes, List<DriveSpec> drives) {
                     + ramBytes + " bytes");
         }
         drives = List.copyOf(drives);
+        globals = Map.copyOf(globals);
+        for (String key : globals.keySet()) {
+            if (!GLOBALS.contains(key)) {
+                throw new IllegalArgumentException("-global " + key + " is not supported (known: "
+                        + String.join(", ", GLOBALS) + ")");
+            }
+        }
         boolean[] taken = new boolean[4];
         for (DriveSpec d : drives) {
             if (taken[d.index()]) {
@@ -57,6 +70,18 @@ public record MachineConfig(long ramBytes, List<DriveSpec> drives) {
             throw new IllegalArgumentException("all drives must use the same dma= mode: the "
                     + "controller has one DMA engine");
         }
+    }
+
+    /**
+     * A configuration without {@code -global} settings.
+     *
+     * @param ramBytes RAM size
+     * @param drives the drives
+     * @throws IllegalArgumentException as the canonical constructor
+     * @throws NullPointerException if drives is null or holds null
+     */
+    public MachineConfig(long ramBytes, List<DriveSpec> drives) {
+        this(ramBytes, drives, Map.of());
     }
 
     /** @return the DMA mode the drives agree on ({@link DmaMode#MAP} without drives) */
@@ -77,11 +102,20 @@ public record MachineConfig(long ramBytes, List<DriveSpec> drives) {
         Objects.requireNonNull(args, "args");
         long ram = DEFAULT_RAM;
         List<Map<String, String>> driveOptions = new ArrayList<>();
+        Map<String, String> globals = new LinkedHashMap<>();
         for (int i = 0; i < args.size(); i++) {
             String arg = args.get(i);
             switch (arg) {
                 case "-m", "--m" -> ram = parseRamSize(value(args, ++i, arg));
                 case "-drive", "--drive" -> driveOptions.add(parseKeyValues(value(args, ++i, arg)));
+                case "-global", "--global" -> {
+                    String global = value(args, ++i, arg);
+                    int eq = global.indexOf('=');
+                    if (eq <= 0) {
+                        throw new IllegalArgumentException("-global " + global + ": use DRIVER.PROPERTY=VALUE");
+                    }
+                    globals.put(global.substring(0, eq), global.substring(eq + 1));
+                }
                 default -> throw new IllegalArgumentException("unknown argument '" + arg + "'");
             }
         }
@@ -92,7 +126,7 @@ public record MachineConfig(long ramBytes, List<DriveSpec> drives) {
             taken[d.index()] = true;
             drives.add(d);
         }
-        return new MachineConfig(ram, drives);
+        return new MachineConfig(ram, drives, globals);
     }
 
     private static String value(List<String> args, int i, String option) {

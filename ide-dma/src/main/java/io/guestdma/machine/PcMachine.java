@@ -12,6 +12,7 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 
 /**
@@ -69,14 +70,14 @@ public final class PcMachine implements AutoCloseable {
                     if (disc != null) {
                         backends.add(disc);
                     }
-                    ide.attach(drive.channel(), drive.unit(), DriveConfig.cdrom(disc)
-                            .withPolicies(drive.readPolicy(), drive.writePolicy()));
+                    ide.attach(drive.channel(), drive.unit(), withGlobals(DriveConfig.cdrom(disc)
+                            .withPolicies(drive.readPolicy(), drive.writePolicy()), config, "ide-cd"));
                     continue;
                 }
                 BlockBackend backend = open(drive);
                 backends.add(backend);
-                ide.attach(drive.channel(), drive.unit(), DriveConfig.of(backend)
-                        .withPolicies(drive.readPolicy(), drive.writePolicy()));
+                ide.attach(drive.channel(), drive.unit(), withGlobals(DriveConfig.of(backend)
+                        .withPolicies(drive.readPolicy(), drive.writePolicy()), config, "ide-hd"));
             }
         } catch (IOException | RuntimeException e) {
             closeQuietly(e);
@@ -107,6 +108,15 @@ public final class PcMachine implements AutoCloseable {
             ports.map(port, 1, legacyIde(port));
         }
         decodeIde();
+    }
+
+    /** QEMU's -global defaults for the device type ("ide-hd" or "ide-cd"). */
+    private static DriveConfig withGlobals(DriveConfig drive, MachineConfig config, String device) {
+        Map<String, String> g = config.globals();
+        DriveConfig result = drive.withModel(g.getOrDefault(device + ".model", drive.model()),
+                g.getOrDefault(device + ".ver", drive.firmware()));
+        String serial = g.get(device + ".serial");
+        return serial == null ? result : result.withSerial(serial);
     }
 
     private static BlockBackend open(DriveSpec drive) throws IOException {

@@ -76,6 +76,24 @@ class AtapiConformanceTest {
     }
 
     @Test
+    void globalsReachIdentifyAndInquiry() throws Exception {
+        Conformance.assertSame(qemu, Targets.oursDefault(), DISC, CDROM,
+                java.util.List.of("-global", "ide-cd.serial=cd42", "-global", "ide-cd.model=guestdma cd",
+                        "-global", "ide-cd.ver=9.9"),
+                "atapi -global", ide -> {
+                    ide.setUp();
+                    ide.ideOut(REG_DEVICE, 0);
+                    ide.ideOut(REG_COMMAND, AtapiDriver.CMD_IDENTIFY_PACKET);
+                    for (int i = 0; i < 256; i++) {
+                        ide.log.hex("identify packet word " + i, ide.qts.inw(IDE_BASE + REG_DATA));
+                    }
+                    AtapiDriver cd = new AtapiDriver(ide);
+                    cd.pio("INQUIRY", cdb(0x12, 0, 0, 0, 36), 36);
+                    cd.pio("INQUIRY VPD 0x83", cdb(0x12, 1, 0x83, 0, 255), 0x200);
+                });
+    }
+
+    @Test
     void commandsAndSense() throws Exception {
         check("atapi commands", ide -> {
             ide.setUp();

@@ -20,8 +20,15 @@ record MachineTarget(String name, String ourDriveOptions) implements Target {
 
     @Override
     public QtestClient start(Path image, String driveOptions) throws IOException {
-        MachineConfig config = MachineConfig.parse(List.of("-m", "64M", "-drive",
+        return start(image, driveOptions, List.of());
+    }
+
+    @Override
+    public QtestClient start(Path image, String driveOptions, List<String> extraArgs) throws IOException {
+        List<String> args = new java.util.ArrayList<>(List.of("-m", "64M", "-drive",
                 "file=" + image + ",if=ide,format=raw" + driveOptions + ourDriveOptions));
+        args.addAll(extraArgs);
+        MachineConfig config = MachineConfig.parse(args);
         PcMachine machine = new PcMachine(config);
         PipedOutputStream commands = new PipedOutputStream();
         PipedInputStream serverIn = new PipedInputStream(commands, 1 << 16);

@@ -70,6 +70,16 @@ class MachineConfigTest {
     }
 
     @Test
+    void globals() {
+        MachineConfig c = parse("-global", "ide-hd.serial=testdisk", "-global", "ide-hd.ver=version",
+                "-global", "ide-cd.model=x=y");
+        assertThat(c.globals()).containsEntry("ide-hd.serial", "testdisk").containsEntry("ide-hd.ver", "version")
+                .containsEntry("ide-cd.model", "x=y");
+        assertBad("-global ide-hd.wwn is not supported", "-global", "ide-hd.wwn=1");
+        assertBad("use DRIVER.PROPERTY=VALUE", "-global", "ide-hd.serial");
+    }
+
+    @Test
     void badCommandLinesSayWhatIsWrong() {
         assertBad("unknown argument '-hda'", "-hda", "x.img");
         assertBad("-m needs a value", "-m");
