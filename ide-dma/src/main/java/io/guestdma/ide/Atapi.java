@@ -63,8 +63,10 @@ final class Atapi {
     static final int READ_CAPACITY = 0x25;
     static final int READ_10 = 0x28;
     static final int SEEK_10 = 0x2b;
+    static final int READ_TOC = 0x43;
     static final int GET_CONFIGURATION = 0x46;
     static final int GET_EVENT_STATUS_NOTIFICATION = 0x4a;
+    static final int READ_DISC_INFORMATION = 0x51;
     static final int MODE_SENSE_10 = 0x5a;
     static final int READ_12 = 0xa8;
     static final int SET_SPEED = 0xbb;
@@ -93,7 +95,7 @@ final class Atapi {
             case REQUEST_SENSE, INQUIRY, GET_CONFIGURATION, GET_EVENT_STATUS_NOTIFICATION -> ALLOW_UA;
             // START STOP UNIT reports the not-ready condition itself
             case START_STOP_UNIT, PREVENT_ALLOW_MEDIUM_REMOVAL, SET_SPEED -> NONDATA;
-            case READ_CAPACITY, READ_10, READ_12 -> CHECK_READY;
+            case READ_CAPACITY, READ_10, READ_12, READ_TOC, READ_DISC_INFORMATION -> CHECK_READY;
             case MODE_SENSE_10, MECHANISM_STATUS -> 0;
             default -> UNKNOWN;
         };
@@ -159,6 +161,23 @@ final class Atapi {
                 }
             }
             case GET_CONFIGURATION -> getConfiguration(s, t);
+            case READ_TOC -> readToc(s, t);
+            case READ_DISC_INFORMATION -> {
+                int maxLength = be16(buf, 7);
+                if ((buf[1] & 7) != 0) {
+                    t.error(s, ILLEGAL_REQUEST, ASC_INV_FIELD_IN_CMD_PACKET); // Blu-ray types
+                    return;
+                }
+                java.util.Arrays.fill(buf, 0, 34, (byte) 0);
+                buf[1] = 32;
+                buf[2] = 0x0e; // last session complete, disc finalized
+                buf[3] = 1; // first track
+                buf[4] = 1; // sessions
+                buf[5] = 1; // first track of the last session
+                buf[6] = 1; // last track of the last session
+                buf[7] = 0x20; // unrestricted use
+                t.reply(s, 34, maxLength);
+            }
             case GET_EVENT_STATUS_NOTIFICATION -> getEventStatus(s, t);
             case MODE_SENSE_10 -> modeSense(s, t);
             case MECHANISM_STATUS -> {
@@ -321,6 +340,86 @@ final class Atapi {
         }
         putBe32(buf, 0, length - 4);
         t.reply(s, length, maxLength);
+    }
+
+    /** READ TOC/PMA/ATIP: one data track from sector 0 to the lead-out (QEMU's cdrom.c). */
+    private static void readToc(AtaDrive s, Transfers t) {
+        byte[] buf = s.ioBuffer;
+        int maxLength = be16(buf, 7);
+        int format = (buf[9] & 0xff) >>> 6;
+        boolean msf = (buf[1] & 2) != 0;
+        int startTrack = buf[6] & 0xff;
+        long total = s.totalSectors >> 2;
+        switch (format) {
+            case 0 -> {
+                if (startTrack > 1 && startTrack != 0xaa) {
+                    t.error(s, ILLEGAL_REQUEST, ASC_INV_FIELD_IN_CMD_PACKET);
+                    return;
+                }
+                int q = 2;
+                buf[q++] = 1; // first track
+                buf[q++] = 1; // last track
+                if (startTrack <= 1) {
+                    q = tocAddress(buf, q, 0x14, 1, msf, 0);
+                }
+                q = tocAddress(buf, q, 0x16, 0xaa, msf, total); // lead-out
+                putBe16(buf, 0, q - 2);
+                t.reply(s, q, maxLength);
+            }
+            case 1 -> {
+                java.util.Arrays.fill(buf, 0, 12, (byte) 0);
+                buf[1] = 0x0a;
+                buf[2] = 0x01;
+                buf[3] = 0x01;
+                t.reply(s, 12, maxLength);
+            }
+            case 2 -> {
+                int q = 2;
+                buf[q++] = 1; // first session
+                buf[q++] = 1; // last session
+                q = rawTocEntry(buf, q, 0xa0, new byte[] {0, 0, 0, 0, 1, 0, 0}); // first track 1
+                q = rawTocEntry(buf, q, 0xa1, new byte[] {0, 0, 0, 0, 1, 0, 0}); // last track 1
+                q = rawTocEntry(buf, q, 0xa2, new byte[] {0, 0, 0});
+                q = msfOrLba(buf, q, msf, total); // lead-out
+                q = rawTocEntry(buf, q, 1, new byte[] {0, 0, 0});
+                q = msfOrLba(buf, q, msf, 0); // track 1
+                putBe16(buf, 0, q - 2);
+                t.reply(s, q, maxLength);
+            }
+            default -> t.error(s, ILLEGAL_REQUEST, ASC_INV_FIELD_IN_CMD_PACKET);
+        }
+    }
+
+    private static int tocAddress(byte[] buf, int q, int control, int track, boolean msf, long lba) {
+        buf[q++] = 0;
+        buf[q++] = (byte) control;
+        buf[q++] = (byte) track;
+        buf[q++] = 0;
+        return msfOrLba(buf, q, msf, lba);
+    }
+
+    /** A raw TOC descriptor up to its address: session 1, data track, the point, then {@code rest}. */
+    private static int rawTocEntry(byte[] buf, int q, int point, byte[] rest) {
+        buf[q++] = 1;
+        buf[q++] = 0x14;
+        buf[q++] = 0;
+        buf[q++] = (byte) point;
+        System.arraycopy(rest, 0, buf, q, rest.length);
+        return q + rest.length;
+    }
+
+    /** Four bytes: reserved and minute/second/frame (150 frames of lead-in), or a 32-bit LBA. */
+    private static int msfOrLba(byte[] buf, int q, boolean msf, long lba) {
+        if (msf) {
+            int frames = (int) lba + 150;
+            buf[q] = 0;
+            buf[q + 1] = (byte) (frames / 75 / 60);
+            buf[q + 2] = (byte) (frames / 75 % 60);
+            buf[q + 3] = (byte) (frames % 75);
+        } else {
+            putBe32(buf, q, (int) lba);
+        }
+        return q + 4;
     }
 
     private static void getEventStatus(AtaDrive s, Transfers t) {

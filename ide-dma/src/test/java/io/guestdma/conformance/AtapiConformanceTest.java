@@ -94,6 +94,27 @@ class AtapiConformanceTest {
     }
 
     @Test
+    void tocAndDiscInformation() throws Exception {
+        check("atapi TOC", ide -> {
+            ide.setUp();
+            AtapiDriver cd = new AtapiDriver(ide);
+            for (int msf : new int[] {0, 2}) {
+                for (int format : new int[] {0, 1, 2, 3}) {
+                    cd.pio("READ TOC msf " + msf + " format " + format,
+                            cdb(0x43, msf, 0, 0, 0, 0, 0, 0, 0xff, format << 6), 0x200);
+                }
+                cd.pio("READ TOC msf " + msf + " lead-out only", cdb(0x43, msf, 0, 0, 0, 0, 0xaa, 0, 0xff), 0x200);
+                cd.pio("READ TOC msf " + msf + " track 2", cdb(0x43, msf, 0, 0, 0, 0, 2, 0, 0xff), 0x200);
+                cd.pio("READ TOC msf " + msf + " 6 bytes", cdb(0x43, msf, 0, 0, 0, 0, 0, 0, 6), 0x200);
+            }
+            cd.pio("READ DISC INFORMATION", cdb(0x51, 0, 0, 0, 0, 0, 0, 0, 0xff), 0x200);
+            cd.pio("READ DISC INFORMATION type 1", cdb(0x51, 1, 0, 0, 0, 0, 0, 0, 0xff), 0x200);
+            cd.pio("eject", cdb(0x1b, 0, 0, 0, 0x02), 0);
+            cd.pio("READ TOC tray open", cdb(0x43, 0, 0, 0, 0, 0, 0, 0, 0xff), 0x200);
+        });
+    }
+
+    @Test
     void commandsAndSense() throws Exception {
         check("atapi commands", ide -> {
             ide.setUp();
