@@ -40,6 +40,7 @@ final class Atapi {
     static final int ASC_LOGICAL_BLOCK_OOR = 0x21;
     static final int ASC_INV_FIELD_IN_CMD_PACKET = 0x24;
     static final int ASC_MEDIUM_MAY_HAVE_CHANGED = 0x28;
+    static final int ASC_INCOMPATIBLE_FORMAT = 0x30;
     static final int ASC_SAVING_PARAMETERS_NOT_SUPPORTED = 0x39;
     static final int ASC_MEDIUM_NOT_PRESENT = 0x3a;
     static final int ASC_DATA_PHASE_ERROR = 0x4b;
@@ -69,6 +70,7 @@ final class Atapi {
     static final int READ_DISC_INFORMATION = 0x51;
     static final int MODE_SENSE_10 = 0x5a;
     static final int READ_12 = 0xa8;
+    static final int READ_DVD_STRUCTURE = 0xad;
     static final int SET_SPEED = 0xbb;
     static final int MECHANISM_STATUS = 0xbd;
 
@@ -95,7 +97,8 @@ final class Atapi {
             case REQUEST_SENSE, INQUIRY, GET_CONFIGURATION, GET_EVENT_STATUS_NOTIFICATION -> ALLOW_UA;
             // START STOP UNIT reports the not-ready condition itself
             case START_STOP_UNIT, PREVENT_ALLOW_MEDIUM_REMOVAL, SET_SPEED -> NONDATA;
-            case READ_CAPACITY, READ_10, READ_12, READ_TOC, READ_DISC_INFORMATION -> CHECK_READY;
+            case READ_CAPACITY, READ_10, READ_12, READ_TOC, READ_DISC_INFORMATION, READ_DVD_STRUCTURE ->
+                    CHECK_READY;
             case MODE_SENSE_10, MECHANISM_STATUS -> 0;
             default -> UNKNOWN;
         };
@@ -162,6 +165,7 @@ final class Atapi {
             }
             case GET_CONFIGURATION -> getConfiguration(s, t);
             case READ_TOC -> readToc(s, t);
+            case READ_DVD_STRUCTURE -> readDvdStructure(s, t);
             case READ_DISC_INFORMATION -> {
                 int maxLength = be16(buf, 7);
                 if ((buf[1] & 7) != 0) {
@@ -388,6 +392,79 @@ final class Atapi {
             }
             default -> t.error(s, ILLEGAL_REQUEST, ASC_INV_FIELD_IN_CMD_PACKET);
         }
+    }
+
+    /** READ DVD STRUCTURE for a DVD-ROM (QEMU's cmd_read_dvd_structure); BD formats are refused. */
+    private static void readDvdStructure(AtaDrive s, Transfers t) {
+        byte[] buf = s.ioBuffer;
+        int media = buf[1] & 0xff;
+        int format = buf[7] & 0xff;
+        int maxLength = be16(buf, 8);
+        if (format < 0xff) {
+            if (s.mediumPresent() && s.totalSectors <= CD_MAX_SECTORS) {
+                t.error(s, ILLEGAL_REQUEST, ASC_INCOMPATIBLE_FORMAT);
+                return;
+            }
+            if (!s.mediumPresent()) {
+                t.error(s, ILLEGAL_REQUEST, ASC_INV_FIELD_IN_CMD_PACKET);
+                return;
+            }
+        }
+        // QEMU clears the allocation length first, the packet included: the layer number it then
+        // reads from the packet is 0 unless the allocation is at most 6 bytes.
+        java.util.Arrays.fill(buf, 0, Math.min(maxLength, buf.length), (byte) 0);
+        if (media != 0 || (format > 0x7f && format != 0xff)) {
+            t.error(s, ILLEGAL_REQUEST, ASC_INV_FIELD_IN_CMD_PACKET);
+            return;
+        }
+        int length;
+        switch (format) {
+            case 0x00 -> {
+                long total = s.totalSectors >> 2;
+                if (buf[6] != 0) {
+                    t.error(s, ILLEGAL_REQUEST, ASC_INV_FIELD_IN_CMD_PACKET);
+                    return;
+                }
+                if (total == 0) {
+                    t.error(s, ILLEGAL_REQUEST, ASC_MEDIUM_NOT_PRESENT);
+                    return;
+                }
+                buf[4] = 1; // DVD-ROM, part version 1
+                buf[5] = 0x0f; // 120 mm, maximum rate unspecified
+                buf[6] = 1; // one layer, read-only
+                buf[7] = 0;
+                putBe32(buf, 8, 0);
+                putBe32(buf, 12, (int) (total - 1));
+                putBe32(buf, 16, (int) (total - 1));
+                putBe16(buf, 0, 2048 + 2);
+                length = 2048 + 4;
+            }
+            case 0x01 -> {
+                buf[4] = 0; // no copyright data
+                buf[5] = 0; // no region restrictions
+                putBe16(buf, 0, 4 + 2);
+                length = 4 + 4;
+            }
+            case 0x04 -> {
+                putBe16(buf, 0, 2048 + 2); // manufacturing information: zeros
+                length = 2048 + 4;
+            }
+            case 0xff -> {
+                int[][] list = {{0x00, 2048 + 4}, {0x01, 4 + 4}, {0x03, 188 + 4}, {0x04, 2048 + 4}};
+                for (int i = 0; i < list.length; i++) {
+                    buf[4 + 4 * i] = (byte) list[i][0];
+                    buf[5 + 4 * i] = 0x40; // readable, not writable
+                    putBe16(buf, 6 + 4 * i, list[i][1]);
+                }
+                putBe16(buf, 0, 16 + 2);
+                length = 16 + 4;
+            }
+            default -> {
+                t.error(s, ILLEGAL_REQUEST, ASC_INV_FIELD_IN_CMD_PACKET); // 0x03 (no BCA) and the rest
+                return;
+            }
+        }
+        t.reply(s, length, maxLength);
     }
 
     private static int tocAddress(byte[] buf, int q, int control, int track, boolean msf, long lba) {

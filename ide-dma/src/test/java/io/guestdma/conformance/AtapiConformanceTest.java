@@ -114,6 +114,28 @@ class AtapiConformanceTest {
         });
     }
 
+    /** READ DVD STRUCTURE and GET CONFIGURATION on a CD-sized and a DVD-sized (sparse) disc. */
+    @Test
+    void dvdStructure() throws Exception {
+        Scenario scenario = ide -> {
+            ide.setUp();
+            AtapiDriver cd = new AtapiDriver(ide);
+            cd.pio("GET CONFIGURATION", cdb(0x46, 0, 0, 0, 0, 0, 0, 0, 32), 64);
+            cd.pio("READ CAPACITY", cdb(0x25), 8);
+            for (int format : new int[] {0x00, 0x01, 0x03, 0x04, 0x30, 0x80, 0xff}) {
+                cd.pio("READ DVD STRUCTURE format " + format,
+                        cdb(0xad, 0, 0, 0, 0, 0, 0, format, 0x10, 0x04), 0xfffe);
+            }
+            cd.pio("READ DVD STRUCTURE 6 bytes, layer 1", cdb(0xad, 0, 0, 0, 0, 0, 1, 0, 0, 6), 0xfffe);
+            cd.pio("READ DVD STRUCTURE 8 bytes, layer 1", cdb(0xad, 0, 0, 0, 0, 0, 1, 0, 0, 8), 0xfffe);
+            cd.pio("READ DVD STRUCTURE media 1", cdb(0xad, 1, 0, 0, 0, 0, 0, 0xff, 0, 0x20), 0xfffe);
+            cd.requestSense("after READ DVD STRUCTURE");
+        };
+        check("atapi DVD structure on a CD", scenario);
+        Conformance.assertSame(qemu, Targets.oursDefault(), Image.patterned(800 * MiB, MiB, 23), CDROM,
+                "atapi DVD structure on a DVD", scenario);
+    }
+
     @Test
     void commandsAndSense() throws Exception {
         check("atapi commands", ide -> {
