@@ -51,18 +51,30 @@ class LibqtestLaunchTest {
             qmpOut.flush();
         }
 
-        /** SIGTERM, as libqtest's qtest_quit does; returns the exit status. */
-        int terminate() throws Exception {
+        /**
+         * SIGTERM, as libqtest's qtest_quit does; then the sockets and the temporary directory go.
+         *
+         * @return the exit status and what the process wrote on stderr
+         */
+        Exit terminate() throws Exception {
             process.destroy();
             boolean exited = process.waitFor(20, TimeUnit.SECONDS);
             qtest.close();
             qmp.close();
             if (!exited) {
                 process.destroyForcibly().waitFor();
-                throw new AssertionError("did not exit on SIGTERM");
             }
-            return process.exitValue();
+            String errors = Files.readString(stderr).strip();
+            Conformance.deleteTree(dir);
+            if (!exited) {
+                throw new AssertionError("did not exit on SIGTERM; stderr: " + errors);
+            }
+            return new Exit(process.exitValue(), errors);
         }
+    }
+
+    /** How a launched process ended. */
+    record Exit(int status, String stderr) {
     }
 
     /**
@@ -172,12 +184,13 @@ class LibqtestLaunchTest {
         QemuTarget.require();
         Launched qemu = launch(List.of(QemuTarget.BINARY), List.of("-nodefaults", "-m", "64M"), false);
         List<String> expected = conversation(qemu);
-        assertThat(qemu.terminate()).as("QEMU's own status on SIGTERM").isZero();
+        assertThat(qemu.terminate().status()).as("QEMU's own status on SIGTERM").isZero();
 
         Launched ours = launch(ourBinary(), List.of("-nodefaults", "-m", "64M"), true);
         List<String> actual = conversation(ours);
-        assertThat(ours.terminate()).as("exit status on SIGTERM").isZero();
-        assertThat(Files.readString(ours.stderr())).isEmpty();
+        Exit exit = ours.terminate();
+        assertThat(exit.status()).as("exit status on SIGTERM").isZero();
+        assertThat(exit.stderr()).isEmpty();
         assertThat(actual).containsExactlyElementsOf(expected);
     }
 
@@ -199,10 +212,12 @@ class LibqtestLaunchTest {
 
     @Test
     void badLaunchOptionsExitTwo() throws Exception {
-        Process p = new ProcessTarget().launch(List.of("-machine", "q35", "-m", "16M"),
-                Files.createTempFile("stderr", ".txt"));
+        Path stderr = Files.createTempFile("stderr", ".txt");
+        Process p = new ProcessTarget().launch(List.of("-machine", "q35", "-m", "16M"), stderr);
         assertThat(p.waitFor(30, TimeUnit.SECONDS)).isTrue();
         assertThat(p.exitValue()).isEqualTo(2);
+        assertThat(Files.readString(stderr)).startsWith("qtest-machine: -machine q35 is not supported");
+        Files.delete(stderr);
     }
 
     /** Our machine launched as libqtest does, as a conformance target: qtest over the socket. */
@@ -223,10 +238,10 @@ class LibqtestLaunchTest {
             }
             return new QtestClient(name(), Channels.newInputStream(m.qtest()), Channels.newOutputStream(m.qtest()),
                     () -> {
-                        int status = m.terminate();
-                        String errors = Files.readString(m.stderr()).strip();
-                        if (status != 0 || !errors.isEmpty()) {
-                            throw new AssertionError("exit status " + status + ", stderr '" + errors + "'");
+                        Exit exit = m.terminate();
+                        if (exit.status() != 0 || !exit.stderr().isEmpty()) {
+                            throw new AssertionError("exit status " + exit.status() + ", stderr '"
+                                    + exit.stderr() + "'");
                         }
                     });
         }
