@@ -4,6 +4,9 @@
  */
 module io.guestdma.ide {
     requires transitive io.guestdma.block;
+    requires com.fasterxml.jackson.databind;
+    // sun.misc.Signal: SIGTERM must end the machine with status 0, as libqtest expects of QEMU
+    requires jdk.unsupported;
     exports io.guestdma.ide;
     exports io.guestdma.machine;
 }

@@ -61,6 +61,8 @@ final class Ata {
     static final int WIN_SETIDLE2 = 0x97;
     static final int WIN_CHECKPOWERMODE2 = 0x98;
     static final int WIN_SLEEPNOW2 = 0x99;
+    static final int WIN_PACKETCMD = 0xa0;
+    static final int WIN_PIDENTIFY = 0xa1;
     static final int WIN_SMART = 0xb0;
     static final int WIN_MULTREAD = 0xc4;
     static final int WIN_MULTWRITE = 0xc5;

@@ -19,25 +19,32 @@ final class AtaDrive {
         /** The data phase is over. */
         TRANSFER_STOP,
         /** Nothing was started since reset: data reads return 0xffff-style filler. */
-        DUMMY_TRANSFER_STOP;
+        DUMMY_TRANSFER_STOP,
+        /** The 12-byte ATAPI command packet has arrived (QEMU's ide_atapi_cmd). */
+        ATAPI_COMMAND,
+        /** The next piece of an ATAPI reply (QEMU's ide_atapi_cmd_reply_end). */
+        ATAPI_REPLY;
 
         /** Whether data flows from the device to the guest (QEMU's ide_is_pio_out). */
         boolean deviceToGuest() {
-            return this != SECTOR_WRITE;
+            return this != SECTOR_WRITE && this != ATAPI_COMMAND;
         }
     }
 
-    /** The three kinds of bus-master transfer (QEMU's ide_dma_cmd, minus ATAPI). */
-    enum DmaCommand { READ, WRITE, TRIM }
+    /** The kinds of bus-master transfer (QEMU's ide_dma_cmd). */
+    enum DmaCommand { READ, WRITE, TRIM, ATAPI }
 
     private static final String DEFAULT_MODEL = "QEMU HARDDISK";
     private static final String DEFAULT_FIRMWARE = "2.5+";
 
     final int unit;
     final DriveConfig config;
-    final BlockBackend backend;
-    /** Capacity in 512-byte sectors (QEMU's nb_sectors). */
-    final long totalSectors;
+    /** Whether this is an ATAPI CD-ROM drive (QEMU's drive_kind IDE_CD). */
+    final boolean cdrom;
+    /** The medium; changes only for a CD-ROM (insert, eject), and is null when it has none. */
+    BlockBackend backend;
+    /** Capacity in 512-byte sectors (QEMU's nb_sectors); 0 for a CD-ROM without a medium. */
+    long totalSectors;
     private final ChsGeometry geometry;
     private final String serial;
 
@@ -86,6 +93,24 @@ final class AtaDrive {
     int smartSelftestCount;
     final byte[] smartSelftestData = new byte[512];
 
+    // ATAPI state (QEMU's IDEState fields of the same names)
+    int senseKey;
+    int asc;
+    /** 0 none, 1 report "no medium" next, 2 report UNIT ATTENTION next (QEMU's cdrom_changed). */
+    int cdromChanged;
+    boolean trayOpen;
+    boolean trayLocked;
+    boolean atapiDma;
+    /** Next CD sector to read, or -1 while the reply is not a sector read. */
+    long lba = -1;
+    long packetTransferSize;
+    int elementaryTransferSize;
+    int ioBufferIndex;
+    int cdSectorSize;
+    /** GET EVENT STATUS NOTIFICATION's pending media events. */
+    boolean newMediaEvent;
+    boolean ejectRequestEvent;
+
     /**
      * @param unit 0 master, 1 slave
      * @param config the disk, or null for an absent unit
@@ -95,6 +120,7 @@ final class AtaDrive {
              String defaultSerial) {
         this.unit = unit;
         this.config = config;
+        this.cdrom = config != null && config.media() == DriveConfig.Media.CDROM;
         this.backend = config == null ? null : config.backend();
         this.totalSectors = totalSectors;
         this.geometry = geometry == null ? new ChsGeometry(0, 0, 0) : geometry;
@@ -104,8 +130,19 @@ final class AtaDrive {
         reset();
     }
 
+    /** The serial number IDENTIFY and INQUIRY report. */
+    String serial() {
+        return serial;
+    }
+
+    /** Whether a drive is attached here (a CD-ROM drive is present even without a medium). */
     boolean present() {
-        return backend != null;
+        return config != null;
+    }
+
+    /** QEMU's media_present: a CD-ROM with its tray closed and a disc in it. */
+    boolean mediumPresent() {
+        return !trayOpen && backend != null && totalSectors > 0;
     }
 
     /** QEMU's ide_reset: registers to power-on values, no transfer, signature in place. */
@@ -130,6 +167,16 @@ final class AtaDrive {
         select = Ata.DEV_ALWAYS_ON;
         status = Ata.READY_STAT | Ata.SEEK_STAT;
         lba48 = false;
+        senseKey = 0;
+        asc = 0;
+        cdromChanged = 0;
+        packetTransferSize = 0;
+        elementaryTransferSize = 0;
+        ioBufferIndex = 0;
+        cdSectorSize = 0;
+        atapiDma = false;
+        trayLocked = false;
+        trayOpen = false;
         ioBufferSize = 0;
         reqNbSectors = 0;
         setSignature();
@@ -147,12 +194,18 @@ final class AtaDrive {
         ioBuffer[3] = (byte) 0xff;
     }
 
-    /** The post-reset/diagnostic signature: 1/1 and cylinder 0 for a disk, 0xffff if absent. */
+    /**
+     * The post-reset/diagnostic signature: 1/1 and cylinder 0 for a disk, 0xeb14 for an ATAPI
+     * device, 0xffff if absent.
+     */
     void setSignature() {
         select &= ~Ata.DEV_HEAD;
         nsector = 1;
         sector = 1;
-        if (present()) {
+        if (cdrom) {
+            lcyl = 0x14;
+            hcyl = 0xeb;
+        } else if (present()) {
             lcyl = 0;
             hcyl = 0;
         } else {
@@ -176,8 +229,13 @@ final class AtaDrive {
 
     /** Arms a PIO data phase over {@code ioBuffer[0, size)}. */
     void transferStart(int size, EndTransfer then) {
-        dataPtr = 0;
-        dataEnd = size;
+        transferStart(0, size, then);
+    }
+
+    /** Arms a PIO data phase over {@code ioBuffer[from, from + size)}. */
+    void transferStart(int from, int size, EndTransfer then) {
+        dataPtr = from;
+        dataEnd = from + size;
         if ((status & Ata.ERR_STAT) == 0) {
             status |= Ata.DRQ_STAT;
         }
@@ -258,6 +316,42 @@ final class AtaDrive {
             identifySet = true;
         }
         System.arraycopy(identifyData, 0, ioBuffer, 0, identifyData.length);
+    }
+
+    /** Fills the PIO buffer with the IDENTIFY PACKET DEVICE block (built once, then cached). */
+    void identifyPacket() {
+        if (!identifySet) {
+            buildAtapiIdentify();
+            identifySet = true;
+        }
+        System.arraycopy(identifyData, 0, ioBuffer, 0, identifyData.length);
+    }
+
+    /** QEMU's ide_atapi_identify. */
+    private void buildAtapiIdentify() {
+        java.util.Arrays.fill(identifyData, (byte) 0);
+        // removable ATAPI CD-ROM, DRQ within 50 us of PACKET, 12-byte packets
+        putIdentifyWord(0, (2 << 14) | (5 << 8) | (1 << 7) | (2 << 5));
+        putString(10, serial, 20);
+        putIdentifyWord(20, 3);
+        putIdentifyWord(21, 512);
+        putIdentifyWord(22, 4);
+        putString(23, config.firmware(), 8);
+        putString(27, config.model(), 40);
+        putIdentifyWord(48, 1);
+        putIdentifyWord(49, (1 << 9) | (1 << 8)); // LBA and DMA
+        putIdentifyWord(53, 7);
+        putIdentifyWord(62, 7);
+        putIdentifyWord(63, 7);
+        putIdentifyWord(64, 3);
+        putIdentifyWord(65, 0xb4);
+        putIdentifyWord(66, 0xb4);
+        putIdentifyWord(67, 0x12c);
+        putIdentifyWord(68, 0xb4);
+        putIdentifyWord(71, 30);
+        putIdentifyWord(72, 30);
+        putIdentifyWord(80, 0x1e); // ATA/ATAPI-1 to -4
+        putIdentifyWord(88, 0x3f | (1 << 13));
     }
 
     /** SET FEATURES changes words of the cached block (lost if IDENTIFY was never run). */

@@ -168,7 +168,7 @@ final class DmaEngine implements DmaBlockIo.Host {
     private DmaBlockIo.Status mappedChunk(long offset, IoVector iov) throws IOException {
         BlockBackend backend = drive.backend;
         switch (command) {
-            case READ -> backend.readv(offset, iov);
+            case READ, ATAPI -> backend.readv(offset, iov);
             case WRITE -> {
                 backend.writev(offset, iov);
                 flushIfWriteThrough(backend);
@@ -189,7 +189,7 @@ final class DmaEngine implements DmaBlockIo.Host {
         int length = (int) iov.size();
         BlockBackend backend = drive.backend;
         switch (command) {
-            case READ -> backend.read(offset, ByteBuffer.wrap(copyChunks.buffer, 0, length));
+            case READ, ATAPI -> backend.read(offset, ByteBuffer.wrap(copyChunks.buffer, 0, length));
             case WRITE -> {
                 backend.write(offset, ByteBuffer.wrap(copyChunks.buffer, 0, length));
                 flushIfWriteThrough(backend);

@@ -4,9 +4,10 @@ import io.guestdma.block.BlockBackend;
 import java.util.Objects;
 
 /**
- * One ATA disk attached to a channel.
+ * One drive attached to a channel: an ATA hard disk or an ATAPI CD-ROM.
  *
- * @param backend the disk contents; its size gives the capacity reported by IDENTIFY DEVICE
+ * @param backend the disk contents; its size gives the capacity reported by IDENTIFY DEVICE (or
+ *     READ CAPACITY for a CD-ROM). Null only for a CD-ROM drive without a medium.
  * @param readPolicy what a failed backend read does (rerror)
  * @param writePolicy what a failed backend write, flush or discard does (werror)
  * @param model the IDENTIFY model string, at most 40 ASCII characters
@@ -14,19 +15,32 @@ import java.util.Objects;
  *     positional default ("QM00001" for the primary master, "QM00002" for the primary slave,
  *     "QM00003" and "QM00004" on the secondary channel)
  * @param firmware the IDENTIFY firmware revision, at most 8 ASCII characters
+ * @param media what kind of drive this is
  */
 public record DriveConfig(BlockBackend backend, ErrorPolicy readPolicy, ErrorPolicy writePolicy,
-                          String model, String serial, String firmware) {
+                          String model, String serial, String firmware, Media media) {
+
+    /** The kind of drive (QEMU's {@code media=} option, or {@code ide-hd} versus {@code ide-cd}). */
+    public enum Media {
+        /** An ATA hard disk. */
+        DISK,
+        /** An ATAPI CD-ROM drive with 2048-byte sectors and a removable medium. */
+        CDROM
+    }
 
     /**
      * Validates the configuration.
      *
-     * @throws NullPointerException if a component other than {@code serial} is null
+     * @throws NullPointerException if a component other than {@code serial} is null (the backend
+     *     may be null for a CD-ROM: an empty drive)
      * @throws IllegalArgumentException if a string is too long or contains non-printable-ASCII
      *     characters
      */
     public DriveConfig {
-        Objects.requireNonNull(backend, "backend");
+        Objects.requireNonNull(media, "media");
+        if (media == Media.DISK) {
+            Objects.requireNonNull(backend, "backend");
+        }
         Objects.requireNonNull(readPolicy, "readPolicy");
         Objects.requireNonNull(writePolicy, "writePolicy");
         checkAscii("model", model, 40);
@@ -34,6 +48,23 @@ public record DriveConfig(BlockBackend backend, ErrorPolicy readPolicy, ErrorPol
             checkAscii("serial", serial, 20);
         }
         checkAscii("firmware", firmware, 8);
+    }
+
+    /**
+     * A hard disk with the given components.
+     *
+     * @param backend the disk contents
+     * @param readPolicy the read error policy
+     * @param writePolicy the write error policy
+     * @param model the IDENTIFY model string
+     * @param serial the serial number, or null for the positional default
+     * @param firmware the firmware revision
+     * @throws NullPointerException if a component other than {@code serial} is null
+     * @throws IllegalArgumentException if a string is too long or not printable ASCII
+     */
+    public DriveConfig(BlockBackend backend, ErrorPolicy readPolicy, ErrorPolicy writePolicy,
+                       String model, String serial, String firmware) {
+        this(backend, readPolicy, writePolicy, model, serial, firmware, Media.DISK);
     }
 
     /**
@@ -51,6 +82,19 @@ public record DriveConfig(BlockBackend backend, ErrorPolicy readPolicy, ErrorPol
     }
 
     /**
+     * A CD-ROM drive with QEMU's defaults: model "QEMU DVD-ROM", the positional serial, firmware
+     * "2.5+", errors reported to the guest as ATAPI sense data.
+     *
+     * @param medium the disc image (read-only or not: the drive never writes), or null for an
+     *     empty drive
+     * @return the configuration
+     */
+    public static DriveConfig cdrom(BlockBackend medium) {
+        return new DriveConfig(medium, ErrorPolicy.REPORT, ErrorPolicy.REPORT,
+                "QEMU DVD-ROM", null, "2.5+", Media.CDROM);
+    }
+
+    /**
      * Returns a copy with other error policies.
      *
      * @param read the read error policy
@@ -59,7 +103,7 @@ public record DriveConfig(BlockBackend backend, ErrorPolicy readPolicy, ErrorPol
      * @throws NullPointerException if a policy is null
      */
     public DriveConfig withPolicies(ErrorPolicy read, ErrorPolicy write) {
-        return new DriveConfig(backend, read, write, model, serial, firmware);
+        return new DriveConfig(backend, read, write, model, serial, firmware, media);
     }
 
     /**
@@ -73,7 +117,7 @@ public record DriveConfig(BlockBackend backend, ErrorPolicy readPolicy, ErrorPol
      * @throws IllegalArgumentException if a string is too long or not printable ASCII
      */
     public DriveConfig withModel(String newModel, String newFirmware) {
-        return new DriveConfig(backend, readPolicy, writePolicy, newModel, serial, newFirmware);
+        return new DriveConfig(backend, readPolicy, writePolicy, newModel, serial, newFirmware, media);
     }
 
     /**
@@ -85,7 +129,7 @@ public record DriveConfig(BlockBackend backend, ErrorPolicy readPolicy, ErrorPol
      * @throws IllegalArgumentException if the serial is too long or not printable ASCII
      */
     public DriveConfig withSerial(String newSerial) {
-        return new DriveConfig(backend, readPolicy, writePolicy, model, newSerial, firmware);
+        return new DriveConfig(backend, readPolicy, writePolicy, model, newSerial, firmware, media);
     }
 
     private static void checkAscii(String what, String value, int max) {

@@ -10,7 +10,16 @@ import java.nio.ByteBuffer;
  * {@link DmaBlockIo}, minus waiting for bounce space.
  */
 final class DriveRequest {
-    enum Kind { READ, WRITE, FLUSH }
+    enum Kind {
+        /** PIO sectors of a hard disk into the buffer. */
+        READ,
+        /** PIO sectors of the buffer to a hard disk. */
+        WRITE,
+        /** A cache flush. */
+        FLUSH,
+        /** One 2048-byte CD sector into the buffer (QEMU's cd_read_sector). */
+        CD_READ
+    }
 
     private final IdeChannel channel;
     private final PiixIde controller;
@@ -83,7 +92,7 @@ final class DriveRequest {
         Throwable fatal = null;
         try {
             switch (kind) {
-                case READ -> drive.backend.read(offset, ByteBuffer.wrap(drive.ioBuffer, 0, length));
+                case READ, CD_READ -> drive.backend.read(offset, ByteBuffer.wrap(drive.ioBuffer, 0, length));
                 case WRITE -> {
                     drive.backend.write(offset, ByteBuffer.wrap(drive.ioBuffer, 0, length));
                     if (!drive.writeCacheEnabled) {

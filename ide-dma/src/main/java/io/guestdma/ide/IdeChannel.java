@@ -1,6 +1,7 @@
 package io.guestdma.ide;
 
 import io.guestdma.block.DmaBlockIo;
+import io.guestdma.memory.AccessResult;
 import io.guestdma.memory.DmaDirection;
 import io.guestdma.memory.DeviceAddressSpace;
 import io.guestdma.memory.SgList;
@@ -37,6 +38,8 @@ final class IdeChannel {
     private final DriveRequest request;
     private final SgList sg = new SgList(16);
     private final int channelIndex;
+    private final GuestMemory memory;
+    private final Atapi.Transfers atapi = new AtapiTransfers();
 
     /** Selected unit (QEMU's bus->unit). */
     private int unit;
@@ -55,6 +58,7 @@ final class IdeChannel {
                java.util.concurrent.Executor executor, DmaMode mode, IrqLine line) {
         this.channelIndex = channelIndex;
         this.controller = controller;
+        this.memory = memory;
         this.irq = new IrqQueue(line);
         this.busMaster = new BusMasterDma(memory, controller);
         this.dma = new DmaEngine(this, memory, executor, mode, controller);
@@ -320,6 +324,8 @@ final class IdeChannel {
             case SECTOR_WRITE -> sectorWrite(s);
             case TRANSFER_STOP -> s.transferHalt();
             case DUMMY_TRANSFER_STOP -> s.dummyTransferStop();
+            case ATAPI_COMMAND -> Atapi.execute(s, atapi);
+            case ATAPI_REPLY -> atapiReplyEnd(s);
         }
     }
 
@@ -337,10 +343,11 @@ final class IdeChannel {
         if (s.unit == 1 && !s.present()) {
             return; // an absent slave ignores commands
         }
-        if ((s.status & (Ata.BUSY_STAT | Ata.DRQ_STAT)) != 0) {
-            return; // only DEVICE RESET to an ATAPI device would be accepted now
+        if ((s.status & (Ata.BUSY_STAT | Ata.DRQ_STAT)) != 0
+                && !(s.cdrom && cmd == Ata.WIN_DEVICE_RESET)) {
+            return; // only DEVICE RESET to an ATAPI device is accepted now
         }
-        if (!permitted(cmd)) {
+        if (s.cdrom ? !permittedForCdrom(cmd) : !permitted(cmd)) {
             s.abortCommand();
             raiseIrq();
             return;
@@ -376,6 +383,15 @@ final class IdeChannel {
         };
     }
 
+    /** The commands QEMU's table marks CD_OK. */
+    private static boolean permittedForCdrom(int cmd) {
+        return switch (cmd) {
+            case Ata.WIN_DEVICE_RESET, Ata.WIN_READ, Ata.WIN_DIAGNOSE, Ata.WIN_PACKETCMD,
+                 Ata.WIN_PIDENTIFY, Ata.WIN_FLUSH_CACHE, Ata.WIN_IDENTIFY, Ata.WIN_SETFEATURES -> true;
+            default -> false;
+        };
+    }
+
     /** Commands flagged SET_DSC in QEMU's table report Seek Complete when they succeed. */
     private static boolean setsSeekComplete(int cmd) {
         return switch (cmd) {
@@ -399,6 +415,11 @@ final class IdeChannel {
                 return true;
             }
             case Ata.WIN_READ, Ata.WIN_READ_ONCE, Ata.WIN_READ_EXT -> {
+                if (s.cdrom) {
+                    s.setSignature(); // ATA-4 8.27.5.2: a packet device answers with its signature
+                    s.abortCommand();
+                    return true;
+                }
                 if (!s.present()) {
                     s.abortCommand();
                     return true;
@@ -500,26 +521,51 @@ final class IdeChannel {
                 return false;
             }
             case Ata.WIN_IDENTIFY -> {
+                if (s.cdrom) {
+                    s.setSignature(); // tells the driver to use IDENTIFY PACKET DEVICE
+                    s.abortCommand();
+                    return true;
+                }
                 if (!s.present()) {
                     s.abortCommand();
                     return true;
                 }
                 s.identify();
-                s.status = Ata.READY_STAT | Ata.SEEK_STAT;
-                transferStart(s, 512, AtaDrive.EndTransfer.TRANSFER_STOP);
-                raiseIrq();
+                sendDataBlock(s);
                 return false;
             }
             case Ata.WIN_SETFEATURES -> {
                 return setFeatures(s);
             }
+            case Ata.WIN_PIDENTIFY -> {
+                s.identifyPacket();
+                sendDataBlock(s);
+                return false;
+            }
+            case Ata.WIN_PACKETCMD -> {
+                if ((s.feature & 0x02) != 0) {
+                    s.abortCommand(); // overlapped commands are not supported
+                    return true;
+                }
+                s.status = Ata.READY_STAT | Ata.SEEK_STAT;
+                s.atapiDma = (s.feature & 1) != 0;
+                s.nsector = Atapi.INT_REASON_CD; // the device wants the command packet
+                transferStart(s, Atapi.PACKET_SIZE, AtaDrive.EndTransfer.ATAPI_COMMAND);
+                return false;
+            }
+            case Ata.WIN_DEVICE_RESET -> {
+                s.transferHalt();
+                cancelDmaSync();
+                waitForRequest();
+                s.reset();
+                s.status = 0; // ATA8-ACS: the signature, and no status bits
+                return false;
+            }
             case Ata.WIN_SMART -> {
                 if (AtaSmart.execute(s) == AtaSmart.Result.DONE) {
                     return true;
                 }
-                s.status = Ata.READY_STAT | Ata.SEEK_STAT;
-                transferStart(s, 512, AtaDrive.EndTransfer.TRANSFER_STOP);
-                raiseIrq();
+                sendDataBlock(s);
                 return false;
             }
             case Ata.CFA_WEAR_LEVEL -> {
@@ -533,9 +579,22 @@ final class IdeChannel {
         }
     }
 
+    /** A 512-byte block (IDENTIFY, SMART data) from the PIO buffer to the guest, interrupt first. */
+    private void sendDataBlock(AtaDrive s) {
+        s.status = Ata.READY_STAT | Ata.SEEK_STAT;
+        transferStart(s, 512, AtaDrive.EndTransfer.TRANSFER_STOP);
+        raiseIrq();
+    }
+
     /** EXECUTE DEVICE DIAGNOSTIC's outputs, also the end of a soft reset. */
     private void executeDeviceDiagnostic(AtaDrive s) {
         s.setSignature();
+        if (s.cdrom) {
+            // ATAPI: a clear status register, DRDY included, and no interrupt.
+            s.status = 0;
+            s.error = 0x01;
+            return;
+        }
         s.status = Ata.READY_STAT | Ata.SEEK_STAT;
         // The error register's diagnostic code, not an error: device 0 passed, device 1 passed or
         // absent.
@@ -633,6 +692,10 @@ final class IdeChannel {
             flushDone(s, DmaOutcome.OK);
             return;
         }
+        if (s.backend == null) {
+            rwError(s); // a CD-ROM drive without a medium: the flush fails with "no medium"
+            return;
+        }
         s.status |= Ata.BUSY_STAT;
         setRetry(s);
         request.start(s, DriveRequest.Kind.FLUSH, 0, 0);
@@ -644,6 +707,7 @@ final class IdeChannel {
             case READ -> sectorReadDone(s, outcome);
             case WRITE -> sectorWriteDone(s, outcome);
             case FLUSH -> flushDone(s, outcome);
+            case CD_READ -> cdSectorReadDone(s, outcome);
         }
     }
 
@@ -730,6 +794,274 @@ final class IdeChannel {
         retryNsector = 0;
     }
 
+    // ------------------------------------------------------------------ ATAPI data phases
+
+    /** QEMU's ide_cd_change_cb: a new medium (or none, tray open), reported as a change. */
+    void changeMedium(AtaDrive s, io.guestdma.block.BlockBackend medium, long sectors) {
+        s.backend = medium;
+        s.totalSectors = sectors;
+        s.trayOpen = medium == null;
+        s.cdromChanged = 1;
+        s.newMediaEvent = true;
+        s.ejectRequestEvent = false;
+        raiseIrq();
+    }
+
+    /** QEMU's ide_atapi_cmd_ok. */
+    private void atapiOk(AtaDrive s) {
+        s.error = 0;
+        s.status = Ata.READY_STAT | Ata.SEEK_STAT;
+        s.nsector = (s.nsector & ~7) | Atapi.INT_REASON_IO | Atapi.INT_REASON_CD;
+        s.transferHalt();
+        raiseIrq();
+    }
+
+    /** QEMU's ide_atapi_cmd_error: CHECK CONDITION with the sense key in the error register. */
+    private void atapiError(AtaDrive s, int senseKey, int asc) {
+        s.error = senseKey << 4;
+        s.status = Ata.READY_STAT | Ata.ERR_STAT;
+        s.nsector = (s.nsector & ~7) | Atapi.INT_REASON_IO | Atapi.INT_REASON_CD;
+        s.senseKey = senseKey;
+        s.asc = asc;
+        s.transferHalt();
+        raiseIrq();
+    }
+
+    /** QEMU's ide_atapi_io_error for a failed read: no medium, or (anything else) LBA out of range. */
+    private void atapiIoError(AtaDrive s) {
+        if (s.backend == null) {
+            atapiError(s, Atapi.NOT_READY, Atapi.ASC_MEDIUM_NOT_PRESENT);
+        } else {
+            atapiError(s, Atapi.ILLEGAL_REQUEST, Atapi.ASC_LOGICAL_BLOCK_OOR);
+        }
+    }
+
+    /**
+     * QEMU's ide_atapi_cmd_reply_end: the next piece of a PIO reply. A new elementary transfer
+     * (one DRQ block) is at most the byte count limit the guest put in the cylinder registers,
+     * made even, and never crosses a CD sector; each raises an interrupt with the size in the
+     * cylinder registers. A sector that is needed is read first and this runs again after it.
+     */
+    private void atapiReplyEnd(AtaDrive s) {
+        if (s.packetTransferSize <= 0) {
+            atapiOk(s);
+            setInactive(false);
+            return;
+        }
+        if (s.lba != -1 && s.ioBufferIndex >= s.cdSectorSize) {
+            if (s.elementaryTransferSize == 0) {
+                // Between DRQ blocks the drive may be busy: read on the I/O executor.
+                s.status |= Ata.BUSY_STAT;
+                request.start(s, DriveRequest.Kind.CD_READ, s.lba * Atapi.SECTOR_SIZE, Atapi.SECTOR_SIZE);
+                return;
+            }
+            // Inside a DRQ block the guest may go on reading without polling: the next sector must
+            // be there before this data-port access returns (QEMU's cd_read_sector_sync). One
+            // 2 KiB read under the lock.
+            if (!readCdSectorNow(s)) {
+                atapiIoError(s);
+                return;
+            }
+            s.lba++;
+            s.ioBufferIndex = 0;
+        }
+        int size;
+        if (s.elementaryTransferSize > 0) {
+            size = Math.min(s.cdSectorSize - s.ioBufferIndex, s.elementaryTransferSize);
+        } else {
+            s.nsector = (s.nsector & ~7) | Atapi.INT_REASON_IO;
+            raiseIrq();
+            int limit = Atapi.byteCountLimit(s);
+            size = (int) Math.min(s.packetTransferSize, Integer.MAX_VALUE);
+            if (size > limit) {
+                size = limit & ~1;
+            }
+            s.lcyl = size & 0xff;
+            s.hcyl = (size >>> 8) & 0xff;
+            s.elementaryTransferSize = size;
+        }
+        if (s.lba != -1) {
+            size = Math.min(size, s.cdSectorSize - s.ioBufferIndex);
+        }
+        s.packetTransferSize -= size;
+        s.elementaryTransferSize -= size;
+        s.ioBufferIndex += size;
+        setRetry(s);
+        s.transferStart(s.ioBufferIndex - size, size, AtaDrive.EndTransfer.ATAPI_REPLY);
+    }
+
+    private static boolean readCdSectorNow(AtaDrive s) {
+        if (s.backend == null) {
+            return false;
+        }
+        try {
+            s.backend.read(s.lba * Atapi.SECTOR_SIZE, java.nio.ByteBuffer.wrap(s.ioBuffer, 0, Atapi.SECTOR_SIZE));
+            return true;
+        } catch (Exception e) {
+            // any backend failure is a read error for the guest (sense data), never an exception
+            // out of the register access
+            return false;
+        }
+    }
+
+    /** QEMU's cd_read_sector_cb: the sector is in the buffer, go on with the reply. */
+    private void cdSectorReadDone(AtaDrive s, DmaOutcome outcome) {
+        if (outcome != DmaOutcome.OK) {
+            atapiIoError(s);
+            return;
+        }
+        s.lba++;
+        s.ioBufferIndex = 0;
+        s.status &= ~Ata.BUSY_STAT;
+        atapiReplyEnd(s);
+    }
+
+    /**
+     * ATAPI DMA, QEMU's ide_atapi_cmd_read_dma_cb with the whole transfer in one walk of the PRD
+     * table: a reply from the buffer is copied to the guest; sectors go from the medium straight
+     * into guest memory through the engine. First call: start; second call: the engine is done.
+     * A PRD table shorter than the transfer fills what it describes (in whole 512-byte units),
+     * then the bus master stops without an interrupt and the drive stays busy, as QEMU leaves it.
+     */
+    private void atapiDmaStep(AtaDrive s, DmaOutcome outcome) {
+        if (outcome == DmaOutcome.MEMORY_FAULT) {
+            memoryFault(s);
+            return;
+        }
+        if (outcome != DmaOutcome.OK) {
+            atapiIoError(s);
+            setInactive(false);
+            return;
+        }
+        if (s.ioBufferSize > 0) {
+            atapiDmaDone(s, s.ioBufferSize);
+            return;
+        }
+        long bytes = s.packetTransferSize;
+        if (bytes <= 0) {
+            atapiDmaDone(s, 0);
+            return;
+        }
+        long described = busMaster.collect(sg, bytes);
+        if (described < 0) {
+            memoryFault(s);
+            return;
+        }
+        long moved = sg.size();
+        if (moved < bytes) {
+            moved &= ~(long) (Ata.SECTOR_SIZE - 1);
+            busMaster.rewind();
+            busMaster.arm();
+            if (busMaster.collect(sg, moved) < 0) {
+                memoryFault(s);
+                return;
+            }
+        }
+        // A marker that the transfer has started: the bytes that will have moved.
+        s.ioBufferSize = bytes == moved ? bytes : -1 - moved;
+        if (s.lba == -1) {
+            AccessResult result = AccessResult.OK;
+            int done = 0;
+            for (int i = 0; i < sg.count(); i++) {
+                int piece = (int) sg.length(i);
+                result = result.and(memory.write(sg.address(i), s.ioBuffer, done, piece));
+                done += piece;
+            }
+            if (result.failed()) {
+                memoryFault(s);
+                return;
+            }
+            atapiDmaDone(s, s.ioBufferSize);
+            return;
+        }
+        if (moved == 0) {
+            atapiDmaDone(s, s.ioBufferSize);
+            return;
+        }
+        dma.start(s, sg, DmaDirection.FROM_DEVICE, s.lba * Atapi.SECTOR_SIZE, AtaDrive.DmaCommand.ATAPI);
+    }
+
+    private void atapiDmaDone(AtaDrive s, long marker) {
+        s.ioBufferSize = 0;
+        if (marker < 0) {
+            setInactive(false); // PRD underflow
+            return;
+        }
+        if (s.lba != -1) {
+            s.lba += marker / Atapi.SECTOR_SIZE;
+        }
+        s.packetTransferSize = 0;
+        s.status = Ata.READY_STAT | Ata.SEEK_STAT;
+        s.nsector = (s.nsector & ~7) | Atapi.INT_REASON_IO | Atapi.INT_REASON_CD;
+        raiseIrq();
+        setInactive(false);
+    }
+
+    /** The channel's side of the ATAPI command set. */
+    private final class AtapiTransfers implements Atapi.Transfers {
+        @Override
+        public void ok(AtaDrive s) {
+            atapiOk(s);
+        }
+
+        @Override
+        public void error(AtaDrive s, int senseKey, int asc) {
+            atapiError(s, senseKey, asc);
+        }
+
+        @Override
+        public void checkStatus(AtaDrive s) {
+            s.error = 0x20 | (Atapi.UNIT_ATTENTION << 4); // MC | UNIT ATTENTION
+            s.status = Ata.ERR_STAT;
+            s.nsector = 0;
+            raiseIrq();
+        }
+
+        @Override
+        public void abort(AtaDrive s) {
+            s.abortCommand();
+        }
+
+        @Override
+        public void reply(AtaDrive s, int size, int maxSize) {
+            int length = Math.min(size, maxSize);
+            s.lba = -1;
+            s.packetTransferSize = length;
+            s.elementaryTransferSize = 0;
+            s.ioBufferIndex = 0;
+            if (s.atapiDma) {
+                s.status = Ata.READY_STAT | Ata.SEEK_STAT | Ata.DRQ_STAT;
+                startAtapiDma(s);
+            } else {
+                s.status = Ata.READY_STAT | Ata.SEEK_STAT;
+                atapiReplyEnd(s);
+            }
+        }
+
+        @Override
+        public void read(AtaDrive s, long lba, long count) {
+            s.lba = lba;
+            s.packetTransferSize = count * Atapi.SECTOR_SIZE;
+            s.cdSectorSize = Atapi.SECTOR_SIZE;
+            if (s.atapiDma) {
+                s.ioBufferIndex = 0;
+                s.status = Ata.READY_STAT | Ata.SEEK_STAT | Ata.DRQ_STAT | Ata.BUSY_STAT;
+                startAtapiDma(s);
+            } else {
+                s.elementaryTransferSize = 0;
+                s.ioBufferIndex = Atapi.SECTOR_SIZE; // nothing buffered yet
+                s.status = Ata.READY_STAT | Ata.SEEK_STAT;
+                atapiReplyEnd(s);
+            }
+        }
+    }
+
+    private void startAtapiDma(AtaDrive s) {
+        s.ioBufferSize = 0;
+        s.dmaCommand = AtaDrive.DmaCommand.ATAPI;
+        startDma(s);
+    }
+
     // ------------------------------------------------------------------ bus-master DMA
 
     /** QEMU's ide_sector_start_dma: DRQ up, wait for (or run under) the bus master's START. */
@@ -760,6 +1092,10 @@ final class IdeChannel {
      * whole command is one transfer, so this runs once to start and once to finish.
      */
     private void dmaStep(AtaDrive s, DmaOutcome outcome) {
+        if (s.dmaCommand == AtaDrive.DmaCommand.ATAPI) {
+            atapiDmaStep(s, outcome);
+            return;
+        }
         if (outcome == DmaOutcome.INVALID) {
             dmaError(s);
             return;
@@ -820,6 +1156,8 @@ final class IdeChannel {
             case READ -> Held.DMA_READ;
             case WRITE -> Held.DMA_WRITE;
             case TRIM -> Held.DMA_TRIM;
+            // ATAPI transfers report errors as sense data and are never held
+            case ATAPI -> Held.DMA_READ;
         };
     }
 

@@ -106,38 +106,39 @@ public final class PiixIde implements AutoCloseable {
     }
 
     /**
-     * Attaches a disk. Its capacity is the backend's size in whole 512-byte sectors; its CHS
-     * geometry is guessed from the partition table in sector 0 as QEMU does.
+     * Attaches a drive. A hard disk's capacity is the backend's size in whole 512-byte sectors and
+     * its CHS geometry is guessed from the partition table in sector 0 as QEMU does. A CD-ROM
+     * drive ({@link DriveConfig.Media#CDROM}) may be empty (null backend) and may use a read-only
+     * backend; its capacity is counted in 2048-byte sectors by the guest.
      *
      * @param channel 0 for primary, 1 for secondary
      * @param unit 0 for master, 1 for slave
-     * @param drive the disk
-     * @throws IllegalArgumentException if channel or unit is out of range, or the backend is
-     *     read-only (QEMU refuses read-only IDE disks)
+     * @param drive the drive
+     * @throws IllegalArgumentException if channel or unit is out of range, or a hard disk's
+     *     backend is read-only (QEMU refuses read-only IDE disks)
      * @throws IllegalStateException if a drive is already attached there or the controller is
      *     closed
-     * @throws UncheckedIOException if sector 0 cannot be read for the geometry guess
+     * @throws UncheckedIOException if sector 0 of a hard disk cannot be read for the geometry guess
      * @throws NullPointerException if drive is null
      */
     public void attach(int channel, int unit, DriveConfig drive) {
         Objects.requireNonNull(drive, "drive");
         IdeChannel ch = channel(channel);
-        if (unit != 0 && unit != 1) {
-            throw new IllegalArgumentException("unit must be 0 (master) or 1 (slave), was " + unit);
-        }
+        checkUnit(unit);
         BlockBackend backend = drive.backend();
-        if (backend.isReadOnly()) {
+        boolean cdrom = drive.media() == DriveConfig.Media.CDROM;
+        if (!cdrom && backend.isReadOnly()) {
             throw new IllegalArgumentException("a read-only backend cannot be an IDE hard disk "
                     + "(channel " + channel + ", unit " + unit + ")");
         }
         long sectors;
         ChsGeometry geometry;
         try {
-            sectors = backend.size() / Ata.SECTOR_SIZE;
-            geometry = ChsGeometry.guess(backend, sectors);
+            sectors = backend == null ? 0 : backend.size() / Ata.SECTOR_SIZE;
+            geometry = cdrom ? null : ChsGeometry.guess(backend, sectors);
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot read sector 0 of the disk for channel " + channel
-                    + ", unit " + unit, e);
+            throw new UncheckedIOException("cannot read sector 0 of the disk for channel "
+                    + channel + ", unit " + unit, e);
         }
         ch.lock();
         try {
@@ -149,6 +150,44 @@ public final class PiixIde implements AutoCloseable {
             ch.attach(unit, new AtaDrive(unit, drive, sectors, geometry, ch.defaultSerial(unit)));
         } finally {
             ch.unlock();
+        }
+    }
+
+    /**
+     * Puts a disc into a CD-ROM drive and closes its tray, or takes the disc out (QEMU's
+     * {@code change} and {@code eject} monitor commands). The guest sees the change as QEMU shows
+     * it: an interrupt now, a media event for GET EVENT STATUS NOTIFICATION, then on its next
+     * commands NOT READY (medium not present) once and UNIT ATTENTION (medium may have changed)
+     * once. The previous medium is not closed: it belongs to the caller.
+     *
+     * @param channel 0 for primary, 1 for secondary
+     * @param unit 0 for master, 1 for slave
+     * @param medium the new disc, or null to leave the drive empty with its tray open
+     * @throws IllegalArgumentException if channel or unit is out of range or no CD-ROM drive is
+     *     attached there
+     * @throws IllegalStateException if the controller is closed
+     */
+    public void changeMedium(int channel, int unit, BlockBackend medium) {
+        IdeChannel ch = channel(channel);
+        checkUnit(unit);
+        long sectors = medium == null ? 0 : medium.size() / Ata.SECTOR_SIZE;
+        ch.lock();
+        try {
+            requireOpen();
+            AtaDrive drive = ch.drive(unit);
+            if (!drive.cdrom) {
+                throw new IllegalArgumentException("channel " + channel + ", unit " + unit
+                        + " has no CD-ROM drive");
+            }
+            ch.changeMedium(drive, medium, sectors);
+        } finally {
+            ch.unlock();
+        }
+    }
+
+    private static void checkUnit(int unit) {
+        if (unit != 0 && unit != 1) {
+            throw new IllegalArgumentException("unit must be 0 (master) or 1 (slave), was " + unit);
         }
     }
 

@@ -9,9 +9,10 @@ import java.nio.file.Path;
 import java.util.Objects;
 
 /**
- * One {@code -drive} of a {@link PcMachine}: a raw disk image on the PIIX IDE controller.
+ * One {@code -drive} of a {@link PcMachine}: a raw disk image, or a CD-ROM drive with a raw disc
+ * image or none, on the PIIX IDE controller.
  *
- * @param image the raw image: a local file, or an NBD export
+ * @param image the raw image: a local file, or an NBD export; null only for an empty CD-ROM drive
  * @param index 0 to 3: primary master, primary slave, secondary master, secondary slave (QEMU's
  *     {@code index=})
  * @param backend how the image is accessed: {@link BackendType#NBD} for an NBD export, one of
@@ -21,19 +22,23 @@ import java.util.Objects;
  *     {@code discard=ignore}, checks the ranges but leaves the data alone
  * @param readPolicy what a failed read does ({@code rerror=})
  * @param writePolicy what a failed write, flush or discard does ({@code werror=})
+ * @param cdrom whether this is an ATAPI CD-ROM drive ({@code media=cdrom}); its image is opened
+ *     read-only
  */
 public record DriveSpec(ImageLocation image, int index, BackendType backend, DmaMode dma, boolean discard,
-                        ErrorPolicy readPolicy, ErrorPolicy writePolicy) {
+                        ErrorPolicy readPolicy, ErrorPolicy writePolicy, boolean cdrom) {
 
     /**
      * Validates the specification.
      *
-     * @throws NullPointerException if a component is null
+     * @throws NullPointerException if a component is null (the image may be null for a CD-ROM)
      * @throws IllegalArgumentException if index is outside 0..3, or the backend does not fit the
      *     image (NBD for a local file, a local backend for an NBD export)
      */
     public DriveSpec {
-        Objects.requireNonNull(image, "image");
+        if (!cdrom) {
+            Objects.requireNonNull(image, "image");
+        }
         Objects.requireNonNull(backend, "backend");
         Objects.requireNonNull(dma, "dma");
         Objects.requireNonNull(readPolicy, "readPolicy");
@@ -41,11 +46,29 @@ public record DriveSpec(ImageLocation image, int index, BackendType backend, Dma
         if (index < 0 || index > 3) {
             throw new IllegalArgumentException("drive index must be 0..3, was " + index);
         }
-        if ((image instanceof NbdAddress) != (backend == BackendType.NBD)) {
+        if (image != null && (image instanceof NbdAddress) != (backend == BackendType.NBD)) {
             throw new IllegalArgumentException(image instanceof NbdAddress
                     ? "the NBD export " + image + " is opened by the NBD client, not backend " + backend
                     : "backend NBD needs an nbd:// location, not the file " + image);
         }
+    }
+
+    /**
+     * A hard disk with the given components.
+     *
+     * @param image the raw image: a local file, or an NBD export
+     * @param index 0 to 3
+     * @param backend how the image is accessed
+     * @param dma how the bus-master engine moves data
+     * @param discard whether TRIM reaches the image
+     * @param readPolicy the read error policy
+     * @param writePolicy the write error policy
+     * @throws NullPointerException if a component is null
+     * @throws IllegalArgumentException if index is outside 0..3, or the backend does not fit the image
+     */
+    public DriveSpec(ImageLocation image, int index, BackendType backend, DmaMode dma, boolean discard,
+                     ErrorPolicy readPolicy, ErrorPolicy writePolicy) {
+        this(image, index, backend, dma, discard, readPolicy, writePolicy, false);
     }
 
     /**

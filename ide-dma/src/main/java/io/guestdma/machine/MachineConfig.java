@@ -16,23 +16,30 @@ import java.util.Objects;
  *
  * @param ramBytes RAM at guest address 0; a positive multiple of 4 KiB, at most 4 GiB
  * @param drives the drives, at distinct indexes
+ * @param globals QEMU's {@code -global DRIVER.PROPERTY=VALUE} device defaults, by
+ *     "DRIVER.PROPERTY": {@code ide-hd.serial}, {@code ide-hd.model}, {@code ide-hd.ver} and the
+ *     same for {@code ide-cd}
  */
-public record MachineConfig(long ramBytes, List<DriveSpec> drives) {
+public record MachineConfig(long ramBytes, List<DriveSpec> drives, Map<String, String> globals) {
     /** QEMU's default RAM size. */
     public static final long DEFAULT_RAM = 128L << 20;
     private static final long MAX_RAM = 4L << 30;
+    private static final List<String> GLOBALS = List.of("ide-hd.serial", "ide-hd.model", "ide-hd.ver",
+            "ide-cd.serial", "ide-cd.model", "ide-cd.ver");
 
     /** The command-line syntax, for error messages. */
     public static final String USAGE = """
             usage: qtest-machine [-m SIZE] [-drive file=IMAGE|NBD-URI[,format=raw][,if=ide][,index=0-3]
-                                 [,media=disk][,cache=writeback][,discard=ignore|unmap]
+                                 [,media=disk|cdrom][,cache=writeback][,discard=ignore|unmap]
                                  [,rerror=report|ignore][,werror=report|ignore|enospc]
                                  [,backend=filechannel|native][,dma=map|copy]]...
+                                 [-global ide-hd|ide-cd.serial|model|ver=VALUE]...
               -m SIZE   RAM size: a number with an optional K, M, G suffix (no suffix: MiB),
                         default 128M
               -drive    a raw disk image on the PIIX IDE controller (index 0 = primary master):
                         a file, or an NBD export as nbd://HOST[:PORT]/EXPORT or
-                        nbd+unix:///EXPORT?socket=PATH (backend= does not apply)
+                        nbd+unix:///EXPORT?socket=PATH (backend= does not apply);
+                        media=cdrom makes it an ATAPI CD-ROM drive (read-only; no file: empty)
             Serves QEMU's qtest protocol on stdin/stdout until end of input.""";
 
     /**
@@ -48,6 +55,13 @@ public record MachineConfig(long ramBytes, List<DriveSpec> drives) {
                     + ramBytes + " bytes");
         }
         drives = List.copyOf(drives);
+        globals = Map.copyOf(globals);
+        for (String key : globals.keySet()) {
+            if (!GLOBALS.contains(key)) {
+                throw new IllegalArgumentException("-global " + key + " is not supported (known: "
+                        + String.join(", ", GLOBALS) + ")");
+            }
+        }
         boolean[] taken = new boolean[4];
         for (DriveSpec d : drives) {
             if (taken[d.index()]) {
@@ -59,6 +73,18 @@ public record MachineConfig(long ramBytes, List<DriveSpec> drives) {
             throw new IllegalArgumentException("all drives must use the same dma= mode: the "
                     + "controller has one DMA engine");
         }
+    }
+
+    /**
+     * A configuration without {@code -global} settings.
+     *
+     * @param ramBytes RAM size
+     * @param drives the drives
+     * @throws IllegalArgumentException as the canonical constructor
+     * @throws NullPointerException if drives is null or holds null
+     */
+    public MachineConfig(long ramBytes, List<DriveSpec> drives) {
+        this(ramBytes, drives, Map.of());
     }
 
     /** {@return the DMA mode the drives agree on ({@link DmaMode#MAP} without drives)} */
@@ -79,11 +105,20 @@ public record MachineConfig(long ramBytes, List<DriveSpec> drives) {
         Objects.requireNonNull(args, "args");
         long ram = DEFAULT_RAM;
         List<Map<String, String>> driveOptions = new ArrayList<>();
+        Map<String, String> globals = new LinkedHashMap<>();
         for (int i = 0; i < args.size(); i++) {
             String arg = args.get(i);
             switch (arg) {
                 case "-m", "--m" -> ram = parseRamSize(value(args, ++i, arg));
                 case "-drive", "--drive" -> driveOptions.add(parseKeyValues(value(args, ++i, arg)));
+                case "-global", "--global" -> {
+                    String global = value(args, ++i, arg);
+                    int eq = global.indexOf('=');
+                    if (eq <= 0) {
+                        throw new IllegalArgumentException("-global " + global + ": use DRIVER.PROPERTY=VALUE");
+                    }
+                    globals.put(global.substring(0, eq), global.substring(eq + 1));
+                }
                 default -> throw new IllegalArgumentException("unknown argument '" + arg + "'");
             }
         }
@@ -94,7 +129,7 @@ public record MachineConfig(long ramBytes, List<DriveSpec> drives) {
             taken[d.index()] = true;
             drives.add(d);
         }
-        return new MachineConfig(ram, drives);
+        return new MachineConfig(ram, drives, globals);
     }
 
     private static String value(List<String> args, int i, String option) {
@@ -174,12 +209,12 @@ public record MachineConfig(long ramBytes, List<DriveSpec> drives) {
     private static DriveSpec parseDrive(Map<String, String> options, boolean[] taken) {
         Map<String, String> o = new LinkedHashMap<>(options);
         String file = o.remove("file");
-        if (file == null || file.isEmpty()) {
+        boolean cdrom = parseMedia(o.remove("media"));
+        if ((file == null || file.isEmpty()) && !cdrom) {
             throw new IllegalArgumentException("-drive needs file=IMAGE");
         }
         expect(o.remove("format"), "format", "raw");
         expect(o.remove("if"), "if", "ide");
-        expect(o.remove("media"), "media", "disk");
         int index = parseIndex(o.remove("index"), taken);
         // The guest switches the write cache itself (SET FEATURES); only QEMU's default is offered.
         expect(o.remove("cache"), "cache", "writeback");
@@ -192,7 +227,7 @@ public record MachineConfig(long ramBytes, List<DriveSpec> drives) {
         ErrorPolicy write = policy("werror", o.remove("werror"));
         ImageLocation image;
         try {
-            image = ImageLocation.parse(file);
+            image = file == null || file.isEmpty() ? null : ImageLocation.parse(file); // an empty CD-ROM drive
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException("-drive: file=" + file + ": " + e.getMessage(), e);
         }
@@ -216,7 +251,16 @@ public record MachineConfig(long ramBytes, List<DriveSpec> drives) {
             throw new IllegalArgumentException("-drive: unknown option '" + o.keySet().iterator().next()
                     + "' (known: file, format, if, index, media, cache, discard, rerror, werror, backend, dma)");
         }
-        return new DriveSpec(image, index, backend, dma, discard, read, write);
+        return new DriveSpec(image, index, backend, dma, discard, read, write, cdrom);
+    }
+
+    /** QEMU's {@code media=disk|cdrom}: true for a CD-ROM drive (which may have no file). */
+    private static boolean parseMedia(String text) {
+        return switch (orDefault(text, "disk").toLowerCase(Locale.ROOT)) {
+            case "disk" -> false;
+            case "cdrom" -> true;
+            default -> throw invalid("media", text, "disk, cdrom");
+        };
     }
 
     private static int parseIndex(String text, boolean[] taken) {

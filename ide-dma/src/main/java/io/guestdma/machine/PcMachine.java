@@ -15,6 +15,7 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 
 /**
@@ -67,10 +68,19 @@ public final class PcMachine implements AutoCloseable {
             ide = new PiixIde(memory, Runnable::run, config.dmaMode(),
                     level -> irq(IDE_PRIMARY_IRQ, level), level -> irq(IDE_SECONDARY_IRQ, level));
             for (DriveSpec drive : config.drives()) {
+                if (drive.cdrom()) {
+                    BlockBackend disc = drive.image() == null ? null : open(drive);
+                    if (disc != null) {
+                        backends.add(disc);
+                    }
+                    ide.attach(drive.channel(), drive.unit(), withGlobals(DriveConfig.cdrom(disc)
+                            .withPolicies(drive.readPolicy(), drive.writePolicy()), config, "ide-cd"));
+                    continue;
+                }
                 BlockBackend backend = open(drive);
                 backends.add(backend);
-                ide.attach(drive.channel(), drive.unit(), DriveConfig.of(backend)
-                        .withPolicies(drive.readPolicy(), drive.writePolicy()));
+                ide.attach(drive.channel(), drive.unit(), withGlobals(DriveConfig.of(backend)
+                        .withPolicies(drive.readPolicy(), drive.writePolicy()), config, "ide-hd"));
             }
         } catch (IOException | RuntimeException e) {
             closeQuietly(e);
@@ -103,8 +113,18 @@ public final class PcMachine implements AutoCloseable {
         decodeIde();
     }
 
+    /** QEMU's -global defaults for the device type ("ide-hd" or "ide-cd"). */
+    private static DriveConfig withGlobals(DriveConfig drive, MachineConfig config, String device) {
+        Map<String, String> g = config.globals();
+        DriveConfig result = drive.withModel(g.getOrDefault(device + ".model", drive.model()),
+                g.getOrDefault(device + ".ver", drive.firmware()));
+        String serial = g.get(device + ".serial");
+        return serial == null ? result : result.withSerial(serial);
+    }
+
     private static BlockBackend open(DriveSpec drive) throws IOException {
-        BlockOptions options = BlockOptions.defaults();
+        // QEMU opens a CD-ROM's image read-only.
+        BlockOptions options = BlockOptions.defaults().withReadOnly(drive.cdrom());
         BlockBackend backend = switch (drive.image()) {
             case NbdAddress remote -> NbdBackend.open(remote, options);
             case LocalImage local -> drive.backend() == BackendType.NATIVE

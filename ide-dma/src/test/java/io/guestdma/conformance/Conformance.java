@@ -69,11 +69,17 @@ final class Conformance {
     @SuppressWarnings("try") // QtestClient.close() waits for the target and may be interrupted
     static Run run(Target target, Path dir, Image image, String driveOptions, Scenario scenario)
             throws Exception {
+        return run(target, dir, image, driveOptions, List.of(), scenario);
+    }
+
+    /** {@link #run(Target, Path, Image, String, Scenario)} with extra machine options. */
+    static Run run(Target target, Path dir, Image image, String driveOptions, List<String> extraArgs,
+                   Scenario scenario) throws Exception {
         Path file = dir.resolve(target.name().replaceAll("[^A-Za-z0-9.-]", "_") + "-"
                 + IMAGES.incrementAndGet() + ".img");
         image.create(file);
         Observations log = new Observations();
-        try (QtestClient client = target.start(file, driveOptions)) {
+        try (QtestClient client = target.start(file, driveOptions, extraArgs)) {
             scenario.run(new IdeDriver(client, log));
         }
         return new Run(target.name(), log.lines(), file);
@@ -87,11 +93,17 @@ final class Conformance {
      */
     static void assertSame(Target reference, List<Target> ours, Image image, String driveOptions,
                            String context, Scenario scenario) throws Exception {
+        assertSame(reference, ours, image, driveOptions, List.of(), context, scenario);
+    }
+
+    /** {@link #assertSame(Target, List, Image, String, String, Scenario)} with extra machine options. */
+    static void assertSame(Target reference, List<Target> ours, Image image, String driveOptions,
+                           List<String> extraArgs, String context, Scenario scenario) throws Exception {
         Path dir = Files.createTempDirectory("guestdma-conformance");
         try {
-            Run expected = run(reference, dir, image, driveOptions, scenario);
+            Run expected = run(reference, dir, image, driveOptions, extraArgs, scenario);
             for (Target target : ours) {
-                Run actual = run(target, dir, image, driveOptions, scenario);
+                Run actual = run(target, dir, image, driveOptions, extraArgs, scenario);
                 assertSameLog(expected, actual, context);
                 assertSameDisk(expected, actual, context);
                 Files.delete(actual.image());

@@ -49,7 +49,16 @@ class IdeConformanceTest {
 
     @Test
     void identify() throws Exception {
-        check("identify", Image.blank(TEST_IMAGE_SIZE), "", ide -> {
+        check("identify", Image.blank(TEST_IMAGE_SIZE), "", IDENTIFY);
+        // ide-test's own setup: -global ide-hd.serial=testdisk -global ide-hd.ver=version
+        Conformance.assertSame(qemu, Targets.oursDefault(), Image.blank(TEST_IMAGE_SIZE), ",cache=writeback",
+                java.util.List.of("-global", "ide-hd.serial=testdisk", "-global", "ide-hd.ver=version",
+                        "-global", "ide-hd.model=guestdma model"),
+                "identify with -global", IDENTIFY);
+    }
+
+    /** ide-test's test_identify, with 16- and 32-bit data reads. */
+    static final Scenario IDENTIFY = ide -> {
             ide.setUp();
             for (String width : new String[] {"inw", "inl"}) {
                 ide.ideOut(REG_DEVICE, 0);
@@ -74,8 +83,7 @@ class IdeConformanceTest {
                     ide.log.hex("identify word " + word, data.getShort() & 0xffff);
                 }
             }
-        });
-    }
+        };
 
     /** ide-test's test_bmdma_simple_rw: write two patterns by DMA, read them back. */
     static final Scenario SIMPLE_RW = ide -> {

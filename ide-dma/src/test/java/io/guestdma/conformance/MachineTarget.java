@@ -28,12 +28,19 @@ record MachineTarget(String name, String ourDriveOptions, boolean overNbd) imple
 
     @Override
     public QtestClient start(Path image, String driveOptions) throws IOException {
+        return start(image, driveOptions, List.of());
+    }
+
+    @Override
+    public QtestClient start(Path image, String driveOptions, List<String> extraArgs) throws IOException {
         NbdServer nbd = overNbd ? NbdServer.qemuNbd(image, image.toAbsolutePath().getParent(), "conformance") : null;
         PcMachine machine;
         try {
-            machine = new PcMachine(MachineConfig.parse(List.of("-m", "64M", "-drive",
+            List<String> args = new java.util.ArrayList<>(List.of("-m", "64M", "-drive",
                     "file=" + (nbd != null ? nbd.address().toString() : image.toString()) + ",if=ide,format=raw"
-                            + driveOptions + ourDriveOptions)));
+                            + driveOptions + ourDriveOptions));
+            args.addAll(extraArgs);
+            machine = new PcMachine(MachineConfig.parse(args));
         } catch (IOException | RuntimeException e) {
             if (nbd != null) {
                 nbd.close();

@@ -39,10 +39,17 @@ final class ProcessTarget implements Target {
                     Path.of(PcMachine.class.getProtectionDomain().getCodeSource().getLocation().toURI()).toString(),
                     Path.of(io.guestdma.block.BlockBackend.class.getProtectionDomain().getCodeSource().getLocation()
                             .toURI()).toString(),
-                    Path.of(GuestMemory.class.getProtectionDomain().getCodeSource().getLocation().toURI()).toString());
+                    Path.of(GuestMemory.class.getProtectionDomain().getCodeSource().getLocation().toURI()).toString(),
+                    jarOf(com.fasterxml.jackson.databind.ObjectMapper.class),
+                    jarOf(com.fasterxml.jackson.core.JsonParser.class),
+                    jarOf(com.fasterxml.jackson.annotation.JsonProperty.class));
         } catch (URISyntaxException e) {
             throw new AssertionError(e);
         }
+    }
+
+    private static String jarOf(Class<?> type) throws URISyntaxException {
+        return Path.of(type.getProtectionDomain().getCodeSource().getLocation().toURI()).toString();
     }
 
     @Override

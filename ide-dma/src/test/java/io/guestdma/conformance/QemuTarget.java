@@ -86,12 +86,18 @@ final class QemuTarget implements Target {
 
     @Override
     public QtestClient start(Path image, String driveOptions) throws IOException {
+        return start(image, driveOptions, List.of());
+    }
+
+    @Override
+    public QtestClient start(Path image, String driveOptions, List<String> extraArgs) throws IOException {
         List<String> command = new ArrayList<>(List.of(binary.toString(),
                 "-machine", "pc", "-nodefaults", "-display", "none",
                 "-bios", haltBios().toString(),
                 "-qtest", "stdio", "-qtest-log", "none", "-monitor", "none", "-serial", "none",
                 "-m", "64M",
                 "-drive", "file=" + image + ",if=ide,format=raw" + driveOptions));
+        command.addAll(extraArgs);
         Path stderr = Files.createTempFile("qemu-stderr", ".txt");
         Process process = new ProcessBuilder(command)
                 .redirectError(stderr.toFile())

@@ -54,4 +54,13 @@ class QtestMachineScriptTest {
         Conformance.assertSame(qemu, List.of(new ProcessTarget()), Image.blank(64 << 20), "",
                 "bmdma/simple_rw through bin/qtest-machine", IdeConformanceTest.SIMPLE_RW);
     }
+
+    @Test
+    void cdromMatchesQemuThroughTheScript() throws Exception {
+        Target qemu = QemuTarget.require();
+        Conformance.assertSame(qemu, List.of(new ProcessTarget()), AtapiConformanceTest.DISC,
+                AtapiConformanceTest.CDROM, "CD-ROM PIO reads through bin/qtest-machine", AtapiConformanceTest.PIO_READS);
+        Conformance.assertSame(qemu, List.of(new ProcessTarget()), AtapiConformanceTest.DISC,
+                AtapiConformanceTest.CDROM, "CD-ROM DMA reads through bin/qtest-machine", AtapiConformanceTest.DMA_READS);
+    }
 }

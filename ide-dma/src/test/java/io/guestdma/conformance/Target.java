@@ -2,6 +2,7 @@ package io.guestdma.conformance;
 
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.List;
 
 /** Something that runs a PC with one IDE disk and speaks qtest: QEMU, or our machine. */
 interface Target {
@@ -18,4 +19,17 @@ interface Target {
      * @return a client connected to it; closing the client ends the machine
      */
     QtestClient start(Path image, String driveOptions) throws IOException;
+
+    /**
+     * Like {@link #start(Path, String)} with more machine options after the drive (e.g.
+     * {@code -global ide-hd.serial=X}), for targets that take them.
+     *
+     * @throws UnsupportedOperationException if the target cannot take extra options
+     */
+    default QtestClient start(Path image, String driveOptions, List<String> extraArgs) throws IOException {
+        if (extraArgs.isEmpty()) {
+            return start(image, driveOptions);
+        }
+        throw new UnsupportedOperationException(name() + " takes no extra machine options");
+    }
 }

@@ -75,6 +75,30 @@ class MachineConfigTest {
     }
 
     @Test
+    void cdromDrives() {
+        MachineConfig c = parse("-drive", "file=/tmp/disc.iso,if=ide,media=cdrom,format=raw",
+                "-drive", "if=ide,index=3,media=cdrom", "-drive", "file=/tmp/d.img,media=disk");
+        assertThat(c.drives().get(0).cdrom()).isTrue();
+        assertThat(c.drives().get(0).image()).isEqualTo(new LocalImage(Path.of("/tmp/disc.iso")));
+        assertThat(c.drives().get(1).cdrom()).isTrue();
+        assertThat(c.drives().get(1).image()).as("an empty CD-ROM drive").isNull();
+        assertThat(c.drives().get(1).index()).isEqualTo(3);
+        assertThat(c.drives().get(2).cdrom()).isFalse();
+        assertBad("media=floppy is not supported (use disk, cdrom)", "-drive", "file=x,media=floppy");
+        assertBad("-drive needs file=IMAGE", "-drive", "if=ide,media=disk");
+    }
+
+    @Test
+    void globals() {
+        MachineConfig c = parse("-global", "ide-hd.serial=testdisk", "-global", "ide-hd.ver=version",
+                "-global", "ide-cd.model=x=y");
+        assertThat(c.globals()).containsEntry("ide-hd.serial", "testdisk").containsEntry("ide-hd.ver", "version")
+                .containsEntry("ide-cd.model", "x=y");
+        assertBad("-global ide-hd.wwn is not supported", "-global", "ide-hd.wwn=1");
+        assertBad("use DRIVER.PROPERTY=VALUE", "-global", "ide-hd.serial");
+    }
+
+    @Test
     void badCommandLinesSayWhatIsWrong() {
         assertBad("file=nbd+unix:///x: invalid NBD address", "-drive", "file=nbd+unix:///x");
         assertBad("TLS", "-drive", "file=nbds://host/x");

@@ -1,0 +1,181 @@
+package io.guestdma.machine;
+
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+import java.util.Objects;
+
+/**
+ * A QMP monitor (QEMU's JSON control protocol, {@code -mon chardev=ID,mode=control}) for a
+ * {@link PcMachine}, with the commands and message shapes of QEMU 7.2 that libqtest and the IDE
+ * tests use: the greeting, {@code qmp_capabilities}, {@code query-status}, {@code stop} and
+ * {@code cont} (events STOP and RESUME; the IDE controller pauses and resumes its I/O),
+ * {@code system_reset} (event RESET), {@code quit} (event SHUTDOWN, then the machine ends).
+ * Anything else gets QEMU's {@code CommandNotFound} error; input that is not a JSON object with
+ * {@code execute} gets a {@code GenericError}. Replies carry the request's {@code id}. Messages end
+ * with CR LF as QEMU's do.
+ *
+ * <p>JSON is read and written with Jackson. After malformed JSON the monitor reports the error and
+ * starts parsing afresh from the next bytes (QEMU's lexer resynchronises similarly).
+ */
+public final class QmpMonitor {
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final JsonNodeFactory NODES = JsonNodeFactory.instance;
+
+    private final PcMachine machine;
+    private final InputStream in;
+    private final OutputStream out;
+    private final Runnable quit;
+    private boolean negotiated;
+    private boolean running = true;
+
+    /**
+     * Creates the monitor; nothing is sent before {@link #serve}.
+     *
+     * @param machine the machine it controls
+     * @param in the client's messages
+     * @param out the replies and events
+     * @param quit what {@code quit} does after the reply and the SHUTDOWN event (end the process)
+     * @throws NullPointerException if an argument is null
+     */
+    public QmpMonitor(PcMachine machine, InputStream in, OutputStream out, Runnable quit) {
+        this.machine = Objects.requireNonNull(machine, "machine");
+        this.in = Objects.requireNonNull(in, "in");
+        this.out = Objects.requireNonNull(out, "out");
+        this.quit = Objects.requireNonNull(quit, "quit");
+    }
+
+    /**
+     * Sends the greeting and answers commands until the client closes the connection or quits.
+     *
+     * @throws IOException if the connection fails
+     */
+    public void serve() throws IOException {
+        ObjectNode greeting = NODES.objectNode();
+        ObjectNode qmp = greeting.putObject("QMP");
+        ObjectNode version = qmp.putObject("version");
+        version.putObject("qemu").put("micro", 0).put("minor", 2).put("major", 7);
+        version.put("package", "guestdma");
+        qmp.putArray("capabilities").add("oob");
+        send(greeting);
+        while (true) {
+            JsonParser parser = JSON.createParser(in);
+            try {
+                while (true) {
+                    JsonNode request = parser.readValueAsTree();
+                    if (request == null) {
+                        return; // end of input
+                    }
+                    if (!handle(request)) {
+                        return;
+                    }
+                }
+            } catch (JsonProcessingException e) {
+                send(error(null, "GenericError", "JSON parse error, " + e.getOriginalMessage()));
+            }
+        }
+    }
+
+    /** @return false after quit */
+    private boolean handle(JsonNode request) throws IOException {
+        JsonNode id = request.isObject() ? request.get("id") : null;
+        JsonNode execute = request.isObject() ? request.get("execute") : null;
+        if (execute == null || !execute.isTextual()) {
+            send(error(id, "GenericError", request.isObject()
+                    ? "QMP input lacks member 'execute'" : "QMP input must be a JSON object"));
+            return true;
+        }
+        String command = execute.asText();
+        if (!negotiated) {
+            if (command.equals("qmp_capabilities")) {
+                negotiated = true;
+                send(ok(id, NODES.objectNode()));
+            } else {
+                send(error(id, "CommandNotFound", "Expecting capabilities negotiation with 'qmp_capabilities'"));
+            }
+            return true;
+        }
+        switch (command) {
+            case "qmp_capabilities" -> send(error(id, "CommandNotFound",
+                    "Capabilities negotiation is already complete, command ignored"));
+            case "query-status" -> {
+                ObjectNode status = NODES.objectNode();
+                status.put("status", running ? "running" : "paused");
+                status.put("singlestep", false);
+                status.put("running", running);
+                send(ok(id, status));
+            }
+            case "stop" -> {
+                if (running) {
+                    machine.ide().pause();
+                    running = false;
+                    send(event("STOP", null));
+                }
+                send(ok(id, NODES.objectNode()));
+            }
+            case "cont" -> {
+                if (!running) {
+                    running = true;
+                    machine.ide().resume();
+                    send(event("RESUME", null));
+                }
+                send(ok(id, NODES.objectNode()));
+            }
+            case "system_reset" -> {
+                // QEMU 7.2 under qtest resets before it answers: the event comes first
+                machine.reset();
+                send(event("RESET", NODES.objectNode().put("guest", false).put("reason", "host-qmp-system-reset")));
+                send(ok(id, NODES.objectNode()));
+            }
+            case "quit" -> {
+                send(ok(id, NODES.objectNode()));
+                send(event("SHUTDOWN", NODES.objectNode().put("guest", false).put("reason", "host-qmp-quit")));
+                quit.run();
+                return false;
+            }
+            default -> send(error(id, "CommandNotFound", "The command " + command + " has not been found"));
+        }
+        return true;
+    }
+
+    private static ObjectNode ok(JsonNode id, JsonNode value) {
+        ObjectNode reply = NODES.objectNode();
+        reply.set("return", value);
+        if (id != null) {
+            reply.set("id", id);
+        }
+        return reply;
+    }
+
+    private static ObjectNode error(JsonNode id, String errorClass, String description) {
+        ObjectNode reply = NODES.objectNode();
+        if (id != null) {
+            reply.set("id", id);
+        }
+        reply.putObject("error").put("class", errorClass).put("desc", description);
+        return reply;
+    }
+
+    private static ObjectNode event(String name, ObjectNode data) {
+        long micros = System.currentTimeMillis() * 1000 + (System.nanoTime() / 1000) % 1000;
+        ObjectNode event = NODES.objectNode();
+        event.putObject("timestamp").put("seconds", micros / 1_000_000).put("microseconds", micros % 1_000_000);
+        event.put("event", name);
+        if (data != null) {
+            event.set("data", data);
+        }
+        return event;
+    }
+
+    private synchronized void send(JsonNode message) throws IOException {
+        out.write((JSON.writeValueAsString(message) + "\r\n").getBytes(StandardCharsets.UTF_8));
+        out.flush();
+    }
+}
