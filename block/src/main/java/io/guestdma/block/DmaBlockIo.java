@@ -28,7 +28,7 @@ import java.util.concurrent.RejectedExecutionException;
  * <p>A device owns one {@code DmaBlockIo} per request slot and drives it through a {@link Host}:
  * the device's lock guards the transfer's state, the device says whether it is paused (a stopped
  * VM parks the transfer at the next chunk boundary), hears when the transfer stops running, and
- * gets the {@link Outcome} under its lock, where it applies its error policy (report, stop and
+ * gets the outcome under its lock, where it applies its error policy (report, stop and
  * retry, ignore). Nothing slow runs under the device's lock: mapping, I/O and unmapping happen
  * outside it.
  *
@@ -76,7 +76,8 @@ public final class DmaBlockIo {
     }
 
     /**
-     * The end of one transfer.
+     * The end of one transfer, as a value, for devices that keep it ({@link Host#completed} gets its
+     * parts, so that reporting allocates nothing on the data path).
      *
      * @param status    how it ended
      * @param bytesDone bytes of the list completed (unmapped with full access) before it ended
@@ -151,9 +152,11 @@ public final class DmaBlockIo {
         /**
          * Under the lock: the transfer ended; apply the error policy, raise the interrupt.
          *
-         * @param outcome how it ended
+         * @param status    how it ended
+         * @param bytesDone bytes of the list completed before it ended
+         * @param cause     what the backend or memory threw, or null
          */
-        void completed(Outcome outcome);
+        void completed(Status status, long bytesDone, Throwable cause);
 
         /**
          * Under the lock: arrange for {@code task} to run without the lock held, now or on the I/O
@@ -403,7 +406,7 @@ public final class DmaBlockIo {
                 }
                 if (cancelRequested) {
                     cancelRequested = false;
-                    finishLocked(new Outcome(Status.CANCELLED, bytesDone, null));
+                    finishLocked(Status.CANCELLED, bytesDone, null);
                     return;
                 }
                 if (host.paused()) {
@@ -421,15 +424,15 @@ public final class DmaBlockIo {
             try {
                 chunk = chunks.mapNext(Long.MAX_VALUE);
             } catch (DmaAccessException e) {
-                finish(new Outcome(Status.MEMORY_FAULT, bytesDone, e)); // nothing is left mapped
+                finish(Status.MEMORY_FAULT, bytesDone, e); // nothing is left mapped
                 return;
             } catch (RuntimeException e) {
-                finish(new Outcome(Status.IO_ERROR, bytesDone, e)); // guest memory went away
+                finish(Status.IO_ERROR, bytesDone, e); // guest memory went away
                 return;
             }
             if (chunk == 0) {
                 if (chunks.done()) {
-                    finish(new Outcome(Status.DONE, bytesDone, null));
+                    finish(Status.DONE, bytesDone, null);
                 } else {
                     waitForBounceSpace();
                 }
@@ -454,7 +457,7 @@ public final class DmaBlockIo {
                 bytesDone += chunk;
                 continue;
             }
-            finish(new Outcome(status, bytesDone, cause));
+            finish(status, bytesDone, cause);
             if (fatal(cause)) {
                 throw (Error) cause;
             }
@@ -493,20 +496,20 @@ public final class DmaBlockIo {
         }
     }
 
-    private void finish(Outcome outcome) {
+    private void finish(Status status, long done, Throwable cause) {
         host.lock();
         try {
-            finishLocked(outcome);
+            finishLocked(status, done, cause);
         } finally {
             host.unlock();
         }
     }
 
-    private void finishLocked(Outcome outcome) {
+    private void finishLocked(Status status, long done, Throwable cause) {
         runner = null;
         phase = Phase.IDLE;
         host.stoppedRunning();
-        host.completed(outcome);
+        host.completed(status, done, cause);
     }
 
     /**
@@ -525,7 +528,7 @@ public final class DmaBlockIo {
         host.lock();
         try {
             if (runner == Thread.currentThread()) {
-                finishLocked(new Outcome(Status.IO_ERROR, bytesDone, t));
+                finishLocked(Status.IO_ERROR, bytesDone, t);
             }
         } catch (Throwable again) {
             t.addSuppressed(again);

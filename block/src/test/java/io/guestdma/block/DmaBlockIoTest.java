@@ -87,8 +87,8 @@ class DmaBlockIoTest {
         }
 
         @Override
-        public void completed(DmaBlockIo.Outcome outcome) {
-            outcomes.add(outcome);
+        public void completed(DmaBlockIo.Status status, long bytesDone, Throwable cause) {
+            outcomes.add(new DmaBlockIo.Outcome(status, bytesDone, cause));
         }
 
         @Override

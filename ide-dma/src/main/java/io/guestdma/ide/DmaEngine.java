@@ -136,8 +136,8 @@ final class DmaEngine implements DmaBlockIo.Host {
     }
 
     @Override
-    public void completed(DmaBlockIo.Outcome outcome) {
-        DmaOutcome result = switch (outcome.status()) {
+    public void completed(DmaBlockIo.Status status, long bytesDone, Throwable cause) {
+        DmaOutcome result = switch (status) {
             case DONE -> DmaOutcome.OK;
             case INVALID -> DmaOutcome.INVALID;
             case MEMORY_FAULT -> DmaOutcome.MEMORY_FAULT;

@@ -38,7 +38,7 @@ final class IdeChannel {
     private final DriveRequest request;
     private final SgList sg = new SgList(16);
     private final int channelIndex;
-    private final GuestMemory memory;
+    private final DeviceAddressSpace memory;
     private final Atapi.Transfers atapi = new AtapiTransfers();
 
     /** Selected unit (QEMU's bus->unit). */

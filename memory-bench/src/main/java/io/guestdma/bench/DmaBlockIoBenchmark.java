@@ -66,8 +66,8 @@ public class DmaBlockIoBenchmark extends SuiteSettings {
         }
 
         @Override
-        public void completed(DmaBlockIo.Outcome outcome) {
-            completed += outcome.bytesDone();
+        public void completed(DmaBlockIo.Status status, long bytesDone, Throwable cause) {
+            completed += bytesDone;
         }
 
         @Override
