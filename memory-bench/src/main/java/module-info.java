@@ -7,6 +7,6 @@ module io.guestdma.bench {
     requires io.guestdma.memory;
     requires jmh.core;
     requires xchart;
-    requires com.google.gson;
+    requires com.fasterxml.jackson.databind;
     requires java.desktop;
 }

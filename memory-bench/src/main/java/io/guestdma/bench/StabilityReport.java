@@ -1,6 +1,5 @@
 package io.guestdma.bench;
 
-import com.google.gson.Gson;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -42,7 +41,7 @@ public final class StabilityReport {
                 System.err.println("StabilityReport: no summary.json in " + args[i] + " (did that run fail?)");
                 System.exit(1);
             }
-            runs.add(flatten(new Gson().fromJson(Files.readString(summary), Object.class)));
+            runs.add(flatten(SummaryJson.read(Files.readString(summary))));
         }
         String table = table(runs);
         System.out.println();

@@ -3,7 +3,6 @@ package io.guestdma.bench;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
-import com.google.gson.Gson;
 import io.guestdma.bench.JmhResults.Result;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -45,7 +44,7 @@ class BenchReportTest {
     }
 
     static Map<String, Object> summary(Path dir) throws Exception {
-        return map(new Gson().fromJson(Files.readString(dir.resolve("summary.json")), Map.class));
+        return map(SummaryJson.read(Files.readString(dir.resolve("summary.json"))));
     }
 
     private static double mean(double[] v) {
