@@ -271,12 +271,7 @@ public final class DmaPacket {
             mappings[i] = null;
         }
         mappingCount = 0;
-        if (failure instanceof RuntimeException e) {
-            throw e;
-        }
-        if (failure instanceof Error e) {
-            throw e;
-        }
+        DmaStream.rethrow(failure);
         return result;
     }
 

@@ -418,13 +418,21 @@ public final class DmaStream {
         mappingCount = 0;
         releaseHolds();
         iov.reset();
+        rethrow(failure);
+        return result;
+    }
+
+    /**
+     * Rethrows what a release loop caught from one piece, after it released all the others; the
+     * pieces' unmap throws only unchecked exceptions and errors. For {@link DmaPacket} too.
+     */
+    static void rethrow(Throwable failure) {
         if (failure instanceof RuntimeException e) {
             throw e;
         }
         if (failure instanceof Error e) {
             throw e;
         }
-        return result;
     }
 
     private void requireNoChunk() {
