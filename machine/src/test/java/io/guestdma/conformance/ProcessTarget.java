@@ -37,6 +37,7 @@ final class ProcessTarget implements Target {
         try {
             return String.join(File.pathSeparator,
                     Path.of(PcMachine.class.getProtectionDomain().getCodeSource().getLocation().toURI()).toString(),
+                    jarOf(io.guestdma.ide.PiixIde.class),
                     Path.of(io.guestdma.block.BlockBackend.class.getProtectionDomain().getCodeSource().getLocation()
                             .toURI()).toString(),
                     Path.of(GuestMemory.class.getProtectionDomain().getCodeSource().getLocation().toURI()).toString(),
