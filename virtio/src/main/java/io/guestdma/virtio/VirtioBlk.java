@@ -294,6 +294,19 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
         }
     }
 
+    /**
+     * {@return whether no queue has work scheduled or running (a stopped device with a held request
+     * is idle)}
+     */
+    public boolean isIdle() {
+        for (Worker w : workers) {
+            if (w.scheduled.get() || w.runLock.isLocked()) {
+                return false;
+            }
+        }
+        return true;
+    }
+
     /** Stops the I/O threads (requests in flight finish first). Idempotent. */
     @Override
     public void close() {
