@@ -46,10 +46,17 @@ public final class BenchSuite {
      * @param benchmark a benchmark method, {@code Class.method}, or a regular expression of several
      * @param params    parameter values to restrict it to; a parameter not named takes all its values
      * @param deciding  whether its cases decide a target, and so get several forks
+     * @param slowOps   whether an operation takes long enough (a network round trip) that
+     *                  {@code --quick}'s 0.4 s iterations hold too few of them: such a batch gets
+     *                  1 s iterations in {@code --quick} too
      */
-    record Batch(String benchmark, Map<String, List<String>> params, boolean deciding) {
+    record Batch(String benchmark, Map<String, List<String>> params, boolean deciding, boolean slowOps) {
         Batch {
             params = Map.copyOf(params);
+        }
+
+        Batch(String benchmark, Map<String, List<String>> params, boolean deciding) {
+            this(benchmark, params, deciding, false);
         }
 
         /** @return the include pattern JMH matches against fully qualified benchmark names */
@@ -84,7 +91,7 @@ public final class BenchSuite {
                 Map.of(), false));
         // The remote disk last, deciding: the report runs its reference (qemu-img bench against the
         // same kind of export) right after it, so both see the machine in the same state.
-        plan.add(new Batch("NbdWriteBenchmark\\.\\w+", Map.of(), true));
+        plan.add(new Batch("NbdWriteBenchmark\\.\\w+", Map.of(), true, true));
         return List.copyOf(plan);
     }
 
@@ -115,7 +122,8 @@ public final class BenchSuite {
         Path json = out.resolve("results.json");
         ResultFormatFactory.getInstance(ResultFormatType.JSON, json.toString()).writeOut(all);
         String described = quick
-                ? "bin/bench --quick: -wi 2 -w 400ms -i 3 -r 400ms -prof gc, deciding cases 2 forks, others 1"
+                ? "bin/bench --quick: -wi 2 -w 400ms -i 3 -r 400ms -prof gc, deciding cases 2 forks and -w 1s"
+                        + " (NBD also -r 1s), others 1 fork"
                 : "bin/bench: -wi 3 -w 1s -i 5 -r 1s -prof gc, deciding cases 3 forks, others 1";
         BenchReport.write(JmhResults.of(all), out, described, Optional.of(json.toString()));
     }
@@ -136,9 +144,14 @@ public final class BenchSuite {
                     .shouldFailOnError(true);
             if (quick) {
                 // Two warmup iterations: with one, C2 is often still compiling the path on a busy
-                // 2-core machine and the first measured iteration allocates and runs slow.
-                options.warmupIterations(2).warmupTime(TimeValue.milliseconds(400))
-                        .measurementIterations(3).measurementTime(TimeValue.milliseconds(400));
+                // 2-core machine and the first measured iteration allocates and runs slow. The
+                // deciding cases warm up for a full second each time: with 0.4 s, the slower path
+                // of a pair (copy, one thread) was still warming up in the measured iterations and
+                // their ratios came out above the full suite's.
+                boolean longWarmup = batch.deciding() || batch.slowOps();
+                options.warmupIterations(2).warmupTime(longWarmup ? TimeValue.seconds(1) : TimeValue.milliseconds(400))
+                        .measurementIterations(3)
+                        .measurementTime(batch.slowOps() ? TimeValue.seconds(1) : TimeValue.milliseconds(400));
             } else {
                 options.warmupIterations(3).warmupTime(TimeValue.seconds(1))
                         .measurementIterations(5).measurementTime(new TimeValue(1, TimeUnit.SECONDS));
