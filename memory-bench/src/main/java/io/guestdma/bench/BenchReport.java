@@ -439,7 +439,7 @@ public final class BenchReport {
         target(rows, "alloc map_unmap_ram, B/op (spread max: worst fork)", allocForks("MapBenchmark.mapUnmapRam", "size", "64k"),
                 "0", x -> x < 0.5, "%.3f");
         target(rows, "alloc ide_write_64k_native, B/op (spread max: worst fork)",
-                allocForks("IdeDmaBenchmark.write", "size", "64k", "path", "MAP_NATIVE"), "<= 16", x -> x <= 16, "%.1f");
+                allocForks("IdeDmaBenchmark.write", "size", "64k", "path", "MAP_NATIVE"), "<= 1", x -> x <= 1, "%.2f");
         target(rows, "map_unmap_64k_over_copy_64k", mapUnmapOverCopy("64k"), ">= 50", x -> x >= 50, "%.0f");
         target(rows, "lookup_10000_over_1", lookupRatio(), "<= 1.5", x -> x <= 1.5, "%.2f");
         target(rows, "two_thread_scaling", twoThreadScaling(), ">= 1.8", x -> x >= 1.8, "%.2f");
