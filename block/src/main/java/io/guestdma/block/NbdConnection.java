@@ -15,13 +15,14 @@ import java.net.SocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
-import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.LockSupport;
 import java.util.concurrent.locks.ReentrantLock;
 
@@ -106,7 +107,7 @@ final class NbdConnection {
     static final int REPLY_TYPE_ERROR_BIT = 1 << 15;
 
     /** Requests in flight at once on one connection. */
-    static final int SLOTS = 64;
+    static final int SLOTS = Long.SIZE;
     /**
      * The largest READ or WRITE payload we send, whatever the server allows: the size every
      * server must accept (2^25), so one request never monopolises the socket for long.
@@ -136,7 +137,14 @@ final class NbdConnection {
     private final long timeoutNanos;
 
     private final Slot[] slots = new Slot[SLOTS];
-    private final ArrayBlockingQueue<Slot> free = new ArrayBlockingQueue<>(SLOTS);
+    /**
+     * Bit i set: slot i is free. One word for all {@link #SLOTS} slots, taken and given back with
+     * compare-and-set: a lock here would be contended by every caller at queue depth 16 and
+     * allocate a queue node each time one of them has to wait.
+     */
+    private final AtomicLong free = new AtomicLong(-1L);
+    /** Callers waiting for a free slot (more than {@link #SLOTS} requests at once). */
+    private final ConcurrentLinkedQueue<Thread> slotWaiters = new ConcurrentLinkedQueue<>();
     private final ReentrantLock sendLock = new ReentrantLock();
     private final MemorySegment sendHeader = Arena.ofAuto().allocate(REQUEST_BYTES, 8);
     /** The iovecs of one send: the header, then the payload's entries. Guarded by sendLock. */
@@ -218,7 +226,6 @@ final class NbdConnection {
         this.timeoutNanos = timeoutNanos;
         for (int i = 0; i < SLOTS; i++) {
             slots[i] = new Slot(i);
-            free.add(slots[i]);
         }
         long period = Math.max(timeoutNanos / 4, TimeUnit.MILLISECONDS.toNanos(10));
         watchdog = Timer.TIMER.scheduleAtFixedRate(this::checkProgress, period, period, TimeUnit.NANOSECONDS);
@@ -570,29 +577,63 @@ final class NbdConnection {
             }
         } finally {
             slot.clear();
-            free.add(slot);
+            release(slot);
         }
     }
 
     private Slot acquire(int command, long offset, long length) throws IOException {
-        Slot slot = free.poll();
+        Slot slot = tryAcquire();
         if (slot != null) {
             return slot;
         }
+        // More than SLOTS requests at once: wait for one to finish, in line with the others.
+        long deadline = System.nanoTime() + timeoutNanos;
+        Thread me = Thread.currentThread();
+        slotWaiters.add(me);
         try {
-            slot = free.poll(timeoutNanos, TimeUnit.NANOSECONDS);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            InterruptedIOException i = new InterruptedIOException(call(command, offset, length)
-                    + ": interrupted while waiting for a free request slot");
-            i.initCause(e);
-            throw i;
+            while ((slot = tryAcquire()) == null) {
+                long left = deadline - System.nanoTime();
+                if (left <= 0) {
+                    throw new PosixException(call(command, offset, length) + ": " + SLOTS
+                            + " requests stayed in flight past the timeout", Errno.EIO);
+                }
+                LockSupport.parkNanos(this, Math.min(left, PARK_BOUND_NANOS));
+                if (Thread.interrupted()) {
+                    InterruptedIOException i = new InterruptedIOException(call(command, offset, length)
+                            + ": interrupted while waiting for a free request slot");
+                    me.interrupt();
+                    throw i;
+                }
+            }
+            return slot;
+        } finally {
+            slotWaiters.remove(me);
         }
-        if (slot == null) {
-            throw new PosixException(call(command, offset, length) + ": " + SLOTS
-                    + " requests stayed in flight past the timeout", Errno.EIO);
+    }
+
+    private Slot tryAcquire() {
+        while (true) {
+            long bits = free.get();
+            if (bits == 0) {
+                return null;
+            }
+            int index = Long.numberOfTrailingZeros(bits);
+            if (free.compareAndSet(bits, bits & ~(1L << index))) {
+                return slots[index];
+            }
         }
-        return slot;
+    }
+
+    private void release(Slot slot) {
+        long bit = 1L << slot.index;
+        long bits;
+        do {
+            bits = free.get();
+        } while (!free.compareAndSet(bits, bits | bit));
+        Thread waiter = slotWaiters.peek();
+        if (waiter != null) {
+            LockSupport.unpark(waiter);
+        }
     }
 
     /** Makes the slot visible to the reader, unless the connection is already dead. */

@@ -286,6 +286,40 @@ class NbdBackendTest {
     }
 
     @Test
+    void moreRequestsThanSlotsWaitTheirTurnAndAllComplete() throws Exception {
+        int threads = 80; // more than the 64 requests one connection keeps in flight
+        try (NbdServer server = NbdServer.nbdkit(dir, "queue", "--exit-with-parent", "--filter=delay", "memory",
+                "size=8M", "delay-read=100ms");
+             NbdBackend nbd = NbdBackend.open(server.address(), BlockOptions.defaults())) {
+            ExecutorService pool = Executors.newFixedThreadPool(threads);
+            try {
+                CountDownLatch start = new CountDownLatch(1);
+                List<Future<?>> reads = new ArrayList<>();
+                for (int t = 0; t < threads; t++) {
+                    int me = t;
+                    reads.add(pool.submit(() -> {
+                        start.await();
+                        try (Arena arena = Arena.ofConfined()) {
+                            IoVector iov = empty(arena, 4096, 1);
+                            nbd.readv(me * 4096L, iov);
+                            byte[] got = new byte[4096];
+                            iov.copyTo(0, got, 0, 4096);
+                            assertThat(got).containsOnly(0);
+                        }
+                        return null;
+                    }));
+                }
+                start.countDown();
+                for (Future<?> f : reads) {
+                    f.get(1, TimeUnit.MINUTES);
+                }
+            } finally {
+                pool.shutdownNow();
+            }
+        }
+    }
+
+    @Test
     void aServerKilledMidWriteIsReconnectedAndRetriedWritesLoseNothing() throws Exception {
         int slot = 1 << 20;
         int threads = 4;
