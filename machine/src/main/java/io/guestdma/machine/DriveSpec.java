@@ -10,7 +10,8 @@ import java.util.Objects;
 
 /**
  * One {@code -drive} of a {@link PcMachine}: a raw disk image, or a CD-ROM drive with a raw disc
- * image or none, on the PIIX IDE controller.
+ * image or none. With {@code if=ide} (the default) the machine connects it to the PIIX IDE
+ * controller at its index; with {@code if=none} it waits for a {@code -device ...,drive=ID}.
  *
  * @param image the raw image: a local file, or an NBD export; null only for an empty CD-ROM drive
  * @param index 0 to 3: primary master, primary slave, secondary master, secondary slave (QEMU's
@@ -24,18 +25,27 @@ import java.util.Objects;
  * @param writePolicy what a failed write, flush or discard does ({@code werror=})
  * @param cdrom whether this is an ATAPI CD-ROM drive ({@code media=cdrom}); its image is opened
  *     read-only
+ * @param id the drive's name ({@code id=}): what {@code -device ...,drive=}, the monitor's
+ *     commands and BLOCK_IO_ERROR events call it; QEMU's default for {@code if=ide} is
+ *     {@code ide<channel>-hd<unit>} or {@code ide<channel>-cd<unit>}
+ * @param ifNone {@code if=none}: the drive is not connected to the IDE controller by itself
  */
 public record DriveSpec(ImageLocation image, int index, BackendType backend, DmaMode dma, boolean discard,
-                        ErrorPolicy readPolicy, ErrorPolicy writePolicy, boolean cdrom) {
+                        ErrorPolicy readPolicy, ErrorPolicy writePolicy, boolean cdrom, String id,
+                        boolean ifNone) {
 
     /**
      * Validates the specification.
      *
      * @throws NullPointerException if a component is null (the image may be null for a CD-ROM)
-     * @throws IllegalArgumentException if index is outside 0..3, or the backend does not fit the
-     *     image (NBD for a local file, a local backend for an NBD export)
+     * @throws IllegalArgumentException if index is outside 0..3, the id is empty, or the backend
+     *     does not fit the image (NBD for a local file, a local backend for an NBD export)
      */
     public DriveSpec {
+        Objects.requireNonNull(id, "id");
+        if (id.isEmpty()) {
+            throw new IllegalArgumentException("a drive id must not be empty");
+        }
         if (!cdrom) {
             Objects.requireNonNull(image, "image");
         }
@@ -51,6 +61,36 @@ public record DriveSpec(ImageLocation image, int index, BackendType backend, Dma
                     ? "the NBD export " + image + " is opened by the NBD client, not backend " + backend
                     : "backend NBD needs an nbd:// location, not the file " + image);
         }
+    }
+
+    /**
+     * An {@code if=ide} drive named as QEMU names it ({@link #defaultId}).
+     *
+     * @param image the raw image, or null for an empty CD-ROM drive
+     * @param index 0 to 3
+     * @param backend how the image is accessed
+     * @param dma how the bus-master engine moves data
+     * @param discard whether TRIM reaches the image
+     * @param readPolicy the read error policy
+     * @param writePolicy the write error policy
+     * @param cdrom whether this is an ATAPI CD-ROM drive
+     * @throws NullPointerException if a component is null (the image may be null for a CD-ROM)
+     * @throws IllegalArgumentException if index is outside 0..3, or the backend does not fit the image
+     */
+    public DriveSpec(ImageLocation image, int index, BackendType backend, DmaMode dma, boolean discard,
+                     ErrorPolicy readPolicy, ErrorPolicy writePolicy, boolean cdrom) {
+        this(image, index, backend, dma, discard, readPolicy, writePolicy, cdrom, defaultId(index, cdrom), false);
+    }
+
+    /**
+     * {@return QEMU's name for an {@code if=ide} drive without {@code id=}: {@code ide0-hd0} for a
+     * disk at index 0, {@code ide1-cd1} for a CD-ROM drive at index 3}
+     *
+     * @param index 0 to 3
+     * @param cdrom whether it is a CD-ROM drive
+     */
+    public static String defaultId(int index, boolean cdrom) {
+        return "ide" + index / 2 + (cdrom ? "-cd" : "-hd") + index % 2;
     }
 
     /**

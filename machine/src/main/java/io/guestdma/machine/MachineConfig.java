@@ -12,42 +12,53 @@ import java.util.Map;
 import java.util.Objects;
 
 /**
- * What a {@link PcMachine} is made of: the RAM size and up to four IDE drives.
+ * What a {@link PcMachine} is made of: the RAM size, the drives and {@code -blockdev} nodes, and
+ * the {@code -device}s that use them.
  *
  * @param ramBytes RAM at guest address 0; a positive multiple of 4 KiB, at most 4 GiB
- * @param drives the drives, at distinct indexes
+ * @param drives the {@code -drive}s; those with {@code if=ide} at distinct indexes
  * @param globals QEMU's {@code -global DRIVER.PROPERTY=VALUE} device defaults, by
- *     "DRIVER.PROPERTY": {@code ide-hd.serial}, {@code ide-hd.model}, {@code ide-hd.ver} and the
- *     same for {@code ide-cd}
+ *     "DRIVER.PROPERTY", for a driver of {@link DeviceTypes} and one of its properties
+ * @param blockdevs the {@code -blockdev} nodes, each {@code raw} node after its file node
+ * @param devices the {@code -device}s, created in order after the {@code if=ide} drives are
+ *     connected
  */
-public record MachineConfig(long ramBytes, List<DriveSpec> drives, Map<String, String> globals) {
+public record MachineConfig(long ramBytes, List<DriveSpec> drives, Map<String, String> globals,
+                            List<BlockdevSpec> blockdevs, List<DeviceSpec> devices) {
     /** QEMU's default RAM size. */
     public static final long DEFAULT_RAM = 128L << 20;
     private static final long MAX_RAM = 4L << 30;
-    private static final List<String> GLOBALS = List.of("ide-hd.serial", "ide-hd.model", "ide-hd.ver",
-            "ide-cd.serial", "ide-cd.model", "ide-cd.ver");
 
     /** The command-line syntax, for error messages. */
     public static final String USAGE = """
-            usage: qtest-machine [-m SIZE] [-drive file=IMAGE|NBD-URI[,format=raw][,if=ide][,index=0-3]
-                                 [,media=disk|cdrom][,cache=writeback][,discard=ignore|unmap]
+            usage: qtest-machine [-m SIZE] [-drive file=IMAGE|NBD-URI[,format=raw][,if=ide|none][,id=ID]
+                                 [,index=0-3][,media=disk|cdrom][,cache=writeback][,discard=ignore|unmap]
                                  [,rerror=report|ignore][,werror=report|ignore|enospc]
                                  [,backend=filechannel|native][,dma=map|copy]]...
+                                 [-blockdev driver=file,node-name=NODE,filename=IMAGE[,read-only=on]]...
+                                 [-blockdev driver=raw,node-name=NODE,file=FILE-NODE]...
+                                 [-device ide-hd|ide-cd[,drive=ID|NODE][,bus=ide.0|ide.1][,unit=0|1]
+                                          [,serial=S][,model=M][,ver=V]]...
                                  [-global ide-hd|ide-cd.serial|model|ver=VALUE]...
               -m SIZE   RAM size: a number with an optional K, M, G suffix (no suffix: MiB),
                         default 128M
-              -drive    a raw disk image on the PIIX IDE controller (index 0 = primary master):
-                        a file, or an NBD export as nbd://HOST[:PORT]/EXPORT or
-                        nbd+unix:///EXPORT?socket=PATH (backend= does not apply);
-                        media=cdrom makes it an ATAPI CD-ROM drive (read-only; no file: empty)
+              -drive    a raw disk image: a file, or an NBD export as nbd://HOST[:PORT]/EXPORT or
+                        nbd+unix:///EXPORT?socket=PATH (backend= does not apply); if=ide (the
+                        default) connects it to the PIIX IDE controller (index 0 = primary
+                        master), if=none leaves it for a -device; media=cdrom makes it an ATAPI
+                        CD-ROM drive (read-only; no file: empty)
+              -device   a device using a drive (ide-cd without drive= is an empty CD-ROM drive)
             Serves QEMU's qtest protocol on stdin/stdout until end of input.""";
 
     /**
      * Validates the configuration.
      *
-     * @throws IllegalArgumentException if the RAM size is invalid, two drives share an index or
-     *     the drives ask for different DMA modes (the controller has one engine)
-     * @throws NullPointerException if drives is null or holds null
+     * @throws IllegalArgumentException if the RAM size is invalid, two {@code if=ide} drives
+     *     share an index, two drives share an id or two nodes a name (or a node a drive's id), a
+     *     {@code raw} node's file node is not defined before it, a {@code -global} names an
+     *     unknown driver or property, or the drives ask for different DMA modes (the controller
+     *     has one engine)
+     * @throws NullPointerException if a list or map is null or holds null
      */
     public MachineConfig {
         if (ramBytes <= 0 || ramBytes % 4096 != 0 || ramBytes > MAX_RAM) {
@@ -56,14 +67,21 @@ public record MachineConfig(long ramBytes, List<DriveSpec> drives, Map<String, S
         }
         drives = List.copyOf(drives);
         globals = Map.copyOf(globals);
+        blockdevs = List.copyOf(blockdevs);
+        devices = List.copyOf(devices);
         for (String key : globals.keySet()) {
-            if (!GLOBALS.contains(key)) {
-                throw new IllegalArgumentException("-global " + key + " is not supported (known: "
-                        + String.join(", ", GLOBALS) + ")");
-            }
+            checkGlobal(key);
+        }
+        Names names = new Names();
+        for (BlockdevSpec b : blockdevs) {
+            names.add(b);
         }
         boolean[] taken = new boolean[4];
         for (DriveSpec d : drives) {
+            names.add(d);
+            if (d.ifNone()) {
+                continue;
+            }
             if (taken[d.index()]) {
                 throw new IllegalArgumentException("two drives use index " + d.index());
             }
@@ -72,6 +90,78 @@ public record MachineConfig(long ramBytes, List<DriveSpec> drives, Map<String, S
         if (drives.stream().map(DriveSpec::dma).distinct().count() > 1) {
             throw new IllegalArgumentException("all drives must use the same dma= mode: the "
                     + "controller has one DMA engine");
+        }
+    }
+
+    /**
+     * A configuration of RAM and drives only.
+     *
+     * @param ramBytes RAM size
+     * @param drives the drives
+     * @param globals the {@code -global} defaults
+     * @throws IllegalArgumentException as the canonical constructor
+     * @throws NullPointerException if an argument is null or holds null
+     */
+    public MachineConfig(long ramBytes, List<DriveSpec> drives, Map<String, String> globals) {
+        this(ramBytes, drives, globals, List.of(), List.of());
+    }
+
+    /**
+     * The names of drives and nodes, checked as QEMU checks them: {@code -blockdev}s first (QEMU
+     * opens them before the drives), each {@code raw} node after its file node.
+     */
+    private static final class Names {
+        private final java.util.Set<String> nodes = new java.util.HashSet<>();
+        private final java.util.Set<String> fileNodes = new java.util.HashSet<>();
+        private final java.util.Set<String> drives = new java.util.HashSet<>();
+
+        void add(BlockdevSpec b) {
+            if (!nodes.add(b.nodeName())) {
+                throw new IllegalArgumentException("Duplicate nodes with node-name='" + b.nodeName() + "'");
+            }
+            if (b.file() != null && !fileNodes.contains(b.file())) {
+                throw new IllegalArgumentException("Cannot find device='" + b.file() + "' nor node-name='"
+                        + b.file() + "'");
+            }
+            if (b.filename() != null) {
+                fileNodes.add(b.nodeName());
+            }
+        }
+
+        void add(DriveSpec d) {
+            if (nodes.contains(d.id())) {
+                throw new IllegalArgumentException("Device name '" + d.id() + "' conflicts with an existing node name");
+            }
+            if (!drives.add(d.id())) {
+                throw new IllegalArgumentException("Duplicate ID '" + d.id() + "' for drive");
+            }
+        }
+
+        boolean hasDrive(String id) {
+            return drives.contains(id);
+        }
+    }
+
+    /** Runs a check, prefixing its message with the option as QEMU does. */
+    private static <T> T withPrefix(String option, java.util.function.Supplier<T> check) {
+        try {
+            return check.get();
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(option + ": " + e.getMessage(), e);
+        }
+    }
+
+    private static void checkGlobal(String key) {
+        int dot = key.indexOf('.');
+        String driver = dot < 0 ? key : key.substring(0, dot);
+        DeviceType type = DeviceTypes.find(driver).orElseThrow(() -> new IllegalArgumentException(
+                "-global " + key + " is not supported: no device driver '" + driver + "' (known: "
+                        + String.join(", ", DeviceTypes.names()) + ")"));
+        String property = dot < 0 ? "" : key.substring(dot + 1);
+        if (!type.properties().contains(property) || property.equals("drive") || property.equals("bus")
+                || property.equals("unit")) {
+            throw new IllegalArgumentException("-global " + key + " is not supported: Property '" + key
+                    + "' not found");
         }
     }
 
@@ -93,8 +183,9 @@ public record MachineConfig(long ramBytes, List<DriveSpec> drives, Map<String, S
     }
 
     /**
-     * Parses a QEMU-style command line: {@code -m SIZE} and any number of {@code -drive
-     * key=value,...} (a comma inside a value is written twice, as in QEMU).
+     * Parses a QEMU-style command line: {@code -m SIZE} and any number of {@code -drive},
+     * {@code -blockdev}, {@code -device} and {@code -global} options (a comma inside a value is
+     * written twice, as in QEMU).
      *
      * @param args the arguments
      * @return the configuration
@@ -104,13 +195,21 @@ public record MachineConfig(long ramBytes, List<DriveSpec> drives, Map<String, S
     public static MachineConfig parse(List<String> args) {
         Objects.requireNonNull(args, "args");
         long ram = DEFAULT_RAM;
-        List<Map<String, String>> driveOptions = new ArrayList<>();
+        List<String> driveOptions = new ArrayList<>();
         Map<String, String> globals = new LinkedHashMap<>();
+        List<BlockdevSpec> blockdevs = new ArrayList<>();
+        List<String> blockdevTexts = new ArrayList<>();
+        List<DeviceSpec> devices = new ArrayList<>();
         for (int i = 0; i < args.size(); i++) {
             String arg = args.get(i);
             switch (arg) {
                 case "-m", "--m" -> ram = parseRamSize(value(args, ++i, arg));
-                case "-drive", "--drive" -> driveOptions.add(parseKeyValues(value(args, ++i, arg)));
+                case "-drive", "--drive" -> driveOptions.add(value(args, ++i, arg));
+                case "-blockdev", "--blockdev" -> {
+                    blockdevTexts.add(value(args, ++i, arg));
+                    blockdevs.add(parseBlockdev(blockdevTexts.getLast()));
+                }
+                case "-device", "--device" -> devices.add(DeviceSpec.parse(value(args, ++i, arg)));
                 case "-global", "--global" -> {
                     String global = value(args, ++i, arg);
                     int eq = global.indexOf('=');
@@ -122,14 +221,28 @@ public record MachineConfig(long ramBytes, List<DriveSpec> drives, Map<String, S
                 default -> throw new IllegalArgumentException("unknown argument '" + arg + "'");
             }
         }
+        Names names = new Names();
+        for (int i = 0; i < blockdevs.size(); i++) {
+            BlockdevSpec b = blockdevs.get(i);
+            withPrefix("-blockdev " + blockdevTexts.get(i), () -> {
+                names.add(b);
+                return b;
+            });
+        }
         List<DriveSpec> drives = new ArrayList<>();
         boolean[] taken = new boolean[4];
-        for (Map<String, String> options : driveOptions) {
-            DriveSpec d = parseDrive(options, taken);
-            taken[d.index()] = true;
+        for (String text : driveOptions) {
+            DriveSpec d = parseDrive(KeyValues.parse("-drive", text, null, false), taken, names);
+            withPrefix("-drive " + text, () -> {
+                names.add(d);
+                return d;
+            });
+            if (!d.ifNone()) {
+                taken[d.index()] = true;
+            }
             drives.add(d);
         }
-        return new MachineConfig(ram, drives, globals);
+        return new MachineConfig(ram, drives, globals, blockdevs, devices);
     }
 
     private static String value(List<String> args, int i, String option) {
@@ -174,39 +287,53 @@ public record MachineConfig(long ramBytes, List<DriveSpec> drives, Map<String, S
         return bytes;
     }
 
-    /** Splits "a=1,b=2" with QEMU's ",," escape for a literal comma. */
-    private static Map<String, String> parseKeyValues(String text) {
-        Map<String, String> result = new LinkedHashMap<>();
-        int i = 0;
-        while (i < text.length()) {
-            StringBuilder item = new StringBuilder();
-            while (i < text.length()) {
-                char c = text.charAt(i);
-                if (c == ',') {
-                    if (i + 1 < text.length() && text.charAt(i + 1) == ',') {
-                        item.append(',');
-                        i += 2;
-                        continue;
-                    }
-                    i++;
-                    break;
-                }
-                item.append(c);
-                i++;
-            }
-            int eq = item.indexOf("=");
-            if (eq <= 0) {
-                throw new IllegalArgumentException("-drive: '" + item + "' is not key=value");
-            }
-            String key = item.substring(0, eq);
-            if (result.put(key, item.substring(eq + 1)) != null) {
-                throw new IllegalArgumentException("-drive: option '" + key + "' given twice");
-            }
+    /** {@code -blockdev driver=file|raw,node-name=N,...}, with QEMU's messages. */
+    private static BlockdevSpec parseBlockdev(String text) {
+        String option = "-blockdev " + text;
+        Map<String, String> o = KeyValues.parse(option, text, null, false);
+        String driver = o.remove("driver");
+        if (driver == null) {
+            throw new IllegalArgumentException(option + ": Parameter 'driver' is missing");
         }
-        return result;
+        String name = o.remove("node-name");
+        String filename = null;
+        String file = null;
+        switch (driver) {
+            case "file" -> {
+                filename = o.remove("filename");
+                if (filename == null) {
+                    throw new IllegalArgumentException(option + ": Parameter 'filename' is missing");
+                }
+            }
+            case "raw" -> {
+                file = o.remove("file");
+                if (file == null) {
+                    throw new IllegalArgumentException(option + ": Parameter 'file' is missing");
+                }
+            }
+            default -> throw new IllegalArgumentException(option + ": driver=" + driver
+                    + " is not supported (use file, or raw over a file node)");
+        }
+        boolean readOnly = switch (orDefault(o.remove("read-only"), "off")) {
+            case "on", "true" -> true;
+            case "off", "false" -> false;
+            default -> throw new IllegalArgumentException(option + ": Parameter 'read-only' expects 'on' or 'off'");
+        };
+        if (!o.isEmpty()) {
+            throw new IllegalArgumentException(option + ": Parameter '" + o.keySet().iterator().next()
+                    + "' is unexpected");
+        }
+        if (name == null) {
+            throw new IllegalArgumentException(option + ": 'node-name' must be specified for the root node");
+        }
+        try {
+            return new BlockdevSpec(name, filename == null ? null : java.nio.file.Path.of(filename), file, readOnly);
+        } catch (java.nio.file.InvalidPathException e) {
+            throw new IllegalArgumentException(option + ": '" + filename + "' is not a valid path", e);
+        }
     }
 
-    private static DriveSpec parseDrive(Map<String, String> options, boolean[] taken) {
+    private static DriveSpec parseDrive(Map<String, String> options, boolean[] taken, Names names) {
         Map<String, String> o = new LinkedHashMap<>(options);
         String file = o.remove("file");
         boolean cdrom = parseMedia(o.remove("media"));
@@ -214,8 +341,35 @@ public record MachineConfig(long ramBytes, List<DriveSpec> drives, Map<String, S
             throw new IllegalArgumentException("-drive needs file=IMAGE");
         }
         expect(o.remove("format"), "format", "raw");
-        expect(o.remove("if"), "if", "ide");
-        int index = parseIndex(o.remove("index"), taken);
+        boolean ifNone = switch (orDefault(o.remove("if"), "ide")) {
+            case "ide" -> false;
+            case "none" -> true;
+            default -> throw invalid("if", options.get("if"), "ide, none");
+        };
+        String id = o.remove("id");
+        String indexText = o.remove("index");
+        int index;
+        if (ifNone) {
+            index = 0;
+            if (id == null) {
+                // QEMU's name for an if=none drive without id: "none" and its index
+                int n = indexText == null ? 0 : parseNumber("index", indexText);
+                while (indexText == null && names.hasDrive("none" + n)) {
+                    n++;
+                }
+                id = "none" + n;
+            } else if (indexText != null) {
+                parseNumber("index", indexText);
+            }
+        } else {
+            index = parseIndex(indexText, taken);
+            if (id == null) {
+                id = DriveSpec.defaultId(index, cdrom);
+            }
+        }
+        if (id.isEmpty()) {
+            throw new IllegalArgumentException("-drive: id= must not be empty");
+        }
         // The guest switches the write cache itself (SET FEATURES); only QEMU's default is offered.
         expect(o.remove("cache"), "cache", "writeback");
         boolean discard = switch (orDefault(o.remove("discard"), "ignore")) {
@@ -249,9 +403,9 @@ public record MachineConfig(long ramBytes, List<DriveSpec> drives, Map<String, S
         };
         if (!o.isEmpty()) {
             throw new IllegalArgumentException("-drive: unknown option '" + o.keySet().iterator().next()
-                    + "' (known: file, format, if, index, media, cache, discard, rerror, werror, backend, dma)");
+                    + "' (known: file, format, if, id, index, media, cache, discard, rerror, werror, backend, dma)");
         }
-        return new DriveSpec(image, index, backend, dma, discard, read, write, cdrom);
+        return new DriveSpec(image, index, backend, dma, discard, read, write, cdrom, id, ifNone);
     }
 
     /** QEMU's {@code media=disk|cdrom}: true for a CD-ROM drive (which may have no file). */
@@ -285,6 +439,18 @@ public record MachineConfig(long ramBytes, List<DriveSpec> drives, Map<String, S
             throw new IllegalArgumentException("-drive: index " + index + " is already in use");
         }
         return index;
+    }
+
+    private static int parseNumber(String key, String text) {
+        try {
+            int n = Integer.parseInt(text);
+            if (n >= 0) {
+                return n;
+            }
+        } catch (NumberFormatException e) {
+            // reported below
+        }
+        throw invalid(key, text, "a number from 0");
     }
 
     private static ErrorPolicy policy(String key, String text) {

@@ -7,7 +7,7 @@ import io.guestdma.block.LocalImage;
 import io.guestdma.block.NativeBackend;
 import io.guestdma.block.NbdAddress;
 import io.guestdma.block.NbdBackend;
-import io.guestdma.ide.DriveConfig;
+import io.guestdma.ide.ErrorPolicy;
 import io.guestdma.ide.PiixIde;
 import io.guestdma.memory.GuestMemory;
 import io.guestdma.memory.IoVector;
@@ -47,6 +47,8 @@ public final class PcMachine implements AutoCloseable {
     private final PciFunction ideFunction;
     private final PiixIde ide;
     private final List<BlockBackend> backends = new ArrayList<>();
+    private final List<AutoCloseable> closeLater = new ArrayList<>();
+    private final List<Runnable> resetActions = new ArrayList<>();
     private final boolean[] irqLevels = new boolean[16];
     private volatile IrqListener irqListener = (line, level) -> { };
     private PortBus.Mapping busMasterWindow;
@@ -54,11 +56,14 @@ public final class PcMachine implements AutoCloseable {
     private int resetControl;
 
     /**
-     * Builds the machine and opens its disk images.
+     * Builds the machine, opens its drives and creates its devices: first the {@code if=ide}
+     * drives at their indexes, then the {@code -device}s in order.
      *
-     * @param config RAM size and drives
+     * @param config RAM size, drives and devices
      * @throws IOException if an image cannot be opened
-     * @throws IllegalArgumentException if a drive cannot be attached
+     * @throws IllegalArgumentException if a device cannot be created: an unknown driver or
+     *     property, a missing drive or one already in use, a bad or taken place on the bus (the
+     *     message is QEMU's, after the {@code -device} argument)
      * @throws NullPointerException if config is null
      */
     public PcMachine(MachineConfig config) throws IOException {
@@ -67,23 +72,8 @@ public final class PcMachine implements AutoCloseable {
         try {
             ide = new PiixIde(memory, Runnable::run, config.dmaMode(),
                     level -> irq(IDE_PRIMARY_IRQ, level), level -> irq(IDE_SECONDARY_IRQ, level));
-            for (DriveSpec drive : config.drives()) {
-                if (drive.cdrom()) {
-                    BlockBackend disc = drive.image() == null ? null : open(drive);
-                    if (disc != null) {
-                        backends.add(disc);
-                    }
-                    ide.attach(drive.channel(), drive.unit(), withGlobals(DriveConfig.cdrom(disc)
-                            .withPolicies(drive.readPolicy(), drive.writePolicy()), config, "ide-cd"));
-                    continue;
-                }
-                BlockBackend backend = open(drive);
-                backends.add(backend);
-                ide.attach(drive.channel(), drive.unit(), withGlobals(DriveConfig.of(backend)
-                        .withPolicies(drive.readPolicy(), drive.writePolicy()), config, "ide-hd"));
-            }
-        } catch (IOException | RuntimeException e) {
-            closeQuietly(e);
+        } catch (RuntimeException e) {
+            memory.close();
             throw e;
         }
 
@@ -111,15 +101,108 @@ public final class PcMachine implements AutoCloseable {
             ports.map(port, 1, legacyIde(port));
         }
         decodeIde();
+
+        try {
+            DeviceContext context = new DeviceContext(this);
+            openDrives(config, context);
+            for (DriveSpec drive : config.drives()) {
+                if (!drive.ifNone()) {
+                    context.connectAutomatically(drive.id());
+                    IdeDeviceType type = drive.cdrom() ? IdeDeviceType.CDROM : IdeDeviceType.DISK;
+                    attachAutomatically(type, drive, config, context);
+                }
+            }
+            for (DeviceSpec device : config.devices()) {
+                String where = "-device " + device.text();
+                DeviceType type = DeviceTypes.find(device.driver()).orElseThrow(() -> new IllegalArgumentException(
+                        where + ": '" + device.driver() + "' is not a valid device model name"));
+                realize(type, device.properties(), where, config, context);
+            }
+        } catch (IOException | RuntimeException e) {
+            closeQuietly(e);
+            throw e;
+        }
     }
 
-    /** QEMU's -global defaults for the device type ("ide-hd" or "ide-cd"). */
-    private static DriveConfig withGlobals(DriveConfig drive, MachineConfig config, String device) {
-        Map<String, String> g = config.globals();
-        DriveConfig result = drive.withModel(g.getOrDefault(device + ".model", drive.model()),
-                g.getOrDefault(device + ".ver", drive.firmware()));
-        String serial = g.get(device + ".serial");
-        return serial == null ? result : result.withSerial(serial);
+    /** An {@code if=ide} drive: QEMU creates its ide-hd or ide-cd at the drive's index. */
+    private static void attachAutomatically(IdeDeviceType type, DriveSpec drive, MachineConfig config,
+                                            DeviceContext context) throws IOException {
+        context.claimSlot("ide." + drive.channel(), Integer.toString(drive.unit()));
+        Map<String, String> properties = new java.util.HashMap<>(globalsOf(type, config));
+        properties.put("bus", "ide." + drive.channel());
+        properties.put("unit", Integer.toString(drive.unit()));
+        BlockNode node = context.drive(drive.id());
+        type.attach(new DeviceProperties(type.name(), properties), context, drive.channel(), drive.unit(), node);
+    }
+
+    /** Opens every drive and node, as QEMU does whether a device uses it or not. */
+    private void openDrives(MachineConfig config, DeviceContext context) throws IOException {
+        for (DriveSpec drive : config.drives()) {
+            BlockBackend backend = drive.image() == null ? null : open(drive);
+            if (backend != null) {
+                backends.add(backend);
+            }
+            context.addDrive(new BlockNode(drive.id(), backend, drive.readPolicy(), drive.writePolicy(),
+                    drive.cdrom()));
+        }
+        Map<String, BlockBackend> files = new java.util.HashMap<>();
+        for (BlockdevSpec node : config.blockdevs()) {
+            BlockBackend backend;
+            if (node.filename() != null) {
+                backend = new IgnoredDiscards(openFile(node.filename(), node.readOnly()));
+                backends.add(backend);
+                files.put(node.nodeName(), backend);
+            } else {
+                // the raw format over a file node moves the same bytes: the same backend
+                backend = files.get(node.file());
+            }
+            // QEMU's defaults for a -blockdev under a device: rerror=report, werror=enospc
+            context.addDrive(new BlockNode(node.nodeName(), backend, ErrorPolicy.REPORT, ErrorPolicy.REPORT, false));
+        }
+    }
+
+    private static BlockBackend openFile(java.nio.file.Path file, boolean readOnly) throws IOException {
+        try {
+            return FileChannelBackend.open(file, BlockOptions.defaults().withReadOnly(readOnly));
+        } catch (java.nio.file.NoSuchFileException e) {
+            throw new IOException("Could not open '" + file + "': No such file or directory", e);
+        } catch (java.nio.file.AccessDeniedException e) {
+            throw new IOException("Could not open '" + file + "': Permission denied", e);
+        } catch (IOException e) {
+            throw new IOException("Could not open '" + file + "': " + e.getMessage(), e);
+        }
+    }
+
+    private static Map<String, String> globalsOf(DeviceType type, MachineConfig config) {
+        Map<String, String> values = new java.util.HashMap<>();
+        String prefix = type.name() + ".";
+        config.globals().forEach((key, value) -> {
+            if (key.startsWith(prefix)) {
+                values.put(key.substring(prefix.length()), value);
+            }
+        });
+        return values;
+    }
+
+    /**
+     * Creates one {@code -device}: its properties checked against the driver's, the
+     * {@code -global} defaults under them, errors prefixed with the option as QEMU does.
+     */
+    private static void realize(DeviceType type, Map<String, String> given, String where, MachineConfig config,
+                                DeviceContext context) throws IOException {
+        Map<String, String> values = globalsOf(type, config);
+        for (Map.Entry<String, String> e : given.entrySet()) {
+            if (!e.getKey().equals("id") && !type.properties().contains(e.getKey())) {
+                throw new IllegalArgumentException(where + ": Property '" + type.name() + "." + e.getKey()
+                        + "' not found");
+            }
+            values.put(e.getKey(), e.getValue());
+        }
+        try {
+            type.realize(new DeviceProperties(type.name(), values), context);
+        } catch (IllegalArgumentException | IllegalStateException e) {
+            throw new IllegalArgumentException(where + ": " + e.getMessage(), e);
+        }
     }
 
     private static BlockBackend open(DriveSpec drive) throws IOException {
@@ -262,7 +345,8 @@ public final class PcMachine implements AutoCloseable {
         }
     }
 
-    private void irq(int line, boolean level) {
+    /** Drives an ISA interrupt line; listeners hear changes only. */
+    void irq(int line, boolean level) {
         synchronized (irqLevels) {
             if (irqLevels[line] != level) {
                 irqLevels[line] = level;
@@ -328,6 +412,19 @@ public final class PcMachine implements AutoCloseable {
         resetControl = 0;
         ide.reset();
         decodeIde();
+        for (Runnable action : resetActions) {
+            action.run();
+        }
+    }
+
+    /** A device's resource, closed after the devices stop. */
+    synchronized void closeLater(AutoCloseable resource) {
+        closeLater.add(resource);
+    }
+
+    /** A device's reset, run after the machine's own. */
+    synchronized void onReset(Runnable action) {
+        resetActions.add(action);
     }
 
     /** Stops the IDE controller, closes the images and frees guest RAM. Idempotent. */
@@ -339,6 +436,20 @@ public final class PcMachine implements AutoCloseable {
     private void closeQuietly(Throwable primary) {
         if (ide != null) {
             ide.close();
+        }
+        List<AutoCloseable> resources;
+        synchronized (this) {
+            resources = new ArrayList<>(closeLater);
+            closeLater.clear();
+        }
+        for (AutoCloseable r : resources) {
+            try {
+                r.close();
+            } catch (Exception e) {
+                if (primary != null) {
+                    primary.addSuppressed(e);
+                }
+            }
         }
         for (BlockBackend b : backends) {
             try {

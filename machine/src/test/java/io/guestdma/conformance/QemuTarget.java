@@ -89,14 +89,17 @@ final class QemuTarget implements Target {
         return start(image, driveOptions, List.of());
     }
 
+    /** The command line up to the machine's own options: a pc with the halting BIOS on qtest stdio. */
+    List<String> baseCommand() {
+        return List.of(binary.toString(), "-machine", "pc", "-nodefaults", "-display", "none",
+                "-bios", haltBios().toString(),
+                "-qtest", "stdio", "-qtest-log", "none", "-monitor", "none", "-serial", "none");
+    }
+
     @Override
     public QtestClient start(Path image, String driveOptions, List<String> extraArgs) throws IOException {
-        List<String> command = new ArrayList<>(List.of(binary.toString(),
-                "-machine", "pc", "-nodefaults", "-display", "none",
-                "-bios", haltBios().toString(),
-                "-qtest", "stdio", "-qtest-log", "none", "-monitor", "none", "-serial", "none",
-                "-m", "64M",
-                "-drive", "file=" + image + ",if=ide,format=raw" + driveOptions));
+        List<String> command = new ArrayList<>(baseCommand());
+        command.addAll(List.of("-m", "64M", "-drive", "file=" + image + ",if=ide,format=raw" + driveOptions));
         command.addAll(extraArgs);
         Path stderr = Files.createTempFile("qemu-stderr", ".txt");
         Process process = new ProcessBuilder(command)

@@ -1,0 +1,145 @@
+package io.guestdma.machine;
+
+import io.guestdma.ide.IrqLine;
+import io.guestdma.ide.PiixIde;
+import io.guestdma.memory.GuestMemory;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Set;
+
+/**
+ * What a {@link DeviceType} sees of the {@link PcMachine} it is being added to: guest memory, the
+ * port space, the PCI host, the ISA interrupt lines, the IDE controller, and the drives, each of
+ * which one device at most may claim. Valid only while the machine is being built.
+ */
+public final class DeviceContext {
+    private final PcMachine machine;
+    private final Map<String, BlockNode> drives = new LinkedHashMap<>();
+    /** Drives in use, mapped to why: a device took it, or an {@code if=ide} drive is connected. */
+    private final Map<String, Boolean> claimedAutomatically = new HashMap<>();
+    private final Set<String> slots = new HashSet<>();
+
+    DeviceContext(PcMachine machine) {
+        this.machine = machine;
+    }
+
+    /** Adds an opened drive under its id or node name. */
+    void addDrive(BlockNode node) {
+        drives.put(node.name(), node);
+    }
+
+    /** {@return the drive or node with that name, claimed or not} */
+    BlockNode drive(String name) {
+        return drives.get(name);
+    }
+
+    /** Marks an {@code if=ide} drive as connected by the machine itself. */
+    void connectAutomatically(String name) {
+        claimedAutomatically.put(name, true);
+    }
+
+    /** {@return the guest's physical address space} */
+    public GuestMemory memory() {
+        return machine.memory();
+    }
+
+    /** {@return the I/O port space} */
+    public PortBus ports() {
+        return machine.ports();
+    }
+
+    /** {@return the PCI host; devices on bus 0 attach here} */
+    public PciHost pci() {
+        return machine.pci();
+    }
+
+    /** {@return the PIIX IDE controller (the function at 00:01.1)} */
+    public PiixIde ide() {
+        return machine.ide();
+    }
+
+    /**
+     * {@return an ISA interrupt line of the machine, as {@code irq_intercept_in ioapic} reports it}
+     *
+     * @param line 0 to 15
+     * @throws IllegalArgumentException if line is outside 0..15
+     */
+    public IrqLine isaIrq(int line) {
+        if (line < 0 || line > 15) {
+            throw new IllegalArgumentException("IRQ line must be 0..15, was " + line);
+        }
+        return level -> machine.irq(line, level);
+    }
+
+    /**
+     * Takes a drive for a device: the {@code drive=} property.
+     *
+     * @param driver the device's driver name, for the message
+     * @param name the drive's id or node name
+     * @return the drive
+     * @throws IllegalArgumentException as QEMU words it, if no drive has that name or another
+     *     device (or the machine, for an {@code if=ide} drive) already uses it
+     * @throws NullPointerException if an argument is null
+     */
+    public BlockNode claimDrive(String driver, String name) {
+        Objects.requireNonNull(driver, "driver");
+        BlockNode node = drives.get(Objects.requireNonNull(name, "name"));
+        if (node == null) {
+            throw new IllegalArgumentException("Property '" + driver + ".drive' can't find value '" + name + "'");
+        }
+        Boolean automatic = claimedAutomatically.putIfAbsent(name, false);
+        if (automatic != null) {
+            throw new IllegalArgumentException(automatic
+                    ? "Drive '" + name + "' is already in use because it has been automatically connected to "
+                            + "another device (did you need 'if=none' in the drive options?)"
+                    : "Drive '" + name + "' is already in use by another device");
+        }
+        return node;
+    }
+
+    /**
+     * Takes a place on a bus: a unit of an IDE channel, a PCI slot and function.
+     *
+     * @param bus the bus's name, e.g. {@code ide.0} or {@code pci.0}
+     * @param address the place on it
+     * @return true if the place was free and is now taken, false if it was taken already
+     */
+    public boolean claimSlot(String bus, String address) {
+        return slots.add(bus + "/" + address);
+    }
+
+    /**
+     * {@return whether a place on a bus is taken}
+     *
+     * @param bus the bus's name
+     * @param address the place on it
+     */
+    public boolean slotTaken(String bus, String address) {
+        return slots.contains(bus + "/" + address);
+    }
+
+    /**
+     * Has the machine close something when it closes (after the devices are stopped), such as a
+     * device's thread pool.
+     *
+     * @param resource what to close
+     * @throws NullPointerException if resource is null
+     */
+    public void closeWithMachine(AutoCloseable resource) {
+        machine.closeLater(Objects.requireNonNull(resource, "resource"));
+    }
+
+    /**
+     * Has the machine run something when it resets (QMP {@code system_reset}, port 0xcf9), after
+     * its own devices have reset.
+     *
+     * @param action the reset action
+     * @throws NullPointerException if action is null
+     */
+    public void onReset(Runnable action) {
+        machine.onReset(Objects.requireNonNull(action, "action"));
+    }
+}
