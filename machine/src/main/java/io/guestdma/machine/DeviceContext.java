@@ -75,6 +75,21 @@ public final class DeviceContext {
     }
 
     /**
+     * {@return the INTx pin of a PCI function on bus 0, routed as QEMU's pc machine does: swizzled
+     * onto PIRQA-D by slot, then to the ISA interrupt the PIIX3's registers 0x60-0x63 name}
+     *
+     * @param slot the device number, 0 to 31
+     * @param pin 1 (INTA#) to 4 (INTD#)
+     * @throws IllegalArgumentException if slot or pin is out of range
+     */
+    public IrqLine pciIntx(int slot, int pin) {
+        if (slot < 0 || slot > 31 || pin < 1 || pin > 4) {
+            throw new IllegalArgumentException("PCI INTx " + slot + "/" + pin + " is outside slot 0-31, pin 1-4");
+        }
+        return machine.pciIntx(slot, pin);
+    }
+
+    /**
      * Takes a drive for a device: the {@code drive=} property.
      *
      * @param driver the device's driver name, for the message
