@@ -28,7 +28,8 @@ import java.util.concurrent.locks.ReentrantLock;
  * GEOMETRY, BLK_SIZE (512), FLUSH, TOPOLOGY, CONFIG_WCE, DISCARD, WRITE_ZEROES, RO for read-only
  * disks, SIZE_MAX when configured, MQ with more than one queue; indirect descriptors, EVENT_IDX.
  *
- * <p><b>Data path.</b> Each queue has its own I/O thread. A notify wakes it; it takes requests
+ * <p><b>Data path.</b> Each queue has its own I/O thread (or, configured so, runs on the
+ * notifying thread before the notify returns). A notify wakes it; it takes requests
  * from the ring, reads the 16-byte header from the readable buffers, and hands the data buffers
  * as one scatter-gather list to {@link DmaBlockIo} (zero-copy, 512-byte aligned chunks), then
  * writes the status byte (the last writable byte), puts the head in the used ring and interrupts
@@ -55,6 +56,8 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
     public static final int T_OUT = 1;
     /** Request type: flush. */
     public static final int T_FLUSH = 4;
+    /** Request type: SCSI passthrough (legacy; refused). */
+    public static final int T_SCSI_CMD = 2;
     /** Request type: the serial. */
     public static final int T_GET_ID = 8;
     /** Request type: discard. */
@@ -206,7 +209,7 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
         b.putInt(44, 1);
         b.putInt(48, (int) MAX_DISCARD_SECTORS);
         b.putInt(52, 1);
-        c[56] = (byte) (config.discard() ? 1 : 0);
+        c[56] = 1; // write_zeroes_may_unmap: QEMU always says so
         int value = 0;
         for (int i = 0; i < size && offset + i < c.length; i++) {
             value |= (c[offset + i] & 0xff) << (8 * i);
@@ -258,7 +261,7 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
     public boolean runsOnDeviceThread() {
         Thread t = Thread.currentThread();
         for (Worker w : workers) {
-            if (w.thread == t) {
+            if (w.thread == t || w.inlineThread == t) {
                 return true;
             }
         }
@@ -311,9 +314,14 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
     @Override
     public void close() {
         for (Worker w : workers) {
-            w.executor.shutdown();
+            if (w.executor != null) {
+                w.executor.shutdown();
+            }
         }
         for (Worker w : workers) {
+            if (w.executor == null) {
+                continue;
+            }
             try {
                 w.executor.awaitTermination(30, java.util.concurrent.TimeUnit.SECONDS);
             } catch (InterruptedException e) {
@@ -331,6 +339,8 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
         private final int index;
         private final ExecutorService executor;
         private volatile Thread thread;
+        /** The thread processing the queue inline (without I/O threads), or null. */
+        private volatile Thread inlineThread;
         private final AtomicBoolean scheduled = new AtomicBoolean();
         private final ReentrantLock runLock = new ReentrantLock();
         private final ReentrantLock lock = new ReentrantLock();
@@ -357,7 +367,7 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
 
         Worker(int index) {
             this.index = index;
-            this.executor = Executors.newSingleThreadExecutor(r -> {
+            this.executor = !config.ioThreads() ? null : Executors.newSingleThreadExecutor(r -> {
                 Thread t = Thread.ofPlatform().daemon().name("virtio-blk-q" + index).unstarted(r);
                 thread = t;
                 return t;
@@ -366,6 +376,17 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
         }
 
         void kick() {
+            if (executor == null) {
+                runLock.lock();
+                inlineThread = Thread.currentThread();
+                try {
+                    run();
+                } finally {
+                    inlineThread = null;
+                    runLock.unlock();
+                }
+                return;
+            }
             if (scheduled.compareAndSet(false, true)) {
                 try {
                     executor.execute(this::run);
@@ -396,6 +417,9 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
                 System.getLogger(VirtioBlk.class.getName()).log(System.Logger.Level.ERROR,
                         "virtio-blk queue " + index + " failed", e);
                 bus.needsReset("internal error: " + e);
+                if (DmaBlockIo.fatal(e)) {
+                    throw e;
+                }
             } finally {
                 runLock.unlock();
             }
@@ -426,18 +450,18 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
                         pop = q.pop(chain);
                         why = q.error();
                     }
-                    if (pop == Virtqueue.Pop.EMPTY) {
-                        if (why != null) {
-                            bus.needsReset("queue " + index + ": " + why);
-                            return;
-                        }
+                    if (pop == Virtqueue.Pop.EMPTY && why == null) {
                         break;
                     }
-                    if (pop == Virtqueue.Pop.BROKEN) {
+                    if (pop != Virtqueue.Pop.CHAIN) {
                         bus.needsReset("queue " + index + ": " + why);
+                        notificationsOn(q);
                         return;
                     }
                     if (!process(q, startEpoch)) {
+                        if (!holding) {
+                            notificationsOn(q); // as QEMU, after a request that broke the device
+                        }
                         return;
                     }
                 }
@@ -449,6 +473,12 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
                 if (empty) {
                     return;
                 }
+            }
+        }
+
+        private void notificationsOn(Virtqueue q) {
+            synchronized (q) {
+                q.setNotification(true);
             }
         }
 
@@ -507,6 +537,7 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
                     result = discardOrZero((type & ~T_BARRIER) == T_WRITE_ZEROES, header.get(LONG_LE, 0),
                             Integer.toUnsignedLong(header.get(INT_LE, 8)), header.get(INT_LE, 12));
                 }
+                case T_SCSI_CMD -> result = scsiCommand(out, in);
                 default -> result = Result.UNSUPPORTED;
             }
             if (result == Result.IO_ERROR) {
@@ -538,6 +569,21 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
                 bus.interruptQueue(index);
             }
             return true;
+        }
+
+        /**
+         * SCSI passthrough, which modern devices do not have: as QEMU, a chain too short for it is
+         * an I/O error; otherwise the SCSI header's errors field (the second-to-last writable
+         * buffer) gets 255 so that the guest's ioctl fails, and the request is unsupported.
+         */
+        private Result scsiCommand(SgList out, SgList in) {
+            if (out.count() < 2 || in.count() < 3) {
+                return Result.INVALID;
+            }
+            int at = in.count() - 2;
+            byte[] errors = {(byte) 255, 0, 0, 0};
+            AccessResult ignored = memory.write(in.address(at), errors, 0, (int) Math.min(4, in.length(at)));
+            return Result.UNSUPPORTED;
         }
 
         private boolean broken(Virtqueue q, String why) {

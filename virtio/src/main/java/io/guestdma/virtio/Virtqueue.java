@@ -407,8 +407,8 @@ public final class Virtqueue {
      * @param on whether notifications are wanted
      */
     public void setNotification(boolean on) {
-        if (!enabled || error != null) {
-            return;
+        if (!enabled) {
+            return; // a broken queue still answers this, as QEMU's does
         }
         try {
             if (eventIdx) {
