@@ -111,6 +111,10 @@ public final class PcMachine implements AutoCloseable {
 
         try {
             DeviceContext context = new DeviceContext(this);
+            // QEMU's names for the functions the machine itself has, for "in use by" messages
+            context.claimSlot("pci.0", "00.0", "i440FX,id=(null)");
+            context.claimSlot("pci.0", "01.0", "PIIX3,id=(null)");
+            context.claimSlot("pci.0", "01.1", "piix3-ide,id=(null)");
             openDrives(config, context);
             for (DriveSpec drive : config.drives()) {
                 if (!drive.ifNone()) {

@@ -10,7 +10,7 @@ import java.util.Set;
 /**
  * QEMU's {@code virtio-blk-pci}: a virtio block device on PCI bus 0, presented as QEMU 7.2's pc
  * machine presents it (see {@link VirtioPci}). Properties: {@code drive} (required), {@code addr}
- * ({@code SLOT[.FN]} in hex; absent: the first free slot from 2), {@code serial},
+ * ({@code SLOT[.FN]} in hex; absent: the first free slot), {@code serial},
  * {@code num-queues} (default 1), {@code queue-size} (default 256), {@code vectors} (MSI-X vectors,
  * default queues + 1; 0 for none). The drive's {@code rerror}/{@code werror} apply.
  */
@@ -46,22 +46,29 @@ final class VirtioBlkPciType implements DeviceType {
         long queues = p.integer("num-queues", 1);
         long queueSize = p.integer("queue-size", 256);
         long vectors = p.integer("vectors", queues + 1);
-        if (queues < 1 || queues > 64) {
-            throw new IllegalArgumentException("num-queues property must be 1..64, was " + queues);
+        if (queues < 1) {
+            throw new IllegalArgumentException("num-queues property must be larger than 0");
         }
-        if (queueSize < 2 || queueSize > 1024 || Long.bitCount(queueSize) != 1) {
+        if (queues > 64) {
+            throw new IllegalArgumentException("num-queues property must be <= 64");
+        }
+        if (queueSize <= 2) {
+            throw new IllegalArgumentException("invalid queue-size property (" + queueSize + "), must be > 2");
+        }
+        if (queueSize > 1024 || Long.bitCount(queueSize) != 1) {
             throw new IllegalArgumentException("invalid queue-size property (" + queueSize
-                    + "), must be a power of 2 from 2 to 1024");
+                    + "), must be a power of 2 (max 1024)");
         }
         if (vectors < 0 || vectors > 64) {
             throw new IllegalArgumentException("vectors must be 0..64, was " + vectors);
         }
         String slotName = String.format("%02x.%x", slot, fn);
-        if (!machine.claimSlot("pci.0", slotName)) {
+        BlockNode node = machine.claimDrive("virtio-blk-device", driveName);
+        String id = p.string("id");
+        if (!machine.claimSlot("pci.0", slotName, name() + ",id=" + (id == null ? "(null)" : id))) {
             throw new IllegalArgumentException("PCI: slot " + slot + " function " + fn + " not available for "
-                    + name() + ", in use by another device");
+                    + name() + ", in use by " + machine.slotOwner("pci.0", slotName));
         }
-        BlockNode node = machine.claimDrive(name(), driveName);
         if (node.backend() == null) {
             throw new IllegalArgumentException("Device needs media, but drive is empty");
         }
@@ -86,7 +93,7 @@ final class VirtioBlkPciType implements DeviceType {
     /** QEMU's {@code addr=SLOT[.FN]} (hex), or the first free slot from 2 on. */
     private static int address(String text, DeviceContext machine) {
         if (text == null) {
-            for (int slot = 2; slot < 32; slot++) {
+            for (int slot = 0; slot < 32; slot++) {
                 if (!machine.slotTaken("pci.0", String.format("%02x.0", slot))) {
                     return slot << 3;
                 }
