@@ -258,6 +258,13 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
     }
 
     @Override
+    public void queueReset(int index) {
+        if (index >= 0 && index < workers.length) {
+            workers[index].quiesce();
+        }
+    }
+
+    @Override
     public boolean runsOnDeviceThread() {
         Thread t = Thread.currentThread();
         for (Worker w : workers) {

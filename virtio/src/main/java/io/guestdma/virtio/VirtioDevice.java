@@ -111,6 +111,17 @@ public interface VirtioDevice {
      */
     void reset();
 
+    /**
+     * Stops the work of one queue and forgets its requests in flight (VIRTIO_F_RING_RESET's
+     * queue_reset), so that the transport can reset that queue. The default resets the whole
+     * device's work.
+     *
+     * @param index the queue, 0 to {@link #queueCount()} - 1
+     */
+    default void queueReset(int index) {
+        reset();
+    }
+
     /** {@return whether the calling thread is one of the device's own worker threads} */
     default boolean runsOnDeviceThread() {
         return false;

@@ -542,8 +542,14 @@ public final class VirtioPci {
 
     private void enableQueue(int q) {
         queueEnabled[q] = true;
-        if (q >= queues.length || queueDesc[q] == 0) {
-            return; // as QEMU: no such queue, or no ring (address 0 means "not set up")
+        if (q >= queues.length) {
+            return; // as QEMU: the register reads back 1, nothing else happens
+        }
+        if (queueDesc[q] == 0) {
+            synchronized (queues[q]) {
+                queues[q].disable(); // as QEMU: a descriptor table at 0 means "not set up"
+            }
+            return;
         }
         boolean ok;
         String why;
@@ -558,8 +564,8 @@ public final class VirtioPci {
     }
 
     private void resetQueue(int q) {
-        device.reset();
         if (q < queues.length) {
+            device.queueReset(q);
             synchronized (queues[q]) {
                 queues[q].reset();
             }

@@ -175,6 +175,14 @@ public final class Virtqueue {
         eventIdx = on;
     }
 
+    /** Stops using the rings (their views are dropped); size and features stay. */
+    public void disable() {
+        enabled = false;
+        desc = null;
+        avail = null;
+        used = null;
+    }
+
     /** Back to the power-on state: disabled, default size, no error. */
     public void reset() {
         enabled = false;

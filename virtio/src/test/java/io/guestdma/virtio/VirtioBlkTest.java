@@ -315,4 +315,32 @@ class VirtioBlkTest {
         // avail_event follows the avail index
         assertThat(memory.readShort(driver.used(0) + 4 + 8 * 16)).isEqualTo((short) 3);
     }
+
+    @Test
+    void queueResetRestartsOneQueue() throws IOException {
+        start(VirtioBlkConfig.defaults().withQueues(2), image(), FEATURES | VirtioPci.F_RING_RESET | VirtioBlk.F_MQ, 0);
+        assertThat(request(1, VirtioBlk.T_IN, 0, List.of(new Buf(DATA, 512, true)))).isEqualTo(VirtioBlk.S_OK);
+        driver.common(0x16, 2, 1);
+        driver.common(0x3a, 2, 1);
+        assertThat(driver.common(0x3a, 2)).isZero();
+        assertThat(driver.common(0x1c, 2)).isZero();
+        assertThat(driver.common(0x18, 2)).isEqualTo(256);
+        assertThat(driver.status()).isEqualTo(0xf);
+        // queue 0 kept running; queue 1 works again once set up anew
+        assertThat(request(0, VirtioBlk.T_IN, 0, List.of(new Buf(DATA, 512, true)))).isEqualTo(VirtioBlk.S_OK);
+        driver.setupQueue(1, 16);
+        assertThat(request(1, VirtioBlk.T_IN, 1, List.of(new Buf(DATA, 512, true)))).isEqualTo(VirtioBlk.S_OK);
+    }
+
+    @Test
+    void notifyOnTheCallingThreadWithoutIoThreads() throws IOException {
+        start(VirtioBlkConfig.defaults().withIoThreads(false), image(), FEATURES, 0);
+        header(HDR, VirtioBlk.T_IN, 9);
+        driver.submit(0, List.of(new Buf(HDR, 16, false), new Buf(DATA, 512, true), new Buf(STATUS, 1, true)));
+        driver.notify(0);
+        // done before the notify returned
+        assertThat(driver.usedIdx(0)).isEqualTo(1);
+        assertThat(intx).isTrue();
+        assertThat(guestBytes(DATA, 512)).isEqualTo(imageBytes(9 * 512, 512));
+    }
 }
