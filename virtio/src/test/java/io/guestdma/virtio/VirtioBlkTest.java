@@ -86,8 +86,17 @@ class VirtioBlkTest {
         int head = driver.submit(q, chain);
         driver.notify(q);
         driver.awaitUsed(q, (before + 1) & 0xffff);
+        awaitIdle(); // the interrupt follows the used index
         assertThat(driver.usedId(q, before)).isEqualTo(head);
         return memory.readByte(STATUS);
+    }
+
+    void awaitIdle() {
+        long deadline = System.nanoTime() + 10_000_000_000L;
+        while (!blk.isIdle()) {
+            assertThat(System.nanoTime()).as("the device stays busy").isLessThan(deadline);
+            Thread.onSpinWait();
+        }
     }
 
     byte[] imageBytes(long offset, int n) throws IOException {
@@ -134,6 +143,7 @@ class VirtioBlkTest {
                 new Buf(STATUS, 1, true)));
         driver.notify(0);
         driver.awaitUsed(0, 1);
+        awaitIdle();
         assertThat(driver.usedId(0, 0)).isEqualTo(head);
         assertThat(memory.readByte(STATUS)).isEqualTo((byte) 0);
         assertThat(guestBytes(DATA, 512)).isEqualTo(imageBytes(3 * 512, 512));
@@ -207,7 +217,7 @@ class VirtioBlkTest {
         driver.submit(0, List.of(new Buf(HDR, 16, false), new Buf(DATA, 512, false), new Buf(STATUS, 1, true)));
         driver.notify(0);
         long deadline = System.nanoTime() + 5_000_000_000L;
-        while (!blk.isStopped() && System.nanoTime() < deadline) {
+        while (!(blk.isStopped() && stoppedSeen.get()) && System.nanoTime() < deadline) {
             Thread.onSpinWait();
         }
         assertThat(blk.isStopped()).isTrue();
@@ -342,5 +352,33 @@ class VirtioBlkTest {
         assertThat(driver.usedIdx(0)).isEqualTo(1);
         assertThat(intx).isTrue();
         assertThat(guestBytes(DATA, 512)).isEqualTo(imageBytes(9 * 512, 512));
+    }
+
+    @Test
+    void overNbd() throws IOException {
+        Path file = dir.resolve("nbd.img");
+        byte[] bytes = new byte[1 << 20];
+        new Random(11).nextBytes(bytes);
+        Files.write(file, bytes);
+        try (io.guestdma.block.testing.NbdServer server = io.guestdma.block.testing.NbdServer.qemuNbd(file, dir, "vblk")) {
+            start(VirtioBlkConfig.defaults(), io.guestdma.block.NbdBackend.open(server.address(), BlockOptions.defaults()),
+                    FEATURES, 0);
+            assertThat(request(0, VirtioBlk.T_IN, 4, List.of(new Buf(DATA, 700, true), new Buf(DATA + 0x8000, 324, true))))
+                    .isEqualTo(VirtioBlk.S_OK);
+            byte[] got = new byte[1024];
+            System.arraycopy(guestBytes(DATA, 700), 0, got, 0, 700);
+            System.arraycopy(guestBytes(DATA + 0x8000, 324), 0, got, 700, 324);
+            assertThat(got).isEqualTo(java.util.Arrays.copyOfRange(bytes, 4 * 512, 4 * 512 + 1024));
+            byte[] pattern = new byte[4096];
+            new Random(12).nextBytes(pattern);
+            memory.write(DATA, pattern, 0, pattern.length);
+            assertThat(request(0, VirtioBlk.T_OUT, 64, List.of(new Buf(DATA, 4096, false)))).isEqualTo(VirtioBlk.S_OK);
+            assertThat(request(0, VirtioBlk.T_FLUSH, 0, List.of())).isEqualTo(VirtioBlk.S_OK);
+            blk.close();
+            blk = null;
+            backend.close();
+            backend = null;
+            assertThat(java.util.Arrays.copyOfRange(Files.readAllBytes(file), 64 * 512, 64 * 512 + 4096)).isEqualTo(pattern);
+        }
     }
 }
