@@ -356,6 +356,8 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
         private final DescriptorChain chain = new DescriptorChain();
         private final SgList data = new SgList(16);
         private final MemorySegment header = MemorySegment.ofArray(new long[2]);
+        private final MemorySegment statusByte = MemorySegment.ofArray(new byte[1]);
+        private final Runnable runTask = this::run;
         private final DmaBlockIo.ChunkIo readChunk = (offset, iov) -> {
             backend.readv(offset, iov);
             return DmaBlockIo.Status.DONE;
@@ -396,7 +398,7 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
             }
             if (scheduled.compareAndSet(false, true)) {
                 try {
-                    executor.execute(this::run);
+                    executor.execute(runTask);
                 } catch (java.util.concurrent.RejectedExecutionException e) {
                     scheduled.set(false); // closed
                 }
@@ -563,7 +565,8 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
             if (epoch != startEpoch) {
                 return false; // reset meanwhile: the request is gone
             }
-            memory.writeByte(statusAddress, (byte) status);
+            statusByte.set(ValueLayout.JAVA_BYTE, 0, (byte) status);
+            AccessResult ignored = memory.write(statusAddress, statusByte); // a status byte nobody answers is lost
             boolean notify;
             synchronized (q) {
                 if (!q.push(chain.head(), inLength)) {
@@ -707,6 +710,10 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
 
         /** Reads {@code n} bytes at {@code from} of a list into {@code into} (unanswered bytes are zero). */
         private void copyOut(SgList list, long from, MemorySegment into, int n) {
+            if (from == 0 && list.length(0) >= n && into.byteSize() == n) {
+                memory.read(list.address(0), into); // the usual case: the header is one buffer
+                return;
+            }
             into.fill((byte) 0);
             long skip = from;
             long done = 0;
