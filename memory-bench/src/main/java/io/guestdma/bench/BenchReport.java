@@ -226,6 +226,11 @@ public final class BenchReport {
         key(root, "ring_index_acquire_load_over_raw", ringOverRaw());
         key(root, "map_unmap_iommu_64k_over_plain", iommuOverPlain());
         key(root, "dma_blk_io_overhead_over_ide_engine", dmaBlockIoOverIde());
+        key(root, "virtio_blk_read_4k_qd32_iops", opsForks("VirtioBlkBenchmark.read4kQd32Null"));
+        key(root, "virtio_blk_mq_scaling", virtioMqScaling());
+        key(root, "virtio_blk_alloc_bytes_per_request", allocForks("VirtioBlkBenchmark.read4kQd32Native"));
+        // Not measured: VirtioBlk has no heap-bounce (copy) data path to compare the map path with.
+        key(root, "virtio_blk_write_64k_qd1_map_over_copy", List.of());
         key(root, "nbd_write_64k_qd1_vs_qemu_img_bench", nbdOverQemuImg("NbdWriteBenchmark.writeQd1", 1));
         key(root, "nbd_write_64k_qd16_vs_qemu_img_bench", nbdOverQemuImg("NbdWriteBenchmark.writeQd16", 16));
         key(root, "nbd_write_64k_alloc_bytes_per_op", allocForks("NbdWriteBenchmark.writeQd1"));
@@ -293,6 +298,11 @@ public final class BenchReport {
         }
         double perSecond = reference.getAsDouble();
         return opsForks(benchmark).stream().map(ops -> ops / perSecond).toList();
+    }
+
+    /** Two queues on two threads over one queue on one, as two_thread_scaling is measured. */
+    private List<Double> virtioMqScaling() {
+        return ratio(opsForks("VirtioBlkBenchmark.twoQueues"), opsForks("VirtioBlkBenchmark.oneQueue"));
     }
 
     private List<Double> twoThreadScaling() {
@@ -453,6 +463,9 @@ public final class BenchReport {
                 x -> x >= 1.0, "%.2f");
         target(rows, "nbd_write_64k_alloc_bytes_per_op", allocForks("NbdWriteBenchmark.writeQd1"), "<= 64",
                 x -> x <= 64, "%.1f");
+        target(rows, "virtio_blk_mq_scaling", virtioMqScaling(), ">= 1.6", x -> x >= 1.6, "%.2f");
+        target(rows, "virtio_blk_alloc_bytes_per_request (spread max: worst fork)",
+                allocForks("VirtioBlkBenchmark.read4kQd32Native"), "<= 16", x -> x <= 16, "%.2f");
         Figure.of(controlScaling()).ifPresent(control -> rows.add(new String[] {
                 "(control: two_thread_scaling of unshared work)", String.format(Locale.ROOT, "%.2f", control.median()),
                 spreadText(control, "%.2f"), "", ""}));

@@ -72,11 +72,12 @@ public final class BenchSuite {
         List<Batch> plan = new ArrayList<>();
         // Deciding: the cases the targets read (map/copy 64k and 1m, native us/op, the allocation
         // keys, map+unmap over copy, lookup, thread scaling and its control, the ring accessor,
-        // the IOMMU view, the shared DMA loop against the IDE engine, NBD against qemu-img).
+        // the IOMMU view, the shared DMA loop against the IDE engine, virtio-blk, NBD against qemu-img).
         plan.add(new Batch("IdeDmaBenchmark\\.write", params("size", "64k,1m", "path", "COPY,MAP_NATIVE"), true));
         plan.add(new Batch("MapBenchmark\\.mapUnmapRam|MapBenchmark\\.copyRead", params("size", "64k"), true));
         plan.add(new Batch("RegionLookupBenchmark\\.mapUnmap", params("regions", "1,10000"), true));
         plan.add(new Batch("ThreadScalingBenchmark\\.\\w+", Map.of(), true));
+        plan.add(new Batch("VirtioBlkBenchmark\\.\\w+", Map.of(), true));
         plan.add(new Batch("RingViewBenchmark\\.\\w+|IommuMapBenchmark\\.\\w+|DmaBlockIoBenchmark\\.\\w+|IdeOverheadBenchmark\\.write",
                 params("mode", "MAP"), true));
         // Everything else, one fork each, and in the full suite 2 warmup and 3 measured

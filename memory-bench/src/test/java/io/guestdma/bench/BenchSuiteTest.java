@@ -21,7 +21,7 @@ class BenchSuiteTest {
     private static final List<Class<?>> BENCHMARKS = List.of(IdeDmaBenchmark.class, IdeOverheadBenchmark.class,
             BlockPathBenchmark.class, MapBenchmark.class, BounceBenchmark.class, RegionLookupBenchmark.class,
             ThreadScalingBenchmark.class, DebugModeBenchmark.class, RingViewBenchmark.class, IommuMapBenchmark.class,
-            DmaBlockIoBenchmark.class, NbdWriteBenchmark.class);
+            DmaBlockIoBenchmark.class, NbdWriteBenchmark.class, VirtioBlkBenchmark.class);
 
     /** One case: a benchmark method and one value for each of its class's parameters. */
     private record Case(String name, Map<String, String> params) {
@@ -30,7 +30,7 @@ class BenchSuiteTest {
     @Test
     void thePlanRunsEveryCaseExactlyOnce() {
         List<Case> cases = cases();
-        assertThat(cases).as("the suite's size, as bin/bench documents it").hasSize(64);
+        assertThat(cases).as("the suite's size, as bin/bench documents it").hasSize(68);
         for (Case c : cases) {
             List<BenchSuite.Batch> matching = BenchSuite.plan().stream().filter(b -> runs(b, c)).toList();
             assertThat(matching).as("batches that run %s", c).hasSize(1);
@@ -59,7 +59,11 @@ class BenchSuiteTest {
                 new Case("io.guestdma.bench.DmaBlockIoBenchmark.write", Map.of()),
                 new Case("io.guestdma.bench.IdeOverheadBenchmark.write", Map.of("size", "64k", "mode", "MAP")),
                 new Case("io.guestdma.bench.NbdWriteBenchmark.writeQd1", Map.of()),
-                new Case("io.guestdma.bench.NbdWriteBenchmark.writeQd16", Map.of()));
+                new Case("io.guestdma.bench.NbdWriteBenchmark.writeQd16", Map.of()),
+                new Case("io.guestdma.bench.VirtioBlkBenchmark.read4kQd32Null", Map.of()),
+                new Case("io.guestdma.bench.VirtioBlkBenchmark.read4kQd32Native", Map.of()),
+                new Case("io.guestdma.bench.VirtioBlkBenchmark.oneQueue", Map.of()),
+                new Case("io.guestdma.bench.VirtioBlkBenchmark.twoQueues", Map.of()));
         for (Case c : deciding) {
             assertThat(BenchSuite.plan().stream().filter(b -> runs(b, c)).toList())
                     .as("the batch of %s", c).singleElement().matches(BenchSuite.Batch::deciding, "deciding");

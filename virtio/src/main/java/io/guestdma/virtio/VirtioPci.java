@@ -145,7 +145,7 @@ public final class VirtioPci {
     private final long[] queueAvail = new long[QUEUE_SELECT_LIMIT];
     private final long[] queueUsed = new long[QUEUE_SELECT_LIMIT];
     private volatile long negotiated;
-    private boolean busMasterEnabled;
+    private volatile boolean busMasterEnabled;
 
     // guarded by irqLock
     private int status;
@@ -394,6 +394,12 @@ public final class VirtioPci {
             @Override
             public void write(long offset, int size, long value) {
                 if (device.runsOnDeviceThread()) {
+                    return;
+                }
+                if (offset >= NOTIFY && offset < MODERN_BAR_SIZE) {
+                    // Not under the register lock: queues are notified (and, without I/O threads,
+                    // processed) concurrently, each under its own lock.
+                    notifyQueue((int) ((offset - NOTIFY) / NOTIFY_MULTIPLIER));
                     return;
                 }
                 synchronized (VirtioPci.this) {
