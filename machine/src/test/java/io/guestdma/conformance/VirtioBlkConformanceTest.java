@@ -369,4 +369,59 @@ class VirtioBlkConformanceTest {
             });
         }
     }
+
+    @Test
+    void msixLooksTheSame() throws Exception {
+        assertSame("MSI-X", "", (d, log) -> {
+            d.plugIn(true);
+            long table = VirtioDriver.BAR1;
+            log.hex("msix control", d.cfgRead(0x9a, 2));
+            for (int off = 0; off < 32; off += 4) {
+                log.hex(String.format("table[%02x] at power-on", off), d.read(table + off, 4));
+            }
+            log.hex("pba", d.read(table + 0x800, 4));
+            // vector 0 for configuration changes, vector 1 for the queue; messages land in RAM
+            long[] addresses = {0x500000, 0x500010};
+            for (int v = 0; v < 2; v++) {
+                d.write(table + 16L * v, 4, addresses[v]);
+                d.write(table + 16L * v + 4, 4, 0);
+                d.write(table + 16L * v + 8, 4, 0x1100 + v);
+                d.write(table + 16L * v + 12, 4, 0);
+            }
+            d.cfgWrite(0x9b, 1, 0x80);
+            log.hex("msix control enabled", d.cfgRead(0x9a, 2));
+            d.start(FEATURES, 16);
+            d.write(VirtioDriver.COMMON + 0x10, 2, 0);
+            d.write(VirtioDriver.COMMON + 0x16, 2, 0);
+            d.write(VirtioDriver.COMMON + 0x1a, 2, 1);
+            log.hex("config vector", d.read(VirtioDriver.COMMON + 0x10, 2));
+            log.hex("queue vector", d.read(VirtioDriver.COMMON + 0x1a, 2));
+            header(d, 0, 1);
+            request(d, log, "read with MSI-X", chain(new Buf(DATA, 512, true)), false);
+            log.hex("message 1", d.read(addresses[1], 4));
+            log.hex("message 0", d.read(addresses[0], 4));
+            // masked: pending, then sent on unmask
+            d.c.memset(addresses[1], 4, 0);
+            d.write(table + 16 + 12, 4, 1);
+            header(d, 0, 2);
+            request(d, log, "read with the vector masked", chain(new Buf(DATA, 512, true)), false);
+            log.hex("message 1 while masked", d.read(addresses[1], 4));
+            log.hex("pba while masked", d.read(table + 0x800, 4));
+            d.write(table + 16 + 12, 4, 0);
+            log.hex("message 1 after unmask", d.read(addresses[1], 4));
+            log.hex("pba after unmask", d.read(table + 0x800, 4));
+            // function mask, then a broken ring: the configuration vector
+            d.cfgWrite(0x9b, 1, 0xc0);
+            d.offer(60);
+            d.kick();
+            log.flag("broken", d.await(-1));
+            log.hex("pba with the function masked", d.read(table + 0x800, 4));
+            log.hex("message 0 while function masked", d.read(addresses[0], 4));
+            d.cfgWrite(0x9b, 1, 0x80);
+            log.hex("message 0 after function unmask", d.read(addresses[0], 4));
+            log.hex("status", d.status());
+            log.hex("isr", d.read(VirtioDriver.ISR, 1));
+            log.flag("intx", d.c.irq(9));
+        });
+    }
 }
