@@ -32,6 +32,8 @@ class RingFuzzTest {
     static final int RAM = 10 << 20;
     static final long ROM = 0x1000000;
     static final long MMIO = 0x1010000;
+    /** The device's own registers, mapped so that DMA can reach them (re-entrancy). */
+    static final long OWN_BAR = 0x1020000;
     static final long HEADERS = 0x500000;
     static final long TABLES = 0x600000;
     static final long DATA = 0x700000;
@@ -48,6 +50,13 @@ class RingFuzzTest {
 
     @BeforeEach
     void start() throws IOException {
+        build(true);
+    }
+
+    void build(boolean ioThreads) throws IOException {
+        if (blk != null) {
+            close();
+        }
         Path file = dir.resolve("disk.img");
         Files.write(file, new byte[1 << 20]);
         backend = FileChannelBackend.open(file, BlockOptions.defaults());
@@ -67,8 +76,9 @@ class RingFuzzTest {
                 })
                 .build();
         DeviceAddressSpace dev = memory.deviceSpace("virtio-blk");
-        blk = new VirtioBlk(dev, backend, VirtioBlkConfig.defaults().withQueues(2));
+        blk = new VirtioBlk(dev, backend, VirtioBlkConfig.defaults().withQueues(2).withIoThreads(ioThreads));
         pci = new VirtioPci(blk, dev, level -> { }, 3);
+        memory.addRegion(new io.guestdma.memory.MmioRegion("own-bar", OWN_BAR, VirtioPci.MODERN_BAR_SIZE, pci.modernBar()));
         driver = new GuestDriver(pci, memory);
     }
 
@@ -77,6 +87,7 @@ class RingFuzzTest {
         blk.close();
         backend.close();
         memory.close();
+        blk = null;
     }
 
     private static final long[] LENGTHS = {0, 1, 15, 16, 17, 100, 511, 512, 513, 1024, 4096, 8192, 65536, 1 << 20,
@@ -86,7 +97,8 @@ class RingFuzzTest {
         return switch (r.nextInt(10)) {
             case 0 -> ROM + r.nextInt(0x10000);
             case 1 -> MMIO + r.nextInt(0x1000);
-            case 2 -> 0x7000_0000L + r.nextInt(1 << 20); // unassigned
+            case 2 -> r.nextBoolean() ? 0x7000_0000L + r.nextInt(1 << 20) // unassigned
+                    : OWN_BAR + r.nextInt(VirtioPci.MODERN_BAR_SIZE); // the device's own registers
             case 3 -> -1L - r.nextInt(4096); // near 2^64
             case 4, 5 -> HEADERS + 16L * r.nextInt(64);
             default -> DATA + r.nextInt(0x200000);
@@ -185,7 +197,17 @@ class RingFuzzTest {
 
     @Test
     void randomRingsKeepTheInvariants() {
-        Random r = new Random(20261203);
+        fuzzRings(20261203);
+    }
+
+    @Test
+    void randomRingsKeepTheInvariantsWhenANotifyProcessesTheQueue() throws IOException {
+        build(false);
+        fuzzRings(77);
+    }
+
+    void fuzzRings(long seed) {
+        Random r = new Random(seed);
         int completed = 0;
         int broken = 0;
         for (int iteration = 0; iteration < ITERATIONS; iteration++) {
