@@ -156,6 +156,21 @@ public final class BlkdebugBackend implements BlockBackend {
         return found;
     }
 
+    /** Drops every breakpoint and releases every held request: they go on as if resumed. */
+    public void releaseAll() {
+        lock.lock();
+        try {
+            breakpoints.clear();
+            for (Held h : held) {
+                h.released = true;
+            }
+            held.clear();
+            changed.signalAll();
+        } finally {
+            lock.unlock();
+        }
+    }
+
     /**
      * {@return whether a request is held with the tag}
      *

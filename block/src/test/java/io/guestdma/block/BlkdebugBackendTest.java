@@ -19,18 +19,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 /** blkdebug's configuration syntax and its rules, state machine and breakpoints, as QEMU's. */
 class BlkdebugBackendTest {
-    /** The script QEMU's ide-test writes for its flush retry cases. */
-    static final String RETRY_FLUSH = """
-            [inject-error]
-            event = "flush_to_disk"
-            errno = "5"
-            state = "1"
-            immediately = "off"
-            once = "on"
-            [set-state]
-            event = "flush_to_disk"
-            new_state = "2"
-            """;
+    private static final String RETRY_FLUSH = io.guestdma.block.testing.BlkdebugScripts.RETRY_FLUSH;
 
     @TempDir
     Path dir;
