@@ -143,7 +143,7 @@ final class DmaEngine implements DmaBlockIo.Host {
             case MEMORY_FAULT -> DmaOutcome.MEMORY_FAULT;
             case IO_ERROR, CANCELLED -> DmaOutcome.FAILED;
         };
-        channel.dmaTransferDone(drive, result);
+        channel.dmaTransferDone(drive, result, cause);
     }
 
     @Override
