@@ -70,7 +70,11 @@ public final class FaultInjectingBackend implements BlockBackend {
     public record Injected(Operation operation, long request, Fault fault, long offset, long length) {
     }
 
-    private record Armed(long from, Fault fault, boolean repeat) {
+    /** A fault that fired, with the errno it carries. */
+    private record Fired(Injected injected, int errno) {
+    }
+
+    private record Armed(long from, Fault fault, boolean repeat, int errno) {
     }
 
     private final BlockBackend inner;
@@ -103,8 +107,34 @@ public final class FaultInjectingBackend implements BlockBackend {
      * @throws NullPointerException     if operation or fault is null
      */
     public synchronized FaultInjectingBackend failAt(Operation operation, long request, Fault fault) {
-        armed.get(check(operation, request, fault)).add(new Armed(request, fault, false));
+        armed.get(check(operation, request, fault)).add(new Armed(request, fault, false, errnoOf(fault)));
         return this;
+    }
+
+    /**
+     * Arms a one-shot failure with a chosen errno for request number {@code request} of
+     * {@code operation}: the request moves nothing and fails with a {@link PosixException}
+     * carrying that errno (QEMU blkdebug's {@code errno=}). It is recorded as {@link Fault#ENOSPC}
+     * for ENOSPC and {@link Fault#EIO} for any other errno.
+     *
+     * @param operation which kind of request
+     * @param request   its number, from 1, counted since this backend was created
+     * @param errno     the errno, above 0
+     * @return this backend
+     * @throws IllegalArgumentException if request or errno is below 1
+     * @throws NullPointerException     if operation is null
+     */
+    public synchronized FaultInjectingBackend failAt(Operation operation, long request, int errno) {
+        if (errno < 1) {
+            throw new IllegalArgumentException("errno must be above 0, was " + errno);
+        }
+        Fault fault = errno == Errno.ENOSPC ? Fault.ENOSPC : Fault.EIO;
+        armed.get(check(operation, request, fault)).add(new Armed(request, fault, false, errno));
+        return this;
+    }
+
+    private static int errnoOf(Fault fault) {
+        return fault == Fault.ENOSPC ? Errno.ENOSPC : Errno.EIO;
     }
 
     /**
@@ -119,7 +149,7 @@ public final class FaultInjectingBackend implements BlockBackend {
      * @throws NullPointerException     if operation or fault is null
      */
     public synchronized FaultInjectingBackend failFrom(Operation operation, long request, Fault fault) {
-        armed.get(check(operation, request, fault)).add(new Armed(request, fault, true));
+        armed.get(check(operation, request, fault)).add(new Armed(request, fault, true, errnoOf(fault)));
         return this;
     }
 
@@ -152,7 +182,7 @@ public final class FaultInjectingBackend implements BlockBackend {
     }
 
     /** Numbers the request and returns the fault to inject, or null to pass it through. */
-    private synchronized Injected next(Operation operation, long offset, long length) {
+    private synchronized Fired next(Operation operation, long offset, long length) {
         long n = counts.get(operation).incrementAndGet();
         List<Armed> list = armed.get(operation);
         for (int i = 0; i < list.size(); i++) {
@@ -163,15 +193,16 @@ public final class FaultInjectingBackend implements BlockBackend {
                 }
                 Injected fired = new Injected(operation, n, a.fault(), offset, length);
                 injected.add(fired);
-                return fired;
+                return new Fired(fired, a.errno());
             }
         }
         return null;
     }
 
-    private static PosixException error(Injected fired) {
-        return new PosixException("injected " + fired.operation().name().toLowerCase(java.util.Locale.ROOT)
-                + " #" + fired.request(), fired.fault() == Fault.ENOSPC ? Errno.ENOSPC : Errno.EIO);
+    private static PosixException error(Fired fired) {
+        Injected f = fired.injected();
+        return new PosixException("injected " + f.operation().name().toLowerCase(java.util.Locale.ROOT)
+                + " #" + f.request(), fired.errno());
     }
 
     /** Bytes a short transfer moves: half, in whole sectors. */
@@ -206,13 +237,13 @@ public final class FaultInjectingBackend implements BlockBackend {
      * moves half its bytes (whole sectors) through the wrapped backend.
      */
     private void transfer(Operation operation, long offset, long length, Transfer transfer) throws IOException {
-        Injected f = next(operation, offset, length);
+        Fired f = next(operation, offset, length);
         if (f == null) {
             transfer.run(length);
             return;
         }
         long part = shortLength(length);
-        if (f.fault() == Fault.SHORT_TRANSFER && part > 0) {
+        if (f.injected().fault() == Fault.SHORT_TRANSFER && part > 0) {
             transfer.run(part);
         }
         throw error(f);
@@ -257,7 +288,7 @@ public final class FaultInjectingBackend implements BlockBackend {
 
     @Override
     public void flush() throws IOException {
-        Injected f = next(Operation.FLUSH, 0, 0);
+        Fired f = next(Operation.FLUSH, 0, 0);
         if (f != null) {
             throw error(f);
         }
@@ -266,7 +297,7 @@ public final class FaultInjectingBackend implements BlockBackend {
 
     @Override
     public void discard(long offset, long length) throws IOException {
-        Injected f = next(Operation.DISCARD, offset, length);
+        Fired f = next(Operation.DISCARD, offset, length);
         if (f != null) {
             throw error(f);
         }

@@ -574,7 +574,7 @@ class NbdBackendTest {
     }
 
     /** Plays a server's side of a successful handshake (no structured replies, a 64 MiB export). */
-    private static void handshake(Socket s) throws IOException {
+    static void handshake(Socket s) throws IOException {
         InputStream in = s.getInputStream();
         send(s, ByteBuffer.allocate(18).putLong(NbdConnection.NBDMAGIC).putLong(NbdConnection.IHAVEOPT)
                 .putShort((short) 1));

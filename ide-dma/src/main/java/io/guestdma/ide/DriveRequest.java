@@ -90,6 +90,7 @@ final class DriveRequest {
         }
         DmaOutcome outcome = DmaOutcome.OK;
         Throwable fatal = null;
+        Throwable failure = null;
         try {
             switch (kind) {
                 case READ, CD_READ -> drive.backend.read(offset, ByteBuffer.wrap(drive.ioBuffer, 0, length));
@@ -105,6 +106,7 @@ final class DriveRequest {
             // Whatever the backend threw (an Error included) fails the request for the guest; a
             // thread that died here would leave the channel RUNNING forever and reset waiting on it.
             outcome = DmaOutcome.FAILED;
+            failure = e;
             if (DmaBlockIo.fatal(e)) {
                 fatal = e;
             }
@@ -114,7 +116,7 @@ final class DriveRequest {
             runner = null;
             phase = DmaBlockIo.Phase.IDLE;
             channel.signalIdle();
-            channel.driveRequestDone(drive, kind, outcome);
+            channel.driveRequestDone(drive, kind, outcome, failure);
         } finally {
             channel.unlock();
         }

@@ -49,6 +49,10 @@ final class IdeChannel {
     private long retrySector;
     private int retryNsector;
     private Held held = Held.NONE;
+    /** What the backend threw for the request that just completed, for the error report. */
+    private Throwable failure;
+    /** Error reports made under the lock, handed to the controller by the outermost unlock. */
+    private final java.util.ArrayDeque<BackendError> errorReports = new java.util.ArrayDeque<>();
 
     /** Runner tasks queued under the lock, handed to the executor by the outermost unlock. */
     private final Runnable[] queued = new Runnable[2];
@@ -90,8 +94,15 @@ final class IdeChannel {
         queued[0] = null;
         queued[1] = null;
         queuedCount = 0;
+        BackendError[] reports = errorReports.isEmpty() ? null : errorReports.toArray(BackendError[]::new);
+        errorReports.clear();
         lock.unlock();
         irq.deliver();
+        if (reports != null) {
+            for (BackendError report : reports) {
+                controller.reportBackendError(report);
+            }
+        }
         if (count > 0) {
             dma.execute(first);
         }
@@ -693,7 +704,10 @@ final class IdeChannel {
             return;
         }
         if (s.backend == null) {
-            rwError(s); // a CD-ROM drive without a medium: the flush fails with "no medium"
+            // a CD-ROM drive without a medium: the flush fails with ENOMEDIUM, under werror
+            failure = new io.guestdma.memory.posix.PosixException("flush of an empty drive",
+                    io.guestdma.memory.posix.Errno.ENOMEDIUM);
+            flushDone(s, DmaOutcome.FAILED);
             return;
         }
         s.status |= Ata.BUSY_STAT;
@@ -701,8 +715,9 @@ final class IdeChannel {
         request.start(s, DriveRequest.Kind.FLUSH, 0, 0);
     }
 
-    /** Completion of a PIO or flush request, under the lock. */
-    void driveRequestDone(AtaDrive s, DriveRequest.Kind kind, DmaOutcome outcome) {
+    /** Completion of a PIO or flush request, under the lock; cause is what the backend threw, if anything. */
+    void driveRequestDone(AtaDrive s, DriveRequest.Kind kind, DmaOutcome outcome, Throwable cause) {
+        failure = cause;
         switch (kind) {
             case READ -> sectorReadDone(s, outcome);
             case WRITE -> sectorWriteDone(s, outcome);
@@ -762,6 +777,10 @@ final class IdeChannel {
     private boolean handleRwError(AtaDrive s, Held op) {
         boolean isRead = op == Held.DMA_READ || op == Held.PIO_READ;
         ErrorPolicy policy = isRead ? s.config.readPolicy() : s.config.writePolicy();
+        errorReports.add(new BackendError(channelIndex, s.unit,
+                isRead ? BackendError.Operation.READ : BackendError.Operation.WRITE, policy,
+                failure != null ? failure : new java.io.IOException("the request failed")));
+        failure = null;
         switch (policy) {
             case STOP -> {
                 held = op;
@@ -1081,8 +1100,9 @@ final class IdeChannel {
         }
     }
 
-    /** The engine finished a transfer (under the lock). */
-    void dmaTransferDone(AtaDrive s, DmaOutcome outcome) {
+    /** The engine finished a transfer (under the lock); cause is what the backend threw, if it failed. */
+    void dmaTransferDone(AtaDrive s, DmaOutcome outcome, Throwable cause) {
+        failure = cause;
         dmaStep(s, outcome);
     }
 

@@ -63,6 +63,7 @@ public final class PiixIde implements AutoCloseable {
     private final DeviceAddressSpace busMaster;
     private volatile boolean paused;
     private volatile boolean closed;
+    private volatile java.util.function.Consumer<BackendError> errorListener = error -> { };
 
     /**
      * Creates the controller with no drives attached and bus mastering enabled.
@@ -556,6 +557,25 @@ public final class PiixIde implements AutoCloseable {
      */
     public DeviceAddressSpace busMasterSpace() {
         return busMaster;
+    }
+
+    /**
+     * Sets who hears about backend failures, after the drive's policy has been applied (QEMU's
+     * {@code BLOCK_IO_ERROR} event): with {@link ErrorPolicy#STOP} the controller is already
+     * paused when the listener runs. The listener runs on the thread that completed the request,
+     * with no controller lock held, once per failure and in order per channel; it may call
+     * {@link #resume()}.
+     *
+     * @param listener the listener, replacing any earlier one
+     * @throws NullPointerException if listener is null
+     */
+    public void onBackendError(java.util.function.Consumer<BackendError> listener) {
+        errorListener = Objects.requireNonNull(listener, "listener");
+    }
+
+    /** Passes a channel's error report on, outside its lock. */
+    void reportBackendError(BackendError error) {
+        errorListener.accept(error);
     }
 
     /** A backend error under the STOP policy stops the whole controller, as it stops QEMU's VM. */

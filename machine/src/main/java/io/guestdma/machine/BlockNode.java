@@ -14,9 +14,10 @@ import java.util.Objects;
  * @param readPolicy what a failed read does ({@code rerror=}; REPORT for a {@code -blockdev})
  * @param writePolicy what a failed write or flush does ({@code werror=})
  * @param cdrom whether the drive was declared {@code media=cdrom}
+ * @param blockdev whether it is a {@code -blockdev} node rather than a {@code -drive}
  */
 public record BlockNode(String name, BlockBackend backend, ErrorPolicy readPolicy, ErrorPolicy writePolicy,
-                        boolean cdrom) {
+                        boolean cdrom, boolean blockdev) {
 
     /**
      * Validates the node.

@@ -38,6 +38,11 @@ public final class DeviceContext {
         return drives.get(name);
     }
 
+    /** Records which drive an IDE place holds, for the machine's error events. */
+    void ideAttached(int channel, int unit, BlockNode node) {
+        machine.ideAttached(channel, unit, node);
+    }
+
     /** Marks an {@code if=ide} drive as connected by the machine itself. */
     void connectAutomatically(String name) {
         claimedAutomatically.put(name, true);

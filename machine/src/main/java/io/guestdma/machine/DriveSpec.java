@@ -29,10 +29,21 @@ import java.util.Objects;
  *     commands and BLOCK_IO_ERROR events call it; QEMU's default for {@code if=ide} is
  *     {@code ide<channel>-hd<unit>} or {@code ide<channel>-cd<unit>}
  * @param ifNone {@code if=none}: the drive is not connected to the IDE controller by itself
+ * @param blkdebug QEMU's blkdebug layer over the image ({@code file=blkdebug:CONFIG:IMAGE}), or
+ *     null for none
  */
 public record DriveSpec(ImageLocation image, int index, BackendType backend, DmaMode dma, boolean discard,
                         ErrorPolicy readPolicy, ErrorPolicy writePolicy, boolean cdrom, String id,
-                        boolean ifNone) {
+                        boolean ifNone, Blkdebug blkdebug) {
+
+    /**
+     * {@code file=blkdebug:CONFIG:IMAGE} or {@code file=blkdebug::IMAGE}: the image behind an
+     * {@code io.guestdma.block.BlkdebugBackend}.
+     *
+     * @param config the rules file, or null for none (breakpoints only)
+     */
+    public record Blkdebug(Path config) {
+    }
 
     /**
      * Validates the specification.
@@ -79,7 +90,8 @@ public record DriveSpec(ImageLocation image, int index, BackendType backend, Dma
      */
     public DriveSpec(ImageLocation image, int index, BackendType backend, DmaMode dma, boolean discard,
                      ErrorPolicy readPolicy, ErrorPolicy writePolicy, boolean cdrom) {
-        this(image, index, backend, dma, discard, readPolicy, writePolicy, cdrom, defaultId(index, cdrom), false);
+        this(image, index, backend, dma, discard, readPolicy, writePolicy, cdrom, defaultId(index, cdrom), false,
+                null);
     }
 
     /**

@@ -74,6 +74,7 @@ record IdeDeviceType(String name, boolean cdrom) implements DeviceType {
             drive = drive.withSerial(serial);
         }
         machine.ide().attach(channel, unit, drive);
+        machine.ideAttached(channel, unit, node);
     }
 
     private static boolean hasFreeUnit(DeviceContext machine, String bus) {

@@ -33,7 +33,7 @@ public record MachineConfig(long ramBytes, List<DriveSpec> drives, Map<String, S
     public static final String USAGE = """
             usage: qtest-machine [-m SIZE] [-drive file=IMAGE|NBD-URI[,format=raw][,if=ide|none][,id=ID]
                                  [,index=0-3][,media=disk|cdrom][,cache=writeback][,discard=ignore|unmap]
-                                 [,rerror=report|ignore][,werror=report|ignore|enospc]
+                                 [,rerror=report|ignore|stop][,werror=report|ignore|enospc|stop]
                                  [,backend=filechannel|native][,dma=map|copy]]...
                                  [-blockdev driver=file,node-name=NODE,filename=IMAGE[,read-only=on]]...
                                  [-blockdev driver=raw,node-name=NODE,file=FILE-NODE]...
@@ -48,7 +48,8 @@ public record MachineConfig(long ramBytes, List<DriveSpec> drives, Map<String, S
                         nbd+unix:///EXPORT?socket=PATH (backend= does not apply); if=ide (the
                         default) connects it to the PIIX IDE controller (index 0 = primary
                         master), if=none leaves it for a -device; media=cdrom makes it an ATAPI
-                        CD-ROM drive (read-only; no file: empty)
+                        CD-ROM drive (read-only; no file: empty); file=blkdebug:CONFIG:IMAGE
+                        or blkdebug::IMAGE puts QEMU's blkdebug rules and breakpoints over it
               -device   a device using a drive (ide-cd without drive= is an empty CD-ROM drive)
             Serves QEMU's qtest protocol on stdin/stdout until end of input.""";
 
@@ -381,6 +382,21 @@ public record MachineConfig(long ramBytes, List<DriveSpec> drives, Map<String, S
         };
         ErrorPolicy read = policy("rerror", o.remove("rerror"));
         ErrorPolicy write = policy("werror", o.remove("werror"));
+        DriveSpec.Blkdebug blkdebug = null;
+        if (file != null && file.startsWith("blkdebug:")) {
+            // QEMU's blkdebug:CONFIG:IMAGE, with an empty CONFIG for breakpoints only
+            String rest = file.substring("blkdebug:".length());
+            int colon = rest.indexOf(':');
+            if (colon < 0) {
+                throw new IllegalArgumentException("-drive: file=" + file
+                        + ": blkdebug requires both config file and image path");
+            }
+            blkdebug = new DriveSpec.Blkdebug(colon == 0 ? null : java.nio.file.Path.of(rest.substring(0, colon)));
+            file = rest.substring(colon + 1);
+            if (file.isEmpty()) {
+                throw new IllegalArgumentException("-drive: file=blkdebug:" + rest + ": the image path is empty");
+            }
+        }
         ImageLocation image;
         try {
             image = file == null || file.isEmpty() ? null : ImageLocation.parse(file); // an empty CD-ROM drive
@@ -407,7 +423,7 @@ public record MachineConfig(long ramBytes, List<DriveSpec> drives, Map<String, S
             throw new IllegalArgumentException("-drive: unknown option '" + o.keySet().iterator().next()
                     + "' (known: file, format, if, id, index, media, cache, discard, rerror, werror, backend, dma)");
         }
-        return new DriveSpec(image, index, backend, dma, discard, read, write, cdrom, id, ifNone);
+        return new DriveSpec(image, index, backend, dma, discard, read, write, cdrom, id, ifNone, blkdebug);
     }
 
     /** QEMU's {@code media=disk|cdrom}: true for a CD-ROM drive (which may have no file). */
@@ -462,13 +478,13 @@ public record MachineConfig(long ramBytes, List<DriveSpec> drives, Map<String, S
             // QEMU's default werror: stops only when the host disk is full, otherwise reports.
             case "enospc" -> {
                 if (key.equals("rerror")) {
-                    throw invalid(key, text, "report, ignore");
+                    throw invalid(key, text, "report, ignore, stop");
                 }
                 yield ErrorPolicy.REPORT;
             }
-            case "stop" -> throw new IllegalArgumentException("-drive: " + key
-                    + "=stop needs a monitor to resume the machine, and qtest-machine has none");
-            default -> throw invalid(key, text, key.equals("rerror") ? "report, ignore" : "report, ignore, enospc");
+            // the machine stops; QMP cont (or PcMachine.cont) retries the request
+            case "stop" -> ErrorPolicy.STOP;
+            default -> throw invalid(key, text, key.equals("rerror") ? "report, ignore, stop" : "report, ignore, enospc, stop");
         };
     }
 

@@ -1,5 +1,7 @@
 package io.guestdma.machine;
 
+import io.guestdma.block.BlkdebugBackend;
+import io.guestdma.block.BlkdebugConfig;
 import io.guestdma.block.BlockBackend;
 import io.guestdma.block.BlockOptions;
 import io.guestdma.block.FileChannelBackend;
@@ -53,6 +55,15 @@ public final class PcMachine implements AutoCloseable {
     private final List<Runnable> resetActions = new ArrayList<>();
     private final boolean[] irqLevels = new boolean[16];
     private volatile IrqListener irqListener = (line, level) -> { };
+    private volatile java.util.function.Consumer<MachineEvent> eventListener = event -> { };
+    /** Run state as QMP's query-status names it: running, paused, io-error. Guarded by runLock. */
+    private String runState = "running";
+    private final Object runLock = new Object();
+    /** The drive attached at each IDE place (channel * 2 + unit), for error events. */
+    private final BlockNode[] ideDrives = new BlockNode[4];
+    private final Map<String, BlkdebugBackend> debugDrives = new java.util.LinkedHashMap<>();
+    private final java.util.Set<String> driveNames = new java.util.HashSet<>();
+    private final HandOffExecutor handOff;
     private PortBus.Mapping busMasterWindow;
     private long busMasterBase = -1;
     private int resetControl;
@@ -71,13 +82,17 @@ public final class PcMachine implements AutoCloseable {
     public PcMachine(MachineConfig config) throws IOException {
         Objects.requireNonNull(config, "config");
         memory = GuestMemory.ofRam(config.ramBytes());
+        // A request held at a blkdebug breakpoint must not hold the vCPU: such drives get I/O threads.
+        boolean breakpoints = config.drives().stream().anyMatch(d -> d.blkdebug() != null);
+        handOff = breakpoints ? new HandOffExecutor() : null;
         try {
-            ide = new PiixIde(memory, Runnable::run, config.dmaMode(),
+            ide = new PiixIde(memory, breakpoints ? handOff : Runnable::run, config.dmaMode(),
                     level -> irq(IDE_PRIMARY_IRQ, level), level -> irq(IDE_SECONDARY_IRQ, level));
         } catch (RuntimeException e) {
             memory.close();
             throw e;
         }
+        ide.onBackendError(this::backendFailed);
 
         // PCI: IDs and power-on values as QEMU 7.2's pc machine shows them.
         PciFunction hostBridge = PciFunction.builder(0x8086, 0x1237)
@@ -149,12 +164,13 @@ public final class PcMachine implements AutoCloseable {
     /** Opens every drive and node, as QEMU does whether a device uses it or not. */
     private void openDrives(MachineConfig config, DeviceContext context) throws IOException {
         for (DriveSpec drive : config.drives()) {
-            BlockBackend backend = drive.image() == null ? null : open(drive);
+            BlockBackend backend = drive.image() == null ? null : open(drive, debugDrives);
             if (backend != null) {
                 backends.add(backend);
             }
             context.addDrive(new BlockNode(drive.id(), backend, drive.readPolicy(), drive.writePolicy(),
-                    drive.cdrom()));
+                    drive.cdrom(), false));
+            driveNames.add(drive.id());
         }
         Map<String, BlockBackend> files = new java.util.HashMap<>();
         for (BlockdevSpec node : config.blockdevs()) {
@@ -168,7 +184,9 @@ public final class PcMachine implements AutoCloseable {
                 backend = files.get(node.file());
             }
             // QEMU's defaults for a -blockdev under a device: rerror=report, werror=enospc
-            context.addDrive(new BlockNode(node.nodeName(), backend, ErrorPolicy.REPORT, ErrorPolicy.REPORT, false));
+            context.addDrive(new BlockNode(node.nodeName(), backend, ErrorPolicy.REPORT, ErrorPolicy.REPORT, false,
+                    true));
+            driveNames.add(node.nodeName());
         }
     }
 
@@ -216,15 +234,30 @@ public final class PcMachine implements AutoCloseable {
         }
     }
 
-    private static BlockBackend open(DriveSpec drive) throws IOException {
+    private static BlockBackend open(DriveSpec drive, Map<String, BlkdebugBackend> debugDrives) throws IOException {
         // QEMU opens a CD-ROM's image read-only.
         BlockOptions options = BlockOptions.defaults().withReadOnly(drive.cdrom());
+        BlkdebugConfig rules = null;
+        if (drive.blkdebug() != null && drive.blkdebug().config() != null) {
+            try {
+                rules = BlkdebugConfig.read(drive.blkdebug().config());
+            } catch (IOException e) {
+                throw new IOException("Could not read blkdebug config file " + drive.blkdebug().config() + ": "
+                        + e.getMessage(), e);
+            }
+        }
         BlockBackend backend = switch (drive.image()) {
             case NbdAddress remote -> NbdBackend.open(remote, options);
             case LocalImage local -> drive.backend() == BackendType.NATIVE
                     ? NativeBackend.open(local.path(), options)
                     : FileChannelBackend.open(local.path(), options);
         };
+        if (drive.blkdebug() != null) {
+            BlkdebugBackend debug = new BlkdebugBackend(backend, rules != null ? rules : new BlkdebugConfig(List.of()));
+            debug.onHold(HandOffExecutor::holding);
+            debugDrives.put(drive.id(), debug);
+            backend = debug;
+        }
         return drive.discard() ? backend : new IgnoredDiscards(backend);
     }
 
@@ -429,6 +462,104 @@ public final class PcMachine implements AutoCloseable {
         }
     }
 
+    // ------------------------------------------------------------------ run state and events
+
+    /**
+     * Sets who hears the machine's events (replacing any earlier listener): stops, resumes and
+     * drive I/O errors, on the thread that caused them, in order.
+     *
+     * @param listener the listener
+     * @throws NullPointerException if listener is null
+     */
+    public void eventListener(java.util.function.Consumer<MachineEvent> listener) {
+        eventListener = Objects.requireNonNull(listener, "listener");
+    }
+
+    /**
+     * Stops the machine (QMP {@code stop}): the IDE controller pauses, data in flight finishes
+     * its chunk and nothing more moves. A {@link MachineEvent.Stopped} event follows unless the
+     * machine was stopped already.
+     *
+     * @throws IllegalStateException if the machine is closed
+     */
+    public void stop() {
+        synchronized (runLock) {
+            if (!runState.equals("running")) {
+                return;
+            }
+            ide.pause();
+            runState = "paused";
+            eventListener.accept(new MachineEvent.Stopped());
+        }
+    }
+
+    /**
+     * Lets a stopped machine run again (QMP {@code cont}): a {@link MachineEvent.Resumed} event,
+     * then the IDE controller resumes and retries a request that an I/O error under a stop policy
+     * held. Does nothing if the machine runs.
+     *
+     * @throws IllegalStateException if the machine is closed
+     */
+    public void cont() {
+        synchronized (runLock) {
+            if (runState.equals("running")) {
+                return;
+            }
+            runState = "running";
+            eventListener.accept(new MachineEvent.Resumed());
+        }
+        ide.resume();
+    }
+
+    /** {@return QMP's name for the run state: "running", "paused", or "io-error" after a stopping I/O error} */
+    public String runState() {
+        synchronized (runLock) {
+            return runState;
+        }
+    }
+
+    /** The IDE controller's report of a failed request: QEMU's BLOCK_IO_ERROR, and STOP for a stop policy. */
+    private void backendFailed(io.guestdma.ide.BackendError error) {
+        BlockNode node = ideDrives[error.channel() * 2 + error.unit()];
+        int errno = error.cause() instanceof io.guestdma.memory.posix.PosixException p
+                ? p.errno() : io.guestdma.memory.posix.Errno.EIO;
+        String name = node == null ? "" : node.name();
+        // a -drive is a named device whose node QEMU names itself ("#block123"); a -blockdev node
+        // has only its name; an empty drive has no node at all
+        boolean drive = node != null && !node.blockdev();
+        String nodeName = node == null || node.backend() == null ? null : drive ? "#block-" + name : name;
+        MachineEvent.BlockIoError event = new MachineEvent.BlockIoError(drive ? name : "",
+                nodeName, error.operation() == io.guestdma.ide.BackendError.Operation.READ
+                        ? "read" : "write", error.action().name().toLowerCase(java.util.Locale.ROOT),
+                errno == io.guestdma.memory.posix.Errno.ENOSPC, io.guestdma.memory.posix.Errno.describe(errno));
+        synchronized (runLock) {
+            eventListener.accept(event);
+            if (error.action() == ErrorPolicy.STOP && runState.equals("running")) {
+                runState = "io-error";
+                eventListener.accept(new MachineEvent.Stopped());
+            }
+        }
+    }
+
+    /** The drive a device put at an IDE place, for error events. */
+    void ideAttached(int channel, int unit, BlockNode node) {
+        ideDrives[channel * 2 + unit] = node;
+    }
+
+    /**
+     * {@return the blkdebug layer of a drive ({@code file=blkdebug:...}), if it has one}
+     *
+     * @param id the drive's id
+     */
+    public java.util.Optional<BlkdebugBackend> blkdebug(String id) {
+        return java.util.Optional.ofNullable(debugDrives.get(id));
+    }
+
+    /** {@return whether a drive or node with that name exists} */
+    boolean hasDrive(String id) {
+        return driveNames.contains(id);
+    }
+
     /** The INTx pin of a PCI function, routed through the PIIX3's PIRQ registers. */
     IrqLine pciIntx(int slot, int pin) {
         return pirq.pin(slot, pin);
@@ -451,6 +582,10 @@ public final class PcMachine implements AutoCloseable {
     }
 
     private void closeQuietly(Throwable primary) {
+        // a request held at a breakpoint would keep the controller from stopping
+        for (BlkdebugBackend debug : debugDrives.values()) {
+            debug.releaseAll();
+        }
         if (ide != null) {
             ide.close();
         }
@@ -478,6 +613,9 @@ public final class PcMachine implements AutoCloseable {
             }
         }
         backends.clear();
+        if (handOff != null) {
+            handOff.close();
+        }
         memory.close();
     }
 }

@@ -16,7 +16,10 @@ import java.util.Objects;
  * A QMP monitor (QEMU's JSON control protocol, {@code -mon chardev=ID,mode=control}) for a
  * {@link PcMachine}, with the commands and message shapes of QEMU 7.2 that libqtest and the IDE
  * tests use: the greeting, {@code qmp_capabilities}, {@code query-status}, {@code stop} and
- * {@code cont} (events STOP and RESUME; the IDE controller pauses and resumes its I/O),
+ * {@code cont} (events STOP and RESUME; the IDE controller pauses and resumes its I/O, and
+ * {@code cont} retries a request an I/O error under {@code werror/rerror=stop} held; such an
+ * error stops the machine with BLOCK_IO_ERROR and STOP events), {@code human-monitor-command}
+ * (see {@link HumanMonitor}),
  * {@code system_reset} (event RESET), {@code quit} (event SHUTDOWN, then the machine ends).
  * Anything else gets QEMU's {@code CommandNotFound} error; input that is not a JSON object with
  * {@code execute} gets a {@code GenericError}. Replies carry the request's {@code id}. Messages end
@@ -33,8 +36,8 @@ public final class QmpMonitor {
     private final InputStream in;
     private final OutputStream out;
     private final Runnable quit;
-    private boolean negotiated;
-    private boolean running = true;
+    private final HumanMonitor human;
+    private volatile boolean negotiated;
 
     /**
      * Creates the monitor; nothing is sent before {@link #serve}.
@@ -43,13 +46,46 @@ public final class QmpMonitor {
      * @param in the client's messages
      * @param out the replies and events
      * @param quit what {@code quit} does after the reply and the SHUTDOWN event (end the process)
+     * @param console where {@code human-monitor-command "qemu-io ..."} prints, as QEMU prints on its
+     *     standard output (which must not be the qtest channel)
      * @throws NullPointerException if an argument is null
      */
-    public QmpMonitor(PcMachine machine, InputStream in, OutputStream out, Runnable quit) {
+    public QmpMonitor(PcMachine machine, InputStream in, OutputStream out, Runnable quit,
+                      java.io.PrintStream console) {
         this.machine = Objects.requireNonNull(machine, "machine");
         this.in = Objects.requireNonNull(in, "in");
         this.out = Objects.requireNonNull(out, "out");
         this.quit = Objects.requireNonNull(quit, "quit");
+        this.human = new HumanMonitor(machine, console);
+        machine.eventListener(this::machineEvent);
+    }
+
+    /** QEMU's shapes for the machine's events; none reach a client still negotiating. */
+    private void machineEvent(MachineEvent e) {
+        if (!negotiated) {
+            return;
+        }
+        ObjectNode message = switch (e) {
+            case MachineEvent.Stopped s -> event("STOP", null);
+            case MachineEvent.Resumed r -> event("RESUME", null);
+            case MachineEvent.BlockIoError b -> {
+                ObjectNode data = NODES.objectNode();
+                data.put("device", b.device());
+                data.put("nospace", b.noSpace());
+                if (b.nodeName() != null) {
+                    data.put("node-name", b.nodeName());
+                }
+                data.put("reason", b.reason());
+                data.put("operation", b.operation());
+                data.put("action", b.action());
+                yield event("BLOCK_IO_ERROR", data);
+            }
+        };
+        try {
+            send(message);
+        } catch (IOException ex) {
+            // the client went away; the machine goes on without it, as QEMU's does
+        }
     }
 
     /**
@@ -106,27 +142,29 @@ public final class QmpMonitor {
             case "qmp_capabilities" -> send(error(id, "CommandNotFound",
                     "Capabilities negotiation is already complete, command ignored"));
             case "query-status" -> {
+                String state = machine.runState();
                 ObjectNode status = NODES.objectNode();
-                status.put("status", running ? "running" : "paused");
+                status.put("status", state);
                 status.put("singlestep", false);
-                status.put("running", running);
+                status.put("running", state.equals("running"));
                 send(ok(id, status));
             }
             case "stop" -> {
-                if (running) {
-                    machine.ide().pause();
-                    running = false;
-                    send(event("STOP", null));
-                }
+                machine.stop();
                 send(ok(id, NODES.objectNode()));
             }
             case "cont" -> {
-                if (!running) {
-                    running = true;
-                    machine.ide().resume();
-                    send(event("RESUME", null));
-                }
+                machine.cont();
                 send(ok(id, NODES.objectNode()));
+            }
+            case "human-monitor-command" -> {
+                JsonNode arguments = request.get("arguments");
+                JsonNode line = arguments == null ? null : arguments.get("command-line");
+                if (line == null || !line.isTextual()) {
+                    send(error(id, "GenericError", "Parameter 'command-line' is missing"));
+                } else {
+                    send(ok(id, NODES.textNode(human.execute(line.asText()))));
+                }
             }
             case "system_reset" -> {
                 // QEMU 7.2 under qtest resets before it answers: the event comes first

@@ -90,7 +90,8 @@ public final class QtestMachine {
      *
      * @param args the command line
      * @param in the qtest commands
-     * @param out the qtest replies (and the usage for {@code -h})
+     * @param out the qtest replies (and the usage for {@code -h}); with {@code -qtest unix:} what
+     *     {@code qemu-io} monitor commands print, as QEMU prints them on its standard output
      * @param err diagnostics
      * @return the exit status: 0, 1 or 2 as described above
      * @throws NullPointerException if an argument is null
@@ -159,7 +160,7 @@ public final class QtestMachine {
                             afterQuit.run();
                             // in-process: ending the qtest connection ends serve() below
                             closeQuietly(endsQtest);
-                        });
+                        }, launch.qtestSocket() != null ? new PrintStream(out, true, StandardCharsets.UTF_8) : err);
                 Thread.ofPlatform().daemon().name("qmp").start(() -> {
                     try {
                         qmp.serve();
@@ -174,6 +175,12 @@ public final class QtestMachine {
                 new QtestServer(machine, qtestIn, qtestOut).serve();
             } catch (ClosedChannelException e) {
                 // QMP quit closed the qtest connection
+            } catch (java.net.SocketException e) {
+                // The test program went away without reading everything (a reset, not an end of
+                // stream): for the machine that is the end of its input, as for QEMU.
+                if (!String.valueOf(e.getMessage()).contains("Connection reset")) {
+                    throw e;
+                }
             }
             return 0;
         } catch (IOException e) {

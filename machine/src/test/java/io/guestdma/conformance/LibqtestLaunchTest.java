@@ -34,7 +34,7 @@ import org.junit.jupiter.api.Test;
  * sockets and must match QEMU's.
  */
 class LibqtestLaunchTest {
-    private static final ObjectMapper JSON = new ObjectMapper();
+    static final ObjectMapper JSON = new ObjectMapper();
 
     /** A process started as libqtest does, with its two accepted connections. */
     record Launched(Process process, SocketChannel qtest, SocketChannel qmp, BufferedReader qmpIn, OutputStream qmpOut,

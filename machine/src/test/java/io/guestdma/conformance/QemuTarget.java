@@ -60,7 +60,7 @@ final class QemuTarget implements Target {
     }
 
     /** 64 KiB of "cli; hlt": the CPU stops at the reset vector and never touches memory. */
-    private static synchronized Path haltBios() {
+    static synchronized Path haltBios() {
         if (haltBios == null) {
             try {
                 Path dir = Files.createTempDirectory("guestdma-qemu");

@@ -89,6 +89,21 @@ class MachineConfigTest {
     }
 
     @Test
+    void stopPoliciesAndBlkdebugInQemusSpelling() {
+        MachineConfig c = parse("-drive", "file=blkdebug:/tmp/rules.conf:/tmp/a.img,if=ide,werror=stop,rerror=stop",
+                "-drive", "file=blkdebug::/tmp/b.img,if=none,id=d1");
+        DriveSpec a = c.drives().get(0);
+        assertThat(a.writePolicy()).isEqualTo(ErrorPolicy.STOP);
+        assertThat(a.readPolicy()).isEqualTo(ErrorPolicy.STOP);
+        assertThat(a.blkdebug()).isEqualTo(new DriveSpec.Blkdebug(Path.of("/tmp/rules.conf")));
+        assertThat(a.image()).isEqualTo(new LocalImage(Path.of("/tmp/a.img")));
+        DriveSpec b = c.drives().get(1);
+        assertThat(b.blkdebug()).as("blkdebug:: has no rules file").isEqualTo(new DriveSpec.Blkdebug(null));
+        assertThat(b.image()).isEqualTo(new LocalImage(Path.of("/tmp/b.img")));
+        assertThat(parse("-drive", "file=/tmp/c.img").drives().get(0).blkdebug()).isNull();
+    }
+
+    @Test
     void globals() {
         MachineConfig c = parse("-global", "ide-hd.serial=testdisk", "-global", "ide-hd.ver=version",
                 "-global", "ide-cd.model=x=y");
@@ -117,7 +132,9 @@ class MachineConfigTest {
         assertBad("index 0 is already in use", "-drive", "file=x", "-drive", "file=y,index=0");
         assertBad("at most 4 IDE drives", "-drive", "file=a", "-drive", "file=b", "-drive", "file=c",
                 "-drive", "file=d", "-drive", "file=e");
-        assertBad("needs a monitor", "-drive", "file=x,werror=stop");
+        assertBad("rerror=enospc is not supported (use report, ignore, stop)", "-drive", "file=x,rerror=enospc");
+        assertBad("blkdebug requires both config file and image path", "-drive", "file=blkdebug:x.img");
+        assertBad("the image path is empty", "-drive", "file=blkdebug:c:");
         assertBad("same dma= mode", "-drive", "file=x,dma=copy", "-drive", "file=y,dma=map");
         assertBad("backend=io_uring is not supported", "-drive", "file=x,backend=io_uring");
         assertBad("given twice", "-drive", "file=x,file=y");

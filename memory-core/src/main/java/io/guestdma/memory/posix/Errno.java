@@ -29,6 +29,7 @@ public final class Errno {
     /** Cannot send after transport endpoint shutdown (NBD: the server is shutting down). */ public static final int ESHUTDOWN = 108;
     /** Connection refused. */ public static final int ECONNREFUSED = 111;
     /** Operation now in progress (a connect that hit its timeout). */ public static final int EINPROGRESS = 115;
+    /** No medium found (a removable drive that is empty). */ public static final int ENOMEDIUM = 123;
 
     /**
      * {@return its symbolic name, or {@code "errno N"} for a value this class does not know}
@@ -61,6 +62,7 @@ public final class Errno {
             case ESHUTDOWN -> "ESHUTDOWN";
             case ECONNREFUSED -> "ECONNREFUSED";
             case EINPROGRESS -> "EINPROGRESS";
+            case ENOMEDIUM -> "ENOMEDIUM";
             default -> "errno " + errno;
         };
     }
@@ -96,6 +98,7 @@ public final class Errno {
             case ESHUTDOWN -> "Cannot send after transport endpoint shutdown";
             case ECONNREFUSED -> "Connection refused";
             case EINPROGRESS -> "Operation now in progress";
+            case ENOMEDIUM -> "No medium found";
             default -> "unknown error";
         };
     }

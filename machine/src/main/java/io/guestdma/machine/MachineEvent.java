@@ -1,0 +1,40 @@
+package io.guestdma.machine;
+
+import java.util.Objects;
+
+/** Something a {@link PcMachine} tells its monitor about: QEMU's QMP events. */
+public sealed interface MachineEvent {
+
+    /** The machine stopped: QMP {@code stop}, or an I/O error under a stop policy. */
+    record Stopped() implements MachineEvent {
+    }
+
+    /** The machine runs again after {@link Stopped}. */
+    record Resumed() implements MachineEvent {
+    }
+
+    /**
+     * A drive's image failed a request (QEMU's {@code BLOCK_IO_ERROR}).
+     *
+     * @param device the drive's id ({@code -drive id=}), or "" for a {@code -blockdev} node
+     * @param nodeName the block node's name, or null for a drive without a medium
+     * @param operation "read" or "write"
+     * @param action "report", "ignore" or "stop": what the drive's policy did
+     * @param noSpace whether the host disk was full (ENOSPC)
+     * @param reason the error, as strerror words it (e.g. "Input/output error")
+     */
+    record BlockIoError(String device, String nodeName, String operation, String action, boolean noSpace,
+                        String reason) implements MachineEvent {
+        /**
+         * Validates the event.
+         *
+         * @throws NullPointerException if a component other than nodeName is null
+         */
+        public BlockIoError {
+            Objects.requireNonNull(device, "device");
+            Objects.requireNonNull(operation, "operation");
+            Objects.requireNonNull(action, "action");
+            Objects.requireNonNull(reason, "reason");
+        }
+    }
+}
