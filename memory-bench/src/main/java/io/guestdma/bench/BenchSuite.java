@@ -77,7 +77,7 @@ public final class BenchSuite {
         plan.add(new Batch("MapBenchmark\\.mapUnmapRam|MapBenchmark\\.copyRead", params("size", "64k"), true));
         plan.add(new Batch("RegionLookupBenchmark\\.mapUnmap", params("regions", "1,10000"), true));
         plan.add(new Batch("ThreadScalingBenchmark\\.\\w+", Map.of(), true));
-        plan.add(new Batch("VirtioBlkBenchmark\\.\\w+", Map.of(), true));
+        plan.add(new Batch("VirtioBlkBenchmark\\.\\w+|VirtioBlkWriteBenchmark\\.\\w+", Map.of(), true));
         plan.add(new Batch("RingViewBenchmark\\.\\w+|IommuMapBenchmark\\.\\w+|DmaBlockIoBenchmark\\.\\w+|IdeOverheadBenchmark\\.write",
                 params("mode", "MAP"), true));
         // Everything else, one fork each, and in the full suite 2 warmup and 3 measured

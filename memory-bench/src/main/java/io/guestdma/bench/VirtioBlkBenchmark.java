@@ -20,7 +20,8 @@ import org.openjdk.jmh.annotations.Threads;
  * native backend on a page-cached image it gives the allocation per request
  * (virtio_blk_alloc_bytes_per_request). With two queues, each benchmark thread drives its own
  * queue as that queue's I/O thread (virtio_blk_mq_scaling = two threads over one, measured as
- * ThreadScalingBenchmark's two_thread_scaling).
+ * ThreadScalingBenchmark's two_thread_scaling). {@link VirtioBlkWriteBenchmark} has the map/copy
+ * comparison.
  *
  * <p>(JMH subclasses state classes, so this one cannot be final.)
  */

@@ -13,7 +13,7 @@ import java.nio.ByteOrder;
 
 /**
  * virtio-blk-pci driven as a guest driver drives it, for the benchmarks: per queue, {@code depth}
- * read requests (a 16-byte header, {@code bytes} of data in one buffer, a status byte) are laid
+ * read or write requests (a 16-byte header, {@code bytes} of data in one buffer, a status byte) are laid
  * out once in the descriptor table; a batch makes all of them available (avail ring entries and
  * index through a RamView, as a driver's stores), writes the notify register, and waits for the
  * used index to move by {@code depth}. The device processes a queue inside its notify (no I/O
@@ -34,10 +34,19 @@ final class VirtioBlkWorkload implements AutoCloseable {
     private final int[] availIdx;
 
     VirtioBlkWorkload(BlockBackend disk, int queues, int depth, int bytes) {
+        this(disk, queues, depth, bytes, false, false);
+    }
+
+    /**
+     * @param write    whether the requests write (VIRTIO_BLK_T_OUT) rather than read
+     * @param copyPath whether the device moves data through a heap buffer instead of mapping it
+     */
+    VirtioBlkWorkload(BlockBackend disk, int queues, int depth, int bytes, boolean write, boolean copyPath) {
         this.depth = depth;
         memory = GuestMemory.ofRam(64L << 20);
         DeviceAddressSpace dev = memory.deviceSpace("virtio-blk");
-        blk = new VirtioBlk(dev, disk, VirtioBlkConfig.defaults().withQueues(queues).withIoThreads(false));
+        blk = new VirtioBlk(dev, disk, VirtioBlkConfig.defaults().withQueues(queues).withIoThreads(false)
+                .withCopyPath(copyPath));
         VirtioPci pci = new VirtioPci(blk, dev, level -> { }, 0);
         bar = pci.modernBar();
         pci.commandWritten(0x6);
@@ -63,11 +72,12 @@ final class VirtioBlkWorkload implements AutoCloseable {
             long buffers = DATA + (long) q * depth * (bytes + 4096);
             for (int r = 0; r < depth; r++) {
                 long header = RINGS + 0x80000 + 0x1000L * q + 32L * r;
-                memory.writeInt(header, VirtioBlk.T_IN);
+                memory.writeInt(header, write ? VirtioBlk.T_OUT : VirtioBlk.T_IN);
                 memory.writeLong(header + 8, (long) r * (bytes / 512));
                 long data = buffers + (long) r * (bytes + 4096);
                 descriptor(desc, 3 * r, header, 16, Virtqueue.DESC_F_NEXT);
-                descriptor(desc, 3 * r + 1, data, bytes, Virtqueue.DESC_F_NEXT | Virtqueue.DESC_F_WRITE);
+                memory.fill(data, bytes, (byte) (r + 1));
+                descriptor(desc, 3 * r + 1, data, bytes, Virtqueue.DESC_F_NEXT | (write ? 0 : Virtqueue.DESC_F_WRITE));
                 descriptor(desc, 3 * r + 2, header + 16, 1, Virtqueue.DESC_F_WRITE);
             }
         }

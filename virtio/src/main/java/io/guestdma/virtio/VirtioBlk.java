@@ -1,12 +1,14 @@
 package io.guestdma.virtio;
 
 import io.guestdma.block.BlockBackend;
+import io.guestdma.block.CopyChunks;
 import io.guestdma.block.DiskGeometry;
 import io.guestdma.block.DmaBlockIo;
 import io.guestdma.block.ErrorPolicy;
 import io.guestdma.memory.AccessResult;
 import io.guestdma.memory.AddressSpace;
 import io.guestdma.memory.DmaDirection;
+import io.guestdma.memory.IoVector;
 import io.guestdma.memory.SgList;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -31,7 +33,8 @@ import java.util.concurrent.locks.ReentrantLock;
  * <p><b>Data path.</b> Each queue has its own I/O thread (or, configured so, runs on the
  * notifying thread before the notify returns). A notify wakes it; it takes requests
  * from the ring, reads the 16-byte header from the readable buffers, and hands the data buffers
- * as one scatter-gather list to {@link DmaBlockIo} (zero-copy, 512-byte aligned chunks), then
+ * as one scatter-gather list to {@link DmaBlockIo} (zero-copy, 512-byte aligned chunks; or, with
+ * {@link VirtioBlkConfig#copyPath()}, through a heap buffer), then
  * writes the status byte (the last writable byte), puts the head in the used ring and interrupts
  * as the driver asked. Requests of one queue complete in order.
  *
@@ -100,6 +103,8 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
     private static final int ID_BYTES = 20;
     private static final long MAX_DISCARD_SECTORS = 0x3fffff;
     private static final int T_BARRIER = 0x8000_0000;
+    /** The copy path's buffer: 128 KiB, the IDE's COPY chunk (QEMU's dma buffer of 256 sectors). */
+    private static final int COPY_CHUNK_BYTES = 256 * 512;
     private static final ValueLayout.OfInt INT_LE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfLong LONG_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ByteBuffer ZEROES = ByteBuffer.allocateDirect(64 * 1024).asReadOnlyBuffer();
@@ -366,6 +371,10 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
             backend.writev(offset, iov);
             return DmaBlockIo.Status.DONE;
         };
+        /** The copy path's chunks, or null when data is mapped. */
+        private final CopyChunks copyChunks;
+        private final DmaBlockIo.ChunkIo copyReadChunk = this::copyRead;
+        private final DmaBlockIo.ChunkIo copyWriteChunk = this::copyWrite;
         private Runnable submitted;
         private boolean transferDone;
         private DmaBlockIo.Status transferStatus;
@@ -382,6 +391,7 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
                 return t;
             });
             this.blockIo = new DmaBlockIo(memory, Runnable::run, this);
+            this.copyChunks = config.copyPath() ? new CopyChunks(memory, COPY_CHUNK_BYTES) : null;
         }
 
         void kick() {
@@ -630,8 +640,10 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
             if (bytes == 0) {
                 return Result.OK;
             }
-            DmaBlockIo.Status s = transfer(write ? DmaDirection.TO_DEVICE : DmaDirection.FROM_DEVICE, sector * SECTOR,
-                    write ? writeChunk : readChunk);
+            DmaDirection direction = write ? DmaDirection.TO_DEVICE : DmaDirection.FROM_DEVICE;
+            DmaBlockIo.Status s = copyChunks != null
+                    ? transfer(direction, sector * SECTOR, write ? copyWriteChunk : copyReadChunk)
+                    : transfer(direction, sector * SECTOR, write ? writeChunk : readChunk);
             if (s == DmaBlockIo.Status.DONE && write && !writeCache) {
                 return flush();
             }
@@ -683,12 +695,29 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
             }
         }
 
+        /** The copy path: the heap buffer from the disk in one plain read. */
+        private DmaBlockIo.Status copyRead(long offset, IoVector iov) throws IOException {
+            backend.read(offset, copyChunks.buffer((int) iov.size()));
+            return DmaBlockIo.Status.DONE;
+        }
+
+        /** The copy path: the heap buffer to the disk in one plain write. */
+        private DmaBlockIo.Status copyWrite(long offset, IoVector iov) throws IOException {
+            backend.write(offset, copyChunks.buffer((int) iov.size()));
+            return DmaBlockIo.Status.DONE;
+        }
+
         /** One transfer through DmaBlockIo, on this thread (or finished by whoever frees bounce space). */
         private DmaBlockIo.Status transfer(DmaDirection direction, long offset, DmaBlockIo.ChunkIo io) {
             lock.lock();
             try {
                 transferDone = false;
-                blockIo.start(data, direction, offset, SECTOR, io);
+                if (copyChunks != null) {
+                    copyChunks.start(data, direction);
+                    blockIo.start(copyChunks, offset, io);
+                } else {
+                    blockIo.start(data, direction, offset, SECTOR, io);
+                }
             } finally {
                 lock.unlock();
             }

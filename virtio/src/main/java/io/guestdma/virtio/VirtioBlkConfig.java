@@ -25,10 +25,12 @@ import java.util.Objects;
  * @param ioThreads   true: each queue is served by an I/O thread of its own (a notify returns at
  *                    once); false: a notify processes the queue on the notifying thread before it
  *                    returns, as the qtest machine wants for observations that do not race
+ * @param copyPath    true: data goes through a heap buffer ({@code CopyChunks}, the emulators'
+ *                    pre-zero-copy way, kept for comparison); false: zero-copy mapping
  */
 public record VirtioBlkConfig(int queues, int queueSize, String serial, boolean readOnly, ErrorPolicy readPolicy,
                               ErrorPolicy writePolicy, boolean discard, int sizeMax, int segMax,
-                              boolean ioThreads) {
+                              boolean ioThreads, boolean copyPath) {
     /**
      * Validates the configuration.
      *
@@ -45,7 +47,7 @@ public record VirtioBlkConfig(int queues, int queueSize, String serial, boolean 
         if (queueSize < 2 || queueSize > Virtqueue.MAX_SIZE || Integer.bitCount(queueSize) != 1) {
             throw new IllegalArgumentException("queue-size must be a power of two from 2 to 1024, was " + queueSize);
         }
-        if (serial.getBytes(StandardCharsets.US_ASCII).length > 20 || !StandardCharsets.US_ASCII.newEncoder().canEncode(serial)) {
+        if (serial.length() > 20 || !StandardCharsets.US_ASCII.newEncoder().canEncode(serial)) {
             throw new IllegalArgumentException("serial must be at most 20 ASCII characters: '" + serial + "'");
         }
         if (sizeMax < 0 || (sizeMax != 0 && sizeMax < 512)) {
@@ -61,7 +63,8 @@ public record VirtioBlkConfig(int queues, int queueSize, String serial, boolean 
      * I/O thread per queue}
      */
     public static VirtioBlkConfig defaults() {
-        return new VirtioBlkConfig(1, 256, "", false, ErrorPolicy.REPORT, ErrorPolicy.REPORT, false, 0, 254, true);
+        return new VirtioBlkConfig(1, 256, "", false, ErrorPolicy.REPORT, ErrorPolicy.REPORT, false, 0, 254, true,
+                false);
     }
 
     /**
@@ -71,7 +74,8 @@ public record VirtioBlkConfig(int queues, int queueSize, String serial, boolean 
      * @throws IllegalArgumentException if n is out of range
      */
     public VirtioBlkConfig withQueues(int n) {
-        return new VirtioBlkConfig(n, queueSize, serial, readOnly, readPolicy, writePolicy, discard, sizeMax, segMax, ioThreads);
+        return new VirtioBlkConfig(n, queueSize, serial, readOnly, readPolicy, writePolicy, discard, sizeMax, segMax,
+                ioThreads, copyPath);
     }
 
     /**
@@ -80,8 +84,20 @@ public record VirtioBlkConfig(int queues, int queueSize, String serial, boolean 
      * @param threads true for an I/O thread per queue
      */
     public VirtioBlkConfig withIoThreads(boolean threads) {
-        return new VirtioBlkConfig(queues, queueSize, serial, readOnly, readPolicy, writePolicy, discard, sizeMax, segMax,
-                threads);
+        return new VirtioBlkConfig(queues, queueSize, serial, readOnly, readPolicy, writePolicy, discard, sizeMax,
+                segMax,
+                threads, copyPath);
+    }
+
+    /**
+     * {@return this configuration with data moved through a heap buffer (true) or mapped (false)}
+     *
+     * @param copy whether to copy
+     */
+    public VirtioBlkConfig withCopyPath(boolean copy) {
+        return new VirtioBlkConfig(queues, queueSize, serial, readOnly, readPolicy, writePolicy, discard, sizeMax,
+                segMax,
+                ioThreads, copy);
     }
 
     /**
@@ -92,7 +108,7 @@ public record VirtioBlkConfig(int queues, int queueSize, String serial, boolean 
      */
     public VirtioBlkConfig withQueueSize(int size) {
         return new VirtioBlkConfig(queues, size, serial, readOnly, readPolicy, writePolicy, discard, sizeMax,
-                Math.max(1, size - 2), ioThreads);
+                Math.max(1, size - 2), ioThreads, copyPath);
     }
 
     /**
@@ -103,7 +119,8 @@ public record VirtioBlkConfig(int queues, int queueSize, String serial, boolean 
      * @throws NullPointerException if a policy is null
      */
     public VirtioBlkConfig withPolicies(ErrorPolicy read, ErrorPolicy write) {
-        return new VirtioBlkConfig(queues, queueSize, serial, readOnly, read, write, discard, sizeMax, segMax, ioThreads);
+        return new VirtioBlkConfig(queues, queueSize, serial, readOnly, read, write, discard, sizeMax, segMax,
+                ioThreads, copyPath);
     }
 
     /**
@@ -113,7 +130,8 @@ public record VirtioBlkConfig(int queues, int queueSize, String serial, boolean 
      * @throws IllegalArgumentException if id is too long or not ASCII
      */
     public VirtioBlkConfig withSerial(String id) {
-        return new VirtioBlkConfig(queues, queueSize, id, readOnly, readPolicy, writePolicy, discard, sizeMax, segMax, ioThreads);
+        return new VirtioBlkConfig(queues, queueSize, id, readOnly, readPolicy, writePolicy, discard, sizeMax,
+                segMax, ioThreads, copyPath);
     }
 
     /**
@@ -125,6 +143,7 @@ public record VirtioBlkConfig(int queues, int queueSize, String serial, boolean 
      * @throws IllegalArgumentException if maxBuffer is invalid
      */
     public VirtioBlkConfig withAccess(boolean ro, boolean unmap, int maxBuffer) {
-        return new VirtioBlkConfig(queues, queueSize, serial, ro, readPolicy, writePolicy, unmap, maxBuffer, segMax, ioThreads);
+        return new VirtioBlkConfig(queues, queueSize, serial, ro, readPolicy, writePolicy, unmap, maxBuffer, segMax,
+                ioThreads, copyPath);
     }
 }

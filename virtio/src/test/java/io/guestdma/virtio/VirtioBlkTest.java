@@ -381,4 +381,21 @@ class VirtioBlkTest {
             assertThat(java.util.Arrays.copyOfRange(Files.readAllBytes(file), 64 * 512, 64 * 512 + 4096)).isEqualTo(pattern);
         }
     }
+
+    @Test
+    void copyPathMovesTheSameBytes() throws IOException {
+        start(VirtioBlkConfig.defaults().withCopyPath(true), image(), FEATURES, 0);
+        assertThat(request(0, VirtioBlk.T_IN, 8, List.of(new Buf(DATA, 1000, true), new Buf(DATA + 0x10000, 1048, true))))
+                .isEqualTo(VirtioBlk.S_OK);
+        byte[] got = new byte[2048];
+        System.arraycopy(guestBytes(DATA, 1000), 0, got, 0, 1000);
+        System.arraycopy(guestBytes(DATA + 0x10000, 1048), 0, got, 1000, 1048);
+        assertThat(got).isEqualTo(imageBytes(8 * 512, 2048));
+        byte[] pattern = new byte[200 * 1024]; // more than one 128 KiB chunk of the heap buffer
+        new Random(8).nextBytes(pattern);
+        memory.write(DATA + 0x20000, pattern, 0, pattern.length);
+        assertThat(request(0, VirtioBlk.T_OUT, 100, List.of(new Buf(DATA + 0x20000, 100 * 1024, false),
+                new Buf(DATA + 0x20000 + 100 * 1024, 100 * 1024, false)))).isEqualTo(VirtioBlk.S_OK);
+        assertThat(imageBytes(100 * 512, pattern.length)).isEqualTo(pattern);
+    }
 }
