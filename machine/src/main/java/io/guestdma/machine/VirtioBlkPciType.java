@@ -12,7 +12,9 @@ import java.util.Set;
  * machine presents it (see {@link VirtioPci}). Properties: {@code drive} (required), {@code addr}
  * ({@code SLOT[.FN]} in hex; absent: the first free slot), {@code serial},
  * {@code num-queues} (default 1), {@code queue-size} (default 256), {@code vectors} (MSI-X vectors,
- * default queues + 1; 0 for none). The drive's {@code rerror}/{@code werror} apply.
+ * default queues + 1; 0 for none). The drive's {@code rerror}/{@code werror} apply ({@code report},
+ * {@code ignore}, {@code enospc}; {@code stop} is refused, as the machine's stop and cont do not
+ * reach virtio devices yet).
  */
 final class VirtioBlkPciType implements DeviceType {
     /** The one instance. */
@@ -71,6 +73,13 @@ final class VirtioBlkPciType implements DeviceType {
         }
         if (node.backend() == null) {
             throw new IllegalArgumentException("Device needs media, but drive is empty");
+        }
+        if (node.readPolicy() == io.guestdma.ide.ErrorPolicy.STOP
+                || node.writePolicy() == io.guestdma.ide.ErrorPolicy.STOP) {
+            // VirtioBlk can hold a failed request and retry it (VirtioBlk.resume), but this machine's
+            // stop/cont and BLOCK_IO_ERROR are the IDE's only so far: refuse rather than hang.
+            throw new IllegalArgumentException("rerror=stop and werror=stop are not supported for " + name()
+                    + " in this machine");
         }
         VirtioBlkConfig config = VirtioBlkConfig.defaults()
                 .withQueues((int) queues)
