@@ -122,29 +122,51 @@ class QemuNetdevInteropTest {
                 StreamNetBackend a = connectRetrying(qemuSide, qa);
                 try (a) {
                     StreamNetBackendTest.await(b::linkUp, "QEMU connects to us");
-                    // QEMU 7.2's stream netdev behind a hub sometimes delivers two adjacent frames
-                    // swapped (seen in about one run in three here, also with the receiving side
-                    // drained while the other sends; QEMU's socket netdev, tested above in order,
-                    // never did). Our ends read and write one stream in order, so the order is
-                    // QEMU's: here every frame must arrive whole and exactly once, in any order.
-                    List<byte[]> sent = frames(300, 3);
-                    var received = java.util.concurrent.Executors.newSingleThreadExecutor();
-                    try {
-                        var atB = received.submit(() -> StreamNetBackendTest.take(qb, sent.size()));
-                        sendAll(a, sent);
-                        assertThat(atB.get(1, TimeUnit.MINUTES)).containsExactlyInAnyOrderElementsOf(sent);
-                        List<byte[]> back = frames(300, 4);
-                        var atA = received.submit(() -> StreamNetBackendTest.take(qa, back.size()));
-                        sendAll(b, back);
-                        assertThat(atA.get(1, TimeUnit.MINUTES)).containsExactlyInAnyOrderElementsOf(back);
-                    } finally {
-                        received.shutdownNow();
+                    // One frame at a time, each waited for at the far end: QEMU 7.2's stream netdev
+                    // behind a hub swapped adjacent frames and, on a loaded machine, lost some when
+                    // frames queued up inside it (its socket netdev, tested above with a full
+                    // pipeline, never did). In lockstep nothing queues in QEMU, so this checks the
+                    // framing both ways, large frames included, and not that QEMU behaviour.
+                    Random pieces = new Random(7);
+                    try (Arena arena = Arena.ofConfined()) {
+                        // QEMU finishes connecting its client netdev to us in its main loop, after
+                        // our accept: until then it drops what the hub hands that netdev. Probe.
+                        awaitPath(a, qb, arena);
+                        awaitPath(b, qa, arena);
+                        for (byte[] f : frames(150, 3)) {
+                            assertThat(a.transmit(StreamNetBackendTest.pieces(arena, f, pieces))).isTrue();
+                            assertThat(StreamNetBackendTest.take(qb, 1).get(0)).isEqualTo(f);
+                        }
+                        for (byte[] f : frames(150, 4)) {
+                            assertThat(b.transmit(StreamNetBackendTest.pieces(arena, f, pieces))).isTrue();
+                            assertThat(StreamNetBackendTest.take(qa, 1).get(0)).isEqualTo(f);
+                        }
                     }
                 }
             } finally {
                 stop(q);
             }
         }
+    }
+
+    /** Sends a probe frame from {@code from} until one arrives in {@code at} (a few seconds at most). */
+    private static void awaitPath(NetBackend from, RxQueue at, Arena arena) throws Exception {
+        byte[] probe = new byte[14];
+        java.util.Arrays.fill(probe, (byte) 0xee);
+        for (int attempt = 0; attempt < 50; attempt++) {
+            from.transmit(new IoVector().add(arena.allocate(14).copyFrom(MemorySegment.ofArray(probe))));
+            long until = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(200);
+            while (System.nanoTime() < until) {
+                if (at.headLength() >= 0) {
+                    while (at.headLength() >= 0) {
+                        at.removeHead(); // probes only: nothing else is in flight yet
+                    }
+                    return;
+                }
+                Thread.sleep(2);
+            }
+        }
+        throw new AssertionError("no probe frame crossed QEMU in 10 s");
     }
 
     private static StreamNetBackend connectRetrying(Path socket, RxQueue q) throws Exception {
