@@ -939,8 +939,9 @@ final class IdeChannel {
      * ATAPI DMA, QEMU's ide_atapi_cmd_read_dma_cb with the whole transfer in one walk of the PRD
      * table: a reply from the buffer is copied to the guest; sectors go from the medium straight
      * into guest memory through the engine. First call: start; second call: the engine is done.
-     * A PRD table shorter than the transfer fills what it describes (in whole 512-byte units),
-     * then the bus master stops without an interrupt and the drive stays busy, as QEMU leaves it.
+     * A PRD table shorter than the transfer fills all it describes, a tail shorter than 512
+     * bytes included, then the bus master stops without an interrupt and the drive stays busy, as
+     * QEMU 7.2 leaves it (AtapiConformanceTest.shortPrdTails).
      */
     private void atapiDmaStep(AtaDrive s, DmaOutcome outcome) {
         if (outcome == DmaOutcome.MEMORY_FAULT) {
@@ -967,15 +968,6 @@ final class IdeChannel {
             return;
         }
         long moved = sg.size();
-        if (moved < bytes) {
-            moved &= ~(long) (Ata.SECTOR_SIZE - 1);
-            busMaster.rewind();
-            busMaster.arm();
-            if (busMaster.collect(sg, moved) < 0) {
-                memoryFault(s);
-                return;
-            }
-        }
         // A marker that the transfer has started: the bytes that will have moved.
         s.ioBufferSize = bytes == moved ? bytes : -1 - moved;
         if (s.lba == -1) {

@@ -226,6 +226,25 @@ class AtapiConformanceTest {
         cd.requestSense("after DMA past the end");
     };
 
+    /**
+     * A PRD table that ends short of the transfer with a tail that is not a whole 512-byte unit:
+     * one DMA read per machine (QEMU 7.2 keeps the drive busy afterwards, even across a soft
+     * reset), with everything the guest can see after it.
+     */
+    static Scenario shortPrdTail(String label, byte[] packet, int[][] prdt) {
+        return ide -> {
+            ide.setUp();
+            AtapiDriver cd = new AtapiDriver(ide);
+            ide.qts.memset(BUF, 0x8000, 0xee);
+            cd.dma(label, packet, prdt);
+            for (int at : new int[] {0, 500, 504, 512, 1000, 1016, 1024, 1500, 2040, 2048, 4096}) {
+                ide.log.bytes(label + " RAM+" + at, ide.qts.memread(BUF + at, 8));
+            }
+            ide.recordRam(label + " RAM", BUF, 0x8000);
+            ide.log.hex(label + " alt status later", ide.qts.inb(IDE_CONTROL));
+        };
+    }
+
     @Test
     void pioReads() throws Exception {
         check("atapi PIO reads", PIO_READS);
@@ -234,6 +253,18 @@ class AtapiConformanceTest {
     @Test
     void dmaReads() throws Exception {
         check("atapi DMA", DMA_READS);
+    }
+
+    @Test
+    void shortPrdTails() throws Exception {
+        check("PRD 1000 bytes for 1 sector", shortPrdTail("1000", read10(40, 1),
+                new int[][] {{(int) BUF, 1000 | PRDT_EOT}}));
+        check("PRDs 2048+700 for 2 sectors", shortPrdTail("2048+700", read10(50, 2),
+                new int[][] {{(int) BUF, 2048}, {(int) BUF + 0x4000, 700 | PRDT_EOT}}));
+        check("PRDs 512+300 for 1 sector", shortPrdTail("512+300", read10(60, 1),
+                new int[][] {{(int) BUF, 512}, {(int) BUF + 0x1000, 300 | PRDT_EOT}}));
+        check("PRD 300 for 1 sector", shortPrdTail("300", read10(60, 1),
+                new int[][] {{(int) BUF, 300 | PRDT_EOT}}));
     }
 
     @Test
