@@ -15,12 +15,14 @@ import java.net.SocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
-import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.LockSupport;
 import java.util.concurrent.locks.ReentrantLock;
 
@@ -29,15 +31,23 @@ import java.util.concurrent.locks.ReentrantLock;
  * {@link #SLOTS} requests in flight, matched to their replies by cookie.
  *
  * <p>Callers send their own requests (under a lock, one gathering write of header and payload
- * straight from their buffers) and then wait for their slot. One reader thread per connection
- * takes reply headers off the socket and matches them to requests. Read data is moved by the
- * waiting caller itself: the reader hands it the socket (the request's state becomes
- * {@code TRANSFER}), the caller scatters the payload from the socket straight into its buffers
- * and hands the socket back. So guest memory is only ever touched by the thread that owns the
- * request, which also keeps memory of a confined arena usable. Only the reader completes
- * requests, also when the connection fails: when it exits, it fails every pending request, so no
- * caller waits forever. A connection that failed stays failed; {@link NbdBackend} opens a new
- * one.
+ * straight from their buffers) and then wait for their slot. There is no reader thread: one of
+ * the waiting callers at a time holds the <em>reader role</em> (leader/follower, as QEMU's NBD
+ * client lets the coroutine that waits read the socket). It takes reply headers off the socket
+ * and completes whichever request they answer; when its own request is done it passes the role to
+ * another waiting caller. At queue depth 1 the caller so reads its own reply, with no thread
+ * hand-off on the way, which is what qemu-img does too. Read data for another caller's request
+ * is moved by that caller itself: the reader hands it the socket (the request's state becomes
+ * {@code TRANSFER}), the owner scatters the payload from the socket straight into its buffers and
+ * hands the socket back. So guest memory is only ever touched by the thread that owns the
+ * request, which also keeps memory of a confined arena usable.
+ *
+ * <p>Failure: the first error marks the connection failed and shuts the socket down; whoever holds
+ * the reader role then (or takes it, if nobody does) fails every pending request and releases the
+ * descriptor, and keeps the role for good, so nobody reads a released descriptor. A watchdog
+ * fails the connection when a request waits for its reply, or a send makes no progress, past the
+ * timeout; no caller waits forever. A connection that failed stays failed; {@link NbdBackend}
+ * opens a new one.
  *
  * <p>The socket is driven through its descriptor ({@link SocketFd}): a write request is one
  * {@code writev} of the header and the caller's {@link IoVector} entries, read data one
@@ -97,7 +107,7 @@ final class NbdConnection {
     static final int REPLY_TYPE_ERROR_BIT = 1 << 15;
 
     /** Requests in flight at once on one connection. */
-    static final int SLOTS = 64;
+    static final int SLOTS = Long.SIZE;
     /**
      * The largest READ or WRITE payload we send, whatever the server allows: the size every
      * server must accept (2^25), so one request never monopolises the socket for long.
@@ -114,6 +124,8 @@ final class NbdConnection {
     /** The caller owns the socket and is moving read data (or zeroes for a hole). */
     private static final int TRANSFER = 2;
     private static final int DONE = 3;
+    /** The longest a waiting caller sleeps before looking at its request again. */
+    private static final long PARK_BOUND_NANOS = TimeUnit.MILLISECONDS.toNanos(50);
 
     private final String name;
     private final SocketFd socket;
@@ -125,21 +137,38 @@ final class NbdConnection {
     private final long timeoutNanos;
 
     private final Slot[] slots = new Slot[SLOTS];
-    private final ArrayBlockingQueue<Slot> free = new ArrayBlockingQueue<>(SLOTS);
+    /**
+     * Bit i set: slot i is free. One word for all {@link #SLOTS} slots, taken and given back with
+     * compare-and-set: a lock here would be contended by every caller at queue depth 16 and
+     * allocate a queue node each time one of them has to wait.
+     */
+    private final AtomicLong free = new AtomicLong(-1L);
+    /** Callers waiting for a free slot (more than {@link #SLOTS} requests at once). */
+    private final ConcurrentLinkedQueue<Thread> slotWaiters = new ConcurrentLinkedQueue<>();
     private final ReentrantLock sendLock = new ReentrantLock();
     private final MemorySegment sendHeader = Arena.ofAuto().allocate(REQUEST_BYTES, 8);
     /** The iovecs of one send: the header, then the payload's entries. Guarded by sendLock. */
     private MemorySegment gather = Arena.ofAuto().allocate(33 * IovecWindow.ENTRY, 8);
     /** Set by the reader, under sendLock, when it released the descriptor. */
     private boolean socketClosed;
-    private final Thread reader;
+    /** The reader role: held by one waiting caller at a time, and for good once the connection is dead. */
+    private final AtomicBoolean reading = new AtomicBoolean();
+    /** The thread holding the reader role, for owners handing the socket back after a transfer. */
+    private volatile Thread readerThread;
+    /** Reply headers land here; only the holder of the reader role touches it. */
+    private final MemorySegment replyHeader = Arena.ofAuto().allocate(32, 8);
+    // Fixed views of the header, made once: a reply costs no allocation.
+    private final MemorySegment replyCommon = replyHeader.asSlice(0, 16);
+    private final MemorySegment replyChunkLength = replyHeader.asSlice(16, 4);
+    private final MemorySegment replyDataOffset = replyHeader.asSlice(20, 8);
+    private final MemorySegment replyHole = replyHeader.asSlice(20, 12);
     /** When the send in progress started (System.nanoTime), or 0: read by the watchdog. */
     private volatile long sendingSince;
     private final ScheduledFuture<?> watchdog;
 
     /** Set once, by the first failure; what every pending and later request reports. */
     private volatile IOException failure;
-    /** Guarded by this: set by the reader when it has failed every pending request and exited. */
+    /** Guarded by this: set when every pending request has been failed and the descriptor released. */
     private boolean dead;
     /** The server said ESHUTDOWN: finish, but send nothing new. */
     private volatile boolean shuttingDown;
@@ -151,6 +180,8 @@ final class NbdConnection {
         long sequence;
         long cookie;
         volatile int state;
+        /** When the request was registered, or its last read data moved (System.nanoTime): the watchdog's clock. */
+        volatile long since;
         Thread waiter;
         int command;
         long offset;
@@ -195,24 +226,33 @@ final class NbdConnection {
         this.timeoutNanos = timeoutNanos;
         for (int i = 0; i < SLOTS; i++) {
             slots[i] = new Slot(i);
-            free.add(slots[i]);
         }
-        reader = Thread.ofPlatform().daemon().name("nbd-reader " + name).unstarted(this::readReplies);
         long period = Math.max(timeoutNanos / 4, TimeUnit.MILLISECONDS.toNanos(10));
-        watchdog = Timer.TIMER.scheduleAtFixedRate(this::checkSending, period, period, TimeUnit.NANOSECONDS);
-        reader.start();
+        watchdog = Timer.TIMER.scheduleAtFixedRate(this::checkProgress, period, period, TimeUnit.NANOSECONDS);
     }
 
     /**
-     * A server that stops reading blocks the sender in a socket write, which has no timeout of
-     * its own (and every other sender behind it, on the send lock): failing the connection
-     * shuts the socket down, which wakes them all.
+     * Socket calls have no timeout of their own. A server that stops reading blocks the sender in
+     * a socket write (and every other sender behind it, on the send lock); one that stops answering
+     * blocks the reader in a socket read. Failing the connection shuts the socket down, which wakes
+     * them all.
      */
-    private void checkSending() {
+    private void checkProgress() {
+        long now = System.nanoTime();
         long since = sendingSince;
-        if (since != 0 && System.nanoTime() - since > timeoutNanos) {
+        if (since != 0 && now - since > timeoutNanos) {
             fail(new IOException("sending to " + name + " made no progress for "
                     + TimeUnit.NANOSECONDS.toMillis(timeoutNanos) + " ms"));
+            return;
+        }
+        for (Slot slot : slots) {
+            int state = slot.state;
+            long waiting = slot.since;
+            if ((state == PENDING || state == TRANSFER) && waiting != 0 && now - waiting > timeoutNanos) {
+                fail(new IOException("no reply from " + name + " within "
+                        + TimeUnit.NANOSECONDS.toMillis(timeoutNanos) + " ms"));
+                return;
+            }
         }
     }
 
@@ -537,29 +577,63 @@ final class NbdConnection {
             }
         } finally {
             slot.clear();
-            free.add(slot);
+            release(slot);
         }
     }
 
     private Slot acquire(int command, long offset, long length) throws IOException {
-        Slot slot = free.poll();
+        Slot slot = tryAcquire();
         if (slot != null) {
             return slot;
         }
+        // More than SLOTS requests at once: wait for one to finish, in line with the others.
+        long deadline = System.nanoTime() + timeoutNanos;
+        Thread me = Thread.currentThread();
+        slotWaiters.add(me);
         try {
-            slot = free.poll(timeoutNanos, TimeUnit.NANOSECONDS);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            InterruptedIOException i = new InterruptedIOException(call(command, offset, length)
-                    + ": interrupted while waiting for a free request slot");
-            i.initCause(e);
-            throw i;
+            while ((slot = tryAcquire()) == null) {
+                long left = deadline - System.nanoTime();
+                if (left <= 0) {
+                    throw new PosixException(call(command, offset, length) + ": " + SLOTS
+                            + " requests stayed in flight past the timeout", Errno.EIO);
+                }
+                LockSupport.parkNanos(this, Math.min(left, PARK_BOUND_NANOS));
+                if (Thread.interrupted()) {
+                    InterruptedIOException i = new InterruptedIOException(call(command, offset, length)
+                            + ": interrupted while waiting for a free request slot");
+                    me.interrupt();
+                    throw i;
+                }
+            }
+            return slot;
+        } finally {
+            slotWaiters.remove(me);
         }
-        if (slot == null) {
-            throw new PosixException(call(command, offset, length) + ": " + SLOTS
-                    + " requests stayed in flight past the timeout", Errno.EIO);
+    }
+
+    private Slot tryAcquire() {
+        while (true) {
+            long bits = free.get();
+            if (bits == 0) {
+                return null;
+            }
+            int index = Long.numberOfTrailingZeros(bits);
+            if (free.compareAndSet(bits, bits & ~(1L << index))) {
+                return slots[index];
+            }
         }
-        return slot;
+    }
+
+    private void release(Slot slot) {
+        long bit = 1L << slot.index;
+        long bits;
+        do {
+            bits = free.get();
+        } while (!free.compareAndSet(bits, bits | bit));
+        Thread waiter = slotWaiters.peek();
+        if (waiter != null) {
+            LockSupport.unpark(waiter);
+        }
     }
 
     /** Makes the slot visible to the reader, unless the connection is already dead. */
@@ -569,6 +643,7 @@ final class NbdConnection {
         }
         slot.sequence++;
         slot.cookie = (slot.sequence << 8) | slot.index;
+        slot.since = System.nanoTime() | 1;
         slot.state = PENDING;
         return true;
     }
@@ -625,13 +700,12 @@ final class NbdConnection {
     }
 
     /**
-     * Waits for the reader to complete the slot. Past the timeout the connection is failed, which
-     * shuts the socket down and makes the reader fail every pending request, this one included.
+     * Waits until the slot is done: by reading replies itself when nobody holds the reader role,
+     * else parked until the reader completes it, hands it read data to move, or passes it the role.
+     * Timeouts are the watchdog's: it fails the connection, which ends every wait.
      */
     private void await(Slot slot) {
-        long deadline = System.nanoTime() + timeoutNanos;
         boolean interrupted = false;
-        boolean timedOut = false;
         while (true) {
             int state = slot.state;
             if (state == DONE) {
@@ -639,16 +713,17 @@ final class NbdConnection {
             }
             if (state == TRANSFER) {
                 transfer(slot);
-                deadline = System.nanoTime() + timeoutNanos;
                 continue;
             }
-            long left = deadline - System.nanoTime();
-            if (left <= 0 && !timedOut) {
-                timedOut = true;
-                fail(new IOException("no reply from " + name + " within "
-                        + TimeUnit.NANOSECONDS.toMillis(timeoutNanos) + " ms"));
+            if (reading.compareAndSet(false, true)) {
+                readerThread = Thread.currentThread();
+                if (readUntilDone(slot)) {
+                    releaseReading();
+                }
+                continue;
             }
-            LockSupport.parkNanos(this, timedOut ? TimeUnit.MILLISECONDS.toNanos(10) : left);
+            // Woken by the reader; the bound only guards against a wake-up this code failed to give.
+            LockSupport.parkNanos(this, PARK_BOUND_NANOS);
             if (Thread.interrupted()) {
                 // A request on the wire cannot be withdrawn: finish waiting, keep the interrupt.
                 interrupted = true;
@@ -659,8 +734,36 @@ final class NbdConnection {
         }
     }
 
+    /**
+     * Gives the reader role up and passes it to a caller still waiting for a reply, if any: without
+     * a reader their replies would sit in the socket. A caller that registers after the scan
+     * finds the role free itself.
+     */
+    private void releaseReading() {
+        readerThread = null;
+        reading.set(false);
+        if (failure != null) {
+            takeDownIfIdle();
+            return;
+        }
+        for (Slot other : slots) {
+            if (other.state == PENDING) {
+                LockSupport.unpark(other.waiter);
+                return;
+            }
+        }
+    }
+
     /** In the caller's thread: moves the data the reader handed over, then hands the socket back. */
     private void transfer(Slot slot) {
+        moveReadData(slot);
+        slot.since = System.nanoTime() | 1;
+        slot.state = PENDING;
+        LockSupport.unpark(readerThread);
+    }
+
+    /** Moves one piece of read data into the slot's buffers; a failure is left in the slot. */
+    private void moveReadData(Slot slot) {
         try {
             if (slot.transferHole) {
                 zero(slot, slot.transferAt, slot.transferBytes);
@@ -673,8 +776,6 @@ final class NbdConnection {
             // The payload is still in the socket, so the stream cannot be resynchronised.
             slot.transferFailure = new IOException("cannot store read data from " + name + ": " + e, e);
         }
-        slot.state = PENDING;
-        LockSupport.unpark(reader);
     }
 
     private static String call(int command, long offset, long length) {
@@ -698,45 +799,65 @@ final class NbdConnection {
 
     // ------------------------------------------------------------------ the reader
 
-    private void readReplies() {
-        MemorySegment header = Arena.ofAuto().allocate(32, 8);
-        // Fixed views of the header, made once: a reply costs no allocation.
-        MemorySegment common = header.asSlice(0, 16);
-        MemorySegment chunkLength = header.asSlice(16, 4);
-        MemorySegment dataOffset = header.asSlice(20, 8);
-        MemorySegment hole = header.asSlice(20, 12);
-        IOException cause = null;
+    /**
+     * Holding the reader role: reads replies until {@code own} is done (or the connection dies).
+     *
+     * @return whether the role may be released; false once the connection is dead, since the role
+     *     then stays taken for good
+     */
+    private boolean readUntilDone(Slot own) {
         try {
-            while (true) {
-                readFully(common);
-                int magic = header.get(BE_INT, 0);
-                if (magic == SIMPLE_REPLY_MAGIC) {
-                    simpleReply(header.get(BE_INT, 4), header.get(BE_LONG, 8));
-                } else if (magic == STRUCTURED_REPLY_MAGIC) {
-                    readFully(chunkLength);
-                    chunk(header.get(BE_SHORT, 4) & 0xffff, header.get(BE_SHORT, 6) & 0xffff, header.get(BE_LONG, 8),
-                            Integer.toUnsignedLong(header.get(BE_INT, 16)), header, dataOffset, hole);
-                } else {
-                    throw protocolError("bad reply magic 0x" + Integer.toHexString(magic));
-                }
+            while (own.state == PENDING) {
+                readReply();
             }
+            return true;
         } catch (IOException e) {
-            cause = e;
+            takeDown(e);
         } catch (RuntimeException | Error e) {
-            cause = new IOException("NBD reply reader for " + name + " failed", e);
+            takeDown(new IOException("reading replies from " + name + " failed", e));
             throw e;
+        }
+        return false;
+    }
+
+    /** Reads one reply (a simple reply, or one structured chunk) and acts on it. */
+    private void readReply() throws IOException {
+        MemorySegment header = replyHeader;
+        readFully(replyCommon);
+        int magic = header.get(BE_INT, 0);
+        if (magic == SIMPLE_REPLY_MAGIC) {
+            simpleReply(header.get(BE_INT, 4), header.get(BE_LONG, 8));
+        } else if (magic == STRUCTURED_REPLY_MAGIC) {
+            readFully(replyChunkLength);
+            chunk(header.get(BE_SHORT, 4) & 0xffff, header.get(BE_SHORT, 6) & 0xffff, header.get(BE_LONG, 8),
+                    Integer.toUnsignedLong(header.get(BE_INT, 16)), header, replyDataOffset, replyHole);
+        } else {
+            throw protocolError("bad reply magic 0x" + Integer.toHexString(magic));
+        }
+    }
+
+    /**
+     * Holding the reader role, for good: marks the connection failed, fails every pending request
+     * and releases the descriptor. No sender may touch the descriptor number once it is released
+     * (it could name another file by then): it is closed under the send lock, and senders check
+     * the flag.
+     */
+    private void takeDown(IOException cause) {
+        markFailed(cause);
+        sendLock.lock();
+        try {
+            socketClosed = true;
+            socket.close();
         } finally {
-            fail(cause);
-            // No sender may touch the descriptor number once it is released (it could name
-            // another file by then): close under the send lock, and senders check the flag.
-            sendLock.lock();
-            try {
-                socketClosed = true;
-                socket.close();
-            } finally {
-                sendLock.unlock();
-            }
-            failPending();
+            sendLock.unlock();
+        }
+        failPending();
+    }
+
+    /** After a failure: takes the connection down unless a reader holds the role (it will). */
+    private void takeDownIfIdle() {
+        if (reading.compareAndSet(false, true)) {
+            takeDown(failure);
         }
     }
 
@@ -832,7 +953,7 @@ final class NbdConnection {
     }
 
     /**
-     * In the reader: lets the waiting caller move {@code bytes} of read data (or zeroes) at
+     * In the reader: moves the data itself when the request is its own, else lets the waiting caller move {@code bytes} of read data (or zeroes) at
      * {@code relative} into its buffers, and waits until it has. The wait is bounded like any
      * other: a caller stuck on a stalled server is woken by failing the connection.
      */
@@ -842,6 +963,15 @@ final class NbdConnection {
         slot.transferHole = hole;
         slot.transferFailure = null;
         Thread waiter = slot.waiter;
+        if (waiter == Thread.currentThread()) {
+            // The reader's own request: it owns these buffers, so it moves the data itself.
+            moveReadData(slot);
+            if (slot.transferFailure != null) {
+                throw slot.transferFailure;
+            }
+            slot.since = System.nanoTime() | 1;
+            return;
+        }
         slot.state = TRANSFER;
         LockSupport.unpark(waiter);
         long deadline = System.nanoTime() + timeoutNanos;
@@ -899,9 +1029,14 @@ final class NbdConnection {
     /**
      * Marks the connection failed (the first cause wins) and shuts the socket down, which wakes the
      * reader and any blocked sender; the reader then fails every pending request and releases
-     * the descriptor.
+     * the descriptor (or this thread does, when nobody holds the reader role).
      */
     void fail(IOException cause) {
+        markFailed(cause);
+        takeDownIfIdle();
+    }
+
+    private void markFailed(IOException cause) {
         synchronized (this) {
             if (failure == null) {
                 failure = cause != null ? cause : new IOException("connection to " + name + " closed");
@@ -915,6 +1050,7 @@ final class NbdConnection {
         synchronized (this) {
             dead = true;
             for (Slot slot : slots) {
+                // Never TRANSFER: only the reader takes the connection down, and it waits out every hand-off first.
                 if (slot.state == PENDING) {
                     slot.failure = failure;
                     Thread waiter = slot.waiter;
@@ -922,6 +1058,7 @@ final class NbdConnection {
                     LockSupport.unpark(waiter);
                 }
             }
+            notifyAll();
         }
     }
 
@@ -932,12 +1069,14 @@ final class NbdConnection {
     void disconnect() {
         disconnecting = true;
         if (failure == null) {
+            boolean sent = false;
             sendLock.lock();
             sendingSince = System.nanoTime() | 1;
             try {
                 if (!socketClosed) {
                     writeRequest(0, CMD_DISC, 0, 0, 0, 1, REQUEST_BYTES);
                     socket.shutdownOutput();
+                    sent = true;
                 }
             } catch (IOException e) {
                 // The server is gone already: there is nobody left to say goodbye to.
@@ -945,16 +1084,47 @@ final class NbdConnection {
                 sendingSince = 0;
                 sendLock.unlock();
             }
-            try {
-                reader.join(1000);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
+            if (sent && reading.compareAndSet(false, true)) {
+                // Nobody is reading: read what is left (replies still owed) until the server closes.
+                readerThread = Thread.currentThread();
+                drainUntilClosed(TimeUnit.SECONDS.toNanos(1));
+            } else if (sent) {
+                awaitDead(TimeUnit.SECONDS.toNanos(1));
             }
         }
         fail(new IOException("connection to " + name + " closed by the client"));
+        awaitDead(timeoutNanos);
+    }
+
+    /** Holding the reader role after NBD_CMD_DISC: reads until end of file or the time is up. */
+    private void drainUntilClosed(long nanos) {
         try {
-            reader.join(timeoutNanos / 1_000_000 + 1);
-        } catch (InterruptedException e) {
+            socket.receiveTimeout(nanos);
+            while (true) {
+                readReply();
+            }
+        } catch (IOException e) {
+            takeDown(e);
+        } catch (RuntimeException | Error e) {
+            takeDown(new IOException("reading replies from " + name + " failed", e));
+            throw e;
+        }
+    }
+
+    private void awaitDead(long nanos) {
+        long deadline = System.nanoTime() + nanos;
+        boolean interrupted = false;
+        synchronized (this) {
+            long left;
+            while (!dead && (left = deadline - System.nanoTime()) > 0) {
+                try {
+                    TimeUnit.NANOSECONDS.timedWait(this, left);
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                }
+            }
+        }
+        if (interrupted) {
             Thread.currentThread().interrupt();
         }
     }

@@ -116,6 +116,17 @@ final class SocketFd {
         Posix.setsockopt(fd, Posix.SOL_SOCKET, Posix.SO_RCVTIMEO, timeval);
     }
 
+    /**
+     * Bounds every later read (and write) to {@code nanos}: a call that waits longer fails with EAGAIN.
+     *
+     * @throws PosixException if the socket refuses the option
+     */
+    void receiveTimeout(long nanos) throws PosixException {
+        try (Arena arena = Arena.ofConfined()) {
+            setTimeouts(arena, Math.max(nanos, 1000));
+        }
+    }
+
     /** Lifts the connect-time timeouts: from now on calls block until they can proceed. */
     void clearTimeouts() throws PosixException {
         try (Arena arena = Arena.ofConfined()) {

@@ -1,6 +1,7 @@
 package io.guestdma.block;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.guestdma.memory.DmaDirection;
 import io.guestdma.memory.DmaMapping;
@@ -208,6 +209,64 @@ class DmaBlockIoTest {
         byte[] ramPart = new byte[expected.length - 0x2000];
         memory.read(0x40000, ramPart, 0, ramPart.length);
         assertThat(ramPart).isEqualTo(Arrays.copyOfRange(expected, 0x2000, expected.length));
+    }
+
+    /**
+     * The copy path shares the loop: a list over RAM and registers goes to disk through the heap
+     * buffer in chunks of its size, and comes back writing only the bytes the backend produced.
+     */
+    @Test
+    void theCopyPathMovesTheSameBytesThroughAHeapBufferAndWritesBackOnlyTheAccessLength() throws Exception {
+        CopyChunks copy = new CopyChunks(memory, 1024);
+        byte[] a = pattern(1536, 5);
+        byte[] r = pattern(1024, 6);
+        memory.write(0x3000, a, 0, a.length);
+        System.arraycopy(r, 0, registers.bytes, 0x200, r.length);
+        SgList sg = new SgList().add(0x3000, a.length).add(REGS + 0x200, r.length);
+        copy.start(sg, DmaDirection.TO_DEVICE);
+        device.lock();
+        try {
+            dma.start(copy, 8192, (offset, iov) -> {
+                disk.write(offset, copy.buffer((int) iov.size()));
+                return DmaBlockIo.Status.DONE;
+            });
+        } finally {
+            device.unlock();
+        }
+        assertThat(device.next().bytesDone()).isEqualTo(2560);
+        java.nio.ByteBuffer onDisk = java.nio.ByteBuffer.allocate(2560);
+        disk.read(8192, onDisk);
+        byte[] expected = new byte[2560];
+        System.arraycopy(a, 0, expected, 0, a.length);
+        System.arraycopy(r, 0, expected, a.length, r.length);
+        assertThat(onDisk.array()).isEqualTo(expected);
+
+        // Back into RAM: a backend that fails half way through the second chunk leaves the rest
+        // of the guest's buffer as it was (only what was read is written back).
+        byte[] before = pattern(2560, 9);
+        memory.write(0x20000, before, 0, before.length);
+        copy.start(new SgList().add(0x20000, 2560), DmaDirection.FROM_DEVICE);
+        int[] calls = new int[1];
+        device.lock();
+        try {
+            dma.start(copy, 8192, (offset, iov) -> {
+                if (calls[0]++ == 1) {
+                    throw new java.io.IOException("disk gone");
+                }
+                disk.read(offset, copy.buffer((int) iov.size()));
+                return DmaBlockIo.Status.DONE;
+            });
+        } finally {
+            device.unlock();
+        }
+        DmaBlockIo.Outcome failed = device.next();
+        assertThat(failed.status()).isEqualTo(DmaBlockIo.Status.IO_ERROR);
+        assertThat(failed.bytesDone()).isEqualTo(1024);
+        byte[] after = new byte[2560];
+        memory.read(0x20000, after, 0, after.length);
+        assertThat(Arrays.copyOfRange(after, 0, 1024)).isEqualTo(Arrays.copyOfRange(expected, 0, 1024));
+        assertThat(Arrays.copyOfRange(after, 1024, 2560)).isEqualTo(Arrays.copyOfRange(before, 1024, 2560));
+        assertThatThrownBy(() -> new CopyChunks(memory, 0)).isInstanceOf(IllegalArgumentException.class);
     }
 
     @Test

@@ -220,6 +220,105 @@ class NbdBackendTest {
         assertThat(most).as("reads in flight at once on one connection").isEqualTo(threads);
     }
 
+    /**
+     * Many threads, each on its own part of the disk, mixing vectored reads and writes of random
+     * sizes: every read must return exactly what that thread last wrote there. Replies for one
+     * thread are read off the socket by whichever thread holds the reader role, and read data is
+     * handed to its owner, so a reply matched to the wrong request or data moved into the wrong
+     * buffers shows up as a wrong byte.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"qemu-nbd", "nbdkit"})
+    void concurrentReadsAndWritesEachSeeTheirOwnData(String serverKind) throws Exception {
+        int threads = 6;
+        int part = 512 * 1024;
+        Path img = rawImage("mixed.img", threads * part);
+        try (NbdServer server = serverKind.equals("qemu-nbd")
+                ? NbdServer.qemuNbd(img, dir, "mixed", "-e", "16")
+                : NbdServer.nbdkit(dir, "mixed", "--exit-with-parent", "memory", "size=" + threads * part);
+             NbdBackend nbd = NbdBackend.open(server.address(), BlockOptions.defaults())) {
+            ExecutorService pool = Executors.newFixedThreadPool(threads);
+            try {
+                CountDownLatch start = new CountDownLatch(1);
+                List<Future<Integer>> results = new ArrayList<>();
+                for (int t = 0; t < threads; t++) {
+                    int me = t;
+                    results.add(pool.submit(() -> {
+                        start.await();
+                        Random random = new Random(me * 7919L);
+                        byte[] model = new byte[part];
+                        int checked = 0;
+                        for (int op = 0; op < 150; op++) {
+                            int length = 512 * (1 + random.nextInt(96));
+                            int at = 512 * random.nextInt((part - length) / 512 + 1);
+                            long offset = (long) me * part + at;
+                            try (Arena arena = Arena.ofConfined()) {
+                                if (random.nextBoolean()) {
+                                    byte[] data = new byte[length];
+                                    random.nextBytes(data);
+                                    nbd.writev(offset, scattered(arena, data, random));
+                                    System.arraycopy(data, 0, model, at, length);
+                                } else {
+                                    IoVector iov = empty(arena, length, length % 2048 == 0 ? 4 : 1);
+                                    nbd.readv(offset, iov);
+                                    byte[] got = new byte[length];
+                                    iov.copyTo(0, got, 0, length);
+                                    assertThat(Arrays.mismatch(got, Arrays.copyOfRange(model, at, at + length)))
+                                            .as("thread %d, op %d: first wrong byte of %d at %d", me, op, length, offset)
+                                            .isEqualTo(-1);
+                                    checked++;
+                                }
+                            }
+                        }
+                        return checked;
+                    }));
+                }
+                start.countDown();
+                int checked = 0;
+                for (Future<Integer> f : results) {
+                    checked += f.get(2, TimeUnit.MINUTES);
+                }
+                assertThat(checked).isGreaterThan(threads * 50);
+            } finally {
+                pool.shutdownNow();
+            }
+        }
+    }
+
+    @Test
+    void moreRequestsThanSlotsWaitTheirTurnAndAllComplete() throws Exception {
+        int threads = 80; // more than the 64 requests one connection keeps in flight
+        try (NbdServer server = NbdServer.nbdkit(dir, "queue", "--exit-with-parent", "--filter=delay", "memory",
+                "size=8M", "delay-read=100ms");
+             NbdBackend nbd = NbdBackend.open(server.address(), BlockOptions.defaults())) {
+            ExecutorService pool = Executors.newFixedThreadPool(threads);
+            try {
+                CountDownLatch start = new CountDownLatch(1);
+                List<Future<?>> reads = new ArrayList<>();
+                for (int t = 0; t < threads; t++) {
+                    int me = t;
+                    reads.add(pool.submit(() -> {
+                        start.await();
+                        try (Arena arena = Arena.ofConfined()) {
+                            IoVector iov = empty(arena, 4096, 1);
+                            nbd.readv(me * 4096L, iov);
+                            byte[] got = new byte[4096];
+                            iov.copyTo(0, got, 0, 4096);
+                            assertThat(got).containsOnly(0);
+                        }
+                        return null;
+                    }));
+                }
+                start.countDown();
+                for (Future<?> f : reads) {
+                    f.get(1, TimeUnit.MINUTES);
+                }
+            } finally {
+                pool.shutdownNow();
+            }
+        }
+    }
+
     @Test
     void aServerKilledMidWriteIsReconnectedAndRetriedWritesLoseNothing() throws Exception {
         int slot = 1 << 20;
@@ -475,7 +574,7 @@ class NbdBackendTest {
     }
 
     /** Plays a server's side of a successful handshake (no structured replies, a 64 MiB export). */
-    private static void handshake(Socket s) throws IOException {
+    static void handshake(Socket s) throws IOException {
         InputStream in = s.getInputStream();
         send(s, ByteBuffer.allocate(18).putLong(NbdConnection.NBDMAGIC).putLong(NbdConnection.IHAVEOPT)
                 .putShort((short) 1));

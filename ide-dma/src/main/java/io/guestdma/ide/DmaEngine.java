@@ -1,9 +1,8 @@
 package io.guestdma.ide;
 
 import io.guestdma.block.BlockBackend;
+import io.guestdma.block.CopyChunks;
 import io.guestdma.block.DmaBlockIo;
-import io.guestdma.memory.AccessResult;
-import io.guestdma.memory.DmaAccessException;
 import io.guestdma.memory.DmaDirection;
 import io.guestdma.memory.DeviceAddressSpace;
 import io.guestdma.memory.IoVector;
@@ -12,7 +11,6 @@ import io.guestdma.memory.SgList;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.concurrent.Executor;
 
@@ -47,7 +45,7 @@ final class DmaEngine implements DmaBlockIo.Host {
     private final PiixIde controller;
     private final ReentrancyGuard guard;
     private final DmaBlockIo blockIo;
-    private final CopyChunks copyChunks = new CopyChunks();
+    private final CopyChunks copyChunks;
     private final DmaBlockIo.ChunkIo mappedIo = this::mappedChunk;
     private final DmaBlockIo.ChunkIo copyIo = this::copyChunk;
 
@@ -63,6 +61,7 @@ final class DmaEngine implements DmaBlockIo.Host {
         this.controller = controller;
         this.guard = controller.reentrancyGuard();
         this.blockIo = new DmaBlockIo(memory, executor, this);
+        this.copyChunks = new CopyChunks(memory, CHUNK_BYTES);
     }
 
     DmaBlockIo.Phase phase() {
@@ -189,13 +188,14 @@ final class DmaEngine implements DmaBlockIo.Host {
         int length = (int) iov.size();
         BlockBackend backend = drive.backend;
         switch (command) {
-            case READ, ATAPI -> backend.read(offset, ByteBuffer.wrap(copyChunks.buffer, 0, length));
+            case READ, ATAPI -> backend.read(offset, copyChunks.buffer(length));
             case WRITE -> {
-                backend.write(offset, ByteBuffer.wrap(copyChunks.buffer, 0, length));
+                backend.write(offset, copyChunks.buffer(length));
                 flushIfWriteThrough(backend);
             }
             case TRIM -> {
-                return copyChunks.trimPieces(length) ? DmaBlockIo.Status.DONE : DmaBlockIo.Status.INVALID;
+                // TRIM entries are parsed per scatter-gather piece, as QEMU parses them per iovec.
+                return copyChunks.forEachPiece(length, this::trim) ? DmaBlockIo.Status.DONE : DmaBlockIo.Status.INVALID;
             }
         }
         return DmaBlockIo.Status.DONE;
@@ -229,139 +229,6 @@ final class DmaEngine implements DmaBlockIo.Host {
         // SET FEATURES 0x82 turned the write cache off: QEMU then makes every write durable.
         if (!drive.writeCacheEnabled) {
             backend.flush();
-        }
-    }
-
-    /**
-     * The COPY data path as {@link DmaBlockIo.Chunks}: a chunk is copied out of guest memory into
-     * the heap buffer when it is "mapped" (TO_DEVICE) and back into guest memory when it is
-     * "unmapped" with its access length (FROM_DEVICE). PRD entries are 32-bit, so an entry's
-     * addresses cannot pass 2^64.
-     */
-    private final class CopyChunks implements DmaBlockIo.Chunks {
-        final byte[] buffer = new byte[CHUNK_BYTES];
-        private final IoVector iov = new IoVector(1);
-        private SgList sg;
-        private DmaDirection direction;
-        private int index;
-        private long entryOffset;
-        private long chunkBytes;
-
-        void start(SgList list, DmaDirection dir) {
-            sg = list;
-            direction = dir;
-            index = 0;
-            entryOffset = 0;
-            chunkBytes = 0;
-            iov.reset();
-        }
-
-        @Override
-        public long mapNext(long maxBytes) {
-            long remaining = 0;
-            for (int i = index; i < sg.count() && remaining < CHUNK_BYTES; i++) {
-                remaining += sg.length(i) - (i == index ? entryOffset : 0);
-            }
-            long chunk = Math.min(Math.min(remaining, CHUNK_BYTES), maxBytes);
-            if (chunk == 0) {
-                return 0;
-            }
-            if (direction == DmaDirection.TO_DEVICE && copyPieces((int) chunk, false).failed()) {
-                throw new DmaAccessException("a PRD entry of the chunk is a device whose handler failed",
-                        sg.address(index) + entryOffset, chunk);
-            }
-            chunkBytes = chunk;
-            iov.reset();
-            iov.add(MemorySegment.ofArray(buffer).asSlice(0, chunk));
-            return chunk;
-        }
-
-        @Override
-        public boolean done() {
-            return index >= sg.count();
-        }
-
-        @Override
-        public IoVector iov() {
-            return iov;
-        }
-
-        @Override
-        public AccessResult unmapChunk(long accessLength) {
-            AccessResult result = AccessResult.OK;
-            if (direction == DmaDirection.FROM_DEVICE && accessLength > 0) {
-                result = copyPieces((int) accessLength, true);
-            }
-            advance(chunkBytes);
-            chunkBytes = 0;
-            iov.reset();
-            return result;
-        }
-
-        @Override
-        public void abandonChunk() {
-            chunkBytes = 0; // nothing is held; the cursor has not moved
-            iov.reset();
-        }
-
-        /**
-         * Copies {@code chunk} bytes from the cursor on between guest memory and the buffer,
-         * through the bus master's address space.
-         *
-         * @return the worst access result of the pieces
-         */
-        private AccessResult copyPieces(int chunk, boolean toGuest) {
-            AccessResult result = AccessResult.OK;
-            int i = index;
-            long into = entryOffset;
-            int done = 0;
-            while (done < chunk) {
-                int piece = (int) Math.min(sg.length(i) - into, chunk - done);
-                long address = sg.address(i) + into;
-                result = result.and(toGuest ? memory.write(address, buffer, done, piece)
-                        : memory.read(address, buffer, done, piece));
-                done += piece;
-                into += piece;
-                if (into == sg.length(i)) {
-                    i++;
-                    into = 0;
-                }
-            }
-            return result;
-        }
-
-        /** TRIM entries are parsed per scatter-gather piece, as QEMU parses them per iovec. */
-        boolean trimPieces(int chunk) throws IOException {
-            MemorySegment bytes = MemorySegment.ofArray(buffer);
-            int i = index;
-            long into = entryOffset;
-            int done = 0;
-            while (done < chunk) {
-                int piece = (int) Math.min(sg.length(i) - into, chunk - done);
-                if (!trim(bytes.asSlice(done, piece))) {
-                    return false;
-                }
-                done += piece;
-                into += piece;
-                if (into == sg.length(i)) {
-                    i++;
-                    into = 0;
-                }
-            }
-            return true;
-        }
-
-        private void advance(long chunk) {
-            long left = chunk;
-            while (left > 0) {
-                long step = Math.min(sg.length(index) - entryOffset, left);
-                entryOffset += step;
-                left -= step;
-                if (entryOffset == sg.length(index)) {
-                    index++;
-                    entryOffset = 0;
-                }
-            }
         }
     }
 }

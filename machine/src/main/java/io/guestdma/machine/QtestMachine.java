@@ -175,6 +175,12 @@ public final class QtestMachine {
                 new QtestServer(machine, qtestIn, qtestOut).serve();
             } catch (ClosedChannelException e) {
                 // QMP quit closed the qtest connection
+            } catch (java.net.SocketException e) {
+                // The test program went away without reading everything (a reset, not an end of
+                // stream): for the machine that is the end of its input, as for QEMU.
+                if (!String.valueOf(e.getMessage()).contains("Connection reset")) {
+                    throw e;
+                }
             }
             return 0;
         } catch (IOException e) {

@@ -46,10 +46,17 @@ public final class BenchSuite {
      * @param benchmark a benchmark method, {@code Class.method}, or a regular expression of several
      * @param params    parameter values to restrict it to; a parameter not named takes all its values
      * @param deciding  whether its cases decide a target, and so get several forks
+     * @param slowOps   whether an operation takes long enough (a network round trip) that
+     *                  {@code --quick}'s 0.4 s iterations hold too few of them: such a batch gets
+     *                  1 s iterations in {@code --quick} too
      */
-    record Batch(String benchmark, Map<String, List<String>> params, boolean deciding) {
+    record Batch(String benchmark, Map<String, List<String>> params, boolean deciding, boolean slowOps) {
         Batch {
             params = Map.copyOf(params);
+        }
+
+        Batch(String benchmark, Map<String, List<String>> params, boolean deciding) {
+            this(benchmark, params, deciding, false);
         }
 
         /** @return the include pattern JMH matches against fully qualified benchmark names */
@@ -64,24 +71,27 @@ public final class BenchSuite {
     static List<Batch> plan() {
         List<Batch> plan = new ArrayList<>();
         // Deciding: the cases the targets read (map/copy 64k and 1m, native us/op, the allocation
-        // keys, map+unmap over copy, lookup, thread scaling and its control). More would push the
-        // full suite past 15 minutes on 2 cores.
+        // keys, map+unmap over copy, lookup, thread scaling and its control, the ring accessor,
+        // the IOMMU view, the shared DMA loop against the IDE engine, NBD against qemu-img).
         plan.add(new Batch("IdeDmaBenchmark\\.write", params("size", "64k,1m", "path", "COPY,MAP_NATIVE"), true));
         plan.add(new Batch("MapBenchmark\\.mapUnmapRam|MapBenchmark\\.copyRead", params("size", "64k"), true));
         plan.add(new Batch("RegionLookupBenchmark\\.mapUnmap", params("regions", "1,10000"), true));
         plan.add(new Batch("ThreadScalingBenchmark\\.\\w+", Map.of(), true));
-        // Everything else, one fork each.
+        plan.add(new Batch("RingViewBenchmark\\.\\w+|IommuMapBenchmark\\.\\w+|DmaBlockIoBenchmark\\.\\w+|IdeOverheadBenchmark\\.write",
+                params("mode", "MAP"), true));
+        // Everything else, one fork each, and in the full suite 2 warmup and 3 measured
+        // iterations instead of 3 and 5: the time goes to the forks of the deciding cases.
         plan.add(new Batch("IdeDmaBenchmark\\.write|IdeDmaBenchmark\\.read", params("size", "64k,1m", "path", "MAP_FILECHANNEL"), false));
         plan.add(new Batch("IdeDmaBenchmark\\.write|IdeDmaBenchmark\\.read", params("size", "4k"), false));
         plan.add(new Batch("IdeDmaBenchmark\\.read", params("size", "64k,1m", "path", "COPY,MAP_NATIVE"), false));
         plan.add(new Batch("MapBenchmark\\.mapUnmapRam|MapBenchmark\\.copyRead", params("size", "4k,1m"), false));
         plan.add(new Batch("RegionLookupBenchmark\\.mapUnmap", params("regions", "100"), false));
-        plan.add(new Batch("BlockPathBenchmark\\.\\w+|BounceBenchmark\\.\\w+|IdeOverheadBenchmark\\.\\w+|DebugModeBenchmark\\.\\w+",
+        plan.add(new Batch("BlockPathBenchmark\\.\\w+|BounceBenchmark\\.\\w+|DebugModeBenchmark\\.\\w+",
                 Map.of(), false));
-        // The memory API for every device, the shared DMA loop and the remote disk: one fork each
-        // for now (their targets are new; forks would push the full suite past 15 minutes).
-        plan.add(new Batch("RingViewBenchmark\\.\\w+|IommuMapBenchmark\\.\\w+|DmaBlockIoBenchmark\\.\\w+|NbdWriteBenchmark\\.\\w+",
-                Map.of(), false));
+        plan.add(new Batch("IdeOverheadBenchmark\\.write", params("mode", "COPY"), false));
+        // The remote disk last, deciding: the report runs its reference (qemu-img bench against the
+        // same kind of export) right after it, so both see the machine in the same state.
+        plan.add(new Batch("NbdWriteBenchmark\\.\\w+", Map.of(), true, true));
         return List.copyOf(plan);
     }
 
@@ -112,8 +122,9 @@ public final class BenchSuite {
         Path json = out.resolve("results.json");
         ResultFormatFactory.getInstance(ResultFormatType.JSON, json.toString()).writeOut(all);
         String described = quick
-                ? "bin/bench --quick: -wi 2 -w 400ms -i 3 -r 400ms -prof gc, deciding cases 2 forks, others 1"
-                : "bin/bench: -wi 3 -w 1s -i 5 -r 1s -prof gc, deciding cases 3 forks, others 1";
+                ? "bin/bench --quick: -wi 2 -w 400ms -i 3 -r 400ms -prof gc, deciding cases 2 forks and -w 1s"
+                        + " (NBD also -r 1s), others 1 fork"
+                : "bin/bench: -w 1s -r 1s -prof gc, deciding cases 3 forks of -wi 3 -i 5, others 1 fork of -wi 2 -i 3";
         BenchReport.write(JmhResults.of(all), out, described, Optional.of(json.toString()));
     }
 
@@ -133,12 +144,20 @@ public final class BenchSuite {
                     .shouldFailOnError(true);
             if (quick) {
                 // Two warmup iterations: with one, C2 is often still compiling the path on a busy
-                // 2-core machine and the first measured iteration allocates and runs slow.
-                options.warmupIterations(2).warmupTime(TimeValue.milliseconds(400))
-                        .measurementIterations(3).measurementTime(TimeValue.milliseconds(400));
-            } else {
+                // 2-core machine and the first measured iteration allocates and runs slow. The
+                // deciding cases warm up for a full second each time: with 0.4 s, the slower path
+                // of a pair (copy, one thread) was still warming up in the measured iterations and
+                // their ratios came out above the full suite's.
+                boolean longWarmup = batch.deciding() || batch.slowOps();
+                options.warmupIterations(2).warmupTime(longWarmup ? TimeValue.seconds(1) : TimeValue.milliseconds(400))
+                        .measurementIterations(3)
+                        .measurementTime(batch.slowOps() ? TimeValue.seconds(1) : TimeValue.milliseconds(400));
+            } else if (batch.deciding()) {
                 options.warmupIterations(3).warmupTime(TimeValue.seconds(1))
                         .measurementIterations(5).measurementTime(new TimeValue(1, TimeUnit.SECONDS));
+            } else {
+                options.warmupIterations(2).warmupTime(TimeValue.seconds(1))
+                        .measurementIterations(3).measurementTime(new TimeValue(1, TimeUnit.SECONDS));
             }
             batch.params().forEach((name, values) -> options.param(name, values.toArray(String[]::new)));
             Collection<RunResult> results = runWhenFree(options.build());

@@ -87,12 +87,16 @@ public class NbdWriteBenchmark extends SuiteSettings {
      */
     @Setup(Level.Trial)
     public void setUp() throws IOException, InterruptedException {
-        dir = Files.createTempDirectory("guestdma-nbd-bench");
+        dir = QemuImgBench.imageDirectory("guestdma-nbd-bench");
         Path image = dir.resolve("disk.img");
         try (var f = new java.io.RandomAccessFile(image.toFile(), "rw")) {
             f.setLength(IMAGE_BYTES);
         }
         server = QemuImgBench.startQemuNbd(image, dir);
+        // Close a connection and a guest memory once here (SuiteSettings): the first close in a
+        // JVM loads classes, which would otherwise count against the last measured iteration.
+        NbdBackend.open(QemuImgBench.address(dir), BlockOptions.defaults()).close();
+        GuestMemory.ofRam(1L << 20).close();
         memory = GuestMemory.ofRam(16L << 20);
         nbd = NbdBackend.open(QemuImgBench.address(dir), BlockOptions.defaults());
     }

@@ -134,7 +134,7 @@ class BenchReportTest {
                 .as("every fork of 1.7 - 1.9 meets 1.65")
                 .containsPattern("\\| ide_write_1m_64prd map/copy +\\| +1\\.80 \\| +1\\.70 - 1\\.90 \\(3 forks\\) \\| +>= 1\\.65 \\| +yes \\|")
                 .as("the worst fork decides an allocation target too")
-                .containsPattern("\\| alloc ide_write_64k_native, B/op \\(spread max: worst fork\\) +\\| +0\\.3 \\| +0\\.0 - 40\\.5 \\(3 forks\\) \\| +<= 16 \\| +not decided \\|")
+                .containsPattern("\\| alloc ide_write_64k_native, B/op \\(spread max: worst fork\\) +\\| +0\\.25 \\| +0\\.00 - 40\\.50 \\(3 forks\\) \\| +<= 1 \\| +not decided \\|")
                 .containsPattern("\\| two_thread_scaling_over_control +\\| +0\\.94 \\| +0\\.94 - 0\\.95 \\(2 forks\\) \\| +>= 0\\.95 \\| +not decided \\|")
                 .containsPattern("\\| two_thread_scaling +\\| +1\\.70 \\| +1\\.50 - 1\\.90 \\(2 forks\\) \\| +>= 1\\.8 \\| +not decided \\|")
                 .contains("1.60x (1.40-1.90)");

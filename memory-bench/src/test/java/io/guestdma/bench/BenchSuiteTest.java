@@ -51,7 +51,15 @@ class BenchSuiteTest {
                 new Case("io.guestdma.bench.ThreadScalingBenchmark.oneThread", Map.of()),
                 new Case("io.guestdma.bench.ThreadScalingBenchmark.twoThreads", Map.of()),
                 new Case("io.guestdma.bench.ThreadScalingBenchmark.cpuOnlyOneThread", Map.of()),
-                new Case("io.guestdma.bench.ThreadScalingBenchmark.cpuOnlyTwoThreads", Map.of()));
+                new Case("io.guestdma.bench.ThreadScalingBenchmark.cpuOnlyTwoThreads", Map.of()),
+                new Case("io.guestdma.bench.RingViewBenchmark.acquireThroughView", Map.of()),
+                new Case("io.guestdma.bench.RingViewBenchmark.acquireRaw", Map.of()),
+                new Case("io.guestdma.bench.IommuMapBenchmark.mapUnmapPlain", Map.of()),
+                new Case("io.guestdma.bench.IommuMapBenchmark.mapUnmapIommu", Map.of()),
+                new Case("io.guestdma.bench.DmaBlockIoBenchmark.write", Map.of()),
+                new Case("io.guestdma.bench.IdeOverheadBenchmark.write", Map.of("size", "64k", "mode", "MAP")),
+                new Case("io.guestdma.bench.NbdWriteBenchmark.writeQd1", Map.of()),
+                new Case("io.guestdma.bench.NbdWriteBenchmark.writeQd16", Map.of()));
         for (Case c : deciding) {
             assertThat(BenchSuite.plan().stream().filter(b -> runs(b, c)).toList())
                     .as("the batch of %s", c).singleElement().matches(BenchSuite.Batch::deciding, "deciding");
