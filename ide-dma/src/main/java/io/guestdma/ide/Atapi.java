@@ -25,8 +25,11 @@ final class Atapi {
         /** Sends {@code min(size, maxSize)} bytes of the buffer by PIO or DMA (ide_atapi_cmd_reply). */
         void reply(AtaDrive s, int size, int maxSize);
 
-        /** Reads {@code count} 2048-byte sectors from {@code lba} by PIO or DMA (ide_atapi_cmd_read). */
-        void read(AtaDrive s, long lba, long count);
+        /**
+         * Reads {@code count} sectors from {@code lba} by PIO or DMA (ide_atapi_cmd_read): 2048
+         * bytes of user data each, or {@link #RAW_SECTOR_SIZE} bytes of raw Mode 1 sector.
+         */
+        void read(AtaDrive s, long lba, long count, int sectorSize);
     }
 
     // Sense keys
@@ -51,6 +54,10 @@ final class Atapi {
     static final int INT_REASON_IO = 0x02;
 
     static final int SECTOR_SIZE = 2048;
+    /** A raw CD sector: sync pattern, header, 2048 bytes of data, EDC/ECC (zeros here, as in QEMU). */
+    static final int RAW_SECTOR_SIZE = 2352;
+    /** Where a raw sector's user data starts. */
+    static final int RAW_DATA_OFFSET = 16;
     static final int PACKET_SIZE = 12;
     /** Above this many 512-byte sectors a medium is a DVD (QEMU's CD_MAX_SECTORS, 80 minutes). */
     static final long CD_MAX_SECTORS = 80L * 60 * 75 * 2048 / 512;
@@ -73,6 +80,7 @@ final class Atapi {
     static final int READ_DVD_STRUCTURE = 0xad;
     static final int SET_SPEED = 0xbb;
     static final int MECHANISM_STATUS = 0xbd;
+    static final int READ_CD = 0xbe;
 
     private static final int MMC_PROFILE_DVD_ROM = 0x0010;
     private static final int MMC_PROFILE_CD_ROM = 0x0008;
@@ -97,7 +105,7 @@ final class Atapi {
             case REQUEST_SENSE, INQUIRY, GET_CONFIGURATION, GET_EVENT_STATUS_NOTIFICATION -> ALLOW_UA;
             // START STOP UNIT reports the not-ready condition itself
             case START_STOP_UNIT, PREVENT_ALLOW_MEDIUM_REMOVAL, SET_SPEED -> NONDATA;
-            case READ_CAPACITY, READ_10, READ_12, READ_TOC, READ_DISC_INFORMATION, READ_DVD_STRUCTURE ->
+            case READ_CAPACITY, READ_10, READ_12, READ_TOC, READ_DISC_INFORMATION, READ_DVD_STRUCTURE, READ_CD ->
                     CHECK_READY;
             case MODE_SENSE_10, MECHANISM_STATUS -> 0;
             default -> UNKNOWN;
@@ -155,6 +163,7 @@ final class Atapi {
                 t.reply(s, 8, 8);
             }
             case READ_10, READ_12 -> read(s, t, opcode);
+            case READ_CD -> readCd(s, t);
             case SEEK_10 -> {
                 long lba = be32(buf, 2);
                 if (lba >= s.totalSectors >> 2) {
@@ -311,14 +320,62 @@ final class Atapi {
             return;
         }
         long lba = be32(buf, 2);
+        if (inRange(s, t, lba, count)) {
+            t.read(s, lba, count, SECTOR_SIZE);
+        }
+    }
+
+    /** The LBA range check of READ and READ CD; reports LOGICAL BLOCK OUT OF RANGE if it fails. */
+    private static boolean inRange(AtaDrive s, Transfers t, long lba, long count) {
         long total = s.totalSectors >> 2;
         // QEMU adds in unsigned 32-bit arithmetic: a wrapped end passes only if below the total.
         long last = (lba + count - 1) & 0xffff_ffffL;
         if (lba >= total || last >= total) {
             t.error(s, ILLEGAL_REQUEST, ASC_LOGICAL_BLOCK_OOR);
+            return false;
+        }
+        return true;
+    }
+
+    /**
+     * READ CD (QEMU 7.2's cmd_read_cd): the 24-bit count, the range check, then what byte 9 asks
+     * for: nothing (0x00), the user data (0x10, as READ(10)) or the whole raw sector (0xf8: sync,
+     * header, data, zeros for EDC/ECC); any other selection is an invalid field.
+     */
+    private static void readCd(AtaDrive s, Transfers t) {
+        byte[] buf = s.ioBuffer;
+        long count = (buf[6] & 0xffL) << 16 | (buf[7] & 0xff) << 8 | buf[8] & 0xff;
+        if (count == 0) {
+            t.ok(s);
             return;
         }
-        t.read(s, lba, count);
+        long lba = be32(buf, 2);
+        if (!inRange(s, t, lba, count)) {
+            return;
+        }
+        switch (buf[9] & 0xf8) {
+            case 0x00 -> t.ok(s);
+            case 0x10 -> t.read(s, lba, count, SECTOR_SIZE);
+            case 0xf8 -> t.read(s, lba, count, RAW_SECTOR_SIZE);
+            default -> t.error(s, ILLEGAL_REQUEST, ASC_INV_FIELD_IN_CMD_PACKET);
+        }
+    }
+
+    /**
+     * Turns the user data at {@link #RAW_DATA_OFFSET} of {@code buf} into a raw Mode 1 sector
+     * around it: the 12-byte sync pattern, the header (the address as minutes, seconds, frames
+     * from the 150-frame lead-in, and mode 1), and 288 bytes of EDC/ECC left zero as QEMU does.
+     */
+    static void rawSector(byte[] buf, long lba) {
+        buf[0] = 0;
+        java.util.Arrays.fill(buf, 1, 11, (byte) 0xff);
+        buf[11] = 0;
+        long frames = lba + 150;
+        buf[12] = (byte) (frames / 75 / 60);
+        buf[13] = (byte) (frames / 75 % 60);
+        buf[14] = (byte) (frames % 75);
+        buf[15] = 1;
+        java.util.Arrays.fill(buf, RAW_DATA_OFFSET + SECTOR_SIZE, RAW_SECTOR_SIZE, (byte) 0);
     }
 
     private static void getConfiguration(AtaDrive s, Transfers t) {

@@ -29,6 +29,8 @@ final class DriveRequest {
     private Kind kind;
     private long offset;
     private int length;
+    /** Where in the drive's buffer the data goes (a raw CD sector keeps its header in front). */
+    private int bufferAt;
 
     private DmaBlockIo.Phase phase = DmaBlockIo.Phase.IDLE;
     private Thread runner;
@@ -48,10 +50,16 @@ final class DriveRequest {
 
     /** Queues the request; call under the channel lock (it starts when the lock is released). */
     void start(AtaDrive target, Kind what, long byteOffset, int byteLength) {
+        start(target, what, byteOffset, byteLength, 0);
+    }
+
+    /** {@link #start(AtaDrive, Kind, long, int)} with the data at {@code at} in the drive's buffer. */
+    void start(AtaDrive target, Kind what, long byteOffset, int byteLength, int at) {
         drive = target;
         kind = what;
         offset = byteOffset;
         length = byteLength;
+        bufferAt = at;
         phase = DmaBlockIo.Phase.RUNNING;
         channel.submitAfterUnlock(task);
     }
@@ -93,7 +101,7 @@ final class DriveRequest {
         Throwable failure = null;
         try {
             switch (kind) {
-                case READ, CD_READ -> drive.backend.read(offset, ByteBuffer.wrap(drive.ioBuffer, 0, length));
+                case READ, CD_READ -> drive.backend.read(offset, ByteBuffer.wrap(drive.ioBuffer, bufferAt, length));
                 case WRITE -> {
                     drive.backend.write(offset, ByteBuffer.wrap(drive.ioBuffer, 0, length));
                     if (!drive.writeCacheEnabled) {

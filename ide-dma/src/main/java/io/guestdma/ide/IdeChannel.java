@@ -871,7 +871,8 @@ final class IdeChannel {
             if (s.elementaryTransferSize == 0) {
                 // Between DRQ blocks the drive may be busy: read on the I/O executor.
                 s.status |= Ata.BUSY_STAT;
-                request.start(s, DriveRequest.Kind.CD_READ, s.lba * Atapi.SECTOR_SIZE, Atapi.SECTOR_SIZE);
+                request.start(s, DriveRequest.Kind.CD_READ, s.lba * Atapi.SECTOR_SIZE, Atapi.SECTOR_SIZE,
+                        dataOffset(s));
                 return;
             }
             // Inside a DRQ block the guest may go on reading without polling: the next sector must
@@ -909,12 +910,21 @@ final class IdeChannel {
         s.transferStart(s.ioBufferIndex - size, size, AtaDrive.EndTransfer.ATAPI_REPLY);
     }
 
+    /** Where a sector's user data goes in the buffer: after the header of a raw sector. */
+    private static int dataOffset(AtaDrive s) {
+        return s.cdSectorSize == Atapi.RAW_SECTOR_SIZE ? Atapi.RAW_DATA_OFFSET : 0;
+    }
+
     private static boolean readCdSectorNow(AtaDrive s) {
         if (s.backend == null) {
             return false;
         }
         try {
-            s.backend.read(s.lba * Atapi.SECTOR_SIZE, java.nio.ByteBuffer.wrap(s.ioBuffer, 0, Atapi.SECTOR_SIZE));
+            s.backend.read(s.lba * Atapi.SECTOR_SIZE,
+                    java.nio.ByteBuffer.wrap(s.ioBuffer, dataOffset(s), Atapi.SECTOR_SIZE));
+            if (s.cdSectorSize == Atapi.RAW_SECTOR_SIZE) {
+                Atapi.rawSector(s.ioBuffer, s.lba);
+            }
             return true;
         } catch (Exception e) {
             // any backend failure is a read error for the guest (sense data), never an exception
@@ -929,6 +939,9 @@ final class IdeChannel {
             atapiIoError(s);
             return;
         }
+        if (s.cdSectorSize == Atapi.RAW_SECTOR_SIZE) {
+            Atapi.rawSector(s.ioBuffer, s.lba);
+        }
         s.lba++;
         s.ioBufferIndex = 0;
         s.status &= ~Ata.BUSY_STAT;
@@ -939,8 +952,9 @@ final class IdeChannel {
      * ATAPI DMA, QEMU's ide_atapi_cmd_read_dma_cb with the whole transfer in one walk of the PRD
      * table: a reply from the buffer is copied to the guest; sectors go from the medium straight
      * into guest memory through the engine. First call: start; second call: the engine is done.
-     * A PRD table shorter than the transfer fills what it describes (in whole 512-byte units),
-     * then the bus master stops without an interrupt and the drive stays busy, as QEMU leaves it.
+     * A PRD table shorter than the transfer fills all it describes, a tail shorter than 512
+     * bytes included, then the bus master stops without an interrupt and the drive stays busy, as
+     * QEMU 7.2 leaves it (AtapiConformanceTest.shortPrdTails).
      */
     private void atapiDmaStep(AtaDrive s, DmaOutcome outcome) {
         if (outcome == DmaOutcome.MEMORY_FAULT) {
@@ -956,6 +970,10 @@ final class IdeChannel {
             atapiDmaDone(s, s.ioBufferSize);
             return;
         }
+        if (s.lba != -1 && s.cdSectorSize == Atapi.RAW_SECTOR_SIZE) {
+            rawSectorsByDma(s);
+            return;
+        }
         long bytes = s.packetTransferSize;
         if (bytes <= 0) {
             atapiDmaDone(s, 0);
@@ -967,15 +985,6 @@ final class IdeChannel {
             return;
         }
         long moved = sg.size();
-        if (moved < bytes) {
-            moved &= ~(long) (Ata.SECTOR_SIZE - 1);
-            busMaster.rewind();
-            busMaster.arm();
-            if (busMaster.collect(sg, moved) < 0) {
-                memoryFault(s);
-                return;
-            }
-        }
         // A marker that the transfer has started: the bytes that will have moved.
         s.ioBufferSize = bytes == moved ? bytes : -1 - moved;
         if (s.lba == -1) {
@@ -998,6 +1007,54 @@ final class IdeChannel {
             return;
         }
         dma.start(s, sg, DmaDirection.FROM_DEVICE, s.lba * Atapi.SECTOR_SIZE, AtaDrive.DmaCommand.ATAPI);
+    }
+
+    /**
+     * READ CD of raw sectors by DMA, as QEMU 7.2 moves them: each sector is read into the buffer,
+     * wrapped in its sync pattern and header, and copied to where the PRDs point; when the table
+     * runs out (mid-sector too) the copy stops there, the bus master stops without an interrupt
+     * and the drive stays busy. The sectors are read under the channel lock, like the PIO path's
+     * sector within a DRQ block: a raw read is a rare, audio-grabbing command, not the data path.
+     */
+    private void rawSectorsByDma(AtaDrive s) {
+        long bytes = s.packetTransferSize;
+        if (busMaster.collect(sg, bytes) < 0) {
+            memoryFault(s);
+            return;
+        }
+        int entry = 0;
+        long inEntry = 0;
+        long copied = 0;
+        AccessResult result = AccessResult.OK;
+        while (copied < bytes) {
+            if (!readCdSectorNow(s)) {
+                atapiIoError(s);
+                setInactive(false);
+                return;
+            }
+            s.lba++;
+            int done = 0;
+            while (done < Atapi.RAW_SECTOR_SIZE && entry < sg.count()) {
+                int piece = (int) Math.min(Atapi.RAW_SECTOR_SIZE - done, sg.length(entry) - inEntry);
+                result = result.and(memory.write(sg.address(entry) + inEntry, s.ioBuffer, done, piece));
+                done += piece;
+                inEntry += piece;
+                if (inEntry == sg.length(entry)) {
+                    entry++;
+                    inEntry = 0;
+                }
+            }
+            copied += done;
+            if (done < Atapi.RAW_SECTOR_SIZE) {
+                break;
+            }
+        }
+        if (result.failed()) {
+            memoryFault(s);
+            return;
+        }
+        // lba already counts the sectors read: the marker 0 leaves it
+        atapiDmaDone(s, copied == bytes ? 0 : -1 - copied);
     }
 
     private void atapiDmaDone(AtaDrive s, long marker) {
@@ -1058,17 +1115,17 @@ final class IdeChannel {
         }
 
         @Override
-        public void read(AtaDrive s, long lba, long count) {
+        public void read(AtaDrive s, long lba, long count, int sectorSize) {
             s.lba = lba;
-            s.packetTransferSize = count * Atapi.SECTOR_SIZE;
-            s.cdSectorSize = Atapi.SECTOR_SIZE;
+            s.packetTransferSize = count * sectorSize;
+            s.cdSectorSize = sectorSize;
             if (s.atapiDma) {
                 s.ioBufferIndex = 0;
                 s.status = Ata.READY_STAT | Ata.SEEK_STAT | Ata.DRQ_STAT | Ata.BUSY_STAT;
                 startAtapiDma(s);
             } else {
                 s.elementaryTransferSize = 0;
-                s.ioBufferIndex = Atapi.SECTOR_SIZE; // nothing buffered yet
+                s.ioBufferIndex = sectorSize; // nothing buffered yet
                 s.status = Ata.READY_STAT | Ata.SEEK_STAT;
                 atapiReplyEnd(s);
             }

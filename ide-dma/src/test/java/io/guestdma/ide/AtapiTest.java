@@ -239,4 +239,17 @@ class AtapiTest {
                     .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("read-only");
         }
     }
+
+    @Test
+    void rawSectorsCarrySyncHeaderAndZeroedEcc() {
+        byte[] buf = new byte[Atapi.RAW_SECTOR_SIZE];
+        java.util.Arrays.fill(buf, (byte) 0x77);
+        Atapi.rawSector(buf, 4500); // 4650 frames after the lead-in: 01:02:00
+        org.assertj.core.api.Assertions.assertThat(java.util.Arrays.copyOfRange(buf, 0, 16)).containsExactly(
+                0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 1, 2, 0, 1);
+        org.assertj.core.api.Assertions.assertThat(java.util.Arrays.copyOfRange(buf, 16, 2064)).containsOnly(0x77);
+        org.assertj.core.api.Assertions.assertThat(java.util.Arrays.copyOfRange(buf, 2064, 2352)).containsOnly(0);
+        Atapi.rawSector(buf, 0);
+        org.assertj.core.api.Assertions.assertThat(java.util.Arrays.copyOfRange(buf, 12, 15)).containsExactly(0, 2, 0);
+    }
 }

@@ -63,6 +63,11 @@ public final class DeviceContext {
         return machine.pci();
     }
 
+    /** {@return the virtual clock for the device's timers (qtest's clock_step and clock_set move it)} */
+    public VirtualClock clock() {
+        return machine.clock();
+    }
+
     /** {@return the PIIX IDE controller (the function at 00:01.1)} */
     public PiixIde ide() {
         return machine.ide();

@@ -24,8 +24,9 @@ import java.util.Objects;
 /**
  * A minimal PC, just enough to run QEMU's IDE tests: RAM from address 0, the I/O port space, PCI
  * configuration mechanism #1, an i440FX host bridge (00:00.0), the PIIX3 ISA bridge's identity
- * and reset control register (00:01.0, port 0xcf9) and the PIIX3 IDE function (00:01.1) with up
- * to four raw disks. Guest addresses outside RAM are unassigned: they read as zero and drop
+ * and reset control register (00:01.0, port 0xcf9), the PIIX3 IDE function (00:01.1) with up
+ * to four drives, QEMU's fw_cfg device (ports 0x510-0x51b: signature, RAM size, e820 map) and
+ * whatever {@code -device}s add. Guest addresses outside RAM are unassigned: they read as zero and drop
  * writes; unassigned ports read as all ones.
  *
  * <p>It is also the example of wiring {@link GuestMemory} and {@link PiixIde} into an emulator.
@@ -64,6 +65,7 @@ public final class PcMachine implements AutoCloseable {
     private final Map<String, BlkdebugBackend> debugDrives = new java.util.LinkedHashMap<>();
     private final java.util.Set<String> driveNames = new java.util.HashSet<>();
     private final HandOffExecutor handOff;
+    private final VirtualClock clock = new VirtualClock();
     private PortBus.Mapping busMasterWindow;
     private long busMasterBase = -1;
     private int resetControl;
@@ -122,6 +124,9 @@ public final class PcMachine implements AutoCloseable {
         for (int port : new int[] {0x3f6, 0x376}) {
             ports.map(port, 1, legacyIde(port));
         }
+        FwCfg fwCfg = new FwCfg(config.ramBytes(), memory.deviceSpace("fw_cfg"));
+        ports.map(FwCfg.IO_PORT, 2, fwCfg.io);
+        ports.map(FwCfg.DMA_PORT, 8, fwCfg.dmaPort);
         decodeIde();
 
         try {
@@ -407,6 +412,11 @@ public final class PcMachine implements AutoCloseable {
     /** {@return the I/O port space; {@code in}/{@code out} instructions go here} */
     public PortBus ports() {
         return ports;
+    }
+
+    /** {@return the virtual clock that qtest's clock_step and clock_set move and device timers use} */
+    public VirtualClock clock() {
+        return clock;
     }
 
     /** {@return the IDE controller} */

@@ -26,7 +26,8 @@ import java.util.Objects;
  * (short data is zero-filled, long data truncated), {@code b64read ADDR SIZE},
  * {@code b64write ADDR SIZE BASE64}, {@code memset ADDR SIZE BYTE}, {@code endianness}
  * ({@code OK little}), {@code irq_intercept_in ioapic}, {@code clock_step [NS]} and
- * {@code clock_set NS} (a virtual clock with no timers: {@code OK NS}). Numbers are C
+ * {@code clock_set NS} (the machine's {@link VirtualClock}, firing the timers devices armed on
+ * it: {@code OK NS}). Numbers are C
  * {@code strtoul} base-0 literals (decimal, 0x hex, 0 octal). Anything else is answered with
  * {@code FAIL Unknown command 'NAME'}.
  *
@@ -56,7 +57,6 @@ public final class QtestServer {
     private final boolean[] irqLevels = new boolean[256];
     private String interceptedDevice;
     private boolean interceptingInputs;
-    private long clockNanos;
 
     /**
      * Creates a server; nothing is read until {@link #serve()}.
@@ -221,19 +221,11 @@ public final class QtestServer {
             case "endianness" -> send("OK little\n");
             case "irq_intercept_in", "irq_intercept_out" -> intercept(command, word(w, 1, "QOM path"));
             case "clock_step" -> {
-                if (w.size() > 1) {
-                    long ns = number(w, 1, "nanoseconds");
-                    if (ns > 0) {
-                        clockNanos += ns;
-                    }
-                }
-                // No timers here: stepping "to the next deadline" leaves the clock where it is.
-                send("OK " + clockNanos + "\n");
+                VirtualClock clock = machine.clock();
+                long now = w.size() > 1 ? clock.step(number(w, 1, "nanoseconds")) : clock.stepToNextDeadline();
+                send("OK " + now + "\n");
             }
-            case "clock_set" -> {
-                clockNanos = Math.max(clockNanos, number(w, 1, "nanoseconds"));
-                send("OK " + clockNanos + "\n");
-            }
+            case "clock_set" -> send("OK " + machine.clock().advanceTo(number(w, 1, "nanoseconds")) + "\n");
             default -> send("FAIL Unknown command '" + command + "'\n");
         }
     }
