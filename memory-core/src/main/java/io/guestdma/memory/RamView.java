@@ -41,7 +41,11 @@ public final class RamView {
     private final long address;
     private final long length;
     private final boolean writable;
-    private final long backingOffset;
+    /** The backing the range lives in and where in its segment: what "still the same RAM" compares. */
+    private final Attached slot;
+    private final long segmentOffset;
+    /** The RAM address (dirty-log index) of the first byte. */
+    private final long ramAddress;
     private final MemorySegment segment;
     private final ValueLayout.OfShort shortPlain;
     private final ValueLayout.OfInt intPlain;
@@ -55,14 +59,16 @@ public final class RamView {
     private DeviceAddressSpace.Epoch epoch;
 
     RamView(GuestMemory memory, AddressMap snapshot, long address, long length, ByteOrder order, boolean writable,
-            long backingOffset, MemorySegment backing) {
+            Attached slot, long segmentOffset, long ramAddress, MemorySegment backing) {
         this.memory = memory;
         this.snapshot = snapshot;
         this.address = address;
         this.length = length;
         this.writable = writable;
-        this.backingOffset = backingOffset;
-        MemorySegment slice = backing.asSlice(backingOffset, length);
+        this.slot = slot;
+        this.segmentOffset = segmentOffset;
+        this.ramAddress = ramAddress;
+        MemorySegment slice = backing.asSlice(segmentOffset, length);
         this.segment = writable ? slice : slice.asReadOnly();
         this.shortPlain = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(order);
         this.intPlain = ValueLayout.JAVA_INT_UNALIGNED.withOrder(order);
@@ -134,7 +140,7 @@ public final class RamView {
 
     /** Marks a store that has happened (so it was inside the view) in the dirty log. */
     private void dirty(long offset, long size) {
-        memory.dirtyLog().mark(backingOffset + offset, size);
+        memory.dirtyLog().mark(ramAddress + offset, size);
     }
 
     private void revalidate() {
@@ -143,7 +149,7 @@ public final class RamView {
         DmaDirection need = writable ? DmaDirection.FROM_DEVICE : DmaDirection.TO_DEVICE;
         boolean same = i >= 0 && now.isDirect(i, need)
                 && Long.compareUnsigned(now.directRunLast(i, need), address + length - 1) >= 0
-                && now.backingOffset(i) + (address - now.base(i)) == backingOffset;
+                && now.slot(i) == slot && now.backingOffset(i) + (address - now.base(i)) == segmentOffset;
         if (!same) {
             throw new DmaAccessException(String.format("guest 0x%x (+0x%x) is no longer the RAM this view was made "
                     + "for", address, length), address, length);
