@@ -410,6 +410,11 @@ final class AddressMap {
         }
     }
 
+    /** {@return whether a region change replaced this snapshot (one volatile read)} */
+    boolean isRetired() {
+        return retired;
+    }
+
     void retire() {
         retired = true;
         if (liveMappings() == 0) {

@@ -14,8 +14,9 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.Executor;
 
 /**
- * A guest physical address space: RAM and ROM carved from one {@link RamBacking}, MMIO regions
- * served by device handlers, and unassigned space everywhere else.
+ * A guest physical address space: RAM and ROM carved from a default {@link RamBacking} or from
+ * backings of their own (see {@link RamRegion}), MMIO regions served by device handlers, and
+ * unassigned space everywhere else.
  *
  * <p><b>Consumer side</b> (device models):
  * <ul>
@@ -30,12 +31,15 @@ import java.util.concurrent.Executor;
  *     space.</li>
  * </ul>
  * <p><b>Provider side</b> (machine code): {@link #builder()}, {@link #addRegion},
- * {@link #removeRegion}, {@link #backing()}, {@link #dirtyLog()}.
+ * {@link #removeRegion}, {@link #transaction()}, {@link #backing()}, {@link #dirtyLog()}.
  *
  * <p>Addresses are unsigned 64-bit values. Regions never overlap (adding an overlapping region is
  * rejected). Lookups go through a bucket index (constant time for ordinary layouts, a binary
- * search, O(log n), at worst) in an immutable snapshot that readers load without locking; a change swaps in a new snapshot. A region removed while mapped stays valid
- * until its last mapping is unmapped, and closing the address space frees the backing only then.
+ * search, O(log n), at worst) in an immutable snapshot that readers load without locking; a change
+ * swaps in a new snapshot. A region removed while mapped stays valid until its last mapping is
+ * unmapped; its own backing, and at close the default one, is unmapped only then. A copy-path
+ * access that races with such an unmap is run again on the new layout (FFM makes the closed
+ * backing throw rather than fault).
  *
  * <p>Thread-safe: any number of threads may access, map and unmap at once; region changes are
  * serialised among themselves but never block readers.
@@ -714,11 +718,6 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
         }
         return new DeviceAddressSpace(this, Objects.requireNonNull(name, "name"), windowBase, windowSize,
                 windowTarget, iommu);
-    }
-
-    /** The current snapshot without the closed check: {@link RamView}'s cheap staleness test. */
-    AddressMap currentSnapshot() {
-        return current;
     }
 
     /** {@return the smaller of a length and an unsigned extent in which 0 stands for 2^64} */

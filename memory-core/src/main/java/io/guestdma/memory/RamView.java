@@ -22,8 +22,9 @@ import java.util.Objects;
  * the view was made from. The next access notices it (one volatile read) and looks the range up
  * again: if it is still the same RAM, the view carries on; if it is not (the RAM was removed or
  * replaced), the access throws {@link DmaAccessException}, which a device reports as a failed ring
- * (virtio's DEVICE_NEEDS_RESET). The view never reaches memory that is no longer guest RAM: after
- * the backing is freed, an access fails with IllegalStateException from the closed segment.
+ * (virtio's DEVICE_NEEDS_RESET). The view never reaches memory that is no longer guest RAM: an
+ * access that races with the unmapping of a removed region's own backing (the view holds no lease)
+ * fails with IllegalStateException from the closed segment, never with a fault.
  *
  * <p>Thread-safe: several device threads may use one view (atomic accessors are atomic across
  * threads and with the guest).
@@ -51,8 +52,11 @@ public final class RamView {
     private final ValueLayout.OfInt intPlain;
     private final ValueLayout.OfLong longPlain;
     private final boolean bigEndian;
-    /** The snapshot the range was last found in; a different current snapshot means "look again". */
-    private volatile AddressMap snapshot;
+    /**
+     * The snapshot the range was last found in; once it is retired (replaced by a region change),
+     * look again. Plain: a thread that reads an older value only looks again for nothing.
+     */
+    private AddressMap snapshot;
     /** Made through a device space's IOMMU: the space, the device address and the translation generation. */
     private DeviceAddressSpace space;
     private long deviceAddress;
@@ -106,8 +110,12 @@ public final class RamView {
         return this;
     }
 
+    /**
+     * The check before every access: two loads (the snapshot, its retired flag) and, for a view
+     * made through an IOMMU, two more; then the access is the VarHandle operation on the segment.
+     */
     private MemorySegment live() {
-        if (snapshot != memory.currentSnapshot()) {
+        if (snapshot.isRetired()) {
             revalidate();
         }
         DeviceAddressSpace.Epoch e = epoch;
