@@ -1277,8 +1277,18 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
                     throw new IllegalArgumentException("region '" + region.name() + "': its backing is closed");
                 }
                 own.claim(this);
-                long ramBase = placeRam(own.size());
-                joining.put(own, Attached.of(own, ramBase));
+                try {
+                    long ramBase = placeRam(own.size());
+                    try {
+                        joining.put(own, Attached.of(own, ramBase));
+                    } catch (RuntimeException e) {
+                        ramRanges.remove(ramBase); // closed by its owner a moment ago
+                        throw e;
+                    }
+                } catch (RuntimeException e) {
+                    own.unclaim(this);
+                    throw e;
+                }
             }
             return joining;
         } catch (RuntimeException e) {
