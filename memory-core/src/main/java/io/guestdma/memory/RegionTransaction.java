@@ -9,7 +9,9 @@ import java.util.concurrent.CompletableFuture;
  * Region changes that become visible together ({@link GuestMemory#transaction()}): build the set
  * of removals and additions, then {@link #commit()} installs them in one snapshot swap. Readers and
  * DMA see the address space either before or after, never in between, so hot-plug, BAR moves and
- * region replacement leave no window of unassigned space. Not thread-safe; use once.
+ * region replacement leave no window of unassigned space, also for regions with backings of their
+ * own (a region may move to another address on the same backing, which then stays mapped). Not
+ * thread-safe; use once.
  */
 public final class RegionTransaction {
     private final GuestMemory memory;
@@ -60,9 +62,12 @@ public final class RegionTransaction {
      * Installs the changes in one swap. Nothing changes if the result is invalid.
      *
      * @return a future completed when no mapping made while a removed region was present is live
-     *         any more (at once if nothing was removed or nothing was mapped)
+     *         any more (at once if nothing was removed or nothing was mapped), and every own
+     *         backing that no region uses any more has been unmapped (it fails if unmapping failed)
      * @throws IllegalArgumentException if a removed name is absent, an added name is taken, regions
-     *                                  would overlap, or RAM/ROM lies outside the backing
+     *                                  would overlap, RAM/ROM lies outside its backing, or an added
+     *                                  region's own backing is closed or used by another address
+     *                                  space (nothing is claimed then: the caller keeps the backing)
      * @throws IllegalStateException    if the address space is closed or this transaction was
      *                                  committed already
      */
