@@ -46,23 +46,32 @@ public final class BenchSuite {
      * @param benchmark a benchmark method, {@code Class.method}, or a regular expression of several
      * @param params    parameter values to restrict it to; a parameter not named takes all its values
      * @param deciding  whether its cases decide a target, and so get several forks
-     * @param slowOps   whether an operation takes long enough (a network round trip) that
-     *                  {@code --quick}'s 0.4 s iterations hold too few of them: such a batch gets
-     *                  1 s iterations in {@code --quick} too
+     * @param pace      how long one operation takes, which sets the iteration length
      */
-    record Batch(String benchmark, Map<String, List<String>> params, boolean deciding, boolean slowOps) {
+    record Batch(String benchmark, Map<String, List<String>> params, boolean deciding, Pace pace) {
         Batch {
             params = Map.copyOf(params);
-        }
-
-        Batch(String benchmark, Map<String, List<String>> params, boolean deciding) {
-            this(benchmark, params, deciding, false);
         }
 
         /** @return the include pattern JMH matches against fully qualified benchmark names */
         String include() {
             return "\\.(" + benchmark + ")$";
         }
+    }
+
+    /**
+     * How long one operation of a batch takes. The suite's time goes to forks of the deciding
+     * cases, so iterations are only as long as the operations need: a map or a ring load (tens of
+     * nanoseconds) repeats tens of millions of times in half a second, a disk write needs a second
+     * for a steady figure, a network round trip needs a second even in {@code --quick}.
+     */
+    enum Pace {
+        /** Nanoseconds to a microsecond: 0.5 s iterations in the full suite. */
+        MICRO,
+        /** A device's I/O to a file: 1 s iterations in the full suite. */
+        DEVICE,
+        /** A network round trip: 1 s iterations, also in {@code --quick}. */
+        NETWORK
     }
 
     /**
@@ -73,26 +82,26 @@ public final class BenchSuite {
         // Deciding: the cases the targets read (map/copy 64k and 1m, native us/op, the allocation
         // keys, map+unmap over copy, lookup, thread scaling and its control, the ring accessor,
         // the IOMMU view, the shared DMA loop against the IDE engine, virtio-blk, NBD against qemu-img).
-        plan.add(new Batch("IdeDmaBenchmark\\.write", params("size", "64k,1m", "path", "COPY,MAP_NATIVE"), true));
-        plan.add(new Batch("MapBenchmark\\.mapUnmapRam|MapBenchmark\\.copyRead", params("size", "64k"), true));
-        plan.add(new Batch("RegionLookupBenchmark\\.mapUnmap", params("regions", "1,10000"), true));
-        plan.add(new Batch("ThreadScalingBenchmark\\.\\w+", Map.of(), true));
-        plan.add(new Batch("VirtioBlkBenchmark\\.\\w+|VirtioBlkWriteBenchmark\\.\\w+", Map.of(), true));
+        plan.add(new Batch("IdeDmaBenchmark\\.write", params("size", "64k,1m", "path", "COPY,MAP_NATIVE"), true, Pace.DEVICE));
+        plan.add(new Batch("MapBenchmark\\.mapUnmapRam|MapBenchmark\\.copyRead", params("size", "64k"), true, Pace.MICRO));
+        plan.add(new Batch("RegionLookupBenchmark\\.mapUnmap", params("regions", "1,10000"), true, Pace.MICRO));
+        plan.add(new Batch("ThreadScalingBenchmark\\.\\w+", Map.of(), true, Pace.MICRO));
+        plan.add(new Batch("VirtioBlkBenchmark\\.\\w+|VirtioBlkWriteBenchmark\\.\\w+", Map.of(), true, Pace.DEVICE));
         plan.add(new Batch("RingViewBenchmark\\.\\w+|IommuMapBenchmark\\.\\w+|DmaBlockIoBenchmark\\.\\w+|IdeOverheadBenchmark\\.write",
-                params("mode", "MAP"), true));
+                params("mode", "MAP"), true, Pace.MICRO));
         // Everything else, one fork each, and in the full suite 2 warmup and 3 measured
         // iterations instead of 3 and 5: the time goes to the forks of the deciding cases.
-        plan.add(new Batch("IdeDmaBenchmark\\.write|IdeDmaBenchmark\\.read", params("size", "64k,1m", "path", "MAP_FILECHANNEL"), false));
-        plan.add(new Batch("IdeDmaBenchmark\\.write|IdeDmaBenchmark\\.read", params("size", "4k"), false));
-        plan.add(new Batch("IdeDmaBenchmark\\.read", params("size", "64k,1m", "path", "COPY,MAP_NATIVE"), false));
-        plan.add(new Batch("MapBenchmark\\.mapUnmapRam|MapBenchmark\\.copyRead", params("size", "4k,1m"), false));
-        plan.add(new Batch("RegionLookupBenchmark\\.mapUnmap", params("regions", "100"), false));
-        plan.add(new Batch("BlockPathBenchmark\\.\\w+|BounceBenchmark\\.\\w+|DebugModeBenchmark\\.\\w+",
-                Map.of(), false));
-        plan.add(new Batch("IdeOverheadBenchmark\\.write", params("mode", "COPY"), false));
+        plan.add(new Batch("IdeDmaBenchmark\\.write|IdeDmaBenchmark\\.read", params("size", "64k,1m", "path", "MAP_FILECHANNEL"), false, Pace.DEVICE));
+        plan.add(new Batch("IdeDmaBenchmark\\.write|IdeDmaBenchmark\\.read", params("size", "4k"), false, Pace.DEVICE));
+        plan.add(new Batch("IdeDmaBenchmark\\.read", params("size", "64k,1m", "path", "COPY,MAP_NATIVE"), false, Pace.DEVICE));
+        plan.add(new Batch("MapBenchmark\\.mapUnmapRam|MapBenchmark\\.copyRead", params("size", "4k,1m"), false, Pace.MICRO));
+        plan.add(new Batch("RegionLookupBenchmark\\.mapUnmap", params("regions", "100"), false, Pace.MICRO));
+        plan.add(new Batch("BlockPathBenchmark\\.\\w+", Map.of(), false, Pace.DEVICE));
+        plan.add(new Batch("BounceBenchmark\\.\\w+|DebugModeBenchmark\\.\\w+", Map.of(), false, Pace.MICRO));
+        plan.add(new Batch("IdeOverheadBenchmark\\.write", params("mode", "COPY"), false, Pace.MICRO));
         // The remote disk last, deciding: the report runs its reference (qemu-img bench against the
         // same kind of export) right after it, so both see the machine in the same state.
-        plan.add(new Batch("NbdWriteBenchmark\\.\\w+", Map.of(), true, true));
+        plan.add(new Batch("NbdWriteBenchmark\\.\\w+", Map.of(), true, Pace.NETWORK));
         return List.copyOf(plan);
     }
 
@@ -123,9 +132,9 @@ public final class BenchSuite {
         Path json = out.resolve("results.json");
         ResultFormatFactory.getInstance(ResultFormatType.JSON, json.toString()).writeOut(all);
         String described = quick
-                ? "bin/bench --quick: -wi 2 -w 400ms -i 3 -r 400ms -prof gc, deciding cases 2 forks and -w 1s"
-                        + " (NBD also -r 1s), others 1 fork"
-                : "bin/bench: -w 1s -r 1s -prof gc, deciding cases 3 forks of -wi 3 -i 5, others 1 fork of -wi 2 -i 3";
+                ? "bin/bench --quick: -wi 2 -i 3 -prof gc, 0.4 s iterations (NBD 1 s), deciding cases 2 forks, others 1"
+                : "bin/bench: -prof gc, 1 s iterations (0.5 s for sub-microsecond operations), deciding cases"
+                        + " 3 forks of -wi 3 -i 5, others 1 fork of -wi 2 -i 3";
         BenchReport.write(JmhResults.of(all), out, described, Optional.of(json.toString()));
     }
 
@@ -143,23 +152,16 @@ public final class BenchSuite {
                     .forks(batch.deciding() ? (quick ? DECIDING_FORKS_QUICK : DECIDING_FORKS) : 1)
                     .addProfiler(GCProfiler.class)
                     .shouldFailOnError(true);
-            if (quick) {
-                // Two warmup iterations: with one, C2 is often still compiling the path on a busy
-                // 2-core machine and the first measured iteration allocates and runs slow. The
-                // deciding cases warm up for a full second each time: with 0.4 s, the slower path
-                // of a pair (copy, one thread) was still warming up in the measured iterations and
-                // their ratios came out above the full suite's.
-                boolean longWarmup = batch.deciding() || batch.slowOps();
-                options.warmupIterations(2).warmupTime(longWarmup ? TimeValue.seconds(1) : TimeValue.milliseconds(400))
-                        .measurementIterations(3)
-                        .measurementTime(batch.slowOps() ? TimeValue.seconds(1) : TimeValue.milliseconds(400));
-            } else if (batch.deciding()) {
-                options.warmupIterations(3).warmupTime(TimeValue.seconds(1))
-                        .measurementIterations(5).measurementTime(new TimeValue(1, TimeUnit.SECONDS));
-            } else {
-                options.warmupIterations(2).warmupTime(TimeValue.seconds(1))
-                        .measurementIterations(3).measurementTime(new TimeValue(1, TimeUnit.SECONDS));
-            }
+            TimeValue iteration = switch (batch.pace()) {
+                case MICRO -> quick ? TimeValue.milliseconds(400) : TimeValue.milliseconds(500);
+                case DEVICE -> quick ? TimeValue.milliseconds(400) : TimeValue.seconds(1);
+                case NETWORK -> TimeValue.seconds(1);
+            };
+            // Two warmup iterations at least: with one, C2 is often still compiling the path on a
+            // busy 2-core machine and the first measured iteration allocates and runs slow.
+            boolean full = !quick && batch.deciding();
+            options.warmupIterations(full ? 3 : 2).warmupTime(iteration)
+                    .measurementIterations(full ? 5 : 3).measurementTime(iteration);
             batch.params().forEach((name, values) -> options.param(name, values.toArray(String[]::new)));
             Collection<RunResult> results = runWhenFree(options.build());
             if (results.isEmpty()) {
