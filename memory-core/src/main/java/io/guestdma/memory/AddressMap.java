@@ -20,13 +20,23 @@ import java.util.concurrent.CompletableFuture;
  * cannot read zero while a mapping is live.
  */
 final class AddressMap {
-    static final AddressMap CLOSED = new AddressMap(List.of(), null, true);
+    static final AddressMap CLOSED = new AddressMap(List.of(), backing -> null, true);
 
     private static final int STRIPES = 8;
     private static final int STRIPE_SPACING = 16; // 128 bytes: no false sharing between stripes
     private static final VarHandle COUNT = MethodHandles.arrayElementVarHandle(long[].class);
 
     private final Region[] regions;
+    /** Per region: where its bytes live (null for MMIO). */
+    private final Attached[] slots;
+    /**
+     * Per region, two entries: {@code [2i]} the backing's memory (what writes and the copy path use),
+     * {@code [2i + 1]} a read-only view of it (TO_DEVICE maps). One load on the map path, whichever
+     * backing the region lives in.
+     */
+    private final MemorySegment[] segments;
+    /** Per region: what the map path reads about it, as one object (see {@link Extent}). */
+    private final Extent[] extents;
     private final long[] bases;
     private final long[] lasts;
     final boolean closed;
@@ -46,6 +56,8 @@ final class AddressMap {
     /** For RAM: the same for writes (ROM cannot be written directly). */
     private static final int HOT_WRITE_RUN = 4;
     private static final int HOT_DIRECT = 5;
+    /** For RAM and ROM: the RAM address (dirty-log index) of the region's first byte. */
+    private static final int HOT_RAM = 6;
     private static final long DIRECT_TO_DEVICE = 1;
     private static final long DIRECT_FROM_DEVICE = 2;
     private final long[] hot;
@@ -65,6 +77,8 @@ final class AddressMap {
     private final long spanLastOffset;
     private final int bucketShift;
     private final int[] bucketFirst;
+    /** The same as {@link #bucketFirst}, as the regions' extents: what the map path looks up. */
+    private final Extent[] bucketExtent;
 
     /**
      * Stripe {@code k} lives at index {@code (k + 1) * STRIPE_SPACING}: a padding stripe's worth of
@@ -75,11 +89,21 @@ final class AddressMap {
     private volatile boolean retired;
     final CompletableFuture<Void> drained = new CompletableFuture<>();
 
-    AddressMap(List<Region> list, MemorySegment backing, boolean closed) {
+    /**
+     * @param list     the regions, in any order
+     * @param backings where a RAM or ROM region's bytes live: the slot of its own backing, or for
+     *                 null the address space's default slot (null if it has none)
+     * @param closed   whether this is the closed address space's map
+     * @throws IllegalArgumentException if regions overlap or one lies outside its backing
+     */
+    AddressMap(List<Region> list, java.util.function.Function<RamBacking, Attached> backings, boolean closed) {
         this.closed = closed;
         regions = list.toArray(new Region[0]);
         Arrays.sort(regions, Comparator.comparing(Region::base, Long::compareUnsigned));
         int n = regions.length;
+        slots = new Attached[n];
+        segments = new MemorySegment[2 * n];
+        extents = new Extent[n];
         bases = new long[n];
         lasts = new long[n];
         hot = new long[n * HOT_STRIDE];
@@ -96,15 +120,26 @@ final class AddressMap {
                 case RomRegion rom -> rom.backingOffset();
                 case MmioRegion mmio -> -1;
             };
+            int h = i * HOT_STRIDE;
             if (offset >= 0) {
-                long available = backing == null ? 0 : backing.byteSize();
+                RamBacking own = switch (r) {
+                    case RamRegion ram -> ram.backing();
+                    case RomRegion rom -> rom.backing();
+                    case MmioRegion mmio -> null;
+                };
+                Attached slot = backings.apply(own);
+                long available = slot == null ? 0 : slot.segment().byteSize();
                 if (offset > available || r.size() > available - offset) {
                     throw new IllegalArgumentException(String.format(
-                            "region '%s' needs backing bytes [0x%x, +0x%x) but the RAM backing has 0x%x bytes",
-                            r.name(), offset, r.size(), available));
+                            "region '%s' needs backing bytes [0x%x, +0x%x) but the %s has 0x%x bytes",
+                            r.name(), offset, r.size(), own == null ? "RAM backing" : "region's own backing",
+                            available));
                 }
+                slots[i] = slot;
+                segments[2 * i] = slot.segment();
+                segments[2 * i + 1] = slot.readOnly();
+                hot[h + HOT_RAM] = slot.ramBase() + offset;
             }
-            int h = i * HOT_STRIDE;
             hot[h + HOT_BASE] = bases[i];
             hot[h + HOT_LAST] = lasts[i];
             hot[h + HOT_BACKING] = offset;
@@ -118,6 +153,7 @@ final class AddressMap {
             int h = i * HOT_STRIDE;
             int next = h + HOT_STRIDE;
             boolean joinsNext = i + 1 < n && lasts[i] + 1 == bases[i + 1] && lasts[i] != -1
+                    && slots[i] != null && slots[i] == slots[i + 1]
                     && hot[next + HOT_BACKING] == hot[h + HOT_BACKING] + regions[i].size();
             boolean writable = (hot[h + HOT_DIRECT] & DIRECT_FROM_DEVICE) != 0;
             boolean readable = (hot[h + HOT_DIRECT] & DIRECT_TO_DEVICE) != 0;
@@ -126,11 +162,18 @@ final class AddressMap {
             hot[h + HOT_READ_RUN] = readable && joinsNext && hot[next + HOT_BACKING] >= 0
                     ? hot[next + HOT_READ_RUN] : lasts[i];
         }
+        for (int i = 0; i < n; i++) {
+            int h = i * HOT_STRIDE;
+            extents[i] = new Extent(hot[h + HOT_BASE], hot[h + HOT_LAST], hot[h + HOT_BACKING], hot[h + HOT_RAM],
+                    hot[h + HOT_READ_RUN], hot[h + HOT_WRITE_RUN], (hot[h + HOT_DIRECT] & DIRECT_TO_DEVICE) != 0,
+                    (hot[h + HOT_DIRECT] & DIRECT_FROM_DEVICE) != 0, segments[2 * i], segments[2 * i + 1]);
+        }
         if (n == 0) {
             spanBase = 0;
             spanLastOffset = 0;
             bucketShift = 0;
             bucketFirst = null;
+            bucketExtent = null;
         } else {
             spanBase = bases[0];
             spanLastOffset = lasts[n - 1] - bases[0];
@@ -148,7 +191,68 @@ final class AddressMap {
                 bucketFirst[b] = r;
             }
             bucketFirst[used] = n - 1;
+            bucketExtent = new Extent[used];
+            for (int b = 0; b < used; b++) {
+                bucketExtent[b] = extents[bucketFirst[b]];
+            }
         }
+    }
+
+    /**
+     * What {@link GuestMemory#map}'s zero-copy path reads about a region, as final fields of one
+     * object: each read is a plain field load. Read from {@link #hot} instead, every one would be an
+     * array access with its own range check and deoptimisation exit, and those exits alone made the
+     * map path's machine code too large for C2 to inline into device code (InlineSmallCode), which
+     * is what lets it scalar-replace the mapping.
+     *
+     * @param base          first guest address of the region
+     * @param last          its last guest address
+     * @param backingOffset where the region starts in its backing's segment (-1 for MMIO)
+     * @param ramAddress    the RAM address (dirty-log index) of its first byte
+     * @param readRunLast   the last address of the backing-contiguous run from here, for TO_DEVICE
+     * @param writeRunLast  the same for FROM_DEVICE
+     * @param directRead    whether TO_DEVICE DMA may use the backing directly (RAM, ROM)
+     * @param directWrite   whether FROM_DEVICE DMA may (RAM)
+     * @param segment       its backing's memory
+     * @param readOnly      the same, read-only
+     */
+    record Extent(long base, long last, long backingOffset, long ramAddress, long readRunLast, long writeRunLast,
+                  boolean directRead, boolean directWrite, MemorySegment segment, MemorySegment readOnly) {
+        /** {@return whether DMA in that direction may use the backing directly} */
+        boolean direct(DmaDirection direction) {
+            return direction == DmaDirection.FROM_DEVICE ? directWrite : directRead;
+        }
+
+        /** {@return the last address of the direct run from the region's start in that direction} */
+        long runLast(DmaDirection direction) {
+            return direction == DmaDirection.FROM_DEVICE ? writeRunLast : readRunLast;
+        }
+
+        /** {@return the memory a map in that direction slices: read-only for TO_DEVICE} */
+        MemorySegment memory(DmaDirection direction) {
+            return direction == DmaDirection.TO_DEVICE ? readOnly : segment;
+        }
+    }
+
+    /**
+     * {@link #find} for the map path: the extent of the region containing {@code address}, or null.
+     * The common case (the address is in its bucket's first region) is one array load and two
+     * field compares, with nothing that can deoptimise but the bucket's range check.
+     */
+    Extent findExtent(long address) {
+        long offset = address - spanBase;
+        if (bucketExtent == null || Long.compareUnsigned(offset, spanLastOffset) > 0) {
+            return null;
+        }
+        Extent first = bucketExtent[(int) (offset >>> bucketShift)];
+        if (Long.compareUnsigned(address, first.last()) <= 0) {
+            return Long.compareUnsigned(first.base(), address) <= 0 ? first : null;
+        }
+        return extentAt(find(address));
+    }
+
+    private Extent extentAt(int index) {
+        return index < 0 ? null : extents[index];
     }
 
     List<Region> regions() {
@@ -234,8 +338,39 @@ final class AddressMap {
         return hot[index * HOT_STRIDE + HOT_LAST];
     }
 
+    /** @return where region {@code index} starts in its backing's segment, or -1 for MMIO */
     long backingOffset(int index) {
         return hot[index * HOT_STRIDE + HOT_BACKING];
+    }
+
+    /** @return the RAM address (dirty-log index) of region {@code index}'s first byte; RAM and ROM only */
+    long ramAddress(int index) {
+        return hot[index * HOT_STRIDE + HOT_RAM];
+    }
+
+    /** @return the memory region {@code index} lives in (writable for RAM); RAM and ROM only */
+    MemorySegment segment(int index) {
+        return segments[2 * index];
+    }
+
+    /** @return the memory a map of region {@code index} in that direction slices: read-only for TO_DEVICE */
+    MemorySegment segment(int index, DmaDirection direction) {
+        return segments[2 * index + (direction == DmaDirection.TO_DEVICE ? 1 : 0)];
+    }
+
+    /** @return the backing region {@code index} lives in, as this address space uses it; null for MMIO */
+    Attached slot(int index) {
+        return slots[index];
+    }
+
+    /** @return whether any region of this snapshot lives in {@code backing} */
+    boolean uses(RamBacking backing) {
+        for (Attached slot : slots) {
+            if (slot != null && slot.backing() == backing) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /** @return whether DMA in that direction may use the backing directly at region {@code index} */
@@ -273,6 +408,11 @@ final class AddressMap {
         if (retired && liveMappings() == 0) {
             drained.complete(null);
         }
+    }
+
+    /** {@return whether a region change replaced this snapshot (one volatile read)} */
+    boolean isRetired() {
+        return retired;
     }
 
     void retire() {

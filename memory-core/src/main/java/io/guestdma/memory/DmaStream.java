@@ -48,7 +48,7 @@ public final class DmaStream {
     /** Per piece of the current chunk: its mapping, or null for a RAM piece mapped without one. */
     private DmaMapping[] mappings = new DmaMapping[16];
     private long[] used = new long[16];
-    /** Per RAM piece: where it starts in the RAM backing (for the dirty log). */
+    /** Per RAM piece: its RAM address (for the dirty log). */
     private long[] ramOffset = new long[16];
     private int mappingCount;
     /** The snapshot lease that keeps the current chunk's RAM pieces valid; null without one. */
@@ -58,7 +58,8 @@ public final class DmaStream {
     /** Per chunk slot: the last RAM slice handed out, reused when the same pages come again. */
     private MemorySegment[] sliceCache = new MemorySegment[16];
     private long[] sliceAt = new long[16];
-    private boolean[] sliceReadOnly = new boolean[16];
+    /** Per chunk slot: the memory the cached slice was cut from (a backing, read-only or not). */
+    private MemorySegment[] sliceFrom = new MemorySegment[16];
 
     private SgList sg;
     private DmaDirection direction;
@@ -195,8 +196,9 @@ public final class DmaStream {
             if (region >= 0 && map.isDirect(region, direction)) {
                 long run = map.directRunLast(region, direction) - address + 1; // 0 only for a run to 2^64 from 0
                 mapped = run == 0 ? want : Math.min(want, run);
-                long at = map.backingOffset(region) + (address - map.base(region));
-                pushRam(at, mapped);
+                long offset = address - map.base(region);
+                pushRam(map.segment(region, direction), map.backingOffset(region) + offset,
+                        map.ramAddress(region) + offset, mapped);
             } else {
                 MapResult result = nowhere ? memory.mapNowhere(address, want, direction)
                         : memory.map(address, want, direction);
@@ -224,7 +226,7 @@ public final class DmaStream {
 
     /** Takes the chunk's snapshot lease, unless RAM must go through real mappings (debug mode). */
     private AddressMap leaseForRam() {
-        if (memory.isDebug() || memory.backingSegment() == null) {
+        if (memory.isDebug()) {
             return null;
         }
         AddressMap map;
@@ -254,24 +256,23 @@ public final class DmaStream {
         }
     }
 
-    private void pushRam(long backingOffset, long length) {
+    /**
+     * Adds a RAM piece: {@code length} bytes of {@code from} (a backing's memory, read-only for
+     * TO_DEVICE) at {@code offset}, whose dirty-log index is {@code ramAddress}.
+     */
+    private void pushRam(MemorySegment from, long offset, long ramAddress, long length) {
         int slot = mappingCount;
         grow(slot);
-        boolean readOnly = direction == DmaDirection.TO_DEVICE;
         MemorySegment slice = sliceCache[slot];
-        if (slice == null || sliceAt[slot] != backingOffset || slice.byteSize() != length
-                || sliceReadOnly[slot] != readOnly) {
-            slice = memory.backingSegment().asSlice(backingOffset, length);
-            if (readOnly) {
-                slice = slice.asReadOnly();
-            }
+        if (slice == null || sliceFrom[slot] != from || sliceAt[slot] != offset || slice.byteSize() != length) {
+            slice = from.asSlice(offset, length);
             sliceCache[slot] = slice;
-            sliceAt[slot] = backingOffset;
-            sliceReadOnly[slot] = readOnly;
+            sliceAt[slot] = offset;
+            sliceFrom[slot] = from;
         }
         mappings[slot] = null;
         used[slot] = length;
-        ramOffset[slot] = backingOffset;
+        ramOffset[slot] = ramAddress;
         mappingCount++;
         iov.add(slice);
     }
@@ -284,7 +285,7 @@ public final class DmaStream {
             ramOffset = Arrays.copyOf(ramOffset, capacity);
             sliceCache = Arrays.copyOf(sliceCache, capacity);
             sliceAt = Arrays.copyOf(sliceAt, capacity);
-            sliceReadOnly = Arrays.copyOf(sliceReadOnly, capacity);
+            sliceFrom = Arrays.copyOf(sliceFrom, capacity);
         }
     }
 

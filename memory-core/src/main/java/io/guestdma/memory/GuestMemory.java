@@ -14,8 +14,9 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.Executor;
 
 /**
- * A guest physical address space: RAM and ROM carved from one {@link RamBacking}, MMIO regions
- * served by device handlers, and unassigned space everywhere else.
+ * A guest physical address space: RAM and ROM carved from a default {@link RamBacking} or from
+ * backings of their own (see {@link RamRegion}), MMIO regions served by device handlers, and
+ * unassigned space everywhere else.
  *
  * <p><b>Consumer side</b> (device models):
  * <ul>
@@ -30,12 +31,15 @@ import java.util.concurrent.Executor;
  *     space.</li>
  * </ul>
  * <p><b>Provider side</b> (machine code): {@link #builder()}, {@link #addRegion},
- * {@link #removeRegion}, {@link #backing()}, {@link #dirtyLog()}.
+ * {@link #removeRegion}, {@link #transaction()}, {@link #backing()}, {@link #dirtyLog()}.
  *
  * <p>Addresses are unsigned 64-bit values. Regions never overlap (adding an overlapping region is
  * rejected). Lookups go through a bucket index (constant time for ordinary layouts, a binary
- * search, O(log n), at worst) in an immutable snapshot that readers load without locking; a change swaps in a new snapshot. A region removed while mapped stays valid
- * until its last mapping is unmapped, and closing the address space frees the backing only then.
+ * search, O(log n), at worst) in an immutable snapshot that readers load without locking; a change
+ * swaps in a new snapshot. A region removed while mapped stays valid until its last mapping is
+ * unmapped; its own backing, and at close the default one, is unmapped only then. A copy-path
+ * access that races with such an unmap is run again on the new layout (FFM makes the closed
+ * backing throw rather than fault).
  *
  * <p>Thread-safe: any number of threads may access, map and unmap at once; region changes are
  * serialised among themselves but never block readers.
@@ -46,9 +50,16 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
     private static final ValueLayout.OfLong LONG_LE = ValueLayout.JAVA_LONG_UNALIGNED;
 
     private final RamBacking backing;
-    private final MemorySegment backingSegment;
-    /** The same memory, read-only: TO_DEVICE slices come from here in one step. */
-    private final MemorySegment readOnlyBacking;
+    /** The default backing as the regions use it, at RAM address 0; null without one. */
+    private final Attached arena;
+    /** Where RAM addresses of regions' own backings start: past the default backing. */
+    private final long ramFloor;
+    /**
+     * Regions' own backings while any region, or any snapshot not yet drained, may use them; the
+     * RAM address ranges they hold, by start. Both guarded by this.
+     */
+    private final java.util.Map<RamBacking, OwnBacking> attached = new java.util.IdentityHashMap<>();
+    private final java.util.TreeMap<Long, Long> ramRanges = new java.util.TreeMap<>();
     private final BouncePool bouncePool;
     private final DirtyLog dirtyLog;
     private final List<AddressMap> undrained = new CopyOnWriteArrayList<>();
@@ -57,14 +68,40 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
     private final java.util.concurrent.atomic.AtomicLong deviceFaults = new java.util.concurrent.atomic.AtomicLong();
     private volatile AddressMap current;
 
+    /**
+     * A region's own backing as this address space holds it. {@code generation} moves on with every
+     * change that adds a region on it or leaves it without one, so that a deferred unmap scheduled
+     * by an older change does nothing once the backing is back in use.
+     */
+    private static final class OwnBacking {
+        final Attached slot;
+        long generation;
+
+        OwnBacking(Attached slot) {
+            this.slot = slot;
+        }
+    }
+
     private GuestMemory(RamBacking backing, List<Region> regions, long bouncePoolBytes, boolean debug) {
         this.debug = debug ? new DmaDebug() : null;
         this.backing = backing;
-        this.backingSegment = backing == null ? null : backing.segment();
-        this.readOnlyBacking = backingSegment == null ? null : backingSegment.asReadOnly();
+        this.arena = backing == null ? null : Attached.of(backing, 0);
+        this.ramFloor = backing == null ? 0 : backing.size();
         this.bouncePool = new BouncePool(bouncePoolBytes);
-        this.dirtyLog = new DirtyLog(backing == null ? 0 : backing.size());
-        this.current = new AddressMap(regions, backingSegment, false);
+        this.dirtyLog = new DirtyLog(ramFloor);
+        java.util.Map<RamBacking, Attached> joining = join(regions);
+        AddressMap first;
+        try {
+            first = new AddressMap(regions, slots(joining), false);
+            if (backing != null) {
+                backing.claim(this);
+            }
+        } catch (RuntimeException e) {
+            unjoin(joining);
+            throw e;
+        }
+        admit(joining, regions);
+        this.current = first;
     }
 
     /**
@@ -101,7 +138,32 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
      * @throws IllegalStateException if the address space is closed
      */
     public AccessResult read(long address, MemorySegment destination) {
-        return access(snapshot(), address, destination, false);
+        AddressMap map = snapshot();
+        while (true) {
+            try {
+                return access(map, address, destination, false);
+            } catch (IllegalStateException e) {
+                map = retryAfter(map, e);
+            }
+        }
+    }
+
+    /**
+     * The copy path holds no lease on its snapshot (a lease costs two atomic operations per
+     * access), so a region's own backing can be unmapped under an access that found it just
+     * before the region went. FFM turns that into IllegalStateException from the closed segment
+     * instead of a fault; the access then runs again on the layout that replaced it, as if it had
+     * started a moment later. Anything else (the caller's own buffer closed, this address space
+     * closed) is rethrown.
+     *
+     * @return the snapshot to run the access on again
+     */
+    private AddressMap retryAfter(AddressMap used, IllegalStateException failure) {
+        AddressMap now = current;
+        if (now == used || now.closed) {
+            throw failure;
+        }
+        return now;
     }
 
     /**
@@ -132,7 +194,14 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
      * @throws IllegalStateException if the address space is closed
      */
     public AccessResult write(long address, MemorySegment source) {
-        return access(snapshot(), address, source, true);
+        AddressMap map = snapshot();
+        while (true) {
+            try {
+                return access(map, address, source, true);
+            } catch (IllegalStateException e) {
+                map = retryAfter(map, e);
+            }
+        }
     }
 
     /**
@@ -249,6 +318,16 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
 
     private long load(long address, int size) {
         AddressMap map = snapshot();
+        while (true) {
+            try {
+                return load(map, address, size);
+            } catch (IllegalStateException e) {
+                map = retryAfter(map, e);
+            }
+        }
+    }
+
+    private long load(AddressMap map, long address, int size) {
         int i = map.find(address);
         if (i >= 0 && fitsIn(map, i, address, size)) {
             long offset = address - map.base(i);
@@ -258,11 +337,12 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
                 }
                 default -> {
                     long at = map.backingOffset(i) + offset;
+                    MemorySegment memory = map.segment(i);
                     return switch (size) {
-                        case 1 -> backingSegment.get(ValueLayout.JAVA_BYTE, at);
-                        case 2 -> backingSegment.get(SHORT_LE, at);
-                        case 4 -> backingSegment.get(INT_LE, at);
-                        default -> backingSegment.get(LONG_LE, at);
+                        case 1 -> memory.get(ValueLayout.JAVA_BYTE, at);
+                        case 2 -> memory.get(SHORT_LE, at);
+                        case 4 -> memory.get(INT_LE, at);
+                        default -> memory.get(LONG_LE, at);
                     };
                 }
             }
@@ -281,6 +361,17 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
 
     private void store(long address, int size, long value) {
         AddressMap map = snapshot();
+        while (true) {
+            try {
+                store(map, address, size, value);
+                return;
+            } catch (IllegalStateException e) {
+                map = retryAfter(map, e);
+            }
+        }
+    }
+
+    private void store(AddressMap map, long address, int size, long value) {
         int i = map.find(address);
         if (i >= 0 && fitsIn(map, i, address, size)) {
             long offset = address - map.base(i);
@@ -289,13 +380,14 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
                 case RomRegion rom -> { /* ROM ignores writes */ }
                 case RamRegion ram -> {
                     long at = map.backingOffset(i) + offset;
+                    MemorySegment memory = map.segment(i);
                     switch (size) {
-                        case 1 -> backingSegment.set(ValueLayout.JAVA_BYTE, at, (byte) value);
-                        case 2 -> backingSegment.set(SHORT_LE, at, (short) value);
-                        case 4 -> backingSegment.set(INT_LE, at, (int) value);
-                        default -> backingSegment.set(LONG_LE, at, value);
+                        case 1 -> memory.set(ValueLayout.JAVA_BYTE, at, (byte) value);
+                        case 2 -> memory.set(SHORT_LE, at, (short) value);
+                        case 4 -> memory.set(INT_LE, at, (int) value);
+                        default -> memory.set(LONG_LE, at, value);
                     }
-                    dirtyLog.mark(at, size);
+                    dirtyLog.mark(map.ramAddress(i) + offset, size);
                 }
             }
             return;
@@ -313,10 +405,10 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
                 && !(write && map.region(first) instanceof RomRegion)) {
             // Inside one RAM region (or reading ROM): one copy, no slicing, as small device reads
             // of descriptors and PRD entries are.
-            long at = map.backingOffset(first) + (address - map.base(first));
-            copyRam(at, buffer, write);
+            long offset = address - map.base(first);
+            copyRam(map.segment(first), map.backingOffset(first) + offset, buffer, write);
             if (write) {
-                dirtyLog.mark(at, length);
+                dirtyLog.mark(map.ramAddress(first) + offset, length);
             }
             return AccessResult.OK;
         }
@@ -348,13 +440,13 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
                     case MmioRegion mmio -> result = result.and(accessMmio(mmio, offset, part, write));
                     case RomRegion rom -> {
                         if (!write) {
-                            copyRam(map.backingOffset(i) + offset, part, false);
+                            copyRam(map.segment(i), map.backingOffset(i) + offset, part, false);
                         }
                     }
                     case RamRegion ram -> {
-                        copyRam(map.backingOffset(i) + offset, part, write);
+                        copyRam(map.segment(i), map.backingOffset(i) + offset, part, write);
                         if (write) {
-                            dirtyLog.mark(map.backingOffset(i) + offset, chunk);
+                            dirtyLog.mark(map.ramAddress(i) + offset, chunk);
                         }
                     }
                 }
@@ -482,11 +574,21 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
             throw new IllegalArgumentException("negative fill length " + length);
         }
         AddressMap map = snapshot();
+        while (true) {
+            try {
+                return fill(map, address, length, value);
+            } catch (IllegalStateException e) {
+                map = retryAfter(map, e);
+            }
+        }
+    }
+
+    private AccessResult fill(AddressMap map, long address, long length, byte value) {
         int i = map.find(address);
         if (i >= 0 && length > 0 && fitsIn(map, i, address, length) && map.region(i) instanceof RamRegion) {
-            long at = map.backingOffset(i) + (address - map.base(i));
-            backingSegment.asSlice(at, length).fill(value);
-            dirtyLog.mark(at, length);
+            long offset = address - map.base(i);
+            map.segment(i).asSlice(map.backingOffset(i) + offset, length).fill(value);
+            dirtyLog.mark(map.ramAddress(i) + offset, length);
             return AccessResult.OK;
         }
         // Mixed or non-RAM: through the copy path, a page at a time, so handlers see ordinary writes.
@@ -533,7 +635,7 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
             } else {
                 chunk = unsignedMin(length - done, map.last(i) - at + 1);
                 if (map.region(i) instanceof RamRegion) {
-                    dirtyLog.mark(map.backingOffset(i) + (at - map.base(i)), chunk);
+                    dirtyLog.mark(map.ramAddress(i) + (at - map.base(i)), chunk);
                 }
             }
             done += chunk;
@@ -571,8 +673,9 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
             throw new DmaAccessException(String.format("guest 0x%x (+0x%x) is not %s", address, length,
                     writable ? "RAM" : "RAM or ROM"), address, length);
         }
-        long at = map.backingOffset(i) + (address - map.base(i));
-        return new RamView(this, map, address, length, order, writable, at, backingSegment);
+        long offset = address - map.base(i);
+        return new RamView(this, map, address, length, order, writable, map.slot(i), map.backingOffset(i) + offset,
+                map.ramAddress(i) + offset, map.segment(i));
     }
 
     /** @return this: the root is its own root */
@@ -617,18 +720,14 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
                 windowTarget, iommu);
     }
 
-    /** The current snapshot without the closed check: {@link RamView}'s cheap staleness test. */
-    AddressMap currentSnapshot() {
-        return current;
-    }
-
     /** {@return the smaller of a length and an unsigned extent in which 0 stands for 2^64} */
     private static long unsignedMin(long length, long extent) {
         return extent != 0 && Long.compareUnsigned(extent, length) < 0 ? extent : length;
     }
 
     /** Copies between the backing and a buffer; 2, 4 and 8 bytes move as one access (never torn). */
-    private void copyRam(long backingOffset, MemorySegment buffer, boolean toGuest) {
+    private static void copyRam(MemorySegment backingSegment, long backingOffset, MemorySegment buffer,
+                                boolean toGuest) {
         int size = (int) Math.min(buffer.byteSize(), 9);
         switch (size) {
             case 2 -> {
@@ -693,25 +792,38 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
         if (address != 0 && Long.compareUnsigned(length, -address) > 0) {
             length = -address;
         }
+        AddressMap map = snapshot();
+        int stripe = map.acquire(); // -1: a region change retired the snapshot between load and lease
+        if (stripe < 0) {
+            return mapAgain(address, length, direction);
+        }
+        AddressMap.Extent r = map.findExtent(address);
+        if (r != null && debug == null) {
+            // The zero-copy case, kept small so that it inlines into device code: the region's
+            // extent, then field loads.
+            if (r.direct(direction)) {
+                long run = r.runLast(direction) - address + 1; // 0 only for a run to 2^64 from 0
+                long mapped = run == 0 ? length : Math.min(length, run);
+                long offset = address - r.base();
+                // One slice of a pre-made read-only view, not slice-then-asReadOnly: a single small
+                // allocation that C2 can scalar-replace once map and unmap inline into the device.
+                MemorySegment slice = r.memory(direction).asSlice(r.backingOffset() + offset, mapped);
+                return new DmaMapping(this, map, stripe, address, mapped, direction, slice, null,
+                        r.ramAddress() + offset, null, false);
+            }
+        }
+        return mapSlowly(map, stripe, map.find(address), address, length, direction);
+    }
+
+    /** {@link #map} after its lease raced with a region change: lease the new snapshot, then as map. */
+    private MapResult mapAgain(long address, long length, DmaDirection direction) {
         AddressMap map;
         int stripe;
         do {
             map = snapshot();
-            stripe = map.acquire(); // -1: a region change retired the snapshot between load and lease
+            stripe = map.acquire();
         } while (stripe < 0);
-        int i = map.find(address);
-        if (i >= 0 && debug == null && map.isDirect(i, direction)) {
-            // The zero-copy case, kept small so that it inlines into device code.
-            long run = map.directRunLast(i, direction) - address + 1; // 0 only for a run to 2^64 from 0
-            long mapped = run == 0 ? length : Math.min(length, run);
-            long at = map.backingOffset(i) + (address - map.base(i));
-            // One slice of a pre-made read-only view, not slice-then-asReadOnly: a single small
-            // allocation that C2 can scalar-replace once map and unmap inline into the device.
-            MemorySegment slice = (direction == DmaDirection.TO_DEVICE ? readOnlyBacking : backingSegment)
-                    .asSlice(at, mapped);
-            return new DmaMapping(this, map, stripe, address, mapped, direction, slice, null, at, null, false);
-        }
-        return mapSlowly(map, stripe, i, address, length, direction);
+        return mapSlowly(map, stripe, map.find(address), address, length, direction);
     }
 
     private static RuntimeException badMap(long length, DmaDirection direction) {
@@ -723,11 +835,20 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
 
     /** Bounced mappings, and every mapping in debug mode. */
     private MapResult mapSlowly(AddressMap map, int stripe, int i, long address, long length, DmaDirection direction) {
+        if (i >= 0 && debug == null && map.isDirect(i, direction)) {
+            long run = map.directRunLast(i, direction) - address + 1;
+            long mapped = run == 0 ? length : Math.min(length, run);
+            long offset = address - map.base(i);
+            return new DmaMapping(this, map, stripe, address, mapped, direction,
+                    map.segment(i, direction).asSlice(map.backingOffset(i) + offset, mapped), null,
+                    map.ramAddress(i) + offset, null, false);
+        }
         if (i >= 0 && map.isDirect(i, direction)) {
             long run = map.directRunLast(i, direction) - address + 1;
             long mapped = run == 0 ? length : Math.min(length, run);
-            long at = map.backingOffset(i) + (address - map.base(i));
-            return debugMapping(map, stripe, address, mapped, direction, backingSegment.asSlice(at, mapped), null, at,
+            long offset = address - map.base(i);
+            return debugMapping(map, stripe, address, mapped, direction,
+                    map.segment(i).asSlice(map.backingOffset(i) + offset, mapped), null, map.ramAddress(i) + offset,
                     false);
         }
         long extent = i >= 0 ? map.last(i) - address + 1 : map.unassignedExtent(address);
@@ -898,11 +1019,6 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
         return result;
     }
 
-    /** The RAM backing's segment for {@link DmaStream}'s object-free RAM pieces; null without RAM. */
-    MemorySegment backingSegment() {
-        return backingSegment;
-    }
-
     /** {@return whether DMA debug mode is on for this address space} */
     public boolean isDebug() {
         return debug != null;
@@ -964,7 +1080,10 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
         return bouncePool;
     }
 
-    /** {@return the dirty log over the RAM backing} */
+    /**
+     * {@return the dirty log over the RAM address space: the default backing and every region's own
+     * backing (see {@link #backingOffsetOf})}
+     */
     public DirtyLog dirtyLog() {
         return dirtyLog;
     }
@@ -972,15 +1091,24 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
     // ------------------------------------------------------------------ provider side
 
     /**
-     * {@return the RAM backing, for provider code (filling ROM, sharing RAM with another process)}
+     * {@return the default RAM backing (the arena that regions without a backing of their own live
+     * in), for provider code (filling ROM, sharing RAM with another process)}
      *
-     * @throws IllegalStateException if the address space has no RAM backing
+     * @throws IllegalStateException if the address space has no default RAM backing
      */
     public RamBacking backing() {
         if (backing == null) {
             throw new IllegalStateException("this address space has no RAM backing");
         }
         return backing;
+    }
+
+    /**
+     * {@return how many regions' own backings the address space holds: those some region uses, and
+     * those whose last mapping is not yet unmapped (each is unmapped, and stops counting, then)}
+     */
+    public synchronized int ownBackings() {
+        return attached.size();
     }
 
     /** {@return the regions of the current snapshot, sorted by base address} */
@@ -1000,7 +1128,8 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
     }
 
     /**
-     * {@return where its byte lives in the RAM backing (the dirty log's index), or empty if the
+     * {@return the RAM address of the byte there: its index in the {@link DirtyLog}, whichever
+     * backing it lives in (for the default backing, its offset in that backing), or empty if the
      * address is not RAM or ROM}
      *
      * @param address an unsigned guest physical address
@@ -1011,15 +1140,17 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
         if (i < 0 || map.backingOffset(i) < 0) {
             return OptionalLong.empty();
         }
-        return OptionalLong.of(map.backingOffset(i) + (address - map.base(i)));
+        return OptionalLong.of(map.ramAddress(i) + (address - map.base(i)));
     }
 
     /**
-     * Adds a region at run time. Readers see either the old or the new map, never a mix.
+     * Adds a region at run time. Readers see either the old or the new map, never a mix. A RAM or
+     * ROM region with a backing of its own hands it to this address space (see {@link RamRegion}).
      *
      * @param region the region; its name must be unused
-     * @throws IllegalArgumentException if it overlaps another region, its name is taken, or a RAM
-     *                                  or ROM region lies outside the backing
+     * @throws IllegalArgumentException if it overlaps another region, its name is taken, a RAM or
+     *                                  ROM region lies outside its backing, or its own backing is
+     *                                  closed or used by another address space
      * @throws IllegalStateException    if the address space is closed
      */
     public void addRegion(Region region) {
@@ -1033,7 +1164,9 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
      *
      * @param name the region's name
      * @return a future completed when no mapping made while the region was present is live any
-     *         more, after which the provider may reuse its backing bytes or tear down its device
+     *         more, after which the provider may reuse its backing bytes or tear down its device;
+     *         a backing of the region's own that no region uses any more is unmapped (closed) by
+     *         then, and the future fails if unmapping it failed
      * @throws IllegalArgumentException if no region has that name
      * @throws IllegalStateException    if the address space is closed
      */
@@ -1082,7 +1215,16 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
             }
             next.add(region);
         }
-        install(new AddressMap(next, backingSegment, false)); // throws on overlap, before any swap
+        AddressMap nextMap;
+        java.util.Map<RamBacking, Attached> joining = join(additions);
+        try {
+            nextMap = new AddressMap(next, slots(joining), false); // throws on overlap, before any swap
+        } catch (RuntimeException e) {
+            unjoin(joining);
+            throw e;
+        }
+        admit(joining, additions);
+        install(nextMap);
         List<CompletableFuture<Void>> waits = new ArrayList<>();
         for (AddressMap old : undrained) {
             for (Region r : removed) {
@@ -1092,7 +1234,136 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
                 }
             }
         }
+        // Own backings no region uses any more: unmapped once every snapshot that reaches them has drained.
+        java.util.Set<RamBacking> orphans = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+        for (Region r : removed) {
+            RamBacking own = ownBacking(r);
+            if (own != null && !nextMap.uses(own) && orphans.add(own)) {
+                OwnBacking held = attached.get(own);
+                long generation = ++held.generation;
+                CompletableFuture<?>[] reaching = undrained.stream().filter(m -> m.uses(own)).map(m -> m.drained)
+                        .toArray(CompletableFuture<?>[]::new);
+                waits.add(CompletableFuture.allOf(reaching).thenRun(() -> releaseBacking(own, generation)));
+            }
+        }
         return CompletableFuture.allOf(waits.toArray(new CompletableFuture<?>[0]));
+    }
+
+    private static RamBacking ownBacking(Region region) {
+        return switch (region) {
+            case RamRegion ram -> ram.backing();
+            case RomRegion rom -> rom.backing();
+            case MmioRegion mmio -> null;
+        };
+    }
+
+    /**
+     * Claims the own backings of {@code regions} that this address space does not hold yet and
+     * gives each a free range of RAM addresses. Undone by {@link #unjoin} if the change is rejected,
+     * made final by {@link #admit}.
+     *
+     * @throws IllegalArgumentException if a backing is closed, used by another address space, or
+     *                                  the RAM address space is full
+     */
+    private java.util.Map<RamBacking, Attached> join(List<Region> regions) {
+        java.util.Map<RamBacking, Attached> joining = new java.util.IdentityHashMap<>();
+        try {
+            for (Region region : regions) {
+                RamBacking own = ownBacking(region);
+                if (own == null || attached.containsKey(own) || joining.containsKey(own)) {
+                    continue;
+                }
+                if (own.isClosed()) {
+                    throw new IllegalArgumentException("region '" + region.name() + "': its backing is closed");
+                }
+                own.claim(this);
+                try {
+                    long ramBase = placeRam(own.size());
+                    try {
+                        joining.put(own, Attached.of(own, ramBase));
+                    } catch (RuntimeException e) {
+                        ramRanges.remove(ramBase); // closed by its owner a moment ago
+                        throw e;
+                    }
+                } catch (RuntimeException e) {
+                    own.unclaim(this);
+                    throw e;
+                }
+            }
+            return joining;
+        } catch (RuntimeException e) {
+            unjoin(joining);
+            throw e;
+        }
+    }
+
+    private void unjoin(java.util.Map<RamBacking, Attached> joining) {
+        for (Attached slot : joining.values()) {
+            ramRanges.remove(slot.ramBase());
+            slot.backing().unclaim(this);
+        }
+    }
+
+    /** Makes joined backings part of the address space; nothing here fails on bad input. */
+    private void admit(java.util.Map<RamBacking, Attached> joining, List<Region> added) {
+        for (Attached slot : joining.values()) {
+            attached.put(slot.backing(), new OwnBacking(slot));
+            long size = slot.segment().byteSize();
+            dirtyLog.extend(slot.ramBase() + size);
+            // New memory in the guest: every client has yet to see it, as QEMU marks a new RAM block.
+            dirtyLog.mark(slot.ramBase(), size);
+        }
+        for (Region region : added) {
+            RamBacking own = ownBacking(region);
+            if (own != null) {
+                attached.get(own).generation++; // in use again: an unmap scheduled before is void
+            }
+        }
+    }
+
+    /** Where regions' bytes live while a change is checked: held and joining backings, and the default one. */
+    private java.util.function.Function<RamBacking, Attached> slots(java.util.Map<RamBacking, Attached> joining) {
+        return own -> {
+            if (own == null) {
+                return arena;
+            }
+            OwnBacking held = attached.get(own);
+            return held != null ? held.slot : joining.get(own);
+        };
+    }
+
+    /** First fit for {@code size} bytes of RAM addresses above the default backing, page-aligned. */
+    private long placeRam(long size) {
+        long rounded = (size + DirtyLog.PAGE_SIZE - 1) & -DirtyLog.PAGE_SIZE;
+        long candidate = (ramFloor + DirtyLog.PAGE_SIZE - 1) & -DirtyLog.PAGE_SIZE;
+        for (java.util.Map.Entry<Long, Long> range : ramRanges.entrySet()) {
+            if (range.getKey() - candidate >= rounded) {
+                break;
+            }
+            candidate = (range.getKey() + range.getValue() + DirtyLog.PAGE_SIZE - 1) & -DirtyLog.PAGE_SIZE;
+        }
+        if (candidate > DirtyLog.MAX_RAM_BYTES - rounded) {
+            throw new IllegalArgumentException(String.format("no room for a 0x%x-byte backing: the RAM address space"
+                    + " (0x%x bytes) is full", size, DirtyLog.MAX_RAM_BYTES));
+        }
+        ramRanges.put(candidate, rounded);
+        return candidate;
+    }
+
+    /**
+     * Unmaps a region's own backing that no region uses any more, unless a later change put it
+     * back in use (or {@link #close()} took care of it).
+     */
+    private void releaseBacking(RamBacking own, long generation) {
+        synchronized (this) {
+            OwnBacking held = attached.get(own);
+            if (held == null || held.generation != generation) {
+                return;
+            }
+            attached.remove(own);
+            ramRanges.remove(held.slot.ramBase());
+        }
+        own.close();
     }
 
     /**
@@ -1137,6 +1408,15 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
             bouncePool.close();
             if (backing != null) {
                 backing.close();
+            }
+            List<RamBacking> own;
+            synchronized (this) {
+                own = new ArrayList<>(attached.keySet());
+                attached.clear();
+                ramRanges.clear();
+            }
+            for (RamBacking b : own) {
+                b.close();
             }
         } finally {
             released.complete(null);
@@ -1215,6 +1495,23 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
         }
 
         /**
+         * Adds RAM that lives in a backing of its own (a DIMM, memory shared with another process)
+         * rather than in the default backing; the built address space owns that backing.
+         *
+         * @param name          the region's name, unique in the address space
+         * @param base          its first guest physical address
+         * @param size          its size in bytes, positive
+         * @param backing       the region's own backing, writable
+         * @param backingOffset where in that backing its bytes start
+         * @return this builder
+         * @throws IllegalArgumentException if the region is invalid (see {@link RamRegion})
+         * @throws NullPointerException     if backing is null
+         */
+        public Builder ram(String name, long base, long size, RamBacking backing, long backingOffset) {
+            return region(new RamRegion(name, base, size, backingOffset, Objects.requireNonNull(backing, "backing")));
+        }
+
+        /**
          * Adds ROM at the next free backing offset.
          *
          * @param name  the region's name, unique in the address space
@@ -1251,8 +1548,8 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
         public Builder region(Region region) {
             regions.add(Objects.requireNonNull(region, "region"));
             long end = switch (region) {
-                case RamRegion r -> r.backingOffset() + r.size();
-                case RomRegion r -> r.backingOffset() + r.size();
+                case RamRegion r -> r.backing() == null ? r.backingOffset() + r.size() : 0;
+                case RomRegion r -> r.backing() == null ? r.backingOffset() + r.size() : 0;
                 case MmioRegion r -> 0;
             };
             nextBackingOffset = Math.max(nextBackingOffset, end);
@@ -1297,7 +1594,8 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
          * pages are used and nothing else changes.
          *
          * @return the address space
-         * @throws IllegalArgumentException if regions overlap, share a name, or do not fit the backing
+         * @throws IllegalArgumentException if regions overlap, share a name, or do not fit their
+         *                                  backing, or an own backing is closed or used elsewhere
          * @throws java.io.UncheckedIOException if the kernel refuses the anonymous backing
          */
         public GuestMemory build() {

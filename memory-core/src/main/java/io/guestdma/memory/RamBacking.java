@@ -12,14 +12,21 @@ import java.nio.file.Path;
 import java.util.Objects;
 import java.util.OptionalInt;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicReference;
 
 /**
- * The host memory behind guest RAM and ROM: one contiguous, page-aligned block mapped with
- * {@code mmap(2)}, out of which a {@link GuestMemory} carves its RAM regions (QEMU's RAM blocks,
- * rust-vmm's {@code GuestRegionMmap}). Pages are committed by the kernel on first touch, never
- * up front, which is what lets a large guest start instantly.
+ * The host memory behind guest RAM and ROM: one contiguous block mapped with {@code mmap(2)}, out
+ * of which a {@link GuestMemory} carves RAM and ROM regions (QEMU's RAM blocks, rust-vmm's
+ * {@code GuestRegionMmap}). Pages are committed by the kernel on first touch, never up front,
+ * which is what lets a large guest start instantly.
  *
- * <p>Four kinds:
+ * <p>An address space has one default backing (its arena, {@link GuestMemory.Builder#backing}),
+ * and any RAM or ROM region may instead bring its own ({@link RamRegion#backing()}): a hot-plugged
+ * DIMM, or guest RAM that another process shares with us. Either way the {@link GuestMemory} owns
+ * the backing once it uses it and closes it itself (see {@link #close()}); a backing serves one
+ * address space only.
+ *
+ * <p>Five kinds:
  * <ul>
  *   <li>{@link #anonymous(long)}: private anonymous memory, the default.</li>
  *   <li>{@link #reserved(long)}: anonymous with {@code MAP_NORESERVE}, so no swap is reserved
@@ -30,6 +37,9 @@ import java.util.concurrent.atomic.AtomicBoolean;
  *       vhost-user back ends do.</li>
  *   <li>{@link #memfd(String, long)}: {@code MAP_SHARED} over a {@code memfd_create} file whose
  *       descriptor is kept open for passing to another process, as crosvm does.</li>
+ *   <li>{@link #sharedFd(int, long, long, boolean)}: {@code MAP_SHARED} over a descriptor someone
+ *       else opened, at an offset: the RAM a VMM hands a vhost-user back end
+ *       ({@code SET_MEM_TABLE}), checked against the file's size and access mode first.</li>
  * </ul>
  *
  * <p>The segment belongs to a shared arena owned by this backing: after {@link #close()} the
@@ -49,7 +59,9 @@ public final class RamBacking implements AutoCloseable {
         /** Shared mapping of a file on a file system. */
         SHARED_FILE,
         /** Shared mapping of a {@code memfd_create} file. */
-        MEMFD
+        MEMFD,
+        /** Shared mapping of a descriptor given by the caller (another process's memory). */
+        SHARED_FD
     }
 
     private final Kind kind;
@@ -57,14 +69,22 @@ public final class RamBacking implements AutoCloseable {
     private final MemorySegment segment;
     private final int fd;
     private final Path file;
+    private final boolean writable;
     private final AtomicBoolean closed = new AtomicBoolean();
+    /** The address space that uses this backing; a second one is refused. */
+    private final AtomicReference<Object> owner = new AtomicReference<>();
 
     private RamBacking(Kind kind, Arena arena, MemorySegment segment, int fd, Path file) {
+        this(kind, arena, segment, fd, file, true);
+    }
+
+    private RamBacking(Kind kind, Arena arena, MemorySegment segment, int fd, Path file, boolean writable) {
         this.kind = kind;
         this.arena = arena;
-        this.segment = segment;
+        this.segment = writable ? segment : segment.asReadOnly();
         this.fd = fd;
         this.file = file;
+        this.writable = writable;
     }
 
     /**
@@ -162,6 +182,83 @@ public final class RamBacking implements AutoCloseable {
         }
     }
 
+    /**
+     * Maps {@code size} bytes of a descriptor opened by someone else, from {@code offset} on,
+     * {@code MAP_SHARED}: what a vhost-user back end does with each region of a VMM's memory table
+     * (the descriptor arrived over a Unix socket, the offset is the region's {@code mmap_offset}).
+     * The descriptor is only borrowed: the mapping holds its own reference to the file, so the
+     * caller may close the descriptor as soon as this returns, and {@link #close()} leaves it alone.
+     *
+     * <p>A VMM is not trusted, so the descriptor is checked before anything is mapped: it must be
+     * open, refer to a regular file (a memfd, a file on {@code /dev/shm} or hugetlbfs), be open for
+     * reading, and for writing when {@code writable}, and the file must hold the whole range
+     * (mapping past its end would turn the guest's accesses into SIGBUS).
+     *
+     * @param fd       an open descriptor, borrowed
+     * @param offset   where in the file the memory starts, at least 0; need not be page-aligned
+     *                 (the mapping then starts at the page below and is sliced)
+     * @param size     bytes, positive and a multiple of the page size
+     * @param writable whether the memory may be written (RAM); false maps it read-only, for ROM
+     * @return the backing, of kind {@link Kind#SHARED_FD}
+     * @throws IllegalArgumentException if the size is not a positive multiple of the page size, the
+     *                                  offset is negative, the range runs past the end of the file,
+     *                                  the descriptor is not a regular file, or its access mode
+     *                                  does not allow the mapping (read-only for writable memory,
+     *                                  write-only for any)
+     * @throws IOException              if the descriptor is not open, or if {@code mmap} fails
+     *                                  ({@link PosixException} naming the call, e.g. EINVAL for an
+     *                                  offset that is not aligned to a hugetlbfs page)
+     */
+    public static RamBacking sharedFd(int fd, long offset, long size, boolean writable) throws IOException {
+        long page = Posix.pageSize();
+        if (size <= 0 || size % page != 0) {
+            throw new IllegalArgumentException(String.format(
+                    "fd %d: size 0x%x is not a positive multiple of the page size (0x%x)", fd, size, page));
+        }
+        if (offset < 0 || offset + size < 0) {
+            throw new IllegalArgumentException(String.format("fd %d: offset 0x%x is out of range", fd, offset));
+        }
+        if (fd < 0) {
+            throw new IllegalArgumentException("fd " + fd + " is not a descriptor");
+        }
+        int access = Posix.statusFlags(fd) & Posix.O_ACCMODE; // EBADF if it is not open
+        if (access == Posix.O_WRONLY) {
+            throw new IllegalArgumentException("fd " + fd + " is open write-only: memory cannot be mapped from it");
+        }
+        if (writable && access != Posix.O_RDWR) {
+            throw new IllegalArgumentException("fd " + fd + " is open read-only: it can back ROM (writable=false),"
+                    + " not RAM");
+        }
+        java.nio.file.attribute.BasicFileAttributes attributes;
+        try {
+            // Through /proc the kernel follows the descriptor to its file, memfds included.
+            attributes = java.nio.file.Files.readAttributes(Path.of("/proc/self/fd/" + fd),
+                    java.nio.file.attribute.BasicFileAttributes.class);
+        } catch (IOException e) {
+            throw new IOException("fd " + fd + ": cannot read its file's attributes", e);
+        }
+        if (!attributes.isRegularFile()) {
+            throw new IllegalArgumentException("fd " + fd + " is not a regular file (a memfd, or a file on /dev/shm"
+                    + " or hugetlbfs): memory cannot be mapped from it");
+        }
+        if (offset + size > attributes.size()) {
+            throw new IllegalArgumentException(String.format("fd %d: bytes [0x%x, 0x%x) run past the end of the"
+                    + " file (0x%x bytes)", fd, offset, offset + size, attributes.size()));
+        }
+        long start = offset & -page;
+        long mapped = offset - start + size;
+        Arena arena = Arena.ofShared();
+        try {
+            MemorySegment address = Posix.mmap(mapped, Posix.PROT_READ | (writable ? Posix.PROT_WRITE : 0),
+                    Posix.MAP_SHARED, fd, start);
+            MemorySegment whole = attach(address, mapped, arena);
+            return new RamBacking(Kind.SHARED_FD, arena, whole.asSlice(offset - start, size), -1, null, writable);
+        } catch (PosixException | RuntimeException e) {
+            arena.close();
+            throw e;
+        }
+    }
+
     private static RamBacking sharedMapping(Kind kind, int fd, long bytes, Path file) throws PosixException {
         Arena arena = Arena.ofShared();
         try {
@@ -229,7 +326,8 @@ public final class RamBacking implements AutoCloseable {
     }
 
     /**
-     * {@return the whole mapping; slices of it are what guest RAM regions and DMA mappings hand out}
+     * {@return the whole mapping; slices of it are what guest RAM regions and DMA mappings hand out
+     * (read-only for a backing that is not {@link #isWritable() writable})}
      *
      * @throws IllegalStateException if the backing is closed
      */
@@ -241,6 +339,55 @@ public final class RamBacking implements AutoCloseable {
     /** {@return the mapping's size in bytes (the requested size rounded up to whole pages)} */
     public long size() {
         return segment.byteSize();
+    }
+
+    /** {@return whether the memory may be written: false only for a read-only {@link #sharedFd}} */
+    public boolean isWritable() {
+        return writable;
+    }
+
+    /**
+     * Marks the backing as used by {@code user}; a second user is refused, so that one address
+     * space cannot unmap memory another still hands to its devices.
+     */
+    void claim(Object user) {
+        if (!owner.compareAndSet(null, user) && owner.get() != user) {
+            throw new IllegalArgumentException(this + " is already used by another address space");
+        }
+    }
+
+    /** Undoes a {@link #claim} that did not take effect (a rejected region change). */
+    void unclaim(Object user) {
+        owner.compareAndSet(user, null);
+    }
+
+    /**
+     * Checks where a RAM or ROM region's bytes live; for the region records' constructors.
+     *
+     * @param name          the region's name
+     * @param size          its size in bytes
+     * @param backingOffset where its bytes start in the backing
+     * @param backing       its own backing, or null for the default one (checked when added)
+     * @param needsWrites   whether the region is RAM, which a read-only backing cannot hold
+     * @throws IllegalArgumentException if the offset is negative, or the own backing is read-only
+     *                                  for RAM or does not hold {@code [backingOffset, +size)}
+     */
+    static void checkRegion(String name, long size, long backingOffset, RamBacking backing, boolean needsWrites) {
+        if (backingOffset < 0) {
+            throw new IllegalArgumentException("region '" + name + "': negative backing offset " + backingOffset);
+        }
+        if (backing == null) {
+            return;
+        }
+        if (needsWrites && !backing.isWritable()) {
+            throw new IllegalArgumentException("region '" + name + "': RAM cannot live in read-only " + backing
+                    + " (use a RomRegion)");
+        }
+        if (backingOffset > backing.size() || size > backing.size() - backingOffset) {
+            throw new IllegalArgumentException(String.format(
+                    "region '%s' needs backing bytes [0x%x, +0x%x) but its own backing has 0x%x bytes",
+                    name, backingOffset, size, backing.size()));
+        }
     }
 
     /** {@return how the memory was obtained} */
@@ -268,8 +415,11 @@ public final class RamBacking implements AutoCloseable {
 
     /**
      * Unmaps the memory (and closes a memfd). Idempotent. Accesses through the segment afterwards
-     * throw {@link IllegalStateException}. A {@link GuestMemory} closes its backing itself once no
-     * DMA mapping is outstanding; close a backing directly only if no address space uses it.
+     * throw {@link IllegalStateException}, from any thread, even one that was in the middle of an
+     * access (the shared arena's close makes it fail rather than fault). A {@link GuestMemory}
+     * closes a backing itself: its default backing at {@link GuestMemory#close()}, a region's own
+     * backing once no region uses it any more and the last DMA mapping that could reach it is
+     * unmapped. Close a backing directly only if no address space uses it.
      *
      * @throws IllegalStateException if the memory is in use by an ongoing native call (the arena
      *                               cannot be closed while a downcall holds it)
@@ -303,6 +453,6 @@ public final class RamBacking implements AutoCloseable {
     /** {@return kind and size} */
     @Override
     public String toString() {
-        return "RamBacking[" + kind + ", " + size() + " bytes]";
+        return "RamBacking[" + kind + ", " + size() + " bytes" + (writable ? "" : ", read-only") + "]";
     }
 }

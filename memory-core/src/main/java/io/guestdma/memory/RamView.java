@@ -22,8 +22,9 @@ import java.util.Objects;
  * the view was made from. The next access notices it (one volatile read) and looks the range up
  * again: if it is still the same RAM, the view carries on; if it is not (the RAM was removed or
  * replaced), the access throws {@link DmaAccessException}, which a device reports as a failed ring
- * (virtio's DEVICE_NEEDS_RESET). The view never reaches memory that is no longer guest RAM: after
- * the backing is freed, an access fails with IllegalStateException from the closed segment.
+ * (virtio's DEVICE_NEEDS_RESET). The view never reaches memory that is no longer guest RAM: an
+ * access that races with the unmapping of a removed region's own backing (the view holds no lease)
+ * fails with IllegalStateException from the closed segment, never with a fault.
  *
  * <p>Thread-safe: several device threads may use one view (atomic accessors are atomic across
  * threads and with the guest).
@@ -41,28 +42,37 @@ public final class RamView {
     private final long address;
     private final long length;
     private final boolean writable;
-    private final long backingOffset;
+    /** The backing the range lives in and where in its segment: what "still the same RAM" compares. */
+    private final Attached slot;
+    private final long segmentOffset;
+    /** The RAM address (dirty-log index) of the first byte. */
+    private final long ramAddress;
     private final MemorySegment segment;
     private final ValueLayout.OfShort shortPlain;
     private final ValueLayout.OfInt intPlain;
     private final ValueLayout.OfLong longPlain;
     private final boolean bigEndian;
-    /** The snapshot the range was last found in; a different current snapshot means "look again". */
-    private volatile AddressMap snapshot;
+    /**
+     * The snapshot the range was last found in; once it is retired (replaced by a region change),
+     * look again. Plain: a thread that reads an older value only looks again for nothing.
+     */
+    private AddressMap snapshot;
     /** Made through a device space's IOMMU: the space, the device address and the translation generation. */
     private DeviceAddressSpace space;
     private long deviceAddress;
     private DeviceAddressSpace.Epoch epoch;
 
     RamView(GuestMemory memory, AddressMap snapshot, long address, long length, ByteOrder order, boolean writable,
-            long backingOffset, MemorySegment backing) {
+            Attached slot, long segmentOffset, long ramAddress, MemorySegment backing) {
         this.memory = memory;
         this.snapshot = snapshot;
         this.address = address;
         this.length = length;
         this.writable = writable;
-        this.backingOffset = backingOffset;
-        MemorySegment slice = backing.asSlice(backingOffset, length);
+        this.slot = slot;
+        this.segmentOffset = segmentOffset;
+        this.ramAddress = ramAddress;
+        MemorySegment slice = backing.asSlice(segmentOffset, length);
         this.segment = writable ? slice : slice.asReadOnly();
         this.shortPlain = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(order);
         this.intPlain = ValueLayout.JAVA_INT_UNALIGNED.withOrder(order);
@@ -100,8 +110,12 @@ public final class RamView {
         return this;
     }
 
+    /**
+     * The check before every access: two loads (the snapshot, its retired flag) and, for a view
+     * made through an IOMMU, two more; then the access is the VarHandle operation on the segment.
+     */
     private MemorySegment live() {
-        if (snapshot != memory.currentSnapshot()) {
+        if (snapshot.isRetired()) {
             revalidate();
         }
         DeviceAddressSpace.Epoch e = epoch;
@@ -134,7 +148,7 @@ public final class RamView {
 
     /** Marks a store that has happened (so it was inside the view) in the dirty log. */
     private void dirty(long offset, long size) {
-        memory.dirtyLog().mark(backingOffset + offset, size);
+        memory.dirtyLog().mark(ramAddress + offset, size);
     }
 
     private void revalidate() {
@@ -143,7 +157,7 @@ public final class RamView {
         DmaDirection need = writable ? DmaDirection.FROM_DEVICE : DmaDirection.TO_DEVICE;
         boolean same = i >= 0 && now.isDirect(i, need)
                 && Long.compareUnsigned(now.directRunLast(i, need), address + length - 1) >= 0
-                && now.backingOffset(i) + (address - now.base(i)) == backingOffset;
+                && now.slot(i) == slot && now.backingOffset(i) + (address - now.base(i)) == segmentOffset;
         if (!same) {
             throw new DmaAccessException(String.format("guest 0x%x (+0x%x) is no longer the RAM this view was made "
                     + "for", address, length), address, length);

@@ -50,7 +50,7 @@ class AddressMapProperties {
             }
             at += size;
         }
-        AddressMap map = new AddressMap(regions, null, false);
+        AddressMap map = new AddressMap(regions, backing -> null, false);
         List<Long> probes = new ArrayList<>(List.of(0L, -1L, 1L, Long.MIN_VALUE, Long.MAX_VALUE));
         for (Region r : regions) {
             probes.add(r.base());

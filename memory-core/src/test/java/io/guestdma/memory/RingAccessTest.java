@@ -54,6 +54,59 @@ class RingAccessTest {
         }
     }
 
+    /**
+     * Message passing, jcstress's MP shape, for every index width and both byte orders: the writer
+     * stores a payload (plain) and then release-stores the index that names it; the reader
+     * acquire-loads the index and then loads the payload (plain). Seeing an index but a payload
+     * older than it is the forbidden outcome. Slots are reused every 256 rounds, so a newer payload
+     * is allowed. Each side uses its own cached view of the same RAM, as a device and a guest do.
+     */
+    @Test
+    void releaseAcquirePublicationHoldsForEveryWidthAndByteOrder() throws Exception {
+        for (ByteOrder order : new ByteOrder[] {ByteOrder.LITTLE_ENDIAN, ByteOrder.BIG_ENDIAN}) {
+            for (int width : new int[] {2, 4, 8}) {
+                try (GuestMemory mem = GuestMemory.ofRam(0x10000)) {
+                    RamView writer = mem.ramView(0x2000, 0x2000, order, true);
+                    RamView reader = mem.ramView(0x2000, 0x2000, order, true);
+                    int rounds = 60_000; // below 2^16, so that a 16-bit index never wraps
+                    AtomicLong forbidden = new AtomicLong();
+                    AtomicLong observed = new AtomicLong();
+                    Thread consumer = Thread.ofPlatform().start(() -> {
+                        long last = 0;
+                        while (last < rounds) {
+                            long index = switch (width) {
+                                case 2 -> reader.getShortAcquire(0) & 0xffffL;
+                                case 4 -> reader.getIntAcquire(0) & 0xffff_ffffL;
+                                default -> reader.getLongAcquire(0);
+                            };
+                            if (index != last) {
+                                long payload = reader.getLong(8 + 8 * (index % 256));
+                                if (payload < index) {
+                                    forbidden.incrementAndGet();
+                                }
+                                observed.incrementAndGet();
+                                last = index;
+                            }
+                        }
+                    });
+                    for (long i = 1; i <= rounds; i++) {
+                        writer.setLong(8 + 8 * (i % 256), i);
+                        switch (width) {
+                            case 2 -> writer.setShortRelease(0, (short) i);
+                            case 4 -> writer.setIntRelease(0, (int) i);
+                            default -> writer.setLongRelease(0, i);
+                        }
+                    }
+                    consumer.join(TimeUnit.SECONDS.toMillis(60));
+                    assertThat(consumer.isAlive()).isFalse();
+                    assertThat(observed.get()).as("%s %d-byte index: publications seen", order, width).isPositive();
+                    assertThat(forbidden.get()).as("%s %d-byte index: payloads older than their index", order, width)
+                            .isZero();
+                }
+            }
+        }
+    }
+
     @Test
     void atomicsAreAtomicAcrossThreadsAndMarkPagesDirty() throws Exception {
         try (GuestMemory mem = GuestMemory.ofRam(0x10000)) {

@@ -49,6 +49,7 @@ public final class Posix {
     /** open: read only. */ public static final int O_RDONLY = 0;
     /** open: write only. */ public static final int O_WRONLY = 1;
     /** open: read and write. */ public static final int O_RDWR = 2;
+    /** The bits of the file status flags that hold the access mode. */ public static final int O_ACCMODE = 3;
     /** open: create if missing. */ public static final int O_CREAT = 0100;
     /** open: fail if it exists (with O_CREAT). */ public static final int O_EXCL = 0200;
     /** open: truncate to 0. */ public static final int O_TRUNC = 01000;
@@ -126,6 +127,8 @@ public final class Posix {
     private static final MethodHandle FTRUNCATE = downcall("ftruncate", FunctionDescriptor.of(INT, INT, LONG));
     private static final MethodHandle LSEEK = downcall("lseek", FunctionDescriptor.of(LONG, INT, LONG, INT));
     private static final MethodHandle FLOCK = downcall("flock", FunctionDescriptor.of(INT, INT, INT));
+    // fcntl is variadic; F_GETFL passes no third argument, so the two fixed ones are the whole call.
+    private static final MethodHandle FCNTL = downcall("fcntl", FunctionDescriptor.of(INT, INT, INT));
     private static final MethodHandle MEMFD_CREATE = downcall("memfd_create", FunctionDescriptor.of(INT, PTR, INT));
     private static final MethodHandle MMAP = downcall("mmap", FunctionDescriptor.of(PTR, PTR, LONG, INT, INT, INT, LONG));
     private static final MethodHandle MUNMAP = downcall("munmap", FunctionDescriptor.of(INT, PTR, LONG));
@@ -481,6 +484,33 @@ public final class Posix {
             long r = (long) LSEEK.invokeExact(state, fd, 0L, SEEK_END);
             if (r < 0) {
                 throw new PosixException("lseek(fd " + fd + ", SEEK_END)", errno(state));
+            }
+            return r;
+        } catch (PosixException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** fcntl: get the file status flags (access mode and {@code O_*} flags). */
+    private static final int F_GETFL = 3;
+
+    /**
+     * The file status flags of an open descriptor ({@code fcntl(fd, F_GETFL)}): its access mode
+     * ({@code flags & O_ACCMODE} is {@link #O_RDONLY}, {@link #O_WRONLY} or {@link #O_RDWR}) and
+     * flags such as {@link #O_DIRECT}.
+     *
+     * @param fd the descriptor
+     * @return the flags
+     * @throws PosixException if the call fails (EBADF: not an open descriptor)
+     */
+    public static int statusFlags(int fd) throws PosixException {
+        try {
+            MemorySegment state = CALL_STATE_BUFFER.get();
+            int r = (int) FCNTL.invokeExact(state, fd, F_GETFL);
+            if (r < 0) {
+                throw new PosixException("fcntl(fd " + fd + ", F_GETFL)", errno(state));
             }
             return r;
         } catch (PosixException e) {

@@ -1,0 +1,72 @@
+package io.guestdma.memory;
+
+import java.lang.management.ManagementFactory;
+
+/**
+ * Run in its own JVM by {@link MapAllocationTest}: maps and unmaps 4 KiB of RAM through the root and
+ * through a device address space without an IOMMU, the way device code does, long enough for C2 to
+ * compile it, then prints the heap bytes this thread allocated per map+unmap, one {@code name=bytes}
+ * line each.
+ */
+final class MapAllocationProbe {
+    private static final int WARMUP = 600_000;
+    private static final int MEASURED = 200_000;
+    private static final long ADDRESS = 0x20_0000;
+
+    private MapAllocationProbe() {
+    }
+
+    /** A device's DMA step against the root: map, touch, unmap. */
+    private static long throughRoot(GuestMemory memory) {
+        DmaMapping m = (DmaMapping) memory.map(ADDRESS, 4096, DmaDirection.FROM_DEVICE);
+        long n = m.length();
+        memory.unmap(m, n);
+        return n;
+    }
+
+    /** The same through the device's bus-master space. */
+    private static long throughDevice(DeviceAddressSpace space) {
+        DmaMapping m = (DmaMapping) space.map(ADDRESS, 4096, DmaDirection.TO_DEVICE);
+        long n = m.length();
+        space.unmap(m, n);
+        return n;
+    }
+
+    /** The measured loops are methods, so that warm-up compiles exactly the code measured later. */
+    private static long rootRounds(GuestMemory memory, int rounds) {
+        long sum = 0;
+        for (int i = 0; i < rounds; i++) {
+            sum += throughRoot(memory);
+        }
+        return sum;
+    }
+
+    private static long deviceRounds(DeviceAddressSpace space, int rounds) {
+        long sum = 0;
+        for (int i = 0; i < rounds; i++) {
+            sum += throughDevice(space);
+        }
+        return sum;
+    }
+
+    public static void main(String[] args) {
+        com.sun.management.ThreadMXBean threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
+        long tid = Thread.currentThread().threadId();
+        try (GuestMemory memory = GuestMemory.ofRam(16L << 20)) {
+            DeviceAddressSpace device = memory.deviceSpace("probe");
+            long sink = 0;
+            for (int i = 0; i < WARMUP / 10_000; i++) {
+                sink += rootRounds(memory, 10_000);
+                sink += deviceRounds(device, 10_000);
+            }
+            long before = threads.getThreadAllocatedBytes(tid);
+            sink += rootRounds(memory, MEASURED);
+            long middle = threads.getThreadAllocatedBytes(tid);
+            sink += deviceRounds(device, MEASURED);
+            long after = threads.getThreadAllocatedBytes(tid);
+            System.out.println("root=" + (double) (middle - before) / MEASURED);
+            System.out.println("device=" + (double) (after - middle) / MEASURED);
+            System.out.println("sink=" + sink);
+        }
+    }
+}
