@@ -365,11 +365,12 @@ public final class VhostUserBackend implements AutoCloseable {
             case Protocol.SET_VRING_ADDR -> {
                 Vring v = vring(m, 40);
                 requireStopped(v);
+                // Addresses outside the table are refused now, not when the ring starts.
+                translate(v.index, v.num, p.getLong(8), p.getLong(24), p.getLong(16));
                 v.descUser = p.getLong(8);
                 v.usedUser = p.getLong(16);
                 v.availUser = p.getLong(24);
                 v.addressSet = true;
-                translate(v); // refuses addresses outside the table now, not when the ring starts
             }
             case Protocol.GET_VRING_BASE -> {
                 Vring v = vring(m, 8);
@@ -597,19 +598,18 @@ public final class VhostUserBackend implements AutoCloseable {
     }
 
     /** Finds the guest physical addresses of a ring's areas; refuses areas outside the table. */
-    private long[] translate(Vring v) throws RefusedException {
+    private long[] translate(int index, long num, long desc, long avail, long used) throws RefusedException {
         if (table.isEmpty()) {
             return null; // checked again once a table arrives
         }
-        long n = v.num;
         return new long[] {
-            guestAddress(v, "descriptor table", v.descUser, 16 * n),
-            guestAddress(v, "avail ring", v.availUser, 6 + 2 * n),
-            guestAddress(v, "used ring", v.usedUser, 6 + 8 * n),
+            guestAddress(index, "descriptor table", desc, 16 * num),
+            guestAddress(index, "avail ring", avail, 6 + 2 * num),
+            guestAddress(index, "used ring", used, 6 + 8 * num),
         };
     }
 
-    private long guestAddress(Vring v, String what, long user, long length) throws RefusedException {
+    private long guestAddress(int index, String what, long user, long length) throws RefusedException {
         for (MappedRegion r : table) {
             long offset = user - r.userAddress;
             if (Long.compareUnsigned(offset, r.size) < 0 && Long.compareUnsigned(length, r.size - offset) <= 0) {
@@ -617,7 +617,7 @@ public final class VhostUserBackend implements AutoCloseable {
             }
         }
         throw new RefusedException(String.format("queue %d: %s at VMM address 0x%x (+0x%x) is not inside one region"
-                + " of the memory table", v.index, what, user, length));
+                + " of the memory table", index, what, user, length));
     }
 
     /** Starts a ring once it has a kick, addresses, memory and (with protocol features) is enabled. */
@@ -625,7 +625,7 @@ public final class VhostUserBackend implements AutoCloseable {
         if (!v.started || !v.enabled || !v.addressSet || table.isEmpty() || v.kickThread != null) {
             return;
         }
-        long[] at = translate(v);
+        long[] at = translate(v.index, v.num, v.descUser, v.availUser, v.usedUser);
         Virtqueue q = v.queue;
         synchronized (q) {
             q.setSize(v.num);
