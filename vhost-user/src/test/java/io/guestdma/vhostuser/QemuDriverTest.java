@@ -120,47 +120,86 @@ class QemuDriverTest {
         }
     }
 
-    Qtest startQemu(Path socket, Path stderr) throws IOException {
+    Qtest startQemu(Path stderr, String... device) throws IOException {
         byte[] halt = new byte[65536];
         for (int i = 0; i < halt.length; i += 2) {
             halt[i] = (byte) 0xfa; // cli
             halt[i + 1] = (byte) 0xf4; // hlt
         }
         Path bios = Files.write(dir.resolve("HALT.bin"), halt);
-        Process p = new ProcessBuilder(QemuNegotiationTest.qemu().toString(), "-machine", "pc", "-nodefaults",
+        ProcessBuilder builder = new ProcessBuilder(QemuNegotiationTest.qemu().toString(), "-machine", "pc", "-nodefaults",
                 "-display", "none", "-bios", bios.toString(), "-qtest", "stdio", "-qtest-log", "none",
                 "-monitor", "none", "-serial", "none", "-m", "64M",
                 "-object", "memory-backend-memfd,id=mem,size=64M,share=on", "-numa", "node,memdev=mem",
-                "-chardev", "socket,id=c,path=" + socket, "-device", "vhost-user-blk-pci,chardev=c,addr=04.0,num-queues=1")
-                .redirectError(stderr.toFile()).start();
+                "-device")
+                .redirectError(stderr.toFile());
+        builder.command().addAll(Arrays.asList(device));
+        Process p = builder.start();
         return new Qtest(p);
     }
 
+    /** What the driver script saw. */
+    record Observed(long writeStatus, long readStatus, long readLength, byte[] readBack, byte[] image) {
+    }
+
     @Test
-    void requestsNotifiedThroughQemu_areDoneOnTheImage_andCompletedInGuestRam() throws Exception {
+    void requestsNotifiedThroughQemu_areDoneOnTheImage_asQemusOwnVirtioBlkDoesThem() throws Exception {
+        Path stderr = dir.resolve("qemu.err");
+        Observed ours;
         Path image = dir.resolve("disk.img");
         Files.write(image, new byte[4 << 20]);
         Path socket = dir.resolve("blk.sock");
-        Path stderr = dir.resolve("qemu.err");
         try (FileChannelBackend disk = FileChannelBackend.open(image, BlockOptions.defaults())) {
             VhostUserBackend backend = new VhostUserBackend(m -> new VirtioBlk(m, disk, VirtioBlkConfig.defaults()));
             try {
                 backend.listen(socket);
-                try (Qtest q = startQemu(socket, stderr)) {
-                    try {
-                        drive(q, backend, image);
-                    } catch (IOException | AssertionError e) {
-                        throw new AssertionError(e.getMessage() + "; QEMU's stderr: " + Files.readString(stderr), e);
-                    }
+                try (Qtest q = startQemu(stderr, "vhost-user-blk-pci,chardev=c,addr=04.0,num-queues=1",
+                        "-chardev", "socket,id=c,path=" + socket)) {
+                    ours = drive(q, stderr, image, backend);
                 }
             } finally {
                 backend.close();
                 ((VirtioBlk) backend.device()).close();
             }
         }
+        assertThat(ours.writeStatus()).as("write status").isEqualTo(VirtioBlk.S_OK);
+        assertThat(ours.readStatus()).as("read status").isEqualTo(VirtioBlk.S_OK);
+        assertThat(Arrays.copyOfRange(ours.image(), 16 * 512, 16 * 512 + PATTERN.length))
+                .as("the image behind our back end").isEqualTo(PATTERN);
+        assertThat(ours.readBack()).as("read back through QEMU's RAM").isEqualTo(PATTERN);
+
+        // The same script against QEMU's own virtio-blk-pci on an image of its own.
+        Path reference = dir.resolve("reference.img");
+        Files.write(reference, new byte[4 << 20]);
+        Observed qemus;
+        try (Qtest q = startQemu(stderr, "virtio-blk-pci,drive=d,addr=04.0,num-queues=1",
+                "-drive", "file=" + reference + ",if=none,id=d,format=raw")) {
+            qemus = drive(q, stderr, reference, null);
+        }
+        assertThat(ours.writeStatus()).isEqualTo(qemus.writeStatus());
+        assertThat(ours.readStatus()).isEqualTo(qemus.readStatus());
+        assertThat(ours.readLength()).as("used length of the read").isEqualTo(qemus.readLength());
+        assertThat(ours.readBack()).isEqualTo(qemus.readBack());
+        assertThat(ours.image()).as("the two images, byte for byte").isEqualTo(qemus.image());
     }
 
-    private void drive(Qtest q, VhostUserBackend backend, Path image) throws Exception {
+    static final byte[] PATTERN = new byte[8192];
+
+    static {
+        new Random(7).nextBytes(PATTERN);
+    }
+
+    /** Runs the driver script; fails with QEMU's stderr if QEMU refuses a step. */
+    private Observed drive(Qtest q, Path stderr, Path image, VhostUserBackend backend) throws Exception {
+        try {
+            return script(q, image, backend);
+        } catch (IOException | AssertionError e) {
+            throw new AssertionError(e.getMessage() + "; QEMU's stderr: " + Files.readString(stderr), e);
+        }
+    }
+
+    /** The driver: PCI, features, ring 0, DRIVER_OK, then a write and a read of 8 KiB at sector 16. */
+    private static Observed script(Qtest q, Path image, VhostUserBackend backend) throws Exception {
         assertThat(q.pciRead(0) & 0xffff).as("vendor").isEqualTo(0x1af4);
         q.pciWrite(0x20, BAR | 0x4); // BAR 4: 64-bit memory
         q.pciWrite(0x24, 0);
@@ -187,31 +226,26 @@ class QemuDriverTest {
         long notifyOff = q.read(COMMON + 0x1e, 2);
         q.write(COMMON + 0x1c, 2, 1);
         q.write(COMMON + 0x14, 1, 0xf); // DRIVER_OK: QEMU starts the vhost-user device now
-        long deadline = System.nanoTime() + 20_000_000_000L;
-        while (backend.status().runningQueues() != 1) {
-            assertThat(System.nanoTime()).as("QEMU never started ring 0 on the back end").isLessThan(deadline);
-            Thread.sleep(10);
+        if (backend != null) {
+            long deadline = System.nanoTime() + 20_000_000_000L;
+            while (backend.status().runningQueues() != 1) {
+                assertThat(System.nanoTime()).as("QEMU never started ring 0 on the back end").isLessThan(deadline);
+                Thread.sleep(10);
+            }
+            assertThat(backend.status().memoryRegions()).as("regions QEMU shared").isPositive();
         }
-        assertThat(backend.status().memoryRegions()).as("regions QEMU shared").isPositive();
-
-        byte[] pattern = new byte[8192];
-        new Random(7).nextBytes(pattern);
         long header = 0x200000;
         long data = 0x201000;
         long status = 0x204000;
-        q.writeBytes(data, pattern);
-        submit(q, desc, avail, 0, header, VirtioBlk.T_OUT, 16, data, pattern.length, false, status, notifyOff);
+        q.writeBytes(data, PATTERN);
+        submit(q, desc, avail, 0, header, VirtioBlk.T_OUT, 16, data, PATTERN.length, false, status, notifyOff);
         awaitUsed(q, used, 1);
-        assertThat(q.read(status, 1)).as("write status").isEqualTo(VirtioBlk.S_OK);
-        byte[] onDisk = Arrays.copyOfRange(Files.readAllBytes(image), 16 * 512, 16 * 512 + pattern.length);
-        assertThat(onDisk).as("the image behind our back end").isEqualTo(pattern);
-
+        long writeStatus = q.read(status, 1);
         long back = 0x208000;
-        submit(q, desc, avail, 1, header, VirtioBlk.T_IN, 16, back, pattern.length, true, status, notifyOff);
+        submit(q, desc, avail, 1, header, VirtioBlk.T_IN, 16, back, PATTERN.length, true, status, notifyOff);
         awaitUsed(q, used, 2);
-        assertThat(q.read(status, 1)).as("read status").isEqualTo(VirtioBlk.S_OK);
-        assertThat(q.read(used + 4 + 8 + 4, 4)).as("bytes the device wrote").isEqualTo(pattern.length + 1L);
-        assertThat(q.readBytes(back, pattern.length)).as("read back through QEMU's RAM").isEqualTo(pattern);
+        return new Observed(writeStatus, q.read(status, 1), q.read(used + 4 + 8 + 4, 4),
+                q.readBytes(back, PATTERN.length), Files.readAllBytes(image));
     }
 
     /** Request {@code n} (descriptors 3n..3n+2): header, data, status; then the avail ring and the notify. */
