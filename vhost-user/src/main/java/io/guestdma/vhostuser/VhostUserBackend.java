@@ -237,10 +237,12 @@ public final class VhostUserBackend implements AutoCloseable {
         } finally {
             disconnect();
             synchronized (lock) {
+                // Closed under the lock: close() must not shut down a descriptor number reused since,
+                // and whoever sees the connection gone sees its socket closed too.
                 channel = null;
                 lastError = why;
+                c.close();
             }
-            c.close();
         }
         if (why != null) {
             LOG.log(System.Logger.Level.WARNING, "vhost-user: connection closed: " + why);

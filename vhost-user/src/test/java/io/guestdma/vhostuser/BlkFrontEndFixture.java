@@ -47,20 +47,37 @@ abstract class BlkFrontEndFixture {
     RamBacking ram;
     int kick = -1;
     int call = -1;
-    int availIdx;
-    int descNext;
+    /** Per queue: eventfds (queue 0's are kick and call), next avail index, next descriptor. */
+    final int[] kicks = {-1, -1, -1, -1};
+    final int[] calls = {-1, -1, -1, -1};
+    final int[] availIdx = new int[4];
+    final int[] descNext = new int[4];
+
+    /** {@return the device's queue count} */
+    int queues() {
+        return 1;
+    }
+
+    /** {@return where queue {@code q}'s ring areas start in the shared RAM} */
+    static long ring(int q) {
+        return 0x40000L * q;
+    }
 
     @BeforeEach
     void start() throws IOException {
         image = dir.resolve("disk.img");
         Files.write(image, new byte[1 << 20]);
         disk = FileChannelBackend.open(image, BlockOptions.defaults());
-        backend = new VhostUserBackend(m -> new VirtioBlk(m, disk, VirtioBlkConfig.defaults()));
+        backend = new VhostUserBackend(m -> new VirtioBlk(m, disk, VirtioBlkConfig.defaults().withQueues(queues())));
         socket = dir.resolve("vhost.sock");
         backend.listen(socket);
         ram = RamBacking.memfd("vhost-user-test", RAM);
-        kick = Linux.eventfd();
-        call = Linux.eventfd();
+        for (int q = 0; q < queues(); q++) {
+            kicks[q] = Linux.eventfd();
+            calls[q] = Linux.eventfd();
+        }
+        kick = kicks[0];
+        call = calls[0];
     }
 
     @AfterEach
@@ -69,8 +86,10 @@ abstract class BlkFrontEndFixture {
         ((VirtioBlk) backend.device()).close();
         disk.close();
         ram.close();
-        Linux.closeQuietly(kick);
-        Linux.closeQuietly(call);
+        for (int q = 0; q < queues(); q++) {
+            Linux.closeQuietly(kicks[q]);
+            Linux.closeQuietly(calls[q]);
+        }
     }
 
     /** Negotiation, the memory table and ring 0, as QEMU's vhost-user-blk start sends them. */
@@ -82,20 +101,22 @@ abstract class BlkFrontEndFixture {
         assertThat(fe.getU64(Protocol.GET_PROTOCOL_FEATURES))
                 .isEqualTo(Protocol.PF_MQ | Protocol.PF_REPLY_ACK | Protocol.PF_CONFIG | Protocol.PF_RESET_DEVICE);
         fe.send(Protocol.SET_PROTOCOL_FEATURES, FrontEnd.u64(Protocol.PF_MQ | Protocol.PF_REPLY_ACK | Protocol.PF_CONFIG));
-        assertThat(fe.getU64(Protocol.GET_QUEUE_NUM)).isEqualTo(1);
+        assertThat(fe.getU64(Protocol.GET_QUEUE_NUM)).isEqualTo(queues());
         assertThat(fe.sendAcked(Protocol.SET_OWNER, new byte[0])).isZero();
         long features = VirtioPci.F_VERSION_1 | VirtioBlk.F_FLUSH | Protocol.F_PROTOCOL_FEATURES;
         assertThat(fe.sendAcked(Protocol.SET_FEATURES, FrontEnd.u64(features))).isZero();
         byte[] table = FrontEnd.memTable(new long[] {GUEST, RAM, USER, 0});
         assertThat(fe.sendAcked(Protocol.SET_MEM_TABLE, table, ram.fd().getAsInt())).isZero();
-        assertThat(fe.sendAcked(Protocol.SET_VRING_NUM, FrontEnd.state(0, QSIZE))).isZero();
-        assertThat(fe.sendAcked(Protocol.SET_VRING_BASE, FrontEnd.state(0, 0))).isZero();
-        assertThat(fe.sendAcked(Protocol.SET_VRING_ADDR,
-                FrontEnd.address(0, USER + DESC, USER + USED, USER + AVAIL))).isZero();
-        assertThat(fe.sendAcked(Protocol.SET_VRING_KICK, FrontEnd.u64(0), kick)).isZero();
-        assertThat(fe.sendAcked(Protocol.SET_VRING_CALL, FrontEnd.u64(0), call)).isZero();
-        assertThat(fe.sendAcked(Protocol.SET_VRING_ENABLE, FrontEnd.state(0, 1))).isZero();
-        assertThat(backend.status().runningQueues()).isEqualTo(1);
+        for (int q = 0; q < queues(); q++) {
+            long r = USER + ring(q);
+            assertThat(fe.sendAcked(Protocol.SET_VRING_NUM, FrontEnd.state(q, QSIZE))).isZero();
+            assertThat(fe.sendAcked(Protocol.SET_VRING_BASE, FrontEnd.state(q, 0))).isZero();
+            assertThat(fe.sendAcked(Protocol.SET_VRING_ADDR, FrontEnd.address(q, r + DESC, r + USED, r + AVAIL))).isZero();
+            assertThat(fe.sendAcked(Protocol.SET_VRING_KICK, FrontEnd.u64(q), kicks[q])).isZero();
+            assertThat(fe.sendAcked(Protocol.SET_VRING_CALL, FrontEnd.u64(q), calls[q])).isZero();
+            assertThat(fe.sendAcked(Protocol.SET_VRING_ENABLE, FrontEnd.state(q, 1))).isZero();
+        }
+        assertThat(backend.status().runningQueues()).isEqualTo(queues());
         return fe;
     }
 
@@ -103,43 +124,58 @@ abstract class BlkFrontEndFixture {
         return ram.segment();
     }
 
-    /** Puts a chain of buffers (guest addresses) in the ring and kicks; returns the head. */
+    /** Puts a chain of buffers (guest addresses) in ring 0 and kicks; returns the head. */
     int submit(long[][] buffers) throws IOException {
-        int head = descNext;
+        return submit(0, buffers);
+    }
+
+    /** Puts a chain of buffers (guest addresses) in ring {@code q} and kicks it; returns the head. */
+    int submit(int q, long[][] buffers) throws IOException {
+        int head = descNext[q];
         for (int i = 0; i < buffers.length; i++) {
             int d = (head + i) % QSIZE;
-            long at = DESC + 16L * d;
+            long at = ring(q) + DESC + 16L * d;
             ram().set(LONG, at, buffers[i][0]);
             ram().set(INT, at + 8, (int) buffers[i][1]);
             int flags = (buffers[i][2] != 0 ? 2 : 0) | (i + 1 < buffers.length ? 1 : 0);
             ram().set(SHORT, at + 12, (short) flags);
             ram().set(SHORT, at + 14, (short) ((d + 1) % QSIZE));
         }
-        descNext = (head + buffers.length) % QSIZE;
-        ram().set(SHORT, AVAIL + 4 + 2L * (availIdx % QSIZE), (short) head);
-        availIdx++;
-        ram().set(SHORT, AVAIL + 2, (short) availIdx);
-        Linux.signal(kick);
+        descNext[q] = (head + buffers.length) % QSIZE;
+        ram().set(SHORT, ring(q) + AVAIL + 4 + 2L * (availIdx[q] % QSIZE), (short) head);
+        availIdx[q]++;
+        ram().set(SHORT, ring(q) + AVAIL + 2, (short) availIdx[q]);
+        Linux.signal(kicks[q]);
         return head;
     }
 
-    /** Waits for the call eventfd and the used index to reach {@code expected}. */
+    /** Waits for ring 0's used index to reach {@code expected}. */
     void awaitUsed(int expected) throws IOException {
+        awaitUsed(0, expected);
+    }
+
+    /** Waits on ring {@code q}'s call eventfd until its used index reaches {@code expected}. */
+    void awaitUsed(int q, int expected) throws IOException {
         long deadline = System.nanoTime() + 10_000_000_000L;
-        while (Short.toUnsignedInt(ram().get(SHORT, USED + 2)) != expected) {
-            assertThat(System.nanoTime()).as("used index %d never came", expected).isLessThan(deadline);
-            if (Linux.poll(new int[] {call}, new short[1], 100) > 0) {
-                Linux.drain(call);
+        while (Short.toUnsignedInt(ram().get(SHORT, ring(q) + USED + 2)) != expected) {
+            assertThat(System.nanoTime()).as("queue %d: used index %d never came", q, expected).isLessThan(deadline);
+            if (Linux.poll(new int[] {calls[q]}, new short[1], 100) > 0) {
+                Linux.drain(calls[q]);
             }
         }
     }
 
     long[][] request(int type, long sector, long data, int length, boolean write) {
-        long header = GUEST + 0x10000;
+        return request(0, type, sector, data, length, write);
+    }
+
+    /** A virtio-blk request for ring {@code q}: its header and status byte live next to the ring. */
+    long[][] request(int q, int type, long sector, long data, int length, boolean write) {
+        long header = GUEST + ring(q) + 0x10000;
         ram().set(INT, header - GUEST, type);
         ram().set(INT, header - GUEST + 4, 0);
         ram().set(LONG, header - GUEST + 8, sector);
-        long status = GUEST + 0x11000;
+        long status = GUEST + ring(q) + 0x11000;
         ram().set(ValueLayout.JAVA_BYTE, status - GUEST, (byte) 0xff);
         return new long[][] {{header, 16, 0}, {data, length, write ? 0 : 1}, {status, 1, 1}};
     }

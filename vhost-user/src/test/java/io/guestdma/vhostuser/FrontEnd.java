@@ -15,6 +15,7 @@ import java.util.Arrays;
  */
 final class FrontEnd implements AutoCloseable {
     final int fd;
+    private boolean closed;
 
     private FrontEnd(int fd) {
         this.fd = fd;
@@ -133,8 +134,12 @@ final class FrontEnd implements AutoCloseable {
         return out;
     }
 
+    /** Closes the connection once: a second close could hit a descriptor number reused since. */
     @Override
     public void close() {
-        Linux.closeQuietly(fd);
+        if (!closed) {
+            closed = true;
+            Linux.closeQuietly(fd);
+        }
     }
 }
