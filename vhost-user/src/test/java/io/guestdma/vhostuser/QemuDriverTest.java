@@ -183,6 +183,39 @@ class QemuDriverTest {
         assertThat(ours.image()).as("the two images, byte for byte").isEqualTo(qemus.image());
     }
 
+    @Test
+    void aBackEndRestartedUnderReconnect_takesTheRingOverWhereTheLastOneLeftIt() throws Exception {
+        Path stderr = dir.resolve("qemu.err");
+        Path image = dir.resolve("disk.img");
+        Files.write(image, new byte[4 << 20]);
+        Path socket = dir.resolve("blk.sock");
+        try (FileChannelBackend disk = FileChannelBackend.open(image, BlockOptions.defaults())) {
+            VhostUserBackend[] current = {new VhostUserBackend(m -> new VirtioBlk(m, disk, VirtioBlkConfig.defaults()))};
+            try {
+                current[0].listen(socket);
+                Observed seen;
+                try (Qtest q = startQemu(stderr, "vhost-user-blk-pci,chardev=c,addr=04.0,num-queues=1",
+                        "-chardev", "socket,id=c,path=" + socket + ",reconnect=1")) {
+                    seen = drive(q, stderr, image, current[0], () -> {
+                        // The first back end goes away after the write; a new one takes the same socket.
+                        current[0].close();
+                        ((VirtioBlk) current[0].device()).close();
+                        current[0] = new VhostUserBackend(m -> new VirtioBlk(m, disk, VirtioBlkConfig.defaults()));
+                        current[0].listen(socket);
+                        return current[0];
+                    });
+                }
+                assertThat(seen.writeStatus()).isEqualTo(VirtioBlk.S_OK);
+                assertThat(seen.readStatus()).isEqualTo(VirtioBlk.S_OK);
+                assertThat(seen.readBack()).as("read by the second back end").isEqualTo(PATTERN);
+                assertThat(current[0].status().connections()).isEqualTo(1);
+            } finally {
+                current[0].close();
+                ((VirtioBlk) current[0].device()).close();
+            }
+        }
+    }
+
     static final byte[] PATTERN = new byte[8192];
 
     static {
@@ -191,8 +224,13 @@ class QemuDriverTest {
 
     /** Runs the driver script; fails with QEMU's stderr if QEMU refuses a step. */
     private Observed drive(Qtest q, Path stderr, Path image, VhostUserBackend backend) throws Exception {
+        return drive(q, stderr, image, backend, null);
+    }
+
+    private Observed drive(Qtest q, Path stderr, Path image, VhostUserBackend backend, Restart restart)
+            throws Exception {
         try {
-            return script(q, image, backend);
+            return script(q, image, backend, restart);
         } catch (IOException | AssertionError e) {
             throw new AssertionError(e.getMessage() + "; QEMU's stderr: " + Files.readString(stderr), e);
         }
@@ -200,6 +238,26 @@ class QemuDriverTest {
 
     /** The driver: PCI, features, ring 0, DRIVER_OK, then a write and a read of 8 KiB at sector 16. */
     private static Observed script(Qtest q, Path image, VhostUserBackend backend) throws Exception {
+        return script(q, image, backend, null);
+    }
+
+    /** Between the write and the read: replaces the back end, returning the new one. */
+    @FunctionalInterface
+    interface Restart {
+        VhostUserBackend replace() throws Exception;
+    }
+
+    private static void awaitRunning(VhostUserBackend backend) throws InterruptedException {
+        long deadline = System.nanoTime() + 20_000_000_000L;
+        while (backend.status().runningQueues() != 1) {
+            assertThat(System.nanoTime()).as("QEMU never started ring 0 on the back end: %s", backend.status())
+                    .isLessThan(deadline);
+            Thread.sleep(10);
+        }
+        assertThat(backend.status().memoryRegions()).as("regions QEMU shared").isPositive();
+    }
+
+    private static Observed script(Qtest q, Path image, VhostUserBackend backend, Restart restart) throws Exception {
         assertThat(q.pciRead(0) & 0xffff).as("vendor").isEqualTo(0x1af4);
         q.pciWrite(0x20, BAR | 0x4); // BAR 4: 64-bit memory
         q.pciWrite(0x24, 0);
@@ -227,12 +285,7 @@ class QemuDriverTest {
         q.write(COMMON + 0x1c, 2, 1);
         q.write(COMMON + 0x14, 1, 0xf); // DRIVER_OK: QEMU starts the vhost-user device now
         if (backend != null) {
-            long deadline = System.nanoTime() + 20_000_000_000L;
-            while (backend.status().runningQueues() != 1) {
-                assertThat(System.nanoTime()).as("QEMU never started ring 0 on the back end").isLessThan(deadline);
-                Thread.sleep(10);
-            }
-            assertThat(backend.status().memoryRegions()).as("regions QEMU shared").isPositive();
+            awaitRunning(backend);
         }
         long header = 0x200000;
         long data = 0x201000;
@@ -241,6 +294,9 @@ class QemuDriverTest {
         submit(q, desc, avail, 0, header, VirtioBlk.T_OUT, 16, data, PATTERN.length, false, status, notifyOff);
         awaitUsed(q, used, 1);
         long writeStatus = q.read(status, 1);
+        if (restart != null) {
+            awaitRunning(restart.replace());
+        }
         long back = 0x208000;
         submit(q, desc, avail, 1, header, VirtioBlk.T_IN, 16, back, PATTERN.length, true, status, notifyOff);
         awaitUsed(q, used, 2);
