@@ -166,6 +166,36 @@ public final class Virtqueue {
     }
 
     /**
+     * Continues a ring that was in use before this queue was enabled (a vhost-user front end's
+     * SET_VRING_BASE, or the same queue re-pinned after guest memory changed): the next request is
+     * taken at avail index {@code nextAvail}, and the used index is the one the used ring holds, as
+     * libvhost-user takes it. Nothing is taken or in flight afterwards.
+     *
+     * @param nextAvail the avail index of the next request, 0 to 65535
+     * @return true if the queue continues there; false if it is not enabled, or its used ring is no
+     *         longer reachable (then {@link #error()} says so)
+     * @throws IllegalArgumentException if nextAvail is not a 16-bit index
+     */
+    public boolean resumeAt(int nextAvail) {
+        if (nextAvail < 0 || nextAvail > 0xffff) {
+            throw new IllegalArgumentException("avail index must be 0 to 65535, was " + nextAvail);
+        }
+        if (!enabled) {
+            return false;
+        }
+        try {
+            usedIdx = Short.toUnsignedInt(used.getShortAcquire(2));
+        } catch (DmaAccessException | IllegalStateException e) {
+            return fail("used ring no longer reachable: " + e.getMessage());
+        }
+        lastAvail = nextAvail;
+        shadowAvail = nextAvail;
+        inUse = 0;
+        signalledUsedValid = false;
+        return true;
+    }
+
+    /**
      * Sets whether VIRTIO_RING_F_EVENT_IDX applies (the driver accepted it): interrupts then follow
      * used_event and the device publishes avail_event.
      *
