@@ -1,6 +1,7 @@
 package io.guestdma.ide;
 
 import io.guestdma.block.BlockBackend;
+import io.guestdma.block.DiskGeometry;
 
 /**
  * One unit on a channel, QEMU's {@code IDEState}: the task file, the PIO buffer, the cached
@@ -45,7 +46,7 @@ final class AtaDrive {
     BlockBackend backend;
     /** Capacity in 512-byte sectors (QEMU's nb_sectors); 0 for a CD-ROM without a medium. */
     long totalSectors;
-    private final ChsGeometry geometry;
+    private final DiskGeometry geometry;
     private final String serial;
 
     // CHS as the guest last set it with INITIALIZE DEVICE PARAMETERS
@@ -116,14 +117,14 @@ final class AtaDrive {
      * @param config the disk, or null for an absent unit
      * @param defaultSerial the serial QEMU gives this position when none is configured
      */
-    AtaDrive(int unit, DriveConfig config, long totalSectors, ChsGeometry geometry,
+    AtaDrive(int unit, DriveConfig config, long totalSectors, DiskGeometry geometry,
              String defaultSerial) {
         this.unit = unit;
         this.config = config;
         this.cdrom = config != null && config.media() == DriveConfig.Media.CDROM;
         this.backend = config == null ? null : config.backend();
         this.totalSectors = totalSectors;
-        this.geometry = geometry == null ? new ChsGeometry(0, 0, 0) : geometry;
+        this.geometry = geometry == null ? new DiskGeometry(0, 0, 0) : geometry;
         this.serial = config == null || config.serial() == null ? defaultSerial : config.serial();
         this.heads = this.geometry.heads();
         this.sectorsPerTrack = this.geometry.sectors();

@@ -1,6 +1,7 @@
 package io.guestdma.ide;
 
 import io.guestdma.block.BlockBackend;
+import io.guestdma.block.DiskGeometry;
 import io.guestdma.memory.DeviceAddressSpace;
 import io.guestdma.memory.GuestMemory;
 import io.guestdma.memory.ReentrancyGuard;
@@ -132,10 +133,10 @@ public final class PiixIde implements AutoCloseable {
                     + "(channel " + channel + ", unit " + unit + ")");
         }
         long sectors;
-        ChsGeometry geometry;
+        DiskGeometry geometry;
         try {
             sectors = backend == null ? 0 : backend.size() / Ata.SECTOR_SIZE;
-            geometry = cdrom ? null : ChsGeometry.guess(backend, sectors);
+            geometry = cdrom ? null : DiskGeometry.guess(backend, sectors);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read sector 0 of the disk for channel "
                     + channel + ", unit " + unit, e);

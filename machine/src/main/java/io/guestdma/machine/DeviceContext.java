@@ -21,6 +21,8 @@ public final class DeviceContext {
     /** Drives in use, mapped to why: a device took it, or an {@code if=ide} drive is connected. */
     private final Map<String, Boolean> claimedAutomatically = new HashMap<>();
     private final Set<String> slots = new HashSet<>();
+    /** What occupies a place, for QEMU's "in use by" messages. */
+    private final Map<String, String> owners = new HashMap<>();
 
     DeviceContext(PcMachine machine) {
         this.machine = machine;
@@ -75,6 +77,21 @@ public final class DeviceContext {
     }
 
     /**
+     * {@return the INTx pin of a PCI function on bus 0, routed as QEMU's pc machine does: swizzled
+     * onto PIRQA-D by slot, then to the ISA interrupt the PIIX3's registers 0x60-0x63 name}
+     *
+     * @param slot the device number, 0 to 31
+     * @param pin 1 (INTA#) to 4 (INTD#)
+     * @throws IllegalArgumentException if slot or pin is out of range
+     */
+    public IrqLine pciIntx(int slot, int pin) {
+        if (slot < 0 || slot > 31 || pin < 1 || pin > 4) {
+            throw new IllegalArgumentException("PCI INTx " + slot + "/" + pin + " is outside slot 0-31, pin 1-4");
+        }
+        return machine.pciIntx(slot, pin);
+    }
+
+    /**
      * Takes a drive for a device: the {@code drive=} property.
      *
      * @param driver the device's driver name, for the message
@@ -109,6 +126,33 @@ public final class DeviceContext {
      */
     public boolean claimSlot(String bus, String address) {
         return slots.add(bus + "/" + address);
+    }
+
+    /**
+     * Takes a place on a bus for a named device, so that a later claim of it can say who has it.
+     *
+     * @param bus the bus's name
+     * @param address the place on it
+     * @param owner what QEMU calls the device there, e.g. {@code PIIX3,id=(null)}
+     * @return true if the place was free and is now taken, false if it was taken already
+     */
+    public boolean claimSlot(String bus, String address, String owner) {
+        if (!claimSlot(bus, address)) {
+            return false;
+        }
+        owners.put(bus + "/" + address, owner);
+        return true;
+    }
+
+    /**
+     * {@return what occupies a place, as given to {@link #claimSlot(String, String, String)}, or
+     * null}
+     *
+     * @param bus the bus's name
+     * @param address the place on it
+     */
+    public String slotOwner(String bus, String address) {
+        return owners.get(bus + "/" + address);
     }
 
     /**

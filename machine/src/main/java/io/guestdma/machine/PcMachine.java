@@ -8,6 +8,7 @@ import io.guestdma.block.NativeBackend;
 import io.guestdma.block.NbdAddress;
 import io.guestdma.block.NbdBackend;
 import io.guestdma.ide.ErrorPolicy;
+import io.guestdma.ide.IrqLine;
 import io.guestdma.ide.PiixIde;
 import io.guestdma.memory.GuestMemory;
 import io.guestdma.memory.IoVector;
@@ -45,6 +46,7 @@ public final class PcMachine implements AutoCloseable {
     private final PciHost pci = new PciHost();
     private final List<PciFunction> functions = new ArrayList<>();
     private final PciFunction ideFunction;
+    private final PirqRouter pirq;
     private final PiixIde ide;
     private final List<BlockBackend> backends = new ArrayList<>();
     private final List<AutoCloseable> closeLater = new ArrayList<>();
@@ -81,7 +83,12 @@ public final class PcMachine implements AutoCloseable {
         PciFunction hostBridge = PciFunction.builder(0x8086, 0x1237)
                 .classCode(0x060000).revision(0x02).build();
         PciFunction isaBridge = PciFunction.builder(0x8086, 0x7000)
-                .classCode(0x060100).headerType(0x80).status(0x0200).build();
+                .classCode(0x060100).headerType(0x80).status(0x0200)
+                .initialByte(PirqRouter.PIRQ_ROUTE, 0x80).initialByte(PirqRouter.PIRQ_ROUTE + 1, 0x80)
+                .initialByte(PirqRouter.PIRQ_ROUTE + 2, 0x80).initialByte(PirqRouter.PIRQ_ROUTE + 3, 0x80)
+                .build();
+        pirq = new PirqRouter(isaBridge, this);
+        isaBridge.onConfigWrite(pirq::configWritten);
         ideFunction = PciFunction.builder(0x8086, 0x7010)
                 .classCode(0x010180).status(0x0280).ioBar(BUS_MASTER_BAR, 16).build();
         pci.attach(0, 0, hostBridge);
@@ -104,6 +111,10 @@ public final class PcMachine implements AutoCloseable {
 
         try {
             DeviceContext context = new DeviceContext(this);
+            // QEMU's names for the functions the machine itself has, for "in use by" messages
+            context.claimSlot("pci.0", "00.0", "i440FX,id=(null)");
+            context.claimSlot("pci.0", "01.0", "PIIX3,id=(null)");
+            context.claimSlot("pci.0", "01.1", "piix3-ide,id=(null)");
             openDrives(config, context);
             for (DriveSpec drive : config.drives()) {
                 if (!drive.ifNone()) {
@@ -412,9 +423,15 @@ public final class PcMachine implements AutoCloseable {
         resetControl = 0;
         ide.reset();
         decodeIde();
+        pirq.reset();
         for (Runnable action : resetActions) {
             action.run();
         }
+    }
+
+    /** The INTx pin of a PCI function, routed through the PIIX3's PIRQ registers. */
+    IrqLine pciIntx(int slot, int pin) {
+        return pirq.pin(slot, pin);
     }
 
     /** A device's resource, closed after the devices stop. */

@@ -10,8 +10,10 @@ import java.util.Objects;
  * <p>Read-only: vendor, device, revision, class code, header type, status, subsystem IDs and every
  * BAR that was not declared. Writable: the command register's I/O, memory, bus-master, SERR and
  * INTx-disable bits (mask 0x0507), the cache line size, the interrupt line, the base address of
- * declared I/O BARs (low bits fixed: size probing by writing all ones reads back
- * {@code ~(size - 1) | 1}, as on real hardware) and all device-specific registers 0x40-0xff.
+ * declared I/O and memory BARs (low bits fixed: size probing by writing all ones reads back
+ * {@code ~(size - 1)} with the type bits, as on real hardware; a 64-bit BAR's upper half is
+ * fully writable) and all device-specific registers 0x40-0xff, unless a device keeps those
+ * itself ({@link Builder#deviceRegisters}).
  *
  * <p>Not thread-safe: the machine serialises configuration cycles.
  */
@@ -31,19 +33,70 @@ public final class PciFunction {
     /** Command register bit: the function may master the bus (DMA). */
     public static final int COMMAND_MASTER = 0x4;
 
+    /** Command register bit: the function does not assert INTx. */
+    public static final int COMMAND_INTX_DISABLE = 0x400;
+    /** The capability pointer register. */
+    public static final int CAPABILITY_POINTER = 0x34;
+    /** The interrupt pin register (1 = INTA#). */
+    public static final int INTERRUPT_PIN = 0x3d;
+    /** The first device-specific register. */
+    public static final int DEVICE_REGISTERS = 0x40;
+
     private static final int SIZE = 256;
     private static final int COMMAND_WRITABLE = 0x0507;
+    private static final int STATUS_CAPABILITIES = 0x10;
+
+    /**
+     * A device that keeps its own registers 0x40-0xff (capabilities with side effects, such as
+     * MSI-X or virtio's PCI configuration access): accesses there go to it instead of the plain
+     * masked bytes.
+     */
+    public interface DeviceRegisters {
+        /**
+         * Reads registers.
+         *
+         * @param register 0x40 to 0xff
+         * @param size 1 to 4, not past 0xff
+         * @return the little-endian value
+         */
+        int read(int register, int size);
+
+        /**
+         * Writes registers (the device applies its own write masks).
+         *
+         * @param register 0x40 to 0xff
+         * @param size 1 to 4, not past 0xff
+         * @param value the little-endian value
+         */
+        void write(int register, int size, int value);
+    }
+
+    /** Hears configuration writes, with where they went. */
+    @FunctionalInterface
+    public interface WriteListener {
+        /**
+         * A configuration write happened (after it took effect).
+         *
+         * @param register the first register written
+         * @param size bytes written
+         */
+        void written(int register, int size);
+    }
 
     private final byte[] powerOn;
     private final byte[] writable;
     private final int[] ioBarSizes;
+    private final long[] memoryBarSizes;
+    private final DeviceRegisters deviceRegisters;
     private final byte[] config = new byte[SIZE];
-    private Runnable listener = () -> { };
+    private WriteListener listener = (register, size) -> { };
 
     private PciFunction(Builder b) {
         powerOn = b.powerOn.clone();
         writable = b.writable.clone();
         ioBarSizes = b.ioBarSizes.clone();
+        memoryBarSizes = b.memoryBarSizes.clone();
+        deviceRegisters = b.deviceRegisters;
         reset();
     }
 
@@ -64,6 +117,8 @@ public final class PciFunction {
         private final byte[] powerOn = new byte[SIZE];
         private final byte[] writable = new byte[SIZE];
         private final int[] ioBarSizes = new int[6];
+        private final long[] memoryBarSizes = new long[6];
+        private DeviceRegisters deviceRegisters;
 
         private Builder(int vendorId, int deviceId) {
             put(powerOn, VENDOR_ID, 2, vendorId);
@@ -159,6 +214,80 @@ public final class PciFunction {
             return this;
         }
 
+        /**
+         * Declares a memory BAR. It powers on at base 0 with its type bits; a 64-bit BAR takes
+         * the next BAR's register for its upper half.
+         *
+         * @param bar 0 to 5 (0 to 4 for a 64-bit BAR)
+         * @param size the window size in bytes, a power of two from 16 to 2<sup>31</sup> (32-bit)
+         *     or 2<sup>62</sup> (64-bit)
+         * @param is64 whether the BAR is 64 bits wide
+         * @param prefetchable whether it is marked prefetchable
+         * @return this builder
+         * @throws IllegalArgumentException if bar or size is out of range
+         */
+        public Builder memoryBar(int bar, long size, boolean is64, boolean prefetchable) {
+            if (bar < 0 || bar > (is64 ? 4 : 5)) {
+                throw new IllegalArgumentException("BAR index must be 0.." + (is64 ? 4 : 5) + ", was " + bar);
+            }
+            if (size < 16 || Long.bitCount(size) != 1 || size > (is64 ? 1L << 62 : 1L << 31)) {
+                throw new IllegalArgumentException("memory BAR size must be a power of two from 16, was " + size);
+            }
+            memoryBarSizes[bar] = size;
+            put(powerOn, BAR0 + 4 * bar, 4, (is64 ? 0x4 : 0) | (prefetchable ? 0x8 : 0));
+            put(writable, BAR0 + 4 * bar, 4, (int) ~(size - 1) & ~0xf);
+            if (is64) {
+                memoryBarSizes[bar + 1] = -1; // the upper half
+                put(writable, BAR0 + 4 * bar + 4, 4, (int) (~(size - 1) >>> 32));
+            }
+            return this;
+        }
+
+        /**
+         * Sets the subsystem IDs.
+         *
+         * @param vendor the subsystem vendor ID
+         * @param id the subsystem ID
+         * @return this builder
+         */
+        public Builder subsystem(int vendor, int id) {
+            put(powerOn, 0x2c, 2, vendor);
+            put(powerOn, 0x2e, 2, id);
+            return this;
+        }
+
+        /**
+         * Sets the interrupt pin.
+         *
+         * @param pin 1 (INTA#) to 4 (INTD#), or 0 for none
+         * @return this builder
+         */
+        public Builder interruptPin(int pin) {
+            powerOn[INTERRUPT_PIN] = (byte) pin;
+            return this;
+        }
+
+        /**
+         * Gives registers 0x40-0xff to the device and points the capability list into them (the
+         * status register's capability bit is set).
+         *
+         * @param firstCapability the capability pointer (0x34), 0x40 to 0xfc
+         * @param registers the device's registers
+         * @return this builder
+         * @throws IllegalArgumentException if the pointer is outside 0x40-0xfc
+         * @throws NullPointerException if registers is null
+         */
+        public Builder deviceRegisters(int firstCapability, DeviceRegisters registers) {
+            if (firstCapability < DEVICE_REGISTERS || firstCapability > 0xfc) {
+                throw new IllegalArgumentException(String.format("capability pointer 0x%x is outside 0x40-0xfc",
+                        firstCapability));
+            }
+            deviceRegisters = Objects.requireNonNull(registers, "registers");
+            powerOn[CAPABILITY_POINTER] = (byte) firstCapability;
+            powerOn[STATUS] |= STATUS_CAPABILITIES;
+            return this;
+        }
+
         /** {@return the function, in its power-on state} */
         public PciFunction build() {
             return new PciFunction(this);
@@ -175,8 +304,14 @@ public final class PciFunction {
      */
     public int readConfig(int register, int size) {
         checkAccess(register, size);
+        int n = Math.min(size, SIZE - register);
+        if (deviceRegisters != null && register + n > DEVICE_REGISTERS) {
+            int low = Math.max(0, DEVICE_REGISTERS - register);
+            int value = low == 0 ? 0 : readConfig(register, low);
+            return value | deviceRegisters.read(register + low, n - low) << (8 * low);
+        }
         int value = 0;
-        for (int i = 0; i < size && register + i < SIZE; i++) {
+        for (int i = 0; i < n; i++) {
             value |= (config[register + i] & 0xff) << (8 * i);
         }
         return value;
@@ -193,12 +328,17 @@ public final class PciFunction {
      */
     public void writeConfig(int register, int size, int value) {
         checkAccess(register, size);
-        for (int i = 0; i < size && register + i < SIZE; i++) {
+        int n = Math.min(size, SIZE - register);
+        for (int i = 0; i < n; i++) {
             int at = register + i;
+            if (deviceRegisters != null && at >= DEVICE_REGISTERS) {
+                deviceRegisters.write(at, n - i, value >>> (8 * i));
+                break;
+            }
             int mask = writable[at];
             config[at] = (byte) ((config[at] & ~mask) | ((value >>> (8 * i)) & mask));
         }
-        listener.run();
+        listener.written(register, n);
     }
 
     /**
@@ -209,7 +349,62 @@ public final class PciFunction {
      * @throws NullPointerException if listener is null
      */
     public void onConfigWrite(Runnable listener) {
+        Objects.requireNonNull(listener, "listener");
+        this.listener = (register, size) -> listener.run();
+    }
+
+    /**
+     * Sets what runs after every configuration write, told which registers were written.
+     * Replaces any earlier listener.
+     *
+     * @param listener the callback
+     * @throws NullPointerException if listener is null
+     */
+    public void onConfigWrite(WriteListener listener) {
         this.listener = Objects.requireNonNull(listener, "listener");
+    }
+
+    /**
+     * Where a memory BAR decodes, by QEMU's rules (pci_bar_address): only while the command
+     * register enables memory space, never wrapping, a 32-bit BAR never reaching 0xffffffff.
+     *
+     * @param bar a BAR declared with {@link Builder#memoryBar}
+     * @return the window's first address, or -1 if it decodes nowhere
+     * @throws IllegalArgumentException if the BAR was not declared as a memory BAR
+     */
+    public long memoryBarBase(int bar) {
+        if (bar < 0 || bar > 5 || memoryBarSizes[bar] <= 0) {
+            throw new IllegalArgumentException("BAR " + bar + " is not a memory BAR of this function");
+        }
+        if ((command() & COMMAND_MEMORY) == 0) {
+            return -1;
+        }
+        long size = memoryBarSizes[bar];
+        int low = readConfig(BAR0 + 4 * bar, 4);
+        boolean is64 = (low & 0x4) != 0;
+        long base = Integer.toUnsignedLong(low) & ~0xfL;
+        if (is64) {
+            base |= (long) readConfig(BAR0 + 4 * bar + 4, 4) << 32;
+        }
+        base &= ~(size - 1);
+        long last = base + size - 1;
+        if (Long.compareUnsigned(last, base) <= 0 || last == -1 || (!is64 && last >= 0xffff_ffffL)) {
+            return -1;
+        }
+        return base;
+    }
+
+    /**
+     * {@return the window size, in bytes, of a memory BAR}
+     *
+     * @param bar a declared memory BAR
+     * @throws IllegalArgumentException if the BAR was not declared as a memory BAR
+     */
+    public long memoryBarSize(int bar) {
+        if (bar < 0 || bar > 5 || memoryBarSizes[bar] <= 0) {
+            throw new IllegalArgumentException("BAR " + bar + " is not a memory BAR of this function");
+        }
+        return memoryBarSizes[bar];
     }
 
     /** {@return the command register} */

@@ -49,6 +49,18 @@ class DeviceOptionConformanceTest {
         "-blockdev driver=file,node-name=n0,filename=IMG -blockdev driver=file,node-name=n0,filename=IMG2",
         "-drive if=none,id=n0,file=IMG,format=raw -blockdev driver=file,node-name=n0,filename=IMG2",
         "-drive if=none,id=d0,file=IMG,format=raw -drive if=none,id=d0,file=IMG2,format=raw",
+        "-device virtio-blk-pci",
+        "-device virtio-blk-pci,drive=x",
+        "-drive if=none,id=d0,file=IMG,format=raw -device virtio-blk-pci,drive=d0,addr=04.0 "
+                + "-device virtio-blk-pci,drive=d0,addr=05.0",
+        "-drive if=none,id=d0,file=IMG,format=raw -drive if=none,id=d1,file=IMG2,format=raw "
+                + "-device virtio-blk-pci,drive=d0,addr=04.0 -device virtio-blk-pci,drive=d1,addr=04.0",
+        "-drive if=none,id=d0,file=IMG,format=raw -device virtio-blk-pci,drive=d0,addr=01.0",
+        "-drive if=none,id=d0,file=IMG,format=raw -device virtio-blk-pci,drive=d0,addr=zz",
+        "-drive if=none,id=d0,file=IMG,format=raw -device virtio-blk-pci,drive=d0,queue-size=100",
+        "-drive if=none,id=d0,file=IMG,format=raw -device virtio-blk-pci,drive=d0,queue-size=2",
+        "-drive if=none,id=d0,file=IMG,format=raw -device virtio-blk-pci,drive=d0,num-queues=0",
+        "-drive if=none,id=d0,file=IMG,format=raw -device virtio-blk-pci,drive=d0,foo=1",
     })
     void refusedAlikeWithQemusMessage(String options) throws Exception {
         QemuTarget qemu = QemuTarget.require();

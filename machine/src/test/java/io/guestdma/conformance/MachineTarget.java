@@ -32,6 +32,11 @@ record MachineTarget(String name, String ourDriveOptions, boolean overNbd) imple
     }
 
     @Override
+    public QtestClient startWith(List<String> machineArgs) throws IOException {
+        return serve(new PcMachine(MachineConfig.parse(machineArgs)), null);
+    }
+
+    @Override
     public QtestClient start(Path image, String driveOptions, List<String> extraArgs) throws IOException {
         NbdServer nbd = overNbd ? NbdServer.qemuNbd(image, image.toAbsolutePath().getParent(), "conformance") : null;
         PcMachine machine;
@@ -47,6 +52,10 @@ record MachineTarget(String name, String ourDriveOptions, boolean overNbd) imple
             }
             throw e;
         }
+        return serve(machine, nbd);
+    }
+
+    private QtestClient serve(PcMachine machine, NbdServer nbd) throws IOException {
         PipedOutputStream commands = new PipedOutputStream();
         PipedInputStream serverIn = new PipedInputStream(commands, 1 << 16);
         PipedOutputStream serverOut = new PipedOutputStream();

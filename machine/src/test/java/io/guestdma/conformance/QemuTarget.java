@@ -98,9 +98,16 @@ final class QemuTarget implements Target {
 
     @Override
     public QtestClient start(Path image, String driveOptions, List<String> extraArgs) throws IOException {
+        List<String> args = new ArrayList<>(List.of("-m", "64M", "-drive", "file=" + image + ",if=ide,format=raw"
+                + driveOptions));
+        args.addAll(extraArgs);
+        return startWith(args);
+    }
+
+    @Override
+    public QtestClient startWith(List<String> machineArgs) throws IOException {
         List<String> command = new ArrayList<>(baseCommand());
-        command.addAll(List.of("-m", "64M", "-drive", "file=" + image + ",if=ide,format=raw" + driveOptions));
-        command.addAll(extraArgs);
+        command.addAll(machineArgs);
         Path stderr = Files.createTempFile("qemu-stderr", ".txt");
         Process process = new ProcessBuilder(command)
                 .redirectError(stderr.toFile())

@@ -32,4 +32,16 @@ interface Target {
         }
         throw new UnsupportedOperationException(name() + " takes no extra machine options");
     }
+
+    /**
+     * Starts a fresh machine from a command line of its own (memory, drives, devices), after the
+     * options that make it a qtest target.
+     *
+     * @param machineArgs e.g. {@code -m 64M -drive ... -device ...}
+     * @return a client connected to it; closing the client ends the machine
+     * @throws UnsupportedOperationException if the target cannot take a command line of its own
+     */
+    default QtestClient startWith(List<String> machineArgs) throws IOException {
+        throw new UnsupportedOperationException(name() + " takes no command line of its own");
+    }
 }

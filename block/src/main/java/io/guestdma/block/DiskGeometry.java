@@ -1,19 +1,32 @@
-package io.guestdma.ide;
+package io.guestdma.block;
 
-import io.guestdma.block.BlockBackend;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 
 /**
- * A disk's cylinders/heads/sectors as IDENTIFY reports them, guessed the way QEMU's
- * {@code hd_geometry_guess} does when no geometry is configured: from the partition table in
- * sector 0 if it has one, else 16 heads and 63 sectors with as many cylinders as fit (2..16383).
+ * A disk's cylinders/heads/sectors as IDE's IDENTIFY and virtio-blk's configuration report them,
+ * guessed the way QEMU's {@code hd_geometry_guess} does when no geometry is configured: from the
+ * partition table in sector 0 if it has one, else 16 heads and 63 sectors with as many cylinders
+ * as fit (2..16383).
+ *
+ * @param cylinders cylinders
+ * @param heads     heads
+ * @param sectors   sectors per track
  */
-record ChsGeometry(int cylinders, int heads, int sectors) {
+public record DiskGeometry(int cylinders, int heads, int sectors) {
+    private static final int SECTOR_SIZE = 512;
 
-    static ChsGeometry guess(BlockBackend backend, long totalSectors) throws IOException {
-        ChsGeometry fromTable = fromPartitionTable(backend, totalSectors);
+    /**
+     * Guesses the geometry of a disk.
+     *
+     * @param backend      the image (sector 0 is read)
+     * @param totalSectors the disk's size in 512-byte sectors
+     * @return the geometry
+     * @throws IOException if sector 0 cannot be read
+     */
+    public static DiskGeometry guess(BlockBackend backend, long totalSectors) throws IOException {
+        DiskGeometry fromTable = fromPartitionTable(backend, totalSectors);
         if (fromTable == null || fromTable.heads > 16) {
             // heads > 16 means the table was written under BIOS LBA translation: the standard
             // physical geometry is right then.
@@ -22,18 +35,18 @@ record ChsGeometry(int cylinders, int heads, int sectors) {
         return fromTable;
     }
 
-    private static ChsGeometry standard(long totalSectors) {
+    private static DiskGeometry standard(long totalSectors) {
         long cylinders = totalSectors / (16 * 63);
         cylinders = Math.clamp(cylinders, 2, 16383);
-        return new ChsGeometry((int) cylinders, 16, 63);
+        return new DiskGeometry((int) cylinders, 16, 63);
     }
 
-    private static ChsGeometry fromPartitionTable(BlockBackend backend, long totalSectors)
+    private static DiskGeometry fromPartitionTable(BlockBackend backend, long totalSectors)
             throws IOException {
         if (totalSectors < 1) {
             return null;
         }
-        ByteBuffer mbr = ByteBuffer.allocate(Ata.SECTOR_SIZE).order(ByteOrder.LITTLE_ENDIAN);
+        ByteBuffer mbr = ByteBuffer.allocate(SECTOR_SIZE).order(ByteOrder.LITTLE_ENDIAN);
         backend.read(0, mbr);
         if ((mbr.get(510) & 0xff) != 0x55 || (mbr.get(511) & 0xff) != 0xaa) {
             return null;
@@ -55,7 +68,7 @@ record ChsGeometry(int cylinders, int heads, int sectors) {
             if (cylinders < 1 || cylinders > 16383) {
                 continue;
             }
-            return new ChsGeometry((int) cylinders, heads, endSector);
+            return new DiskGeometry((int) cylinders, heads, endSector);
         }
         return null;
     }

@@ -1,0 +1,152 @@
+package io.guestdma.machine;
+
+import io.guestdma.ide.IrqLine;
+import io.guestdma.memory.DeviceAddressSpace;
+import io.guestdma.memory.GuestMemory;
+import io.guestdma.memory.MmioRegion;
+import io.guestdma.memory.RegionTransaction;
+import io.guestdma.virtio.VirtioDevice;
+import io.guestdma.virtio.VirtioPci;
+
+/**
+ * A {@link VirtioPci} transport plugged into the machine's PCI bus 0: its configuration space (QEMU
+ * 7.2's header, BARs and capabilities), its memory BARs mapped into guest memory where the guest
+ * puts them while memory decoding is on, its INTA# through the PIIX3's PIRQ routing (gated by the
+ * command register's INTx-disable bit), and the bus-master bit mirrored into the transport.
+ *
+ * <p>The legacy I/O BAR0 of QEMU's transitional device is declared with its size, so that the
+ * BAR layout a driver probes is QEMU's, but nothing answers there (a legacy-only driver cannot use
+ * this device).
+ */
+final class VirtioPciFunction {
+    private final VirtioPci transport;
+    private final PciFunction function;
+    private final GuestMemory memory;
+    private final IrqLine line;
+    private final String name;
+    private boolean intxLevel;
+    private boolean lineLevel;
+    private long modernBase = -1;
+    private long msixBase = -1;
+
+    /**
+     * Creates the transport for {@code device} and plugs it in at {@code slot.fn}.
+     *
+     * @param busMaster the function's bus master (disabled here until the guest enables it)
+     * @param vectors MSI-X vectors (0 for none)
+     */
+    VirtioPciFunction(DeviceContext machine, int slot, int fn, VirtioDevice device, DeviceAddressSpace busMaster,
+                      int vectors, int classCode, String name) {
+        busMaster.setEnabled(false);
+        this.transport = new VirtioPci(device, busMaster, this::intx, vectors);
+        this.memory = machine.memory();
+        this.name = name;
+        this.line = machine.pciIntx(slot, 1);
+        PciFunction.Builder b = PciFunction.builder(VirtioPci.VENDOR_ID, transport.pciDeviceId())
+                .classCode(classCode)
+                .subsystem(VirtioPci.VENDOR_ID, transport.subsystemId())
+                .interruptPin(1)
+                .ioBar(VirtioPci.LEGACY_BAR, VirtioPci.LEGACY_BAR_SIZE)
+                .memoryBar(VirtioPci.MODERN_BAR, VirtioPci.MODERN_BAR_SIZE, true, true)
+                .deviceRegisters(transport.capabilityPointer(), new PciFunction.DeviceRegisters() {
+                    @Override
+                    public int read(int register, int size) {
+                        return transport.configRead(register, size);
+                    }
+
+                    @Override
+                    public void write(int register, int size, int value) {
+                        transport.configWrite(register, size, value);
+                    }
+                });
+        if (transport.msixVectors() > 0) {
+            b.memoryBar(VirtioPci.MSIX_BAR, VirtioPci.MSIX_BAR_SIZE, false, false);
+        }
+        this.function = b.build();
+        function.onConfigWrite(this::configWritten);
+        machine.pci().attach(slot, fn, function);
+        machine.onReset(this::reset);
+    }
+
+    /** {@return the transport} */
+    VirtioPci transport() {
+        return transport;
+    }
+
+    /** The transport's INTA#, before the command register's INTx-disable bit. */
+    private synchronized void intx(boolean level) {
+        intxLevel = level;
+        driveLine();
+    }
+
+    private void driveLine() {
+        boolean level = intxLevel && (function.command() & PciFunction.COMMAND_INTX_DISABLE) == 0;
+        if (level != lineLevel) {
+            lineLevel = level;
+            line.set(level);
+        }
+    }
+
+    private synchronized void configWritten(int register, int size) {
+        if (register <= PciFunction.COMMAND + 1 && PciFunction.COMMAND < register + size) {
+            if (register <= PciFunction.COMMAND) {
+                transport.commandWritten(function.command()); // QEMU: a write covering the command byte
+            }
+            driveLine();
+        }
+        decode();
+    }
+
+    private synchronized void reset() {
+        function.reset();
+        transport.resetFunction();
+        decode();
+        driveLine();
+    }
+
+    /** Maps the memory BARs where the guest put them (or unmaps them), in one region transaction. */
+    private void decode() {
+        long modern = function.memoryBarBase(VirtioPci.MODERN_BAR);
+        long msix = transport.msixVectors() > 0 ? function.memoryBarBase(VirtioPci.MSIX_BAR) : -1;
+        if (modern == modernBase && msix == msixBase) {
+            return;
+        }
+        RegionTransaction t = memory.transaction();
+        String modernName = name + "-modern";
+        String msixName = name + "-msix";
+        boolean hadModern = modernBase >= 0;
+        boolean hadMsix = msixBase >= 0;
+        if (hadModern) {
+            t.remove(modernName);
+        }
+        if (hadMsix) {
+            t.remove(msixName);
+        }
+        if (modern >= 0) {
+            t.add(new MmioRegion(modernName, modern, VirtioPci.MODERN_BAR_SIZE, transport.modernBar()));
+        }
+        if (msix >= 0) {
+            t.add(new MmioRegion(msixName, msix, VirtioPci.MSIX_BAR_SIZE, transport.msixBar()));
+        }
+        try {
+            t.commit();
+            modernBase = modern;
+            msixBase = msix;
+        } catch (IllegalArgumentException e) {
+            // A BAR over RAM or another BAR: QEMU's RAM and lower-addressed regions win; here the
+            // device's windows stay unmapped until the guest moves them somewhere free.
+            RegionTransaction undo = memory.transaction();
+            if (hadModern) {
+                undo.remove(modernName);
+            }
+            if (hadMsix) {
+                undo.remove(msixName);
+            }
+            if (hadModern || hadMsix) {
+                undo.commit();
+            }
+            modernBase = -1;
+            msixBase = -1;
+        }
+    }
+}

@@ -1,0 +1,787 @@
+package io.guestdma.virtio;
+
+import io.guestdma.block.BlockBackend;
+import io.guestdma.block.DiskGeometry;
+import io.guestdma.block.DmaBlockIo;
+import io.guestdma.block.ErrorPolicy;
+import io.guestdma.memory.AccessResult;
+import io.guestdma.memory.AddressSpace;
+import io.guestdma.memory.DmaDirection;
+import io.guestdma.memory.SgList;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.util.Objects;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.locks.Condition;
+import java.util.concurrent.locks.ReentrantLock;
+
+/**
+ * virtio-blk (virtio 1.x, section 5.2) over any {@link BlockBackend}, with QEMU 7.2's feature set
+ * and request semantics: VIRTIO_BLK_T_IN, OUT, FLUSH, GET_ID, DISCARD and WRITE_ZEROES; SEG_MAX,
+ * GEOMETRY, BLK_SIZE (512), FLUSH, TOPOLOGY, CONFIG_WCE, DISCARD, WRITE_ZEROES, RO for read-only
+ * disks, SIZE_MAX when configured, MQ with more than one queue; indirect descriptors, EVENT_IDX.
+ *
+ * <p><b>Data path.</b> Each queue has its own I/O thread (or, configured so, runs on the
+ * notifying thread before the notify returns). A notify wakes it; it takes requests
+ * from the ring, reads the 16-byte header from the readable buffers, and hands the data buffers
+ * as one scatter-gather list to {@link DmaBlockIo} (zero-copy, 512-byte aligned chunks), then
+ * writes the status byte (the last writable byte), puts the head in the used ring and interrupts
+ * as the driver asked. Requests of one queue complete in order.
+ *
+ * <p><b>Checks.</b> A request outside the disk, or whose data is not a multiple of 512 bytes, gets
+ * VIRTIO_BLK_S_IOERR; an unknown type, a discard or write-zeroes with flags it must not have or
+ * without the OUT bit gets VIRTIO_BLK_S_UNSUPP. A request without a readable header of 16 bytes
+ * or without a writable status byte breaks the device (DEVICE_NEEDS_RESET), as in QEMU.
+ *
+ * <p><b>Errors.</b> A failed read follows the read policy, a failed write, flush, discard or
+ * write-zeroes the write policy: REPORT completes it with VIRTIO_BLK_S_IOERR, IGNORE with
+ * VIRTIO_BLK_S_OK, STOP holds it and stops every queue until {@link #resume()} retries it
+ * (QEMU's werror=stop). A guest-memory fault under the transfer is reported as IOERR.
+ *
+ * <p>Thread-safe. {@link #close()} stops the I/O threads; the backend is the caller's.
+ */
+public final class VirtioBlk implements VirtioDevice, AutoCloseable {
+    /** The virtio device type of a block device. */
+    public static final int DEVICE_ID = 2;
+    /** Request type: read. */
+    public static final int T_IN = 0;
+    /** Request type: write. */
+    public static final int T_OUT = 1;
+    /** Request type: flush. */
+    public static final int T_FLUSH = 4;
+    /** Request type: SCSI passthrough (legacy; refused). */
+    public static final int T_SCSI_CMD = 2;
+    /** Request type: the serial. */
+    public static final int T_GET_ID = 8;
+    /** Request type: discard. */
+    public static final int T_DISCARD = 11;
+    /** Request type: write zeroes. */
+    public static final int T_WRITE_ZEROES = 13;
+    /** Status: success. */
+    public static final int S_OK = 0;
+    /** Status: I/O error. */
+    public static final int S_IOERR = 1;
+    /** Status: unsupported request. */
+    public static final int S_UNSUPP = 2;
+    /** Feature bit: size_max is valid. */
+    public static final long F_SIZE_MAX = 1L << 1;
+    /** Feature bit: seg_max is valid. */
+    public static final long F_SEG_MAX = 1L << 2;
+    /** Feature bit: geometry is valid. */
+    public static final long F_GEOMETRY = 1L << 4;
+    /** Feature bit: the disk is read-only. */
+    public static final long F_RO = 1L << 5;
+    /** Feature bit: blk_size is valid. */
+    public static final long F_BLK_SIZE = 1L << 6;
+    /** Feature bit: flush. */
+    public static final long F_FLUSH = 1L << 9;
+    /** Feature bit: topology fields are valid. */
+    public static final long F_TOPOLOGY = 1L << 10;
+    /** Feature bit: the write-cache mode is in the configuration (writable). */
+    public static final long F_CONFIG_WCE = 1L << 11;
+    /** Feature bit: several queues. */
+    public static final long F_MQ = 1L << 12;
+    /** Feature bit: discard. */
+    public static final long F_DISCARD = 1L << 13;
+    /** Feature bit: write zeroes. */
+    public static final long F_WRITE_ZEROES = 1L << 14;
+    /** Bytes of the configuration space (QEMU's, up to write_zeroes_may_unmap). */
+    public static final int CONFIG_SIZE = 57;
+
+    private static final int SECTOR = 512;
+    private static final int HEADER = 16;
+    private static final int ID_BYTES = 20;
+    private static final long MAX_DISCARD_SECTORS = 0x3fffff;
+    private static final int T_BARRIER = 0x8000_0000;
+    private static final ValueLayout.OfInt INT_LE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfLong LONG_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ByteBuffer ZEROES = ByteBuffer.allocateDirect(64 * 1024).asReadOnlyBuffer();
+
+    private final BlockBackend backend;
+    private final VirtioBlkConfig config;
+    private final AddressSpace memory;
+    private final long sectors;
+    private final DiskGeometry geometry;
+    private final boolean readOnly;
+    private final long features;
+    private final Worker[] workers;
+    private final Object stopLock = new Object();
+    private volatile boolean writeCache = true;
+    private volatile boolean stopped;
+    private volatile Runnable stopListener = () -> { };
+    private Bus bus;
+
+    /**
+     * Creates the device; its I/O threads start at once and idle until a queue is notified.
+     *
+     * @param memory  the bus master's view of guest memory (the same the transport is given)
+     * @param backend the disk image
+     * @param config  the device's settings
+     * @throws UncheckedIOException if the image's first sector (for the geometry) cannot be read
+     * @throws NullPointerException if an argument is null
+     */
+    public VirtioBlk(AddressSpace memory, BlockBackend backend, VirtioBlkConfig config) {
+        this.memory = Objects.requireNonNull(memory, "memory");
+        this.backend = Objects.requireNonNull(backend, "backend");
+        this.config = Objects.requireNonNull(config, "config");
+        this.sectors = backend.size() / SECTOR;
+        try {
+            this.geometry = DiskGeometry.guess(backend, sectors);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read the image's partition table", e);
+        }
+        this.readOnly = config.readOnly() || backend.isReadOnly();
+        long f = F_SEG_MAX | F_GEOMETRY | F_BLK_SIZE | F_FLUSH | F_TOPOLOGY | F_CONFIG_WCE | F_DISCARD | F_WRITE_ZEROES
+                | VirtioPci.F_INDIRECT_DESC | VirtioPci.F_EVENT_IDX | VirtioPci.F_VERSION_1 | VirtioPci.F_RING_RESET;
+        if (readOnly) {
+            f |= F_RO;
+        }
+        if (config.queues() > 1) {
+            f |= F_MQ;
+        }
+        if (config.sizeMax() > 0) {
+            f |= F_SIZE_MAX;
+        }
+        this.features = f;
+        this.workers = new Worker[config.queues()];
+        for (int i = 0; i < workers.length; i++) {
+            workers[i] = new Worker(i);
+        }
+    }
+
+    @Override
+    public int deviceId() {
+        return DEVICE_ID;
+    }
+
+    @Override
+    public long features() {
+        return features;
+    }
+
+    @Override
+    public int queueCount() {
+        return workers.length;
+    }
+
+    @Override
+    public int queueSize() {
+        return config.queueSize();
+    }
+
+    @Override
+    public int configSize() {
+        return CONFIG_SIZE;
+    }
+
+    /** {@return the disk's size in 512-byte sectors (the capacity field)} */
+    public long capacity() {
+        return sectors;
+    }
+
+    /** {@return whether writes are cached (the wce field); false makes every write durable before it completes} */
+    public boolean writeCacheEnabled() {
+        return writeCache;
+    }
+
+    @Override
+    public int configRead(int offset, int size) {
+        byte[] c = new byte[64];
+        ByteBuffer b = ByteBuffer.wrap(c).order(ByteOrder.LITTLE_ENDIAN);
+        b.putLong(0, sectors);
+        b.putInt(8, config.sizeMax());
+        b.putInt(12, config.segMax());
+        b.putShort(16, (short) geometry.cylinders());
+        c[18] = (byte) geometry.heads();
+        c[19] = (byte) geometry.sectors();
+        b.putInt(20, SECTOR);
+        c[32] = (byte) (writeCache ? 1 : 0);
+        b.putShort(34, (short) workers.length);
+        b.putInt(36, (int) MAX_DISCARD_SECTORS);
+        b.putInt(40, 1);
+        b.putInt(44, 1);
+        b.putInt(48, (int) MAX_DISCARD_SECTORS);
+        b.putInt(52, 1);
+        c[56] = 1; // write_zeroes_may_unmap: QEMU always says so
+        int value = 0;
+        for (int i = 0; i < size && offset + i < c.length; i++) {
+            value |= (c[offset + i] & 0xff) << (8 * i);
+        }
+        return value;
+    }
+
+    @Override
+    public void configWrite(int offset, int size, int value) {
+        if (offset <= 32 && offset + size > 32) {
+            writeCache = ((value >>> (8 * (32 - offset))) & 0xff) != 0;
+        }
+    }
+
+    @Override
+    public void attach(Bus transport) {
+        if (bus != null) {
+            throw new IllegalStateException("the device is attached already");
+        }
+        bus = Objects.requireNonNull(transport, "transport");
+    }
+
+    @Override
+    public void statusChanged(int status) {
+        if ((status & VirtioPci.STATUS_DRIVER_OK) != 0 && (bus.negotiatedFeatures() & F_CONFIG_WCE) == 0) {
+            writeCache = (bus.negotiatedFeatures() & F_FLUSH) != 0;
+        }
+    }
+
+    @Override
+    public void queueNotified(int index) {
+        if (index >= 0 && index < workers.length) {
+            workers[index].kick();
+        }
+    }
+
+    @Override
+    public void reset() {
+        for (Worker w : workers) {
+            w.quiesce();
+        }
+        synchronized (stopLock) {
+            stopped = false;
+        }
+        writeCache = true;
+    }
+
+    @Override
+    public void queueReset(int index) {
+        if (index >= 0 && index < workers.length) {
+            workers[index].quiesce();
+        }
+    }
+
+    @Override
+    public boolean runsOnDeviceThread() {
+        Thread t = Thread.currentThread();
+        for (Worker w : workers) {
+            if (w.thread == t || w.inlineThread == t) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /**
+     * Sets what runs (on an I/O thread) when a request fails under the STOP policy and the device
+     * stops; replaces any earlier listener.
+     *
+     * @param listener the callback
+     * @throws NullPointerException if listener is null
+     */
+    public void onStop(Runnable listener) {
+        stopListener = Objects.requireNonNull(listener, "listener");
+    }
+
+    /** {@return whether a failed request stopped the device (STOP policy)} */
+    public boolean isStopped() {
+        return stopped;
+    }
+
+    /** Retries the held requests of a stopped device and lets every queue run again. */
+    public void resume() {
+        synchronized (stopLock) {
+            if (!stopped) {
+                return;
+            }
+            stopped = false;
+        }
+        for (Worker w : workers) {
+            w.kick();
+        }
+    }
+
+    /**
+     * {@return whether no queue has work scheduled or running (a stopped device with a held request
+     * is idle)}
+     */
+    public boolean isIdle() {
+        for (Worker w : workers) {
+            if (w.scheduled.get() || w.runLock.isLocked()) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** Stops the I/O threads (requests in flight finish first). Idempotent. */
+    @Override
+    public void close() {
+        for (Worker w : workers) {
+            if (w.executor != null) {
+                w.executor.shutdown();
+            }
+        }
+        for (Worker w : workers) {
+            if (w.executor == null) {
+                continue;
+            }
+            try {
+                w.executor.awaitTermination(30, java.util.concurrent.TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return;
+            }
+        }
+    }
+
+    /** What one request ends with, before the error policy. */
+    private enum Result { OK, IO_ERROR, FAILED_MEMORY, UNSUPPORTED, INVALID, BROKEN }
+
+    /** One queue's I/O thread and its request slot. */
+    private final class Worker implements DmaBlockIo.Host {
+        private final int index;
+        private final ExecutorService executor;
+        private volatile Thread thread;
+        /** The thread processing the queue inline (without I/O threads), or null. */
+        private volatile Thread inlineThread;
+        private final AtomicBoolean scheduled = new AtomicBoolean();
+        private final ReentrantLock runLock = new ReentrantLock();
+        private final ReentrantLock lock = new ReentrantLock();
+        private final Condition finished = lock.newCondition();
+        private final DmaBlockIo blockIo;
+        private final DescriptorChain chain = new DescriptorChain();
+        private final SgList data = new SgList(16);
+        private final MemorySegment header = MemorySegment.ofArray(new long[2]);
+        private final DmaBlockIo.ChunkIo readChunk = (offset, iov) -> {
+            backend.readv(offset, iov);
+            return DmaBlockIo.Status.DONE;
+        };
+        private final DmaBlockIo.ChunkIo writeChunk = (offset, iov) -> {
+            backend.writev(offset, iov);
+            return DmaBlockIo.Status.DONE;
+        };
+        private Runnable submitted;
+        private boolean transferDone;
+        private DmaBlockIo.Status transferStatus;
+        /** A request held by the STOP policy, retried on resume. */
+        private boolean holding;
+        /** Bumped by a reset: a drain that started before stops touching the queue. */
+        private volatile int epoch;
+
+        Worker(int index) {
+            this.index = index;
+            this.executor = !config.ioThreads() ? null : Executors.newSingleThreadExecutor(r -> {
+                Thread t = Thread.ofPlatform().daemon().name("virtio-blk-q" + index).unstarted(r);
+                thread = t;
+                return t;
+            });
+            this.blockIo = new DmaBlockIo(memory, Runnable::run, this);
+        }
+
+        void kick() {
+            if (executor == null) {
+                runLock.lock();
+                inlineThread = Thread.currentThread();
+                try {
+                    run();
+                } finally {
+                    inlineThread = null;
+                    runLock.unlock();
+                }
+                return;
+            }
+            if (scheduled.compareAndSet(false, true)) {
+                try {
+                    executor.execute(this::run);
+                } catch (java.util.concurrent.RejectedExecutionException e) {
+                    scheduled.set(false); // closed
+                }
+            }
+        }
+
+        /** Waits for the drain in progress, then forgets any held request. */
+        void quiesce() {
+            epoch++;
+            runLock.lock();
+            try {
+                holding = false;
+            } finally {
+                runLock.unlock();
+            }
+        }
+
+        private void run() {
+            scheduled.set(false);
+            runLock.lock();
+            try {
+                drain(epoch);
+            } catch (RuntimeException | Error e) {
+                // A device bug must not kill the queue silently: break the device, visibly.
+                System.getLogger(VirtioBlk.class.getName()).log(System.Logger.Level.ERROR,
+                        "virtio-blk queue " + index + " failed", e);
+                bus.needsReset("internal error: " + e);
+                if (DmaBlockIo.fatal(e)) {
+                    throw e;
+                }
+            } finally {
+                runLock.unlock();
+            }
+        }
+
+        private void drain(int startEpoch) {
+            Virtqueue q = bus.queue(index);
+            if (holding) {
+                if (stopped) {
+                    return;
+                }
+                holding = false;
+                if (!process(q, startEpoch)) {
+                    return;
+                }
+            }
+            while (true) {
+                synchronized (q) {
+                    q.setNotification(false);
+                }
+                while (true) {
+                    if (stopped || epoch != startEpoch) {
+                        return;
+                    }
+                    Virtqueue.Pop pop;
+                    String why;
+                    synchronized (q) {
+                        pop = q.pop(chain);
+                        why = q.error();
+                    }
+                    if (pop == Virtqueue.Pop.EMPTY && why == null) {
+                        break;
+                    }
+                    if (pop != Virtqueue.Pop.CHAIN) {
+                        bus.needsReset("queue " + index + ": " + why);
+                        notificationsOn(q);
+                        return;
+                    }
+                    if (!process(q, startEpoch)) {
+                        if (!holding) {
+                            notificationsOn(q); // as QEMU, after a request that broke the device
+                        }
+                        return;
+                    }
+                }
+                boolean empty;
+                synchronized (q) {
+                    q.setNotification(true);
+                    empty = q.isEmpty();
+                }
+                if (empty) {
+                    return;
+                }
+            }
+        }
+
+        private void notificationsOn(Virtqueue q) {
+            synchronized (q) {
+                q.setNotification(true);
+            }
+        }
+
+        /** Runs the request in {@code chain}; false if the queue must stop (held, broken, reset). */
+        private boolean process(Virtqueue q, int startEpoch) {
+            SgList out = chain.readable();
+            SgList in = chain.writable();
+            if (out.count() < 1 || in.count() < 1) {
+                return broken(q, "virtio-blk request without headers");
+            }
+            if (out.size() < HEADER) {
+                return broken(q, "virtio-blk request header shorter than 16 bytes");
+            }
+            copyOut(out, 0, header, HEADER);
+            int type = header.get(INT_LE, 0);
+            long sector = header.get(LONG_LE, 8);
+            long inLength = in.size();
+            int last = in.count() - 1;
+            long statusAddress = in.address(last) + in.length(last) - 1;
+            int status;
+            boolean write = false;
+            Result result;
+            switch (type & ~(T_OUT | T_BARRIER)) {
+                case T_IN -> {
+                    write = (type & T_OUT) != 0;
+                    if (write) {
+                        slice(out, HEADER, out.size() - HEADER);
+                    } else {
+                        slice(in, 0, in.size() - 1);
+                    }
+                    result = readWrite(write, sector);
+                }
+                case T_FLUSH -> {
+                    write = true;
+                    result = flush();
+                }
+                case T_GET_ID -> {
+                    slice(in, 0, in.size() - 1);
+                    byte[] id = config.serial().getBytes(StandardCharsets.US_ASCII);
+                    int n = (int) Math.min(Math.min(id.length + 1, data.size()), ID_BYTES);
+                    byte[] bytes = java.util.Arrays.copyOf(id, n);
+                    copyIn(bytes, n);
+                    result = Result.OK;
+                }
+                case T_DISCARD & ~T_OUT, T_WRITE_ZEROES & ~T_OUT -> {
+                    long payload = out.size() - HEADER;
+                    if ((type & T_OUT) == 0 || payload > HEADER) {
+                        result = Result.UNSUPPORTED;
+                        break;
+                    }
+                    if (payload < HEADER) {
+                        return broken(q, "virtio-blk discard/write_zeroes header too short");
+                    }
+                    write = true;
+                    copyOut(out, HEADER, header, HEADER);
+                    result = discardOrZero((type & ~T_BARRIER) == T_WRITE_ZEROES, header.get(LONG_LE, 0),
+                            Integer.toUnsignedLong(header.get(INT_LE, 8)), header.get(INT_LE, 12));
+                }
+                case T_SCSI_CMD -> result = scsiCommand(out, in);
+                default -> result = Result.UNSUPPORTED;
+            }
+            if (result == Result.IO_ERROR) {
+                ErrorPolicy policy = write ? config.writePolicy() : config.readPolicy();
+                if (policy == ErrorPolicy.STOP) {
+                    hold();
+                    return false;
+                }
+                result = policy == ErrorPolicy.IGNORE ? Result.OK : Result.IO_ERROR;
+            }
+            status = switch (result) {
+                case OK -> S_OK;
+                case UNSUPPORTED -> S_UNSUPP;
+                default -> S_IOERR;
+            };
+            if (epoch != startEpoch) {
+                return false; // reset meanwhile: the request is gone
+            }
+            memory.writeByte(statusAddress, (byte) status);
+            boolean notify;
+            synchronized (q) {
+                if (!q.push(chain.head(), inLength)) {
+                    notify = false;
+                } else {
+                    notify = q.shouldNotify();
+                }
+            }
+            if (notify) {
+                bus.interruptQueue(index);
+            }
+            return true;
+        }
+
+        /**
+         * SCSI passthrough, which modern devices do not have: as QEMU, a chain too short for it is
+         * an I/O error; otherwise the SCSI header's errors field (the second-to-last writable
+         * buffer) gets 255 so that the guest's ioctl fails, and the request is unsupported.
+         */
+        private Result scsiCommand(SgList out, SgList in) {
+            if (out.count() < 2 || in.count() < 3) {
+                return Result.INVALID;
+            }
+            int at = in.count() - 2;
+            byte[] errors = {(byte) 255, 0, 0, 0};
+            AccessResult ignored = memory.write(in.address(at), errors, 0, (int) Math.min(4, in.length(at)));
+            return Result.UNSUPPORTED;
+        }
+
+        private boolean broken(Virtqueue q, String why) {
+            synchronized (q) {
+                q.detach();
+            }
+            bus.needsReset(why);
+            return false;
+        }
+
+        private void hold() {
+            holding = true;
+            synchronized (stopLock) {
+                stopped = true;
+            }
+            stopListener.run();
+        }
+
+        private Result readWrite(boolean write, long sector) {
+            long bytes = data.size();
+            if (bytes % SECTOR != 0 || Long.compareUnsigned(sector, sectors) > 0 || bytes / SECTOR > sectors - sector) {
+                return Result.INVALID;
+            }
+            if (write && readOnly) {
+                return Result.IO_ERROR;
+            }
+            if (config.sizeMax() > 0) {
+                for (int i = 0; i < data.count(); i++) {
+                    if (data.length(i) > config.sizeMax()) {
+                        return Result.INVALID;
+                    }
+                }
+            }
+            if (bytes == 0) {
+                return Result.OK;
+            }
+            DmaBlockIo.Status s = transfer(write ? DmaDirection.TO_DEVICE : DmaDirection.FROM_DEVICE, sector * SECTOR,
+                    write ? writeChunk : readChunk);
+            if (s == DmaBlockIo.Status.DONE && write && !writeCache) {
+                return flush();
+            }
+            return switch (s) {
+                case DONE -> Result.OK;
+                case MEMORY_FAULT -> Result.FAILED_MEMORY;
+                default -> Result.IO_ERROR;
+            };
+        }
+
+        private Result flush() {
+            try {
+                backend.flush();
+                return Result.OK;
+            } catch (IOException | RuntimeException e) {
+                return Result.IO_ERROR;
+            }
+        }
+
+        private Result discardOrZero(boolean zeroes, long sector, long count, int flags) {
+            if (count > MAX_DISCARD_SECTORS) {
+                return Result.INVALID;
+            }
+            long bytes = count * SECTOR;
+            if (Long.compareUnsigned(sector, sectors) > 0 || count > sectors - sector) {
+                return Result.INVALID;
+            }
+            if (zeroes ? (flags & ~1) != 0 : flags != 0) {
+                return Result.UNSUPPORTED;
+            }
+            if (readOnly) {
+                return Result.IO_ERROR;
+            }
+            try {
+                if (!zeroes) {
+                    if (config.discard() && bytes > 0) {
+                        backend.discard(sector * SECTOR, bytes);
+                    }
+                    return Result.OK;
+                }
+                for (long done = 0; done < bytes; ) {
+                    int n = (int) Math.min(ZEROES.capacity(), bytes - done);
+                    backend.write(sector * SECTOR + done, ZEROES.duplicate().limit(n));
+                    done += n;
+                }
+                return writeCache ? Result.OK : flush();
+            } catch (IOException | RuntimeException e) {
+                return Result.IO_ERROR;
+            }
+        }
+
+        /** One transfer through DmaBlockIo, on this thread (or finished by whoever frees bounce space). */
+        private DmaBlockIo.Status transfer(DmaDirection direction, long offset, DmaBlockIo.ChunkIo io) {
+            lock.lock();
+            try {
+                transferDone = false;
+                blockIo.start(data, direction, offset, SECTOR, io);
+            } finally {
+                lock.unlock();
+            }
+            Runnable task = submitted;
+            submitted = null;
+            if (task != null) {
+                task.run();
+            }
+            lock.lock();
+            try {
+                while (!transferDone) {
+                    finished.awaitUninterruptibly();
+                }
+                return transferStatus;
+            } finally {
+                lock.unlock();
+            }
+        }
+
+        /** Reads {@code n} bytes at {@code from} of a list into {@code into} (unanswered bytes are zero). */
+        private void copyOut(SgList list, long from, MemorySegment into, int n) {
+            into.fill((byte) 0);
+            long skip = from;
+            long done = 0;
+            for (int i = 0; i < list.count() && done < n; i++) {
+                long len = list.length(i);
+                if (skip >= len) {
+                    skip -= len;
+                    continue;
+                }
+                long take = Math.min(len - skip, n - done);
+                memory.read(list.address(i) + skip, into.asSlice(done, take));
+                done += take;
+                skip = 0;
+            }
+        }
+
+        /** Writes {@code n} bytes into the data list, from its start. */
+        private void copyIn(byte[] bytes, int n) {
+            long done = 0;
+            for (int i = 0; i < data.count() && done < n; i++) {
+                int take = (int) Math.min(data.length(i), n - done);
+                AccessResult ignored = memory.write(data.address(i), bytes, (int) done, take);
+                done += take;
+            }
+        }
+
+        /** {@code data} := the part {@code [from, from + length)} of a list. */
+        private void slice(SgList list, long from, long length) {
+            data.reset();
+            long skip = from;
+            long left = length;
+            for (int i = 0; i < list.count() && left > 0; i++) {
+                long len = list.length(i);
+                if (skip >= len) {
+                    skip -= len;
+                    continue;
+                }
+                long take = Math.min(len - skip, left);
+                data.add(list.address(i) + skip, take);
+                left -= take;
+                skip = 0;
+            }
+        }
+
+        // -------------------------------------------------------------- DmaBlockIo.Host
+
+        @Override
+        public void lock() {
+            lock.lock();
+        }
+
+        @Override
+        public void unlock() {
+            lock.unlock();
+        }
+
+        @Override
+        public boolean paused() {
+            return false;
+        }
+
+        @Override
+        public void stoppedRunning() {
+        }
+
+        @Override
+        public void completed(DmaBlockIo.Status status, long bytesDone, Throwable cause) {
+            transferStatus = status;
+            transferDone = true;
+            finished.signalAll();
+        }
+
+        @Override
+        public void submit(Runnable task) {
+            submitted = task;
+        }
+    }
+}

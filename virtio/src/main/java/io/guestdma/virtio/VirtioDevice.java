@@ -1,0 +1,129 @@
+package io.guestdma.virtio;
+
+/**
+ * A virtio device type (block, network, ...) as a transport drives it: what it offers, its
+ * configuration space, and what it does when the driver notifies a queue. The transport owns the
+ * queues, the status and the interrupts; the device reaches them through the {@link Bus} it gets
+ * in {@link #attach}.
+ *
+ * <p>Threads: the transport calls these methods from the guest's register accesses (a vCPU
+ * thread), one at a time. A device that does its work on threads of its own says so through
+ * {@link #runsOnDeviceThread()}, so that the transport refuses register accesses those threads
+ * make through DMA (which could otherwise wait for themselves).
+ */
+public interface VirtioDevice {
+    /**
+     * What the transport gives a device: its queues, the negotiated features, and the ways to tell
+     * the driver something.
+     */
+    interface Bus {
+        /**
+         * {@return queue {@code index}; callers synchronise on the returned queue while using it}
+         *
+         * @param index 0 to {@link VirtioDevice#queueCount()} - 1
+         * @throws IndexOutOfBoundsException if index is out of range
+         */
+        Virtqueue queue(int index);
+
+        /** {@return the features the driver accepted (a subset of the device's)} */
+        long negotiatedFeatures();
+
+        /** {@return whether the driver has set DRIVER_OK and the device is not disabled or broken} */
+        boolean isLive();
+
+        /**
+         * Signals the driver that queue {@code index} has used buffers (ISR bit 0, then the
+         * queue's MSI-X vector or INTx). Call without holding the queue's lock.
+         *
+         * @param index the queue
+         */
+        void interruptQueue(int index);
+
+        /**
+         * Marks the device broken (DEVICE_NEEDS_RESET, a configuration interrupt), as QEMU's
+         * {@code virtio_error}: later notifications are ignored until the driver resets it. Call
+         * without holding a queue's lock.
+         *
+         * @param why what the driver did wrong, for the log
+         */
+        void needsReset(String why);
+    }
+
+    /** {@return the virtio device ID (2 for a block device)} */
+    int deviceId();
+
+    /** {@return the feature bits the device offers, VIRTIO_F_VERSION_1 and the ring features included} */
+    long features();
+
+    /** {@return the number of queues} */
+    int queueCount();
+
+    /** {@return the size of every queue after reset, a power of two up to {@link Virtqueue#MAX_SIZE}} */
+    int queueSize();
+
+    /** {@return the size of the device configuration space in bytes} */
+    int configSize();
+
+    /**
+     * Reads the device configuration space.
+     *
+     * @param offset from 0; offset + size &lt;= {@link #configSize()}
+     * @param size   1, 2 or 4
+     * @return the little-endian value
+     */
+    int configRead(int offset, int size);
+
+    /**
+     * Writes the device configuration space; read-only fields ignore it.
+     *
+     * @param offset from 0; offset + size &lt;= {@link #configSize()}
+     * @param size   1, 2 or 4
+     * @param value  the little-endian value
+     */
+    void configWrite(int offset, int size, int value);
+
+    /**
+     * Connects the device to its transport; called once, before anything else.
+     *
+     * @param bus the transport
+     */
+    void attach(Bus bus);
+
+    /**
+     * The driver set or cleared DRIVER_OK, or (with {@code features}) FEATURES_OK was accepted.
+     *
+     * @param status the new device status
+     */
+    void statusChanged(int status);
+
+    /**
+     * The driver notified queue {@code index}: process what it made available (now or on a device
+     * thread). Never throws.
+     *
+     * @param index the queue, 0 to {@link #queueCount()} - 1
+     */
+    void queueNotified(int index);
+
+    /**
+     * Stops all work and forgets every request in flight (waiting for requests that are moving
+     * data to finish it), so that the transport can reset the queues. Afterwards the device is
+     * as after power-on, except for its backend.
+     */
+    void reset();
+
+    /**
+     * Stops the work of one queue and forgets its requests in flight (VIRTIO_F_RING_RESET's
+     * queue_reset), so that the transport can reset that queue. The default resets the whole
+     * device's work.
+     *
+     * @param index the queue, 0 to {@link #queueCount()} - 1
+     */
+    default void queueReset(int index) {
+        reset();
+    }
+
+    /** {@return whether the calling thread is one of the device's own worker threads} */
+    default boolean runsOnDeviceThread() {
+        return false;
+    }
+}
