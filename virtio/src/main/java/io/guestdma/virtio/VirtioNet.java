@@ -86,7 +86,8 @@ public final class VirtioNet implements VirtioDevice, AutoCloseable {
     private final RxQueue rx;
     private final byte[] defaultMac;
     private final byte[] mac = new byte[6];
-    private final int queueSize;
+    private final int rxQueueSize;
+    private final int txQueueSize;
     private final boolean inlineNotify;
     private final long features = F_MAC | F_MRG_RXBUF | F_STATUS | VirtioPci.F_INDIRECT_DESC | VirtioPci.F_EVENT_IDX
             | VirtioPci.F_VERSION_1 | VirtioPci.F_RING_RESET;
@@ -95,6 +96,7 @@ public final class VirtioNet implements VirtioDevice, AutoCloseable {
     private final Thread worker;
     private final AtomicBoolean kicked = new AtomicBoolean();
     private final AtomicBoolean txKicked = new AtomicBoolean();
+    private final AtomicBoolean linkKicked = new AtomicBoolean();
     private volatile boolean closed;
     private volatile boolean linkUp;
     private Bus bus;
@@ -123,27 +125,32 @@ public final class VirtioNet implements VirtioDevice, AutoCloseable {
      * @param memory       the bus master's view of guest memory (the same the transport is given)
      * @param backend      where frames go and come from; its link-change listener is set here
      * @param mac          the MAC address, 6 bytes
-     * @param queueSize    the receive and transmit queues' size after reset, a power of two up to
+     * @param rxQueueSize  the receive queue's size after reset, a power of two up to
      *                     {@value Virtqueue#MAX_SIZE}
+     * @param txQueueSize  the transmit queue's size after reset, likewise
      * @param inlineNotify whether a transmit-queue notification is processed on the notifying
      *                     thread before the notify returns (a qtest machine, where the client must
      *                     see its effect at once), rather than on the worker thread
-     * @throws IllegalArgumentException if mac is not 6 bytes or queueSize is invalid
+     * @throws IllegalArgumentException if mac is not 6 bytes or a queue size is invalid
      * @throws NullPointerException     if an argument is null
      */
-    public VirtioNet(AddressSpace memory, NetBackend backend, byte[] mac, int queueSize, boolean inlineNotify) {
+    public VirtioNet(AddressSpace memory, NetBackend backend, byte[] mac, int rxQueueSize, int txQueueSize,
+                     boolean inlineNotify) {
         this.memory = Objects.requireNonNull(memory, "memory");
         this.backend = Objects.requireNonNull(backend, "backend");
         if (mac.length != 6) {
             throw new IllegalArgumentException("a MAC address has 6 bytes, not " + mac.length);
         }
-        if (queueSize < 1 || queueSize > Virtqueue.MAX_SIZE || Integer.bitCount(queueSize) != 1) {
-            throw new IllegalArgumentException("queue size must be a power of two up to " + Virtqueue.MAX_SIZE
-                    + ", was " + queueSize);
+        for (int size : new int[] {rxQueueSize, txQueueSize}) {
+            if (size < 1 || size > Virtqueue.MAX_SIZE || Integer.bitCount(size) != 1) {
+                throw new IllegalArgumentException("queue size must be a power of two up to " + Virtqueue.MAX_SIZE
+                        + ", was " + size);
+            }
         }
         this.defaultMac = mac.clone();
         System.arraycopy(mac, 0, this.mac, 0, 6);
-        this.queueSize = queueSize;
+        this.rxQueueSize = rxQueueSize;
+        this.txQueueSize = txQueueSize;
         this.inlineNotify = inlineNotify;
         this.rx = backend.rxQueue();
         this.rxPacket = new DmaPacket(memory);
@@ -172,14 +179,19 @@ public final class VirtioNet implements VirtioDevice, AutoCloseable {
         return 3;
     }
 
+    /** {@return the receive queue's size after reset} */
     @Override
     public int queueSize() {
-        return queueSize;
+        return rxQueueSize;
     }
 
     @Override
     public int queueSize(int index) {
-        return index == CTRL ? CTRL_QUEUE_SIZE : queueSize;
+        return switch (index) {
+            case RX -> rxQueueSize;
+            case TX -> txQueueSize;
+            default -> CTRL_QUEUE_SIZE;
+        };
     }
 
     @Override
@@ -338,13 +350,16 @@ public final class VirtioNet implements VirtioDevice, AutoCloseable {
         }
     }
 
+    /**
+     * The backend's thread reports the link: the configuration interrupt is raised from the
+     * worker, so that every interrupt of the device comes from a thread of its own (the backend's
+     * may end with the connection).
+     */
     private void linkChanged(boolean up) {
         if (linkUp != up) {
             linkUp = up;
-            Bus b = bus;
-            if (b != null) {
-                b.configChanged();
-            }
+            linkKicked.set(true);
+            kick();
         }
     }
 
@@ -353,6 +368,9 @@ public final class VirtioNet implements VirtioDevice, AutoCloseable {
             if (!kicked.getAndSet(false)) {
                 LockSupport.park(this);
                 continue;
+            }
+            if (linkKicked.getAndSet(false) && bus != null) {
+                bus.configChanged();
             }
             runLock.lock();
             try {

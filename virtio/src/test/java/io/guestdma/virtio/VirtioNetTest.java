@@ -39,7 +39,7 @@ class VirtioNetTest {
         memory = GuestMemory.ofRam(32 << 20);
         backend = b;
         DeviceAddressSpace dev = memory.deviceSpace("virtio-net");
-        net = new VirtioNet(dev, b, MAC, 256, false);
+        net = new VirtioNet(dev, b, MAC, 256, 256, false);
         pci = new VirtioPci(net, dev, intx::set, 0);
         driver = new GuestDriver(pci, memory).start(features, 3, 64);
         return driver;
@@ -249,7 +249,7 @@ class VirtioNetTest {
         intx.set(false);
         link.set(false);
         assertThat(driver.bar.read(VirtioPci.DEVICE + 6, 2)).isZero();
-        assertThat(intx.get()).isTrue();
+        awaitUntil(intx::get);
         assertThat(driver.bar.read(VirtioPci.ISR, 1)).isEqualTo(3);
         link.set(true);
         assertThat(driver.bar.read(VirtioPci.DEVICE + 6, 2)).isEqualTo(1);
