@@ -250,7 +250,7 @@ public record MachineConfig(long ramBytes, List<DriveSpec> drives, Map<String, S
                 case "-device", "--device" -> devices.add(DeviceSpec.parse(value(args, ++i, arg)));
                 case "-netdev", "--netdev" -> {
                     String text = value(args, ++i, arg);
-                    NetdevSpec n = withPrefix("-netdev " + text, () -> NetdevSpec.parse(text));
+                    NetdevSpec n = NetdevSpec.parse(text); // its messages name the option already
                     if (netdevs.stream().anyMatch(other -> other.id().equals(n.id()))) {
                         throw new IllegalArgumentException("-netdev " + text + ": Duplicate ID '" + n.id()
                                 + "' for netdev");
