@@ -3,6 +3,7 @@ package io.guestdma.machine;
 import io.guestdma.ide.IrqLine;
 import io.guestdma.ide.PiixIde;
 import io.guestdma.memory.GuestMemory;
+import io.guestdma.net.NetBackend;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
@@ -23,6 +24,9 @@ public final class DeviceContext {
     private final Set<String> slots = new HashSet<>();
     /** What occupies a place, for QEMU's "in use by" messages. */
     private final Map<String, String> owners = new HashMap<>();
+    private final Map<String, NetBackend> netdevs = new LinkedHashMap<>();
+    private final Set<String> claimedNetdevs = new HashSet<>();
+    private int defaultMacs;
 
     DeviceContext(PcMachine machine) {
         this.machine = machine;
@@ -46,6 +50,42 @@ public final class DeviceContext {
     /** Marks an {@code if=ide} drive as connected by the machine itself. */
     void connectAutomatically(String name) {
         claimedAutomatically.put(name, true);
+    }
+
+    /** Adds an opened network backend under its id. */
+    void addNetdev(String id, NetBackend backend) {
+        netdevs.put(id, backend);
+    }
+
+    /**
+     * Takes a network backend for a NIC: the {@code netdev=} property.
+     *
+     * @param driver the NIC's driver name, for the message
+     * @param id the netdev's id
+     * @return the backend
+     * @throws IllegalArgumentException as QEMU words it, if no netdev has that id or another NIC
+     *     already uses it
+     * @throws NullPointerException if an argument is null
+     */
+    public NetBackend claimNetdev(String driver, String id) {
+        Objects.requireNonNull(driver, "driver");
+        NetBackend backend = netdevs.get(Objects.requireNonNull(id, "id"));
+        if (backend == null) {
+            throw new IllegalArgumentException("Property '" + driver + ".netdev' can't find value '" + id + "'");
+        }
+        if (!claimedNetdevs.add(id)) {
+            throw new IllegalArgumentException("Property '" + driver + ".netdev' can't take value '" + id
+                    + "', it's in use");
+        }
+        return backend;
+    }
+
+    /**
+     * {@return the next default MAC address, QEMU's 52:54:00:12:34:56 with the last byte counting up
+     * for each NIC created without {@code mac=}}
+     */
+    public byte[] nextDefaultMac() {
+        return new byte[] {0x52, 0x54, 0x00, 0x12, 0x34, (byte) (0x56 + defaultMacs++)};
     }
 
     /** {@return the guest's physical address space} */

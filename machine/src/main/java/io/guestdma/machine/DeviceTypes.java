@@ -10,7 +10,8 @@ import java.util.Optional;
  * {@link DeviceType} class, added to {@link #ALL}.
  */
 public final class DeviceTypes {
-    private static final List<DeviceType> ALL = List.of(IdeDeviceType.DISK, IdeDeviceType.CDROM, VirtioBlkPciType.INSTANCE);
+    private static final List<DeviceType> ALL = List.of(IdeDeviceType.DISK, IdeDeviceType.CDROM, VirtioBlkPciType.INSTANCE,
+            VirtioNetPciType.INSTANCE);
     private static final Map<String, DeviceType> BY_NAME = byName();
 
     private DeviceTypes() {

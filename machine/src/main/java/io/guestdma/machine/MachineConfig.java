@@ -4,6 +4,7 @@ import io.guestdma.block.ImageLocation;
 import io.guestdma.block.NbdAddress;
 import io.guestdma.ide.DmaMode;
 import io.guestdma.ide.ErrorPolicy;
+import io.guestdma.net.NetdevSpec;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -22,9 +23,11 @@ import java.util.Objects;
  * @param blockdevs the {@code -blockdev} nodes, each {@code raw} node after its file node
  * @param devices the {@code -device}s, created in order after the {@code if=ide} drives are
  *     connected
+ * @param netdevs the {@code -netdev} network backends, with distinct ids, opened before the devices
+ *     (a NIC's {@code netdev=} names one)
  */
 public record MachineConfig(long ramBytes, List<DriveSpec> drives, Map<String, String> globals,
-                            List<BlockdevSpec> blockdevs, List<DeviceSpec> devices) {
+                            List<BlockdevSpec> blockdevs, List<DeviceSpec> devices, List<NetdevSpec> netdevs) {
     /** QEMU's default RAM size. */
     public static final long DEFAULT_RAM = 128L << 20;
     private static final long MAX_RAM = 4L << 30;
@@ -41,6 +44,12 @@ public record MachineConfig(long ramBytes, List<DriveSpec> drives, Map<String, S
                                           [,serial=S][,model=M][,ver=V]]...
                                  [-device virtio-blk-pci,drive=ID|NODE[,addr=SLOT[.FN]][,serial=S]
                                           [,num-queues=N][,queue-size=N][,vectors=N]]...
+                                 [-netdev socket,id=ID,listen=[HOST]:PORT|connect=HOST:PORT]...
+                                 [-netdev stream,id=ID,server=on|off,addr.type=inet,addr.host=H,addr.port=P]...
+                                 [-netdev stream,id=ID,server=on|off,addr.type=unix,addr.path=PATH]...
+                                 [-netdev loopback,id=ID[,loop=on|off][,capture=F.pcap][,replay=F.pcap]]...
+                                 [-device virtio-net-pci,netdev=ID[,mac=52:54:00:XX:XX:XX][,addr=SLOT[.FN]]
+                                          [,romfile=][,vectors=N][,rx_queue_size=N]]...
                                  [-global ide-hd|ide-cd.serial|model|ver=VALUE]...
               -m SIZE   RAM size: a number with an optional K, M, G suffix (no suffix: MiB),
                         default 128M
@@ -50,7 +59,10 @@ public record MachineConfig(long ramBytes, List<DriveSpec> drives, Map<String, S
                         master), if=none leaves it for a -device; media=cdrom makes it an ATAPI
                         CD-ROM drive (read-only; no file: empty); file=blkdebug:CONFIG:IMAGE
                         or blkdebug::IMAGE puts QEMU's blkdebug rules and breakpoints over it
+              -netdev   a network backend: QEMU's socket or stream netdev (frames with a 4-byte
+                        length over TCP or a Unix socket), or a loopback with pcap capture/replay
               -device   a device using a drive (ide-cd without drive= is an empty CD-ROM drive)
+                        or a netdev
             Serves QEMU's qtest protocol on stdin/stdout until end of input.""";
 
     /**
@@ -60,7 +72,7 @@ public record MachineConfig(long ramBytes, List<DriveSpec> drives, Map<String, S
      *     share an index, two drives share an id or two nodes a name (or a node a drive's id), a
      *     {@code raw} node's file node is not defined before it, a {@code -global} names an
      *     unknown driver or property, or the drives ask for different DMA modes (the controller
-     *     has one engine)
+     *     has one engine), or two netdevs share an id
      * @throws NullPointerException if a list or map is null or holds null
      */
     public MachineConfig {
@@ -72,6 +84,13 @@ public record MachineConfig(long ramBytes, List<DriveSpec> drives, Map<String, S
         globals = Map.copyOf(globals);
         blockdevs = List.copyOf(blockdevs);
         devices = List.copyOf(devices);
+        netdevs = List.copyOf(netdevs);
+        java.util.Set<String> netdevIds = new java.util.HashSet<>();
+        for (NetdevSpec n : netdevs) {
+            if (!netdevIds.add(n.id())) {
+                throw new IllegalArgumentException("Duplicate ID '" + n.id() + "' for netdev");
+            }
+        }
         for (String key : globals.keySet()) {
             checkGlobal(key);
         }
@@ -107,6 +126,22 @@ public record MachineConfig(long ramBytes, List<DriveSpec> drives, Map<String, S
      */
     public MachineConfig(long ramBytes, List<DriveSpec> drives, Map<String, String> globals) {
         this(ramBytes, drives, globals, List.of(), List.of());
+    }
+
+    /**
+     * A configuration without network backends.
+     *
+     * @param ramBytes RAM size
+     * @param drives the drives
+     * @param globals the {@code -global} defaults
+     * @param blockdevs the {@code -blockdev} nodes
+     * @param devices the {@code -device}s
+     * @throws IllegalArgumentException as the canonical constructor
+     * @throws NullPointerException if an argument is null or holds null
+     */
+    public MachineConfig(long ramBytes, List<DriveSpec> drives, Map<String, String> globals,
+                         List<BlockdevSpec> blockdevs, List<DeviceSpec> devices) {
+        this(ramBytes, drives, globals, blockdevs, devices, List.of());
     }
 
     /**
@@ -203,6 +238,7 @@ public record MachineConfig(long ramBytes, List<DriveSpec> drives, Map<String, S
         List<BlockdevSpec> blockdevs = new ArrayList<>();
         List<String> blockdevTexts = new ArrayList<>();
         List<DeviceSpec> devices = new ArrayList<>();
+        List<NetdevSpec> netdevs = new ArrayList<>();
         for (int i = 0; i < args.size(); i++) {
             String arg = args.get(i);
             switch (arg) {
@@ -213,6 +249,15 @@ public record MachineConfig(long ramBytes, List<DriveSpec> drives, Map<String, S
                     blockdevs.add(parseBlockdev(blockdevTexts.getLast()));
                 }
                 case "-device", "--device" -> devices.add(DeviceSpec.parse(value(args, ++i, arg)));
+                case "-netdev", "--netdev" -> {
+                    String text = value(args, ++i, arg);
+                    NetdevSpec n = NetdevSpec.parse(text); // its messages name the option already
+                    if (netdevs.stream().anyMatch(other -> other.id().equals(n.id()))) {
+                        throw new IllegalArgumentException("-netdev " + text + ": Duplicate ID '" + n.id()
+                                + "' for netdev");
+                    }
+                    netdevs.add(n);
+                }
                 case "-global", "--global" -> {
                     String global = value(args, ++i, arg);
                     int eq = global.indexOf('=');
@@ -245,7 +290,7 @@ public record MachineConfig(long ramBytes, List<DriveSpec> drives, Map<String, S
             }
             drives.add(d);
         }
-        return new MachineConfig(ram, drives, globals, blockdevs, devices);
+        return new MachineConfig(ram, drives, globals, blockdevs, devices, netdevs);
     }
 
     private static String value(List<String> args, int i, String option) {

@@ -53,6 +53,7 @@ public final class PcMachine implements AutoCloseable {
     private final PiixIde ide;
     private final List<BlockBackend> backends = new ArrayList<>();
     private final List<AutoCloseable> closeLater = new ArrayList<>();
+    private final List<io.guestdma.net.NetBackend> netBackends = new ArrayList<>();
     private final List<Runnable> resetActions = new ArrayList<>();
     private final boolean[] irqLevels = new boolean[16];
     private volatile IrqListener irqListener = (line, level) -> { };
@@ -136,6 +137,7 @@ public final class PcMachine implements AutoCloseable {
             context.claimSlot("pci.0", "01.0", "PIIX3,id=(null)");
             context.claimSlot("pci.0", "01.1", "piix3-ide,id=(null)");
             openDrives(config, context);
+            openNetdevs(config, context);
             for (DriveSpec drive : config.drives()) {
                 if (!drive.ifNone()) {
                     context.connectAutomatically(drive.id());
@@ -164,6 +166,20 @@ public final class PcMachine implements AutoCloseable {
         properties.put("unit", Integer.toString(drive.unit()));
         BlockNode node = context.drive(drive.id());
         type.attach(new DeviceProperties(type.name(), properties), context, drive.channel(), drive.unit(), node);
+    }
+
+    /** Opens every network backend (listening, connecting), as QEMU does whether a NIC uses it or not. */
+    private void openNetdevs(MachineConfig config, DeviceContext context) throws IOException {
+        for (io.guestdma.net.NetdevSpec spec : config.netdevs()) {
+            io.guestdma.net.NetBackend backend;
+            try {
+                backend = spec.open(new io.guestdma.net.RxQueue(), io.guestdma.net.StreamNetBackend.DEFAULT_TX_TIMEOUT);
+            } catch (IOException e) {
+                throw new IOException("-netdev " + spec.id() + ": " + e.getMessage(), e);
+            }
+            netBackends.add(backend);
+            context.addNetdev(spec.id(), backend);
+        }
     }
 
     /** Opens every drive and node, as QEMU does whether a device uses it or not. */
@@ -626,6 +642,10 @@ public final class PcMachine implements AutoCloseable {
         if (handOff != null) {
             handOff.close();
         }
+        for (io.guestdma.net.NetBackend n : netBackends) {
+            n.close();
+        }
+        netBackends.clear();
         memory.close();
     }
 }

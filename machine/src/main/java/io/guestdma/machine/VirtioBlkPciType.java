@@ -101,13 +101,18 @@ final class VirtioBlkPciType implements DeviceType {
 
     /** QEMU's {@code addr=SLOT[.FN]} (hex), or the first free slot from 2 on. */
     private static int address(String text, DeviceContext machine) {
+        return address("virtio-blk-pci", text, machine);
+    }
+
+    /** QEMU's {@code addr=SLOT[.FN]} (hex) of a {@code driver} device, or the first free slot. */
+    static int address(String driver, String text, DeviceContext machine) {
         if (text == null) {
             for (int slot = 0; slot < 32; slot++) {
                 if (!machine.slotTaken("pci.0", String.format("%02x.0", slot))) {
                     return slot << 3;
                 }
             }
-            throw new IllegalArgumentException("PCI: no slot/function available for virtio-blk-pci, all in use");
+            throw new IllegalArgumentException("PCI: no slot/function available for " + driver + ", all in use");
         }
         String[] parts = text.toLowerCase(java.util.Locale.ROOT).replaceFirst("^0x", "").split("\\.", -1);
         try {
@@ -118,7 +123,7 @@ final class VirtioBlkPciType implements DeviceType {
             }
             return slot << 3 | fn;
         } catch (NumberFormatException e) {
-            throw new IllegalArgumentException("Property 'virtio-blk-pci.addr' doesn't take value '" + text + "'");
+            throw new IllegalArgumentException("Property '" + driver + ".addr' doesn't take value '" + text + "'");
         }
     }
 }

@@ -37,6 +37,20 @@ final class VirtioPciFunction {
      */
     VirtioPciFunction(DeviceContext machine, int slot, int fn, VirtioDevice device, DeviceAddressSpace busMaster,
                       int vectors, int classCode, String name) {
+        this(machine, slot, fn, device, busMaster, vectors, classCode, name, VirtioPci.LEGACY_BAR_SIZE);
+    }
+
+    /**
+     * Creates the transport for {@code device} and plugs it in at {@code slot.fn}, with a legacy
+     * I/O BAR0 of the size QEMU gives that device type.
+     *
+     * @param busMaster the function's bus master (disabled here until the guest enables it)
+     * @param vectors MSI-X vectors (0 for none)
+     * @param legacyBarSize QEMU's BAR0 size: the legacy registers and configuration, rounded up to
+     *     a power of two
+     */
+    VirtioPciFunction(DeviceContext machine, int slot, int fn, VirtioDevice device, DeviceAddressSpace busMaster,
+                      int vectors, int classCode, String name, int legacyBarSize) {
         busMaster.setEnabled(false);
         this.transport = new VirtioPci(device, busMaster, this::intx, vectors);
         this.memory = machine.memory();
@@ -46,7 +60,7 @@ final class VirtioPciFunction {
                 .classCode(classCode)
                 .subsystem(VirtioPci.VENDOR_ID, transport.subsystemId())
                 .interruptPin(1)
-                .ioBar(VirtioPci.LEGACY_BAR, VirtioPci.LEGACY_BAR_SIZE)
+                .ioBar(VirtioPci.LEGACY_BAR, legacyBarSize)
                 .memoryBar(VirtioPci.MODERN_BAR, VirtioPci.MODERN_BAR_SIZE, true, true)
                 .deviceRegisters(transport.capabilityPointer(), new PciFunction.DeviceRegisters() {
                     @Override
@@ -104,49 +118,42 @@ final class VirtioPciFunction {
         driveLine();
     }
 
-    /** Maps the memory BARs where the guest put them (or unmaps them), in one region transaction. */
+    /**
+     * Maps the memory BARs where the guest put them (or unmaps them), each on its own: a BAR the
+     * guest left over RAM (say the MSI-X BAR still at 0 when only the modern BAR was placed) must
+     * not take the other BAR's registers away.
+     */
     private void decode() {
         long modern = function.memoryBarBase(VirtioPci.MODERN_BAR);
         long msix = transport.msixVectors() > 0 ? function.memoryBarBase(VirtioPci.MSIX_BAR) : -1;
-        if (modern == modernBase && msix == msixBase) {
-            return;
+        modernBase = remap(name + "-modern", modernBase, modern, VirtioPci.MODERN_BAR_SIZE, transport.modernBar());
+        msixBase = remap(name + "-msix", msixBase, msix, VirtioPci.MSIX_BAR_SIZE, transport.msixBar());
+    }
+
+    /** Moves one BAR's window from {@code old} to {@code base} (-1: unmapped); returns where it is now. */
+    private long remap(String region, long old, long base, int size, io.guestdma.memory.MmioHandler handler) {
+        if (base == old) {
+            return old;
         }
         RegionTransaction t = memory.transaction();
-        String modernName = name + "-modern";
-        String msixName = name + "-msix";
-        boolean hadModern = modernBase >= 0;
-        boolean hadMsix = msixBase >= 0;
-        if (hadModern) {
-            t.remove(modernName);
+        if (old >= 0) {
+            t.remove(region);
         }
-        if (hadMsix) {
-            t.remove(msixName);
-        }
-        if (modern >= 0) {
-            t.add(new MmioRegion(modernName, modern, VirtioPci.MODERN_BAR_SIZE, transport.modernBar()));
-        }
-        if (msix >= 0) {
-            t.add(new MmioRegion(msixName, msix, VirtioPci.MSIX_BAR_SIZE, transport.msixBar()));
+        if (base >= 0) {
+            t.add(new MmioRegion(region, base, size, handler));
         }
         try {
             t.commit();
-            modernBase = modern;
-            msixBase = msix;
+            return base;
         } catch (IllegalArgumentException e) {
             // A BAR over RAM or another BAR: QEMU's RAM and lower-addressed regions win; here the
-            // device's windows stay unmapped until the guest moves them somewhere free.
-            RegionTransaction undo = memory.transaction();
-            if (hadModern) {
-                undo.remove(modernName);
-            }
-            if (hadMsix) {
-                undo.remove(msixName);
-            }
-            if (hadModern || hadMsix) {
+            // window stays unmapped until the guest moves it somewhere free.
+            if (old >= 0) {
+                RegionTransaction undo = memory.transaction();
+                undo.remove(region);
                 undo.commit();
             }
-            modernBase = -1;
-            msixBase = -1;
+            return -1;
         }
     }
 }

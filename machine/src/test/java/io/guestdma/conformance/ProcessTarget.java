@@ -38,7 +38,8 @@ final class ProcessTarget implements Target {
             return String.join(File.pathSeparator,
                     Path.of(PcMachine.class.getProtectionDomain().getCodeSource().getLocation().toURI()).toString(),
                     jarOf(io.guestdma.ide.PiixIde.class),
-                    jarOf(io.guestdma.virtio.VirtioDevice.class),
+                    jarOf(io.guestdma.virtio.VirtioPci.class),
+                    jarOf(io.guestdma.net.NetBackend.class),
                     Path.of(io.guestdma.block.BlockBackend.class.getProtectionDomain().getCodeSource().getLocation()
                             .toURI()).toString(),
                     Path.of(GuestMemory.class.getProtectionDomain().getCodeSource().getLocation().toURI()).toString(),

@@ -68,16 +68,7 @@ class VirtioBlkConformanceTest {
     @ValueSource(strings = {"", ",vectors=0", ",num-queues=2", ",serial=ABC123,queue-size=128"})
     void pciFunctionLooksTheSame(String options) throws Exception {
         assertSame("identity" + options, options, (d, log) -> {
-            for (int r = 0; r < 256; r += 4) {
-                log.hex(String.format("config[%02x]", r), d.cfgRead(r, 4));
-            }
-            for (int bar = 0; bar < 6; bar++) {
-                int reg = 0x10 + 4 * bar;
-                int saved = d.cfgRead(reg, 4);
-                d.cfgWrite(reg, 4, -1);
-                log.hex("BAR" + bar + " size probe", d.cfgRead(reg, 4));
-                d.cfgWrite(reg, 4, saved);
-            }
+            d.logConfigurationAndBarSizes(log);
             d.plugIn(!options.contains("vectors=0"));
             log.hex("command", d.cfgRead(4, 2));
             log.hex("ISA bridge PIRQ", d.cfgRead(1 << 3, 0x60, 4));

@@ -83,6 +83,20 @@ final class VirtioDriver {
         c.ok(String.format("%s 0x%x 0x%x", op, address, value));
     }
 
+    /** Logs the whole configuration space and what each BAR's size probe answers (then restores it). */
+    void logConfigurationAndBarSizes(Observations log) {
+        for (int r = 0; r < 256; r += 4) {
+            log.hex(String.format("config[%02x]", r), cfgRead(r, 4));
+        }
+        for (int bar = 0; bar < 6; bar++) {
+            int reg = 0x10 + 4 * bar;
+            int saved = cfgRead(reg, 4);
+            cfgWrite(reg, 4, -1);
+            log.hex("BAR" + bar + " size probe", cfgRead(reg, 4));
+            cfgWrite(reg, 4, saved);
+        }
+    }
+
     /** Routes PIRQA-D, places the BARs and turns on I/O, memory and bus mastering. */
     void plugIn(boolean msixBar) {
         c.irqInterceptIn("ioapic");

@@ -158,8 +158,8 @@ class DeviceOptionsTest {
                 .hasMessage("Could not open '" + dir.resolve("none") + "': No such file or directory");
         assertThatThrownBy(() -> MachineConfig.parse(List.of("-blockdev", "driver=qcow2,node-name=n0,file=x")))
                 .hasMessageContaining("driver=qcow2 is not supported");
-        assertThatThrownBy(() -> MachineConfig.parse(List.of("-global", "virtio-net-pci.mac=x")))
-                .hasMessageContaining("no device driver 'virtio-net-pci'");
+        assertThatThrownBy(() -> MachineConfig.parse(List.of("-global", "e1000.mac=x")))
+                .hasMessageContaining("no device driver 'e1000'");
         assertThatThrownBy(() -> MachineConfig.parse(List.of("-global", "ide-hd.drive=x")))
                 .hasMessageContaining("Property 'ide-hd.drive' not found");
         assertThatThrownBy(() -> MachineConfig.parse(List.of("-device", ",bus=ide.0")))

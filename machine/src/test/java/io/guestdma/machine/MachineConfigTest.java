@@ -26,6 +26,18 @@ class MachineConfigTest {
     }
 
     @Test
+    void netdevsInQemuSyntaxWithDistinctIds() {
+        MachineConfig c = parse("-netdev", "socket,id=n0,connect=127.0.0.1:5555", "-netdev", "loopback,id=n1",
+                "-device", "virtio-net-pci,netdev=n0");
+        assertThat(c.netdevs()).extracting(io.guestdma.net.NetdevSpec::id).containsExactly("n0", "n1");
+        assertThatThrownBy(() -> parse("-netdev", "loopback,id=n0", "-netdev", "loopback,id=n0"))
+                .hasMessage("-netdev loopback,id=n0: Duplicate ID 'n0' for netdev");
+        assertThatThrownBy(() -> parse("-netdev", "socket,id=n0"))
+                .hasMessageStartingWith("-netdev socket,id=n0: exactly one of listen= and connect=")
+                .hasMessageNotContaining("n0: -netdev");
+    }
+
+    @Test
     void ramSizesInQemuSyntax() {
         assertThat(parse("-m", "64M").ramBytes()).isEqualTo(64L << 20);
         assertThat(parse("-m", "64").ramBytes()).as("no suffix means MiB").isEqualTo(64L << 20);

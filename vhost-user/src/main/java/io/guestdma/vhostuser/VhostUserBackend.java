@@ -888,5 +888,16 @@ public final class VhostUserBackend implements AutoCloseable {
                 v.error();
             }
         }
+
+        /**
+         * A vhost-user back end tells its front end of a configuration change over the back-end
+         * request channel (BACKEND_REQ, CONFIG_CHANGE_MSG), which this back end does not offer yet:
+         * the front end sees the new configuration at its next GET_CONFIG. Logged, not signalled.
+         */
+        @Override
+        public void configChanged() {
+            LOG.log(System.Logger.Level.DEBUG, "vhost-user: configuration changed; the front end reads it at its next"
+                    + " GET_CONFIG (no back-end request channel)");
+        }
     }
 }

@@ -47,6 +47,15 @@ public interface VirtioDevice {
          * @param why what the driver did wrong, for the log
          */
         void needsReset(String why);
+
+        /**
+         * Signals the driver that the device configuration changed (QEMU's
+         * {@code virtio_notify_config}): the configuration generation moves on and, once the
+         * driver has set DRIVER_OK, ISR bits 0-1 are set and the configuration vector or INTx
+         * fires. Does nothing before DRIVER_OK or on a broken device. Call without holding a
+         * queue's lock.
+         */
+        void configChanged();
     }
 
     /** {@return the virtio device ID (2 for a block device)} */
@@ -60,6 +69,17 @@ public interface VirtioDevice {
 
     /** {@return the size of every queue after reset, a power of two up to {@link Virtqueue#MAX_SIZE}} */
     int queueSize();
+
+    /**
+     * {@return the size of queue {@code index} after reset; the default is {@link #queueSize()} for
+     * every queue (a device whose queues differ, such as virtio-net's smaller control queue,
+     * overrides it)}
+     *
+     * @param index 0 to {@link #queueCount()} - 1
+     */
+    default int queueSize(int index) {
+        return queueSize();
+    }
 
     /** {@return the size of the device configuration space in bytes} */
     int configSize();

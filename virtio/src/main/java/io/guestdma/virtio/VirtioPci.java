@@ -183,7 +183,7 @@ public final class VirtioPci {
         this.offered = device.features() | F_VERSION_1;
         this.queues = new Virtqueue[count];
         for (int i = 0; i < count; i++) {
-            queues[i] = new Virtqueue(busMaster, device.queueSize());
+            queues[i] = new Virtqueue(busMaster, device.queueSize(i));
         }
         this.msixTable = new long[2 * vectors];
         buildCapabilities();
@@ -812,6 +812,18 @@ public final class VirtioPci {
                 }
                 isr |= 1;
                 signal(queueVector[index]);
+            }
+        }
+
+        @Override
+        public void configChanged() {
+            synchronized (irqLock) {
+                if (broken || (status & STATUS_DRIVER_OK) == 0) {
+                    return;
+                }
+                isr |= 3;
+                generation = (generation + 1) & 0xff;
+                signal(configVector);
             }
         }
 

@@ -382,6 +382,22 @@ public final class Virtqueue {
     }
 
     /**
+     * Gives back the last {@code count} requests taken, as if they had not been (QEMU's
+     * {@code virtqueue_unpop}): the next {@link #pop} takes them again. For a device that took
+     * buffers and found it cannot use them yet (a received frame that needs more of them).
+     *
+     * @param count requests to give back, 0 to {@link #inUse()}
+     * @throws IllegalArgumentException if count is outside 0..{@link #inUse()}
+     */
+    public void unpop(int count) {
+        if (count < 0 || count > inUse) {
+            throw new IllegalArgumentException("cannot give back " + count + " requests, " + inUse + " taken");
+        }
+        lastAvail = (lastAvail - count) & 0xffff;
+        inUse -= count;
+    }
+
+    /**
      * Puts a completed request in the used ring and publishes it (QEMU's {@code virtqueue_push}):
      * the entry is stored first, then the used index with release ordering.
      *

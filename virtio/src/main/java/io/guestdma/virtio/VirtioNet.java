@@ -1,0 +1,744 @@
+package io.guestdma.virtio;
+
+import io.guestdma.memory.AccessResult;
+import io.guestdma.memory.AddressSpace;
+import io.guestdma.memory.DmaAccessException;
+import io.guestdma.memory.DmaDirection;
+import io.guestdma.memory.DmaPacket;
+import io.guestdma.memory.IoVector;
+import io.guestdma.memory.SgList;
+import io.guestdma.net.NetBackend;
+import io.guestdma.net.RxQueue;
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.Objects;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.LockSupport;
+import java.util.concurrent.locks.ReentrantLock;
+
+/**
+ * virtio-net (virtio 1.x, section 5.1) over any {@link NetBackend}, with the feature set and
+ * receive semantics of QEMU 7.2's device on a backend without a vnet header (its socket and
+ * stream netdevs): VIRTIO_NET_F_MAC, STATUS, MRG_RXBUF, indirect descriptors, EVENT_IDX and
+ * RING_RESET. Queues: 0 receive, 1 transmit, 2 control (64 entries, as QEMU has it whether or not
+ * the control features are offered).
+ *
+ * <p><b>Receive.</b> Frames wait in the backend's {@link RxQueue} until the driver has posted
+ * enough buffers for the whole frame and its 12-byte {@code virtio_net_hdr}: with MRG_RXBUF, as
+ * many receive chains as the frame needs (their number goes into the first header's
+ * {@code num_buffers}); without it, one chain, and a frame larger than the chain is dropped
+ * (counted) and the chain left for the next frame, as QEMU does. The chains are mapped and written
+ * as one {@link DmaPacket}: every byte of the frame reaches the guest, or none does, and the used
+ * ring learns of the chains only afterwards. While the driver posts too few buffers the frame
+ * waits, the queue fills, and the backend holds its peer back or drops what it cannot hold
+ * (counted by the backend); a frame that even a ring full of the driver's buffers cannot hold is
+ * dropped (counted) rather than left to block the queue for ever. The header is all zeroes (no
+ * checksum or GSO offload is offered), bytes 10-11 being {@code num_buffers} with MRG_RXBUF and
+ * left as the driver wrote them without it (QEMU leaves them too).
+ *
+ * <p><b>Transmit.</b> The readable buffers after the 12-byte header are mapped as one packet and
+ * handed to {@link NetBackend#transmit}; the chain is then used with length 0. A chain whose
+ * header is shorter than 12 bytes breaks the device (DEVICE_NEEDS_RESET), as in QEMU; a frame
+ * that is empty, longer than {@link RxQueue#MAX_FRAME_BYTES}, or whose buffers cannot be read (an
+ * MMIO handler failed) is dropped and counted in {@link #txDropped()}, and its chain is used.
+ *
+ * <p><b>Link.</b> The status field follows the backend's link ({@link NetBackend#onLinkChange}):
+ * a change raises a configuration interrupt.
+ *
+ * <p><b>Threads.</b> One worker thread per device takes frames from the backend and, unless the
+ * device processes notifications inline ({@code inlineNotify}), runs the transmit queue.
+ * Thread-safe; {@link #close()} stops the worker (the backend is the caller's).
+ */
+public final class VirtioNet implements VirtioDevice, AutoCloseable {
+    /** The virtio device type of a network card. */
+    public static final int DEVICE_ID = 1;
+    /** Feature bit: the configuration's mac field is valid. */
+    public static final long F_MAC = 1L << 5;
+    /** Feature bit: a received frame may span several receive chains. */
+    public static final long F_MRG_RXBUF = 1L << 15;
+    /** Feature bit: the configuration's status field is valid. */
+    public static final long F_STATUS = 1L << 16;
+    /** The status field's link-up bit. */
+    public static final int S_LINK_UP = 1;
+    /** Bytes of the virtio_net_hdr on both paths with VIRTIO_F_VERSION_1. */
+    public static final int HEADER_BYTES = 12;
+    /** Bytes of the configuration space: mac and status (QEMU's size for these features). */
+    public static final int CONFIG_SIZE = 8;
+    /** Queue indexes. */
+    public static final int RX = 0;
+    /** The transmit queue. */
+    public static final int TX = 1;
+    /** The control queue. */
+    public static final int CTRL = 2;
+    /** The control queue's size (QEMU's). */
+    public static final int CTRL_QUEUE_SIZE = 64;
+    /** The answer to every control command: no control feature is offered. */
+    public static final int CTRL_ERR = 1;
+
+    /** The part of the header QEMU writes without a vnet-header backend: flags to gso_type and csum fields. */
+    private static final int BASE_HEADER_BYTES = 10;
+    private static final System.Logger LOG = System.getLogger(VirtioNet.class.getName());
+
+    private final AddressSpace memory;
+    private final NetBackend backend;
+    private final RxQueue rx;
+    private final byte[] defaultMac;
+    private final byte[] mac = new byte[6];
+    private final int rxQueueSize;
+    private final int txQueueSize;
+    private final boolean inlineNotify;
+    private final long features = F_MAC | F_MRG_RXBUF | F_STATUS | VirtioPci.F_INDIRECT_DESC | VirtioPci.F_EVENT_IDX
+            | VirtioPci.F_VERSION_1 | VirtioPci.F_RING_RESET;
+
+    private final ReentrantLock runLock = new ReentrantLock();
+    private final Thread worker;
+    private final AtomicBoolean kicked = new AtomicBoolean();
+    private final AtomicBoolean txKicked = new AtomicBoolean();
+    private final AtomicBoolean linkKicked = new AtomicBoolean();
+    private volatile boolean closed;
+    private volatile boolean linkUp;
+    private Bus bus;
+
+    // guarded by runLock: the receive and transmit paths' reusable state
+    private final DmaPacket rxPacket;
+    private final DmaPacket txPacket;
+    private final DescriptorChain[] rxChains;
+    private final int[] rxLengths;
+    private final SgList rxSg = new SgList(64);
+    private final DescriptorChain txChain = new DescriptorChain();
+    private final SgList txSg = new SgList(16);
+    private final DescriptorChain ctrlChain = new DescriptorChain();
+    private final MemorySegment numBuffers = MemorySegment.ofArray(new byte[2]);
+    private final MemorySegment ctrlStatus = MemorySegment.ofArray(new byte[] {CTRL_ERR});
+
+    private final AtomicLong rxFrames = new AtomicLong();
+    private final AtomicLong rxDropped = new AtomicLong();
+    private final AtomicLong txFrames = new AtomicLong();
+    private final AtomicLong txDropped = new AtomicLong();
+
+    /**
+     * Creates the device and starts its worker thread; it takes the backend's received frames
+     * once the driver is ready.
+     *
+     * @param memory       the bus master's view of guest memory (the same the transport is given)
+     * @param backend      where frames go and come from; its link-change listener is set here
+     * @param mac          the MAC address, 6 bytes
+     * @param rxQueueSize  the receive queue's size after reset, a power of two up to
+     *                     {@value Virtqueue#MAX_SIZE}
+     * @param txQueueSize  the transmit queue's size after reset, likewise
+     * @param inlineNotify whether a transmit-queue notification is processed on the notifying
+     *                     thread before the notify returns (a qtest machine, where the client must
+     *                     see its effect at once), rather than on the worker thread
+     * @throws IllegalArgumentException if mac is not 6 bytes or a queue size is invalid
+     * @throws NullPointerException     if an argument is null
+     */
+    public VirtioNet(AddressSpace memory, NetBackend backend, byte[] mac, int rxQueueSize, int txQueueSize,
+                     boolean inlineNotify) {
+        this.memory = Objects.requireNonNull(memory, "memory");
+        this.backend = Objects.requireNonNull(backend, "backend");
+        if (mac.length != 6) {
+            throw new IllegalArgumentException("a MAC address has 6 bytes, not " + mac.length);
+        }
+        for (int size : new int[] {rxQueueSize, txQueueSize}) {
+            if (size < 1 || size > Virtqueue.MAX_SIZE || Integer.bitCount(size) != 1) {
+                throw new IllegalArgumentException("queue size must be a power of two up to " + Virtqueue.MAX_SIZE
+                        + ", was " + size);
+            }
+        }
+        this.defaultMac = mac.clone();
+        System.arraycopy(mac, 0, this.mac, 0, 6);
+        this.rxQueueSize = rxQueueSize;
+        this.txQueueSize = txQueueSize;
+        this.inlineNotify = inlineNotify;
+        this.rx = backend.rxQueue();
+        this.rxPacket = new DmaPacket(memory);
+        this.txPacket = new DmaPacket(memory);
+        this.rxChains = new DescriptorChain[Virtqueue.MAX_SIZE];
+        this.rxLengths = new int[Virtqueue.MAX_SIZE];
+        this.linkUp = backend.linkUp();
+        this.worker = Thread.ofPlatform().daemon().name("virtio-net").unstarted(this::work);
+        rx.onFrame(this::kick);
+        backend.onLinkChange(this::linkChanged);
+        worker.start();
+    }
+
+    @Override
+    public int deviceId() {
+        return DEVICE_ID;
+    }
+
+    @Override
+    public long features() {
+        return features;
+    }
+
+    @Override
+    public int queueCount() {
+        return 3;
+    }
+
+    /** {@return the receive queue's size after reset} */
+    @Override
+    public int queueSize() {
+        return rxQueueSize;
+    }
+
+    @Override
+    public int queueSize(int index) {
+        return switch (index) {
+            case RX -> rxQueueSize;
+            case TX -> txQueueSize;
+            default -> CTRL_QUEUE_SIZE;
+        };
+    }
+
+    @Override
+    public int configSize() {
+        return CONFIG_SIZE;
+    }
+
+    /** {@return the MAC address the configuration shows} */
+    public synchronized byte[] mac() {
+        return mac.clone();
+    }
+
+    /** {@return whether the status field says the link is up} */
+    public boolean linkUp() {
+        return linkUp;
+    }
+
+    @Override
+    public synchronized int configRead(int offset, int size) {
+        int status = linkUp ? S_LINK_UP : 0;
+        int value = 0;
+        for (int i = 0; i < size && offset + i < CONFIG_SIZE; i++) {
+            int at = offset + i;
+            int b = at < 6 ? mac[at] & 0xff : (status >>> (8 * (at - 6))) & 0xff;
+            value |= b << (8 * i);
+        }
+        return value;
+    }
+
+    /**
+     * Writes the configuration: as in QEMU, only the mac field, and only while the driver has not
+     * negotiated VIRTIO_F_VERSION_1 (a modern driver sets the address through the control queue).
+     */
+    @Override
+    public synchronized void configWrite(int offset, int size, int value) {
+        if (bus == null || (bus.negotiatedFeatures() & VirtioPci.F_VERSION_1) != 0) {
+            return;
+        }
+        for (int i = 0; i < size && offset + i < 6; i++) {
+            mac[offset + i] = (byte) (value >>> (8 * i));
+        }
+    }
+
+    @Override
+    public void attach(Bus transport) {
+        if (bus != null) {
+            throw new IllegalStateException("the device is attached already");
+        }
+        bus = Objects.requireNonNull(transport, "transport");
+    }
+
+    @Override
+    public void statusChanged(int status) {
+        if ((status & VirtioPci.STATUS_DRIVER_OK) != 0) {
+            kick(); // frames may be waiting for a ready driver
+        }
+    }
+
+    @Override
+    public void queueNotified(int index) {
+        if (index == RX) {
+            kick(); // new receive buffers: waiting frames may fit now
+            return;
+        }
+        if (inlineNotify) {
+            runLock.lock();
+            try {
+                if (index == TX) {
+                    drainTx();
+                } else if (index == CTRL) {
+                    drainCtrl();
+                }
+            } catch (RuntimeException e) {
+                failed(e);
+            } finally {
+                runLock.unlock();
+            }
+            return;
+        }
+        if (index == TX) {
+            txKicked.set(true);
+        } else if (index == CTRL) {
+            txKicked.set(true);
+        }
+        kick();
+    }
+
+    /** Waits for the work in progress; frames waiting in the backend stay there. */
+    @Override
+    public void reset() {
+        runLock.lock();
+        try {
+            txKicked.set(false);
+            synchronized (this) {
+                System.arraycopy(defaultMac, 0, mac, 0, 6);
+            }
+        } finally {
+            runLock.unlock();
+        }
+    }
+
+    @Override
+    public void queueReset(int index) {
+        runLock.lock();
+        runLock.unlock(); // the queue's work in progress has finished; nothing else is held per queue
+    }
+
+    @Override
+    public boolean runsOnDeviceThread() {
+        return Thread.currentThread() == worker || runLock.isHeldByCurrentThread();
+    }
+
+    /** {@return frames delivered to the guest} */
+    public long rxFrames() {
+        return rxFrames.get();
+    }
+
+    /**
+     * {@return received frames the device dropped: larger than a receive chain without
+     * MRG_RXBUF, larger than a whole ring of buffers, or whose buffers could not be written}
+     */
+    public long rxDropped() {
+        return rxDropped.get();
+    }
+
+    /** {@return frames the guest transmitted that the backend sent} */
+    public long txFrames() {
+        return txFrames.get();
+    }
+
+    /** {@return frames the guest transmitted that were dropped here or by the backend} */
+    public long txDropped() {
+        return txDropped.get();
+    }
+
+    /** {@return whether the worker has nothing to do: no kick pending and no work running} */
+    public boolean isIdle() {
+        return !kicked.get() && !runLock.isLocked();
+    }
+
+    /** Stops the worker thread (work in progress finishes first). Idempotent. */
+    @Override
+    public void close() {
+        closed = true;
+        LockSupport.unpark(worker);
+        try {
+            worker.join(30_000);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    private void kick() {
+        if (kicked.compareAndSet(false, true)) {
+            LockSupport.unpark(worker);
+        }
+    }
+
+    /**
+     * The backend's thread reports the link: the configuration interrupt is raised from the
+     * worker, so that every interrupt of the device comes from a thread of its own (the backend's
+     * may end with the connection).
+     */
+    private void linkChanged(boolean up) {
+        if (linkUp != up) {
+            linkUp = up;
+            linkKicked.set(true);
+            kick();
+        }
+    }
+
+    private void work() {
+        while (!closed) {
+            if (!kicked.getAndSet(false)) {
+                LockSupport.park(this);
+                continue;
+            }
+            if (linkKicked.getAndSet(false) && bus != null) {
+                bus.configChanged();
+            }
+            runLock.lock();
+            try {
+                if (txKicked.getAndSet(false)) {
+                    drainTx();
+                    drainCtrl();
+                }
+                drainRx();
+            } catch (RuntimeException e) {
+                failed(e);
+            } finally {
+                runLock.unlock();
+            }
+        }
+    }
+
+    /** A device bug must not end the worker silently: the device breaks, visibly. */
+    private void failed(RuntimeException e) {
+        LOG.log(System.Logger.Level.ERROR, "virtio-net failed", e);
+        bus.needsReset("internal error: " + e);
+    }
+
+    // ------------------------------------------------------------------ receive
+
+    /** Delivers waiting frames while the driver has buffers for them. Under runLock. */
+    private void drainRx() {
+        while (rx.headLength() > 0 && bus.isLive()) {
+            if (!deliverHead()) {
+                return;
+            }
+        }
+    }
+
+    /**
+     * Delivers or drops the frame at the head of the backend's queue; false if it must wait for
+     * buffers (or the queue is not usable).
+     */
+    private boolean deliverHead() {
+        int length = rx.headLength();
+        Virtqueue q = bus.queue(RX);
+        boolean mergeable = (bus.negotiatedFeatures() & F_MRG_RXBUF) != 0;
+        int header = headerBytes();
+        int taken;
+        String broken = null;
+        synchronized (q) {
+            if (!q.isEnabled()) {
+                return false;
+            }
+            taken = take(q, mergeable, header, length);
+            if (taken < 0) {
+                // QEMU's virtio_net_has_buffers: ask for a notification, then look once more
+                q.setNotification(true);
+                taken = take(q, mergeable, header, length);
+            }
+            if (taken == -2) {
+                broken = q.error();
+            } else if (taken >= 0) {
+                q.setNotification(false);
+            }
+        }
+        if (broken != null) {
+            bus.needsReset("virtio-net receive queue: " + broken);
+            return false;
+        }
+        if (taken < 0) {
+            return false;
+        }
+        for (int i = 0; i < taken; i++) {
+            if (rxChains[i].writable().count() == 0) {
+                synchronized (q) {
+                    q.unpop(taken);
+                }
+                bus.needsReset("virtio-net receive queue contains no in buffers");
+                return false;
+            }
+        }
+        if (dataCapacity(taken, header) < length) {
+            // no MRG_RXBUF and the chain is too small, or a full ring of buffers is: drop the
+            // frame, keep the buffers for the next one
+            synchronized (q) {
+                q.unpop(taken);
+            }
+            rx.removeHead();
+            rxDropped.incrementAndGet();
+            return true;
+        }
+        return write(q, length, taken, mergeable, header);
+    }
+
+    /** The virtio_net_hdr's size: 12 bytes with VERSION_1 or MRG_RXBUF, else the legacy 10. */
+    private int headerBytes() {
+        return (bus.negotiatedFeatures() & (VirtioPci.F_VERSION_1 | F_MRG_RXBUF)) != 0 ? HEADER_BYTES
+                : BASE_HEADER_BYTES;
+    }
+
+    /** Frame bytes the first {@code taken} chains hold after the header (which goes in the first). */
+    private long dataCapacity(int taken, int header) {
+        long bytes = 0;
+        for (int i = 0; i < taken; i++) {
+            long size = rxChains[i].writable().size();
+            bytes += i == 0 ? Math.max(0, size - header) : size;
+        }
+        return bytes;
+    }
+
+    /**
+     * Takes receive chains until they hold a frame of {@code length} bytes after the header (one
+     * chain without MRG_RXBUF). Under the queue's lock.
+     *
+     * @return chains taken; -1 if there are not enough (none is kept), -2 if the ring is broken
+     */
+    private int take(Virtqueue q, boolean mergeable, int header, int length) {
+        int taken = 0;
+        long bytes = 0;
+        while (taken == 0 || (mergeable && bytes < length)) {
+            if (taken == q.size()) {
+                return taken; // a whole ring's worth and still short: the caller drops the frame
+            }
+            if (rxChains[taken] == null) {
+                rxChains[taken] = new DescriptorChain();
+            }
+            Virtqueue.Pop pop = q.pop(rxChains[taken]);
+            if (pop != Virtqueue.Pop.CHAIN) {
+                q.unpop(taken);
+                return pop == Virtqueue.Pop.BROKEN ? -2 : -1;
+            }
+            long size = rxChains[taken].writable().size();
+            bytes += taken == 0 ? Math.max(0, size - header) : size;
+            taken++;
+        }
+        return taken;
+    }
+
+    /** Writes the frame into the chains taken, as one packet, and uses them. */
+    private boolean write(Virtqueue q, int length, int taken, boolean mergeable, int header) {
+        rxSg.reset();
+        int headerPart = 0;
+        int left = length;
+        int used = 0;
+        for (int i = 0; i < taken && (i == 0 || left > 0); i++) {
+            SgList in = rxChains[i].writable();
+            long size = in.size();
+            int data;
+            if (i == 0) {
+                headerPart = (int) Math.min(size, header);
+                data = (int) Math.min(size - headerPart, left);
+                if (mergeable) {
+                    slice(in, 0, headerPart + data);
+                } else {
+                    // bytes 10-11 are not written without MRG_RXBUF: leave them out of the packet
+                    slice(in, 0, Math.min(headerPart, BASE_HEADER_BYTES));
+                    slice(in, headerPart, data);
+                    headerPart = Math.min(headerPart, BASE_HEADER_BYTES);
+                }
+                rxLengths[i] = header + data; // QEMU counts the header even in a chain too small for it
+            } else {
+                data = (int) Math.min(size, left);
+                slice(in, 0, data);
+                rxLengths[i] = data;
+            }
+            left -= data;
+            used = i + 1;
+        }
+        IoVector iov;
+        try {
+            iov = rxPacket.map(rxSg, DmaDirection.FROM_DEVICE);
+        } catch (DmaAccessException e) {
+            synchronized (q) {
+                q.unpop(taken);
+            }
+            rx.removeHead();
+            rxDropped.incrementAndGet();
+            bus.needsReset("virtio-net receive buffers cannot be written: " + e.getMessage());
+            return false;
+        }
+        AccessResult result;
+        try {
+            iov.fill(0, (byte) 0, Math.min(headerPart, BASE_HEADER_BYTES));
+            if (mergeable && headerPart > BASE_HEADER_BYTES) {
+                numBuffers.set(ValueLayout.JAVA_BYTE, 0, (byte) used);
+                numBuffers.set(ValueLayout.JAVA_BYTE, 1, (byte) (used >>> 8));
+                iov.copyFrom(BASE_HEADER_BYTES, numBuffers.asSlice(0, headerPart - BASE_HEADER_BYTES));
+            }
+            rx.copyHead(0, iov, headerPart, length);
+        } finally {
+            result = rxPacket.complete(rxSg.size());
+        }
+        rx.removeHead();
+        if (result.failed()) {
+            synchronized (q) {
+                q.unpop(taken);
+            }
+            rxDropped.incrementAndGet();
+            bus.needsReset("virtio-net receive buffers cannot be written (a device's handler failed)");
+            return false;
+        }
+        boolean notify;
+        synchronized (q) {
+            if (taken > used) {
+                q.unpop(taken - used);
+            }
+            for (int i = 0; i < used; i++) {
+                q.push(rxChains[i].head(), rxLengths[i]);
+            }
+            notify = q.shouldNotify();
+        }
+        rxFrames.incrementAndGet();
+        if (notify) {
+            bus.interruptQueue(RX);
+        }
+        return true;
+    }
+
+    /** Appends bytes {@code [from, from + length)} of {@code list} to rxSg. */
+    private void slice(SgList list, long from, long length) {
+        appendSlice(list, from, length, rxSg);
+    }
+
+    private static void appendSlice(SgList list, long from, long length, SgList to) {
+        long skip = from;
+        long left = length;
+        for (int i = 0; i < list.count() && left > 0; i++) {
+            long len = list.length(i);
+            if (skip >= len) {
+                skip -= len;
+                continue;
+            }
+            long n = Math.min(len - skip, left);
+            to.add(list.address(i) + skip, n);
+            left -= n;
+            skip = 0;
+        }
+    }
+
+    // ------------------------------------------------------------------ transmit
+
+    /** Sends what the driver made available on the transmit queue. Under runLock. */
+    private void drainTx() {
+        Virtqueue q = bus.queue(TX);
+        while (true) {
+            synchronized (q) {
+                q.setNotification(false);
+            }
+            while (true) {
+                if (!bus.isLive()) {
+                    return;
+                }
+                Virtqueue.Pop pop;
+                String why;
+                synchronized (q) {
+                    pop = q.pop(txChain);
+                    why = q.error();
+                }
+                if (pop == Virtqueue.Pop.EMPTY && why == null) {
+                    break;
+                }
+                if (pop != Virtqueue.Pop.CHAIN) {
+                    bus.needsReset("virtio-net transmit queue: " + why);
+                    return;
+                }
+                if (!transmit(q)) {
+                    return;
+                }
+            }
+            boolean empty;
+            synchronized (q) {
+                q.setNotification(true);
+                empty = q.isEmpty();
+            }
+            if (empty) {
+                return;
+            }
+        }
+    }
+
+    /** Sends the frame in txChain and uses the chain; false if the device broke. */
+    private boolean transmit(Virtqueue q) {
+        SgList out = txChain.readable();
+        if (out.count() < 1) {
+            synchronized (q) {
+                q.detach();
+            }
+            bus.needsReset("virtio-net header not in first element");
+            return false;
+        }
+        int header = headerBytes();
+        if (out.size() < header) {
+            synchronized (q) {
+                q.detach();
+            }
+            bus.needsReset("virtio-net header incorrect");
+            return false;
+        }
+        long length = out.size() - header;
+        if (length < 1 || length > RxQueue.MAX_FRAME_BYTES) {
+            txDropped.incrementAndGet();
+        } else {
+            txSg.reset();
+            appendSlice(out, header, length, txSg);
+            send();
+        }
+        boolean notify;
+        synchronized (q) {
+            q.push(txChain.head(), 0);
+            notify = q.shouldNotify();
+        }
+        if (notify) {
+            bus.interruptQueue(TX);
+        }
+        return true;
+    }
+
+    private void send() {
+        IoVector frame;
+        try {
+            frame = txPacket.map(txSg, DmaDirection.TO_DEVICE);
+        } catch (DmaAccessException e) {
+            txDropped.incrementAndGet();
+            return;
+        }
+        try {
+            if (backend.transmit(frame)) {
+                txFrames.incrementAndGet();
+            } else {
+                txDropped.incrementAndGet();
+            }
+        } catch (IOException | IllegalArgumentException e) {
+            txDropped.incrementAndGet(); // a closed backend: the frame is lost as on a cut cable
+        } finally {
+            txPacket.complete(0);
+        }
+    }
+
+    // ------------------------------------------------------------------ control
+
+    /** Answers every control command with VIRTIO_NET_ERR: no control feature is offered. Under runLock. */
+    private void drainCtrl() {
+        Virtqueue q = bus.queue(CTRL);
+        while (bus.isLive()) {
+            Virtqueue.Pop pop;
+            String why;
+            synchronized (q) {
+                pop = q.pop(ctrlChain);
+                why = q.error();
+            }
+            if (pop == Virtqueue.Pop.EMPTY && why == null) {
+                return;
+            }
+            if (pop != Virtqueue.Pop.CHAIN) {
+                bus.needsReset("virtio-net control queue: " + why);
+                return;
+            }
+            if (ctrlChain.readable().size() < 2 || ctrlChain.writable().size() < 1) {
+                synchronized (q) {
+                    q.detach();
+                }
+                bus.needsReset("virtio-net ctrl missing headers");
+                return;
+            }
+            memory.write(ctrlChain.writable().address(0), ctrlStatus);
+            boolean notify;
+            synchronized (q) {
+                q.push(ctrlChain.head(), 1);
+                notify = q.shouldNotify();
+            }
+            if (notify) {
+                bus.interruptQueue(CTRL);
+            }
+        }
+    }
+}
