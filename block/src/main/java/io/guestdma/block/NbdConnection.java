@@ -800,14 +800,15 @@ final class NbdConnection {
     // ------------------------------------------------------------------ the reader
 
     /**
-     * Holding the reader role: reads replies until {@code own} is done (or the connection dies).
+     * Holding the reader role: reads replies until {@code own} is done (or the connection dies);
+     * with {@code own} null, until the connection ends.
      *
      * @return whether the role may be released; false once the connection is dead, since the role
      *     then stays taken for good
      */
     private boolean readUntilDone(Slot own) {
         try {
-            while (own.state == PENDING) {
+            while (own == null || own.state == PENDING) {
                 readReply();
             }
             return true;
@@ -1100,15 +1101,11 @@ final class NbdConnection {
     private void drainUntilClosed(long nanos) {
         try {
             socket.receiveTimeout(nanos);
-            while (true) {
-                readReply();
-            }
         } catch (IOException e) {
             takeDown(e);
-        } catch (RuntimeException | Error e) {
-            takeDown(new IOException("reading replies from " + name + " failed", e));
-            throw e;
+            return;
         }
+        readUntilDone(null);
     }
 
     private void awaitDead(long nanos) {
