@@ -149,18 +149,10 @@ public final class Virtqueue {
             avail = memory.ramView(availAddress, 6L + 2L * size, ByteOrder.LITTLE_ENDIAN, false);
             used = memory.ramView(usedAddress, 6L + 8L * size, ByteOrder.LITTLE_ENDIAN, true);
         } catch (DmaAccessException | IllegalStateException e) {
-            desc = null;
-            avail = null;
-            used = null;
+            disable();
             return fail("ring not in guest RAM: " + e.getMessage());
         }
-        lastAvail = 0;
-        shadowAvail = 0;
-        usedIdx = 0;
-        inUse = 0;
-        signalledUsed = 0;
-        signalledUsedValid = false;
-        error = null;
+        clearProgress();
         enabled = true;
         return true;
     }
@@ -215,12 +207,14 @@ public final class Virtqueue {
 
     /** Back to the power-on state: disabled, default size, no error. */
     public void reset() {
-        enabled = false;
+        disable();
         eventIdx = false;
-        desc = null;
-        avail = null;
-        used = null;
         size = defaultSize;
+        clearProgress();
+    }
+
+    /** Indices at 0, nothing taken, nothing signalled, no error: a ring's start. */
+    private void clearProgress() {
         lastAvail = 0;
         shadowAvail = 0;
         usedIdx = 0;
