@@ -7,6 +7,7 @@
 module io.guestdma.machine {
     requires transitive io.guestdma.ide;
     requires transitive io.guestdma.virtio;
+    requires transitive io.guestdma.migration;
     requires com.fasterxml.jackson.databind;
     // sun.misc.Signal: SIGTERM must end the machine with status 0, as libqtest expects of QEMU
     requires jdk.unsupported;

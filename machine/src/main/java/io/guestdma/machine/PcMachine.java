@@ -14,6 +14,7 @@ import io.guestdma.ide.IrqLine;
 import io.guestdma.ide.PiixIde;
 import io.guestdma.memory.GuestMemory;
 import io.guestdma.memory.IoVector;
+import io.guestdma.migration.DeviceState;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
@@ -70,6 +71,8 @@ public final class PcMachine implements AutoCloseable {
     private PortBus.Mapping busMasterWindow;
     private long busMasterBase = -1;
     private int resetControl;
+    /** State sections in the order a destination loads them, added while the machine is built. */
+    private final List<DeviceState> stateSections = new ArrayList<>();
 
     /**
      * Builds the machine, opens its drives and creates its devices: first the {@code if=ide}
@@ -418,6 +421,27 @@ public final class PcMachine implements AutoCloseable {
                 irqListener.irqChanged(line, level);
             }
         }
+    }
+
+    /** Adds a section to the machine's migration state, after those added before it. */
+    void addState(DeviceState section) {
+        for (DeviceState existing : stateSections) {
+            if (existing.sectionId().equals(section.sectionId())) {
+                throw new IllegalStateException("two state sections named " + section.sectionId());
+            }
+        }
+        stateSections.add(section);
+    }
+
+    /**
+     * The machine's state as migration sections, in the order a destination loads them: the
+     * machine's own (PCI configuration, interrupt routing) first, then each device in the order
+     * it was wired. A destination built from the same configuration has the same list.
+     *
+     * @return an unmodifiable snapshot of the list
+     */
+    public List<DeviceState> deviceStates() {
+        return List.copyOf(stateSections);
     }
 
     /** {@return the guest's physical address space} */

@@ -40,6 +40,7 @@ final class ProcessTarget implements Target {
                     jarOf(io.guestdma.ide.PiixIde.class),
                     jarOf(io.guestdma.virtio.VirtioPci.class),
                     jarOf(io.guestdma.net.NetBackend.class),
+                    jarOf(io.guestdma.migration.DeviceState.class),
                     Path.of(io.guestdma.block.BlockBackend.class.getProtectionDomain().getCodeSource().getLocation()
                             .toURI()).toString(),
                     Path.of(GuestMemory.class.getProtectionDomain().getCodeSource().getLocation().toURI()).toString(),
