@@ -5,6 +5,7 @@ import io.guestdma.block.BlkdebugConfig;
 import io.guestdma.block.BlockBackend;
 import io.guestdma.block.BlockOptions;
 import io.guestdma.block.FileChannelBackend;
+import io.guestdma.block.ForwardingBackend;
 import io.guestdma.block.LocalImage;
 import io.guestdma.block.NativeBackend;
 import io.guestdma.block.NbdAddress;
@@ -13,10 +14,8 @@ import io.guestdma.ide.ErrorPolicy;
 import io.guestdma.ide.IrqLine;
 import io.guestdma.ide.PiixIde;
 import io.guestdma.memory.GuestMemory;
-import io.guestdma.memory.IoVector;
 import io.guestdma.migration.DeviceState;
 import java.io.IOException;
-import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -289,50 +288,14 @@ public final class PcMachine implements AutoCloseable {
      * QEMU's default {@code discard=ignore}: TRIM ranges are checked by the drive as usual, but
      * the image keeps its data.
      */
-    private record IgnoredDiscards(BlockBackend image) implements BlockBackend {
-        @Override
-        public long size() {
-            return image.size();
-        }
-
-        @Override
-        public boolean isReadOnly() {
-            return image.isReadOnly();
-        }
-
-        @Override
-        public void readv(long offset, IoVector iov) throws IOException {
-            image.readv(offset, iov);
-        }
-
-        @Override
-        public void writev(long offset, IoVector iov) throws IOException {
-            image.writev(offset, iov);
-        }
-
-        @Override
-        public void read(long offset, ByteBuffer dst) throws IOException {
-            image.read(offset, dst);
-        }
-
-        @Override
-        public void write(long offset, ByteBuffer src) throws IOException {
-            image.write(offset, src);
-        }
-
-        @Override
-        public void flush() throws IOException {
-            image.flush();
+    private static final class IgnoredDiscards extends ForwardingBackend {
+        IgnoredDiscards(BlockBackend image) {
+            super(image);
         }
 
         @Override
         public void discard(long offset, long length) {
             // ignored, as QEMU ignores discards unless -drive discard=unmap
-        }
-
-        @Override
-        public void close() throws IOException {
-            image.close();
         }
     }
 
