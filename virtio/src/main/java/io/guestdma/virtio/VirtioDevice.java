@@ -64,6 +64,27 @@ public interface VirtioDevice {
     /** {@return the feature bits the device offers, VIRTIO_F_VERSION_1 and the ring features included} */
     long features();
 
+    /**
+     * The features a legacy driver gets when it acknowledges VIRTIO_F_BAD_FEATURE, a sign that it
+     * does not negotiate properly (QEMU's bad_features): what the device can assume any driver
+     * handles. The transport keeps only the bits the device offers.
+     *
+     * @return feature bits in the low 32; the default is none
+     */
+    default long legacyBadFeatures() {
+        return 0;
+    }
+
+    /**
+     * Feature bits offered to a legacy driver only, on top of {@link #features()}' low 32 bits
+     * (QEMU's legacy_features of the device class, e.g. virtio-net's GSO).
+     *
+     * @return feature bits in the low 32; the default is none
+     */
+    default long legacyOnlyFeatures() {
+        return 0;
+    }
+
     /** {@return the number of queues} */
     int queueCount();
 

@@ -56,6 +56,10 @@ public final class VirtioNet implements VirtioDevice, AutoCloseable {
     public static final int DEVICE_ID = 1;
     /** Feature bit: the configuration's mac field is valid. */
     public static final long F_MAC = 1L << 5;
+    /** Legacy only: the host takes packets of any GSO type. */
+    private static final long F_LEGACY_GSO = 1L << 6;
+    /** CSUM, HOST_TSO4, HOST_TSO6, HOST_ECN: the rest of QEMU's bad-feature set for legacy drivers. */
+    private static final long LEGACY_SAFE_OFFLOADS = 1L | 1L << 11 | 1L << 12 | 1L << 13;
     /** Feature bit: a received frame may span several receive chains. */
     public static final long F_MRG_RXBUF = 1L << 15;
     /** Feature bit: the configuration's status field is valid. */
@@ -172,6 +176,18 @@ public final class VirtioNet implements VirtioDevice, AutoCloseable {
     @Override
     public long features() {
         return features;
+    }
+
+    /** QEMU offers the deprecated VIRTIO_NET_F_GSO to legacy drivers. */
+    @Override
+    public long legacyOnlyFeatures() {
+        return F_LEGACY_GSO;
+    }
+
+    /** QEMU's virtio_net_bad_features: MAC, and the offloads this device does not offer. */
+    @Override
+    public long legacyBadFeatures() {
+        return F_MAC | LEGACY_SAFE_OFFLOADS;
     }
 
     @Override

@@ -305,8 +305,12 @@ class RingFuzzTest {
         for (int i = 0; i < 20_000; i++) {
             int size = 1 << r.nextInt(3);
             try {
-                switch (r.nextInt(6)) {
+                switch (r.nextInt(9)) {
                     case 0 -> bar.read(r.nextInt(VirtioPci.MODERN_BAR_SIZE) & -size, size);
+                    // the legacy BAR: page frame numbers anywhere (RAM, MMIO, past the end), any register
+                    case 6 -> pci.legacyWrite(0x08, 4, r.nextBoolean() ? r.nextInt(RAM >>> 12) : r.nextInt());
+                    case 7 -> pci.legacyWrite(r.nextInt(0x40) & -size, size, r.nextInt(4) == 0 ? r.nextInt() : r.nextInt(8));
+                    case 8 -> pci.legacyRead(r.nextInt(0x40) & -size, size);
                     case 1 -> bar.write(r.nextInt(0x40) & -size, size, r.nextInt(8) == 0 ? r.nextLong() : r.nextInt(4));
                     case 2 -> bar.write(r.nextInt(VirtioPci.MODERN_BAR_SIZE) & -size, size, r.nextLong());
                     case 3 -> pci.configWrite(0x40 + r.nextInt(0xc0), 1 + r.nextInt(4), r.nextInt());
