@@ -55,6 +55,7 @@ public final class PcMachine implements AutoCloseable {
     private final List<AutoCloseable> closeLater = new ArrayList<>();
     private final List<io.guestdma.net.NetBackend> netBackends = new ArrayList<>();
     private final List<Runnable> resetActions = new ArrayList<>();
+    private final List<Runnable> resumeActions = new java.util.concurrent.CopyOnWriteArrayList<>();
     private final boolean[] irqLevels = new boolean[16];
     private volatile IrqListener irqListener = (line, level) -> { };
     private volatile java.util.function.Consumer<MachineEvent> eventListener = event -> { };
@@ -508,8 +509,8 @@ public final class PcMachine implements AutoCloseable {
 
     /**
      * Lets a stopped machine run again (QMP {@code cont}): a {@link MachineEvent.Resumed} event,
-     * then the IDE controller resumes and retries a request that an I/O error under a stop policy
-     * held. Does nothing if the machine runs.
+     * then the IDE controller and the virtio-blk devices resume and retry the requests that an I/O
+     * error under a stop policy held. Does nothing if the machine runs.
      *
      * @throws IllegalStateException if the machine is closed
      */
@@ -522,6 +523,9 @@ public final class PcMachine implements AutoCloseable {
             eventListener.accept(new MachineEvent.Resumed());
         }
         ide.resume();
+        for (Runnable action : resumeActions) {
+            action.run();
+        }
     }
 
     /** {@return QMP's name for the run state: "running", "paused", or "io-error" after a stopping I/O error} */
@@ -531,10 +535,25 @@ public final class PcMachine implements AutoCloseable {
         }
     }
 
-    /** The IDE controller's report of a failed request: QEMU's BLOCK_IO_ERROR, and STOP for a stop policy. */
+    /** The IDE controller's report of a failed request. */
     private void backendFailed(io.guestdma.ide.BackendError error) {
-        BlockNode node = ideDrives[error.channel() * 2 + error.unit()];
-        int errno = error.cause() instanceof io.guestdma.memory.posix.PosixException p
+        driveFailed(ideDrives[error.channel() * 2 + error.unit()],
+                error.operation() != io.guestdma.ide.BackendError.Operation.READ,
+                error.action().name(), error.action() == ErrorPolicy.STOP, error.cause());
+    }
+
+    /**
+     * A device's backend failed a request: QEMU's BLOCK_IO_ERROR, then, for a stop policy, the
+     * machine stops in run state io-error (a device holds the request until {@link #cont()}).
+     *
+     * @param node the drive, or null if the device has none
+     * @param write whether the request wrote
+     * @param action the policy's name: REPORT, IGNORE or STOP
+     * @param stop whether the machine stops
+     * @param cause the backend's failure (its errno is reported), or null for EIO
+     */
+    void driveFailed(BlockNode node, boolean write, String action, boolean stop, Throwable cause) {
+        int errno = cause instanceof io.guestdma.memory.posix.PosixException p
                 ? p.errno() : io.guestdma.memory.posix.Errno.EIO;
         String name = node == null ? "" : node.name();
         // a -drive is a named device whose node QEMU names itself ("#block123"); a -blockdev node
@@ -542,12 +561,11 @@ public final class PcMachine implements AutoCloseable {
         boolean drive = node != null && !node.blockdev();
         String nodeName = node == null || node.backend() == null ? null : drive ? "#block-" + name : name;
         MachineEvent.BlockIoError event = new MachineEvent.BlockIoError(drive ? name : "",
-                nodeName, error.operation() == io.guestdma.ide.BackendError.Operation.READ
-                        ? "read" : "write", error.action().name().toLowerCase(java.util.Locale.ROOT),
+                nodeName, write ? "write" : "read", action.toLowerCase(java.util.Locale.ROOT),
                 errno == io.guestdma.memory.posix.Errno.ENOSPC, io.guestdma.memory.posix.Errno.describe(errno));
         synchronized (runLock) {
             eventListener.accept(event);
-            if (error.action() == ErrorPolicy.STOP && runState.equals("running")) {
+            if (stop && runState.equals("running")) {
                 runState = "io-error";
                 eventListener.accept(new MachineEvent.Stopped());
             }
@@ -586,6 +604,11 @@ public final class PcMachine implements AutoCloseable {
     /** A device's reset, run after the machine's own. */
     synchronized void onReset(Runnable action) {
         resetActions.add(action);
+    }
+
+    /** What a device does when the machine continues (QMP cont): retry requests a stop policy held. */
+    void onResume(Runnable action) {
+        resumeActions.add(action);
     }
 
     /** Stops the IDE controller, closes the images and frees guest RAM. Idempotent. */

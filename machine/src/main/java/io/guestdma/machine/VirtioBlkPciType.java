@@ -13,8 +13,8 @@ import java.util.Set;
  * ({@code SLOT[.FN]} in hex; absent: the first free slot), {@code serial},
  * {@code num-queues} (default 1), {@code queue-size} (default 256), {@code vectors} (MSI-X vectors,
  * default queues + 1; 0 for none). The drive's {@code rerror}/{@code werror} apply ({@code report},
- * {@code ignore}, {@code enospc}; {@code stop} is refused, as the machine's stop and cont do not
- * reach virtio devices yet).
+ * {@code ignore}, {@code enospc}, {@code stop}): every failed request is a BLOCK_IO_ERROR event, and
+ * a stop policy stops the machine with the request held until {@code cont} retries it.
  */
 final class VirtioBlkPciType implements DeviceType {
     /** The one instance. */
@@ -74,13 +74,6 @@ final class VirtioBlkPciType implements DeviceType {
         if (node.backend() == null) {
             throw new IllegalArgumentException("Device needs media, but drive is empty");
         }
-        if (node.readPolicy() == io.guestdma.ide.ErrorPolicy.STOP
-                || node.writePolicy() == io.guestdma.ide.ErrorPolicy.STOP) {
-            // VirtioBlk can hold a failed request and retry it (VirtioBlk.resume), but this machine's
-            // stop/cont and BLOCK_IO_ERROR are the IDE's only so far: refuse rather than hang.
-            throw new IllegalArgumentException("rerror=stop and werror=stop are not supported for " + name()
-                    + " in this machine");
-        }
         VirtioBlkConfig config = VirtioBlkConfig.defaults()
                 .withQueues((int) queues)
                 .withSerial(p.string("serial") == null ? "" : p.string("serial"))
@@ -92,6 +85,8 @@ final class VirtioBlkPciType implements DeviceType {
         DeviceAddressSpace busMaster = machine.memory().deviceSpace(name);
         VirtioBlk blk = new VirtioBlk(busMaster, node.backend(), config);
         machine.closeWithMachine(blk);
+        blk.onError((write, action, cause) -> machine.driveFailed(node, write, action.name(), cause));
+        machine.onResume(blk::resume);
         new VirtioPciFunction(machine, slot, fn, blk, busMaster, (int) vectors, VirtioPci.CLASS_STORAGE_SCSI, name);
     }
 

@@ -121,6 +121,7 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
     private volatile boolean writeCache = true;
     private volatile boolean stopped;
     private volatile Runnable stopListener = () -> { };
+    private volatile ErrorListener errorListener = (write, action, cause) -> { };
     private Bus bus;
 
     /**
@@ -280,6 +281,31 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
         return false;
     }
 
+    /** Hears about every request the backend fails, whatever the policy did with it (QEMU's BLOCK_IO_ERROR). */
+    @FunctionalInterface
+    public interface ErrorListener {
+        /**
+         * A request failed. Called on the thread that ran it, before the request completes (or, under
+         * STOP, before the device stops); must not block on the device.
+         *
+         * @param write  whether it was a write, flush, discard or write-zeroes (else a read)
+         * @param action what the policy does with it: REPORT, IGNORE or STOP
+         * @param cause  the backend's failure, or null when the device refused the request itself
+         *               (a write to a read-only disk)
+         */
+        void failed(boolean write, ErrorPolicy action, Throwable cause);
+    }
+
+    /**
+     * Sets who hears about failed requests; replaces any earlier listener.
+     *
+     * @param listener the callback
+     * @throws NullPointerException if listener is null
+     */
+    public void onError(ErrorListener listener) {
+        errorListener = Objects.requireNonNull(listener, "listener");
+    }
+
     /**
      * Sets what runs (on an I/O thread) when a request fails under the STOP policy and the device
      * stops; replaces any earlier listener.
@@ -380,6 +406,8 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
         private DmaBlockIo.Status transferStatus;
         /** A request held by the STOP policy, retried on resume. */
         private boolean holding;
+        /** Why the backend failed the current request, for the error listener. */
+        private Throwable failure;
         /** Bumped by a reset: a drain that started before stops touching the queue. */
         private volatile int epoch;
 
@@ -503,6 +531,7 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
 
         /** Runs the request in {@code chain}; false if the queue must stop (held, broken, reset). */
         private boolean process(Virtqueue q, int startEpoch) {
+            failure = null;
             SgList out = chain.readable();
             SgList in = chain.writable();
             if (out.count() < 1 || in.count() < 1) {
@@ -561,6 +590,7 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
             }
             if (result == Result.IO_ERROR) {
                 ErrorPolicy policy = write ? config.writePolicy() : config.readPolicy();
+                errorListener.failed(write, policy, failure);
                 if (policy == ErrorPolicy.STOP) {
                     hold();
                     return false;
@@ -659,6 +689,7 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
                 backend.flush();
                 return Result.OK;
             } catch (IOException | RuntimeException e) {
+                failure = e;
                 return Result.IO_ERROR;
             }
         }
@@ -691,6 +722,7 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
                 }
                 return writeCache ? Result.OK : flush();
             } catch (IOException | RuntimeException e) {
+                failure = e;
                 return Result.IO_ERROR;
             }
         }
@@ -810,6 +842,9 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
 
         @Override
         public void completed(DmaBlockIo.Status status, long bytesDone, Throwable cause) {
+            if (cause != null) {
+                failure = cause;
+            }
             transferStatus = status;
             transferDone = true;
             finished.signalAll();
