@@ -132,6 +132,9 @@ public final class PcMachine implements AutoCloseable {
         ports.map(FwCfg.IO_PORT, 2, fwCfg.io);
         ports.map(FwCfg.DMA_PORT, 8, fwCfg.dmaPort);
         decodeIde();
+        // the machine's own section first: PCI decoding is in place before devices load
+        addState(new MachineState(this, fwCfg));
+        addState(ide.migrationState());
 
         try {
             DeviceContext context = new DeviceContext(this);
@@ -411,6 +414,16 @@ public final class PcMachine implements AutoCloseable {
                 reset();
             }
         }
+    }
+
+    /** {@return the reset control register's stored bit (bit 1)} */
+    int resetControl() {
+        return resetControl;
+    }
+
+    /** Restores the reset control register's stored bit, as a migration does. */
+    void resetControl(int value) {
+        resetControl = value & 0x02;
     }
 
     /** Drives an ISA interrupt line; listeners hear changes only. */
