@@ -6,7 +6,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import io.guestdma.memory.GuestMemory;
 import io.guestdma.migration.MigrationFormatException;
 import io.guestdma.migration.StateReader;
-import java.util.Arrays;
+import io.guestdma.migration.testing.SectionMutation;
 import java.util.List;
 import net.jqwik.api.ForAll;
 import net.jqwik.api.Property;
@@ -64,17 +64,7 @@ class IdeMigrationProperties {
             @ForAll @Size(max = 4) List<@IntRange(min = 0, max = Integer.MAX_VALUE) Integer> anywhere,
             @ForAll @Size(min = 10, max = 10) List<Byte> values,
             @ForAll @IntRange(min = 0, max = 99) int cut) {
-        byte[] section = SECTION.clone();
-        int v = 0;
-        for (int at : nearTheFront) {
-            section[at % section.length] = values.get(v++ % values.size());
-        }
-        for (int at : anywhere) {
-            section[at % section.length] = values.get(v++ % values.size());
-        }
-        if (cut >= 90) {
-            section = Arrays.copyOf(section, section.length * (cut - 90) / 10);
-        }
+        byte[] section = SectionMutation.apply(SECTION, nearTheFront, anywhere, values, cut);
         FaultyBackend[] faulty = new FaultyBackend[1];
         try (IdeRig rig = rig(faulty)) {
             StateReader in = new StateReader("piix-ide", section);

@@ -5,11 +5,11 @@ import static org.assertj.core.api.Assertions.assertThat;
 import io.guestdma.migration.DeviceState;
 import io.guestdma.migration.MigrationFormatException;
 import io.guestdma.migration.StateReader;
+import io.guestdma.migration.testing.SectionMutation;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.Arrays;
 import java.util.List;
 import net.jqwik.api.ForAll;
 import net.jqwik.api.Property;
@@ -62,17 +62,7 @@ class MachineMigrationProperties {
             @ForAll @Size(max = 4) List<@IntRange(min = 0, max = Integer.MAX_VALUE) Integer> anywhere,
             @ForAll @Size(min = 10, max = 10) List<Byte> values,
             @ForAll @IntRange(min = 0, max = 99) int cut) throws IOException {
-        byte[] section = SECTIONS.get(which).clone();
-        int v = 0;
-        for (int at : nearTheFront) {
-            section[at % section.length] = values.get(v++);
-        }
-        for (int at : anywhere) {
-            section[at % section.length] = values.get(v++);
-        }
-        if (cut >= 90) {
-            section = Arrays.copyOf(section, section.length * (cut - 90) / 10);
-        }
+        byte[] section = SectionMutation.apply(SECTIONS.get(which), nearTheFront, anywhere, values, cut);
         try (PcMachine m = machine(DIR.resolve("a.img"))) {
             m.stop();
             DeviceState state = m.deviceStates().get(which);
