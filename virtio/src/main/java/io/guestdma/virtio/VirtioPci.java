@@ -845,11 +845,10 @@ public final class VirtioPci {
             broken = loadedBroken;
             System.arraycopy(table, 0, msixTable, 0, table.length);
             pending = loadedPending;
-        }
-        device.loadState(in);
-        synchronized (irqLock) {
             setIntx(loadedIntx);
         }
+        // last: the device may raise an interrupt as it loads (a link that changed)
+        device.loadState(in);
     }
 
     private int checkVector(io.guestdma.migration.StateReader in, String field, int vector)
