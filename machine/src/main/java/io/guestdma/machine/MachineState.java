@@ -15,7 +15,8 @@ import io.guestdma.migration.StateWriter;
  *
  * <p>Interrupt levels are not restored from here: every line is driven by a device (the IDE's by
  * its channels, PCI INTx through the PIRQ router), and each device section drives its line to
- * the saved level when it loads, so the levels follow from the devices.
+ * the saved level when it loads, so the levels follow from the devices; {@link InterruptLevels}
+ * checks them last.
  */
 final class MachineState implements DeviceState {
     private final PcMachine machine;

@@ -157,6 +157,8 @@ public final class PcMachine implements AutoCloseable {
                         where + ": '" + device.driver() + "' is not a valid device model name"));
                 realize(type, device.properties(), where, config, context);
             }
+            // last: checks the interrupt levels the device sections drove as they loaded
+            addState(new InterruptLevels(this));
         } catch (IOException | RuntimeException e) {
             closeQuietly(e);
             throw e;
@@ -448,8 +450,10 @@ public final class PcMachine implements AutoCloseable {
 
     /**
      * The machine's state as migration sections, in the order a destination loads them: the
-     * machine's own (PCI configuration, interrupt routing) first, then each device in the order
-     * it was wired. A destination built from the same configuration has the same list.
+     * machine's own ({@code "pc"}: PCI configuration, interrupt routing, clock) first, then each
+     * device in the order it was wired ({@code "piix-ide"}, {@code "virtio-blk@SS.F"}, ...), and
+     * last {@code "pc-irq"}, which checks that the interrupt levels the devices drove as they
+     * loaded are the source's. A destination built from the same configuration has the same list.
      *
      * @return an unmodifiable snapshot of the list
      */

@@ -203,7 +203,7 @@ class MachineMigrationTest {
             List<byte[]> sections = saveAll(src);
             try (PcMachine dst = destination()) {
                 assertThat(dst.deviceStates()).extracting(DeviceState::sectionId)
-                        .containsExactly("pc", "piix-ide");
+                        .containsExactly("pc", "piix-ide", "pc-irq");
                 copyRam(src, dst);
                 loadAll(dst, sections);
                 assertSameGuestView(src, dst);
@@ -280,6 +280,25 @@ class MachineMigrationTest {
                 dst.clock().step(5000);
                 assertThatThrownBy(() -> section.load(new StateReader("pc", pc), 1))
                         .isInstanceOf(MigrationFormatException.class).hasMessageContaining("virtual time");
+            }
+        }
+    }
+
+    @Test
+    void interruptLevelsThatTheDevicesDidNotRestoreAreRefused() throws Exception {
+        try (PcMachine src = source()) {
+            driveToMidActivity(src);
+            List<byte[]> sections = saveAll(src);
+            assertThat(src.irqLevel(15)).as("the secondary channel's PIO block is ready").isTrue();
+            try (PcMachine dst = destination()) {
+                copyRam(src, dst);
+                dst.stop();
+                // the IDE section left out: IRQ 15 stays low on the destination
+                DeviceState pc = dst.deviceStates().get(0);
+                pc.load(new StateReader("pc", sections.get(0)), 1);
+                DeviceState irq = dst.deviceStates().get(2);
+                assertThatThrownBy(() -> irq.load(new StateReader("pc-irq", sections.get(2)), 1))
+                        .isInstanceOf(MigrationFormatException.class).hasMessageContaining("IRQ 15 was high");
             }
         }
     }
@@ -376,7 +395,7 @@ class MachineMigrationTest {
             Files.copy(dir.resolve("v.img"), dir.resolve("w.img"));
             try (PcMachine dst = virtioMachine("w.img")) {
                 assertThat(dst.deviceStates()).extracting(DeviceState::sectionId)
-                        .containsExactly("pc", "piix-ide", "virtio-blk@04.0");
+                        .containsExactly("pc", "piix-ide", "virtio-blk@04.0", "pc-irq");
                 copyRam(src, dst);
                 loadAll(dst, sections);
                 assertThat(dst.irqLevel(9)).as("the loaded transport drives its line").isTrue();
