@@ -163,14 +163,7 @@ class IdeMigrationTest {
         // executor that has not run the task yet): the section carries it as a restart.
         java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newSingleThreadExecutor();
         java.util.concurrent.CountDownLatch gate = new java.util.concurrent.CountDownLatch(1);
-        try (IdeRig src = IdeRig.builder().executor(task -> pool.execute(() -> {
-            try {
-                gate.await();
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
-            task.run();
-        })).build()) {
+        try (IdeRig src = IdeRig.builder().executor(gated(pool, gate)).build()) {
             byte[] data = pattern(8192, 5);
             src.writeDisk(500 * 512, data);
             src.writePrdt(PRDT_ADDR, new long[][] {{BUF_ADDR, 8192 | PRD_EOT}});
@@ -178,12 +171,7 @@ class IdeMigrationTest {
             src.ide.busMasterWrite(BM_PRDT, 4, (int) PRDT_ADDR);
             src.command(CMD_READ_DMA, 500, 16);
             src.bmWrite(BM_CMD, BM_START | BM_TO_MEMORY);
-            Thread pauser = Thread.ofPlatform().start(src.ide::pause);
-            while (!src.ide.isPaused()) {
-                Thread.onSpinWait();
-            }
-            gate.countDown();
-            pauser.join();
+            pauseBeforeTheTransfer(src, gate);
             try (IdeRig dst = migrate(src, () -> IdeRig.builder().build())) {
                 assertThat(dst.ram(BUF_ADDR, 8192)).containsOnly((byte) 0);
                 dst.ide.resume();
@@ -194,6 +182,57 @@ class IdeMigrationTest {
             }
             src.ide.resume();
             src.waitNotBusy();
+        } finally {
+            gate.countDown();
+            pool.shutdown();
+        }
+    }
+
+    /** An executor whose tasks wait for {@code gate}: a pause can land before a transfer moves. */
+    private static java.util.concurrent.Executor gated(java.util.concurrent.ExecutorService pool,
+                                                       java.util.concurrent.CountDownLatch gate) {
+        return task -> pool.execute(() -> {
+            try {
+                gate.await();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            task.run();
+        });
+    }
+
+    /** Pauses from another thread, lets the gated transfer run into the pause, and waits. */
+    private static void pauseBeforeTheTransfer(IdeRig rig, java.util.concurrent.CountDownLatch gate)
+            throws InterruptedException {
+        Thread pauser = Thread.ofPlatform().start(rig.ide::pause);
+        while (!rig.ide.isPaused()) {
+            Thread.onSpinWait();
+        }
+        gate.countDown();
+        pauser.join();
+    }
+
+    @Test
+    void atapiDmaParkedByAPauseIsRedoneOnTheDestination() throws Exception {
+        java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newSingleThreadExecutor();
+        java.util.concurrent.CountDownLatch gate = new java.util.concurrent.CountDownLatch(1);
+        try (IdeRig src = IdeRig.builder().sectors(4096).executor(gated(pool, gate))
+                .configure(c -> DriveConfig.cdrom(c.backend())).build()) {
+            src.writeDisk(0, pattern(2 * 1024 * 1024, 5));
+            src.writePrdt(PRDT_ADDR, new long[][] {{BUF_ADDR, 2 * 2048 | PRD_EOT}});
+            src.ide.busMasterWrite(BM_PRDT, 4, (int) PRDT_ADDR);
+            AtapiTest.packet(src, AtapiTest.read10(6, 2), 0, true);
+            src.bmWrite(BM_CMD, BM_START | BM_TO_MEMORY);
+            pauseBeforeTheTransfer(src, gate);
+            try (IdeRig dst = migrate(src, () -> AtapiTest.cdRig(DmaMode.MAP))) {
+                assertThat(dst.ram(BUF_ADDR, 4096)).containsOnly((byte) 0);
+                dst.ide.resume();
+                assertThat(dst.ram(BUF_ADDR, 4096)).isEqualTo(dst.diskBytes(6 * 2048L, 4096));
+                assertThat(dst.bmRead(BM_STATUS)).isEqualTo(BM_INTR);
+                assertThat(dst.inb(REG_STATUS)).isEqualTo(DRDY | DSC);
+                assertThat(dst.inb(REG_NSECTORS) & 3).as("command complete").isEqualTo(3);
+            }
+            src.ide.resume();
         } finally {
             gate.countDown();
             pool.shutdown();
