@@ -10,6 +10,7 @@ import io.guestdma.migration.testing.SectionMutation;
 import java.util.List;
 import net.jqwik.api.ForAll;
 import net.jqwik.api.Property;
+import net.jqwik.api.statistics.Statistics;
 import net.jqwik.api.constraints.IntRange;
 import net.jqwik.api.constraints.Size;
 
@@ -71,12 +72,19 @@ class IdeMigrationProperties {
             try {
                 rig.ide.migrationState().load(in, 1);
                 in.expectEnd();
+                Statistics.collect("loaded");
             } catch (MigrationFormatException refused) {
+                Statistics.collect("refused");
                 assertThat(refused.getMessage()).startsWith("section piix-ide");
                 assertThat(rig.altStatus()).as("left reset").isEqualTo(DRDY | DSC);
             }
             play(rig);
         }
+        // both outcomes must occur, or the property checks less than it says
+        Statistics.coverage(coverage -> {
+            coverage.check("loaded").percentage(p -> p >= 5);
+            coverage.check("refused").percentage(p -> p >= 5);
+        });
     }
 
     /** Every kind of register access a guest can make, on both channels, then a resume. */

@@ -13,6 +13,7 @@ import java.nio.file.Path;
 import java.util.List;
 import net.jqwik.api.ForAll;
 import net.jqwik.api.Property;
+import net.jqwik.api.statistics.Statistics;
 import net.jqwik.api.lifecycle.AfterContainer;
 import net.jqwik.api.constraints.IntRange;
 import net.jqwik.api.constraints.Size;
@@ -70,12 +71,19 @@ class MachineMigrationProperties {
             try {
                 state.load(in, 1);
                 in.expectEnd();
+                Statistics.collect("loaded");
             } catch (MigrationFormatException refused) {
+                Statistics.collect("refused");
                 assertThat(refused.getMessage()).startsWith("section " + state.sectionId());
             }
             m.cont();
             play(m);
         }
+        // both outcomes must occur, or the property checks less than it says
+        Statistics.coverage(coverage -> {
+            coverage.check("loaded").percentage(p -> p >= 5);
+            coverage.check("refused").percentage(p -> p >= 5);
+        });
     }
 
     /** Configuration space, fw_cfg, the IDE's ports and a DMA wherever the BAR now decodes. */
