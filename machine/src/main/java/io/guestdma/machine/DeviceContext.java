@@ -32,6 +32,11 @@ public final class DeviceContext {
         this.machine = machine;
     }
 
+    /** Adds a device's migration section after those added before it (see {@link PcMachine#deviceStates()}). */
+    void addState(io.guestdma.migration.DeviceState section) {
+        machine.addState(section);
+    }
+
     /** Adds an opened drive under its id or node name. */
     void addDrive(BlockNode node) {
         drives.put(node.name(), node);

@@ -132,6 +132,9 @@ public final class PcMachine implements AutoCloseable {
         ports.map(FwCfg.IO_PORT, 2, fwCfg.io);
         ports.map(FwCfg.DMA_PORT, 8, fwCfg.dmaPort);
         decodeIde();
+        // the machine's own section first: PCI decoding is in place before devices load
+        addState(new MachineState(this, fwCfg));
+        addState(ide.migrationState());
 
         try {
             DeviceContext context = new DeviceContext(this);
@@ -154,6 +157,8 @@ public final class PcMachine implements AutoCloseable {
                         where + ": '" + device.driver() + "' is not a valid device model name"));
                 realize(type, device.properties(), where, config, context);
             }
+            // last: checks the interrupt levels the device sections drove as they loaded
+            addState(new InterruptLevels(this));
         } catch (IOException | RuntimeException e) {
             closeQuietly(e);
             throw e;
@@ -377,6 +382,16 @@ public final class PcMachine implements AutoCloseable {
         }
     }
 
+    /** {@return the reset control register's stored bit (bit 1)} */
+    int resetControl() {
+        return resetControl;
+    }
+
+    /** Restores the reset control register's stored bit, as a migration does. */
+    void resetControl(int value) {
+        resetControl = value & 0x02;
+    }
+
     /** Drives an ISA interrupt line; listeners hear changes only. */
     void irq(int line, boolean level) {
         synchronized (irqLevels) {
@@ -399,8 +414,10 @@ public final class PcMachine implements AutoCloseable {
 
     /**
      * The machine's state as migration sections, in the order a destination loads them: the
-     * machine's own (PCI configuration, interrupt routing) first, then each device in the order
-     * it was wired. A destination built from the same configuration has the same list.
+     * machine's own ({@code "pc"}: PCI configuration, interrupt routing, clock) first, then each
+     * device in the order it was wired ({@code "piix-ide"}, {@code "virtio-blk@SS.F"}, ...), and
+     * last {@code "pc-irq"}, which checks that the interrupt levels the devices drove as they
+     * loaded are the source's. A destination built from the same configuration has the same list.
      *
      * @return an unmodifiable snapshot of the list
      */

@@ -348,6 +348,77 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
         return true;
     }
 
+    /**
+     * Writes the write-cache setting, whether a failed request stopped the device, and for each
+     * queue the head index of the request the STOP policy holds (QEMU's VirtIOBlockReq list in
+     * virtio_blk_save_device).
+     *
+     * @throws IllegalStateException if a queue is processing a request
+     */
+    @Override
+    public void saveState(io.guestdma.migration.StateWriter out) {
+        if (!isIdle()) {
+            throw new IllegalStateException("virtio-blk has requests running: stop it before saving");
+        }
+        out.bool(writeCache).bool(stopped).u16(workers.length);
+        for (Worker w : workers) {
+            w.runLock.lock();
+            try {
+                out.bool(w.holding);
+                if (w.holding) {
+                    out.u16(w.chain.head());
+                }
+            } finally {
+                w.runLock.unlock();
+            }
+        }
+    }
+
+    /**
+     * Reads what {@link #saveState} wrote: each held request's chain is read again from the
+     * migrated descriptor table by its head index, and is retried by {@link #resume()} (or the
+     * queue's next notification if the device was not stopped), as QEMU's virtio_blk_load_device
+     * and its dataplane restart do.
+     *
+     * @throws io.guestdma.migration.MigrationFormatException if the queue count differs or a held
+     *     chain is not a valid request chain in the destination's memory
+     */
+    @Override
+    public void loadState(io.guestdma.migration.StateReader in) throws io.guestdma.migration.MigrationFormatException {
+        boolean cache = in.bool("virtio-blk.writeCache");
+        boolean wasStopped = in.bool("virtio-blk.stopped");
+        int count = in.u16("virtio-blk.queues");
+        if (count != workers.length) {
+            throw in.failure("virtio-blk.queues", count + " queues, the destination has " + workers.length);
+        }
+        for (Worker w : workers) {
+            String field = "virtio-blk.queue" + w.index + ".held";
+            boolean held = in.bool(field);
+            w.runLock.lock();
+            try {
+                w.holding = false;
+                if (held) {
+                    int head = in.u16(field + ".head");
+                    Virtqueue q = bus.queue(w.index);
+                    String why;
+                    synchronized (q) {
+                        why = q.inUse() == 0 ? "no request is taken from the queue" : q.reread(head, w.chain);
+                    }
+                    if (why != null) {
+                        throw in.failure(field, "the chain at head " + head + " cannot be read again: " + why);
+                    }
+                    w.holding = true;
+                }
+            } finally {
+                w.runLock.unlock();
+            }
+        }
+        writeCache = cache;
+        synchronized (stopLock) {
+            stopped = wasStopped;
+        }
+    }
+
     /** Stops the I/O threads (requests in flight finish first). Idempotent. */
     @Override
     public void close() {

@@ -167,4 +167,28 @@ public interface VirtioDevice {
     default boolean runsOnDeviceThread() {
         return false;
     }
+
+    /**
+     * Writes the device's own migration state after the transport's: what it keeps beyond its
+     * configuration registers, such as requests it took from a queue and has not completed. The
+     * transport calls it while the device is stopped (no request running). The default writes
+     * nothing.
+     *
+     * @param out where the fields go
+     * @throws IllegalStateException if a request is still running
+     */
+    default void saveState(io.guestdma.migration.StateWriter out) {
+    }
+
+    /**
+     * Reads what {@link #saveState} wrote, after the transport restored the negotiated features,
+     * the queues and their indices: requests the source had taken are found again by their head
+     * index in the (migrated) rings and resubmitted when the device next runs. The default reads
+     * nothing.
+     *
+     * @param in the fields, untrusted
+     * @throws io.guestdma.migration.MigrationFormatException if a value is out of range
+     */
+    default void loadState(io.guestdma.migration.StateReader in) throws io.guestdma.migration.MigrationFormatException {
+    }
 }

@@ -320,6 +320,47 @@ public final class VirtioNet implements VirtioDevice, AutoCloseable {
         return Thread.currentThread() == worker || runLock.isHeldByCurrentThread();
     }
 
+    /**
+     * Writes the MAC address the configuration shows and the link status the guest last saw.
+     * Frames move whole while the device works, so an idle device has nothing in flight: its
+     * receive and transmit progress is the queues' indices, which the transport saves.
+     *
+     * @throws IllegalStateException if the worker is moving frames
+     */
+    @Override
+    public void saveState(io.guestdma.migration.StateWriter out) {
+        if (!isIdle()) {
+            throw new IllegalStateException("virtio-net is moving frames: stop it before saving");
+        }
+        synchronized (this) {
+            out.bytes(mac.clone());
+        }
+        out.bool(linkUp);
+    }
+
+    /**
+     * Reads what {@link #saveState} wrote. The link status stays the destination backend's own;
+     * if it differs from what the guest saw on the source, the guest gets a configuration change
+     * interrupt, as QEMU's virtio-net tells a migrated guest about its new link.
+     *
+     * @throws io.guestdma.migration.MigrationFormatException if the MAC is not 6 bytes
+     */
+    @Override
+    public void loadState(io.guestdma.migration.StateReader in) throws io.guestdma.migration.MigrationFormatException {
+        byte[] saved = in.bytes("virtio-net.mac", 6);
+        if (saved.length != 6) {
+            throw in.failure("virtio-net.mac", saved.length + " bytes, not 6");
+        }
+        boolean sawLinkUp = in.bool("virtio-net.linkUp");
+        synchronized (this) {
+            System.arraycopy(saved, 0, mac, 0, 6);
+        }
+        if (sawLinkUp != linkUp) {
+            linkKicked.set(true);
+            kick();
+        }
+    }
+
     /** {@return frames delivered to the guest} */
     public long rxFrames() {
         return rxFrames.get();

@@ -826,6 +826,211 @@ public final class VirtioPci {
         enableQueue(q);
     }
 
+    // ------------------------------------------------------------------ migration
+
+    /**
+     * The transport's migration section together with its device's: the capability registers
+     * (MSI-X enable and mask, the PCI configuration access window), the feature selectors, the
+     * driver's features and the negotiated set, the device status, configuration generation, ISR,
+     * the configuration and queue vectors, every queue's registers (size, enable, ring addresses)
+     * and progress (last avail and used index, requests taken, event-index state), the MSI-X table
+     * and pending bits, and the INTx level; then whatever the device saves
+     * ({@link VirtioDevice#saveState}).
+     *
+     * <p>Load resets the function first, checks every value against what the registers can hold
+     * (features a subset of those offered, vectors below the count, queue sizes of at most
+     * {@value Virtqueue#MAX_SIZE}, rings enabled only where they pin guest RAM with their
+     * alignment, indices consistent with the used ring in the migrated memory) and resets the
+     * function again if it refuses the section. The INTx pin is driven to the saved level. The
+     * PCI command register's bus-master bit is restored here as well, so the transport can be
+     * migrated alone; a machine that restores its configuration space first sets the same.
+     *
+     * @param sectionId the section's identifier, stable for the machine's configuration, such as
+     *     {@code "virtio-blk@04.0"}
+     * @return the section
+     * @throws NullPointerException if sectionId is null
+     */
+    public io.guestdma.migration.DeviceState migrationState(String sectionId) {
+        Objects.requireNonNull(sectionId, "sectionId");
+        return new io.guestdma.migration.DeviceState() {
+            @Override
+            public String sectionId() {
+                return sectionId;
+            }
+
+            @Override
+            public int version() {
+                return 1;
+            }
+
+            @Override
+            public void save(io.guestdma.migration.StateWriter out) {
+                saveState(out);
+            }
+
+            @Override
+            public void load(io.guestdma.migration.StateReader in, int version)
+                    throws io.guestdma.migration.MigrationFormatException {
+                if (version != 1) {
+                    throw new io.guestdma.migration.MigrationFormatException("section " + sectionId
+                            + ": unknown version " + version + " (this build reads 1)");
+                }
+                try {
+                    loadState(in);
+                } catch (io.guestdma.migration.MigrationFormatException | RuntimeException e) {
+                    resetFunction();
+                    throw e;
+                }
+            }
+        };
+    }
+
+    private synchronized void saveState(io.guestdma.migration.StateWriter out) {
+        out.bytes(config.clone());
+        out.u32(Integer.toUnsignedLong(deviceFeatureSelect)).u32(Integer.toUnsignedLong(driverFeatureSelect));
+        out.u32(Integer.toUnsignedLong(driverFeatures[0])).u32(Integer.toUnsignedLong(driverFeatures[1]));
+        out.u64(negotiated).bool(busMasterEnabled).u16(queueSelect);
+        synchronized (irqLock) {
+            out.u8(status).u8(generation).u8(isr).u16(configVector).bool(broken).bool(intxLevel);
+            out.u8(vectors);
+            for (long word : msixTable) {
+                out.u64(word);
+            }
+            out.u64(pending);
+        }
+        int registers = 0;
+        for (int q = 0; q < QUEUE_SELECT_LIMIT; q++) {
+            registers += queueRegistersSet(q) ? 1 : 0;
+        }
+        out.u16(registers);
+        for (int q = 0; q < QUEUE_SELECT_LIMIT; q++) {
+            if (queueRegistersSet(q)) {
+                out.u16(q).u16(queueVector[q]).bool(queueEnabled[q]);
+                out.u64(queueDesc[q]).u64(queueAvail[q]).u64(queueUsed[q]);
+            }
+        }
+        out.u16(queues.length);
+        for (Virtqueue q : queues) {
+            synchronized (q) {
+                q.save(out);
+            }
+        }
+        device.saveState(out);
+    }
+
+    private boolean queueRegistersSet(int q) {
+        return queueVector[q] != NO_VECTOR || queueEnabled[q] || queueDesc[q] != 0 || queueAvail[q] != 0
+                || queueUsed[q] != 0;
+    }
+
+    private synchronized void loadState(io.guestdma.migration.StateReader in)
+            throws io.guestdma.migration.MigrationFormatException {
+        resetFunction();
+        byte[] saved = in.bytes("config", CONFIG_SIZE);
+        if (saved.length != CONFIG_SIZE) {
+            throw in.failure("config", saved.length + " bytes, not " + CONFIG_SIZE);
+        }
+        for (int i = 0; i < CONFIG_SIZE; i++) {
+            if (((saved[i] ^ configPowerOn[i]) & ~configWritable[i] & 0xff) != 0) {
+                throw in.failure("config", String.format("register 0x%02x is 0x%02x; only bits 0x%02x of its "
+                        + "power-on 0x%02x can change", i, saved[i] & 0xff, configWritable[i] & 0xff,
+                        configPowerOn[i] & 0xff));
+            }
+        }
+        int loadedDeviceSelect = (int) in.u32("deviceFeatureSelect");
+        int loadedDriverSelect = (int) in.u32("driverFeatureSelect");
+        int features0 = (int) in.u32("driverFeatures[0]");
+        int features1 = (int) in.u32("driverFeatures[1]");
+        long loadedNegotiated = in.u64("negotiated");
+        // a legacy driver negotiates from the legacy register's set, which adds the legacy-only bits
+        long offeredEither = offered | legacyOffered;
+        if ((loadedNegotiated & ~offeredEither) != 0) {
+            throw in.failure("negotiated", String.format("features 0x%x were never offered (offered 0x%x)",
+                    loadedNegotiated & ~offeredEither, offeredEither));
+        }
+        boolean master = in.bool("busMasterEnabled");
+        int loadedQueueSelect = in.u16("queueSelect");
+        if (loadedQueueSelect >= QUEUE_SELECT_LIMIT) {
+            throw in.failure("queueSelect", loadedQueueSelect + " is not below " + QUEUE_SELECT_LIMIT);
+        }
+        int loadedStatus = in.u8("status");
+        int loadedGeneration = in.u8("generation");
+        int loadedIsr = in.u8("isr");
+        if ((loadedIsr & ~3) != 0) {
+            throw in.failure("isr", "only bits 0 and 1 of the ISR exist");
+        }
+        int loadedConfigVector = checkVector(in, "configVector", in.u16("configVector"));
+        boolean loadedBroken = in.bool("broken");
+        boolean loadedIntx = in.bool("intxLevel");
+        int loadedVectors = in.u8("vectors");
+        if (loadedVectors != vectors) {
+            throw in.failure("vectors", loadedVectors + " MSI-X vectors, the destination has " + vectors);
+        }
+        long[] table = new long[msixTable.length];
+        for (int i = 0; i < table.length; i++) {
+            table[i] = in.u64("msixTable");
+        }
+        long loadedPending = in.u64("pending");
+        if (vectors < 64 && (loadedPending >>> vectors) != 0) {
+            throw in.failure("pending", "pending bits above vector " + (vectors - 1));
+        }
+        int registers = in.u16("queues.registers");
+        if (registers > QUEUE_SELECT_LIMIT) {
+            throw in.failure("queues.registers", registers + " is above " + QUEUE_SELECT_LIMIT);
+        }
+        int previous = -1;
+        for (int i = 0; i < registers; i++) {
+            int q = in.u16("queue.index");
+            if (q <= previous || q >= QUEUE_SELECT_LIMIT) {
+                throw in.failure("queue.index", q + " is out of order or not below " + QUEUE_SELECT_LIMIT);
+            }
+            previous = q;
+            queueVector[q] = checkVector(in, "queue" + q + ".vector", in.u16("queue" + q + ".vector"));
+            queueEnabled[q] = in.bool("queue" + q + ".enabled");
+            queueDesc[q] = in.u64("queue" + q + ".desc");
+            queueAvail[q] = in.u64("queue" + q + ".avail");
+            queueUsed[q] = in.u64("queue" + q + ".used");
+        }
+        int count = in.u16("queues");
+        if (count != queues.length) {
+            throw in.failure("queues", count + " queues, the destination's device has " + queues.length);
+        }
+        System.arraycopy(saved, 0, config, 0, CONFIG_SIZE);
+        deviceFeatureSelect = loadedDeviceSelect;
+        driverFeatureSelect = loadedDriverSelect;
+        driverFeatures[0] = features0;
+        driverFeatures[1] = features1;
+        negotiated = loadedNegotiated;
+        queueSelect = loadedQueueSelect;
+        busMaster.setEnabled(master);
+        busMasterEnabled = master;
+        for (int q = 0; q < queues.length; q++) {
+            synchronized (queues[q]) {
+                queues[q].load(in, "queue" + q, queueDesc[q], queueAvail[q], queueUsed[q]);
+            }
+        }
+        synchronized (irqLock) {
+            status = loadedStatus;
+            generation = loadedGeneration;
+            isr = loadedIsr;
+            configVector = loadedConfigVector;
+            broken = loadedBroken;
+            System.arraycopy(table, 0, msixTable, 0, table.length);
+            pending = loadedPending;
+            setIntx(loadedIntx);
+        }
+        // last: the device may raise an interrupt as it loads (a link that changed)
+        device.loadState(in);
+    }
+
+    private int checkVector(io.guestdma.migration.StateReader in, String field, int vector)
+            throws io.guestdma.migration.MigrationFormatException {
+        if (vector != NO_VECTOR && vector >= vectors) {
+            throw in.failure(field, "vector " + vector + " of " + vectors);
+        }
+        return vector;
+    }
+
     // ------------------------------------------------------------------ interrupts
 
     /** Under irqLock. */
