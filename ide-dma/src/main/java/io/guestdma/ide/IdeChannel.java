@@ -1,5 +1,6 @@
 package io.guestdma.ide;
 
+import io.guestdma.block.ErrorPolicy;
 import io.guestdma.block.DmaBlockIo;
 import io.guestdma.memory.AccessResult;
 import io.guestdma.memory.DmaDirection;
@@ -783,10 +784,10 @@ final class IdeChannel {
      */
     private boolean handleRwError(AtaDrive s, Held op) {
         boolean isRead = op == Held.DMA_READ || op == Held.PIO_READ;
-        ErrorPolicy policy = isRead ? s.config.readPolicy() : s.config.writePolicy();
+        Throwable cause = failure != null ? failure : new java.io.IOException("the request failed");
+        ErrorPolicy policy = (isRead ? s.config.readPolicy() : s.config.writePolicy()).actionFor(cause);
         errorReports.add(new BackendError(channelIndex, s.unit,
-                isRead ? BackendError.Operation.READ : BackendError.Operation.WRITE, policy,
-                failure != null ? failure : new java.io.IOException("the request failed")));
+                isRead ? BackendError.Operation.READ : BackendError.Operation.WRITE, policy, cause));
         failure = null;
         switch (policy) {
             case STOP -> {

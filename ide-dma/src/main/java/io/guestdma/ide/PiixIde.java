@@ -1,5 +1,6 @@
 package io.guestdma.ide;
 
+import io.guestdma.block.ErrorPolicy;
 import io.guestdma.block.BlockBackend;
 import io.guestdma.block.DiskGeometry;
 import io.guestdma.memory.DeviceAddressSpace;

@@ -259,12 +259,12 @@ public final class DeviceContext {
      *
      * @param node the drive the device took with {@link #claimDrive}
      * @param write whether the request wrote (else read)
-     * @param action the policy's name, REPORT, IGNORE or STOP
+     * @param action what the device did with it: REPORT, IGNORE or STOP
      * @param cause the backend's failure, whose errno the event names; null for EIO
      * @throws NullPointerException if node or action is null
      */
-    public void driveFailed(BlockNode node, boolean write, String action, Throwable cause) {
+    public void driveFailed(BlockNode node, boolean write, io.guestdma.block.ErrorPolicy action, Throwable cause) {
         Objects.requireNonNull(node, "node");
-        machine.driveFailed(node, write, Objects.requireNonNull(action, "action"), action.equals("STOP"), cause);
+        machine.driveFailed(node, write, Objects.requireNonNull(action, "action"), cause);
     }
 }

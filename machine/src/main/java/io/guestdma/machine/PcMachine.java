@@ -10,7 +10,7 @@ import io.guestdma.block.LocalImage;
 import io.guestdma.block.NativeBackend;
 import io.guestdma.block.NbdAddress;
 import io.guestdma.block.NbdBackend;
-import io.guestdma.ide.ErrorPolicy;
+import io.guestdma.block.ErrorPolicy;
 import io.guestdma.ide.IrqLine;
 import io.guestdma.ide.PiixIde;
 import io.guestdma.memory.GuestMemory;
@@ -213,7 +213,7 @@ public final class PcMachine implements AutoCloseable {
                 backend = files.get(node.file());
             }
             // QEMU's defaults for a -blockdev under a device: rerror=report, werror=enospc
-            context.addDrive(new BlockNode(node.nodeName(), backend, ErrorPolicy.REPORT, ErrorPolicy.REPORT, false,
+            context.addDrive(new BlockNode(node.nodeName(), backend, ErrorPolicy.REPORT, ErrorPolicy.ENOSPC, false,
                     true));
             driveNames.add(node.nodeName());
         }
@@ -555,8 +555,7 @@ public final class PcMachine implements AutoCloseable {
     /** The IDE controller's report of a failed request. */
     private void backendFailed(io.guestdma.ide.BackendError error) {
         driveFailed(ideDrives[error.channel() * 2 + error.unit()],
-                error.operation() != io.guestdma.ide.BackendError.Operation.READ,
-                error.action().name(), error.action() == ErrorPolicy.STOP, error.cause());
+                error.operation() != io.guestdma.ide.BackendError.Operation.READ, error.action(), error.cause());
     }
 
     /**
@@ -565,21 +564,24 @@ public final class PcMachine implements AutoCloseable {
      *
      * @param node the drive, or null if the device has none
      * @param write whether the request wrote
-     * @param action the policy's name: REPORT, IGNORE or STOP
-     * @param stop whether the machine stops
+     * @param action what the device did: REPORT, IGNORE or STOP (the machine stops)
      * @param cause the backend's failure (its errno is reported), or null for EIO
      */
-    void driveFailed(BlockNode node, boolean write, String action, boolean stop, Throwable cause) {
-        int errno = cause instanceof io.guestdma.memory.posix.PosixException p
-                ? p.errno() : io.guestdma.memory.posix.Errno.EIO;
+    void driveFailed(BlockNode node, boolean write, ErrorPolicy action, Throwable cause) {
+        int errno = ErrorPolicy.errno(cause);
+        boolean stop = action == ErrorPolicy.STOP;
         String name = node == null ? "" : node.name();
         // a -drive is a named device whose node QEMU names itself ("#block123"); a -blockdev node
         // has only its name; an empty drive has no node at all
         boolean drive = node != null && !node.blockdev();
         String nodeName = node == null || node.backend() == null ? null : drive ? "#block-" + name : name;
         MachineEvent.BlockIoError event = new MachineEvent.BlockIoError(drive ? name : "",
-                nodeName, write ? "write" : "read", action.toLowerCase(java.util.Locale.ROOT),
-                errno == io.guestdma.memory.posix.Errno.ENOSPC, io.guestdma.memory.posix.Errno.describe(errno));
+                nodeName, write ? "write" : "read", action.name().toLowerCase(java.util.Locale.ROOT),
+                // QEMU names nospace only for a drive that keeps its I/O status (a device without
+                // a drive has QEMU's default policies, which keep it)
+                node == null || ErrorPolicy.keepsIoStatus(node.readPolicy(), node.writePolicy())
+                        ? errno == io.guestdma.memory.posix.Errno.ENOSPC : null,
+                io.guestdma.memory.posix.Errno.describe(errno));
         synchronized (runLock) {
             eventListener.accept(event);
             if (stop && runState.equals("running")) {

@@ -77,7 +77,7 @@ final class VirtioBlkPciType implements DeviceType {
         VirtioBlkConfig config = VirtioBlkConfig.defaults()
                 .withQueues((int) queues)
                 .withSerial(p.string("serial") == null ? "" : p.string("serial"))
-                .withPolicies(policy(node.readPolicy()), policy(node.writePolicy()));
+                .withPolicies(node.readPolicy(), node.writePolicy());
         // Requests complete inside the notify that starts them, as the IDE's do here: a qtest client
         // then never sees a used index whose interrupt or flags are still on their way.
         config = config.withQueueSize((int) queueSize).withIoThreads(false);
@@ -85,13 +85,9 @@ final class VirtioBlkPciType implements DeviceType {
         DeviceAddressSpace busMaster = machine.memory().deviceSpace(name);
         VirtioBlk blk = new VirtioBlk(busMaster, node.backend(), config);
         machine.closeWithMachine(blk);
-        blk.onError((write, action, cause) -> machine.driveFailed(node, write, action.name(), cause));
+        blk.onError((write, action, cause) -> machine.driveFailed(node, write, action, cause));
         machine.onResume(blk::resume);
         new VirtioPciFunction(machine, slot, fn, blk, busMaster, (int) vectors, VirtioPci.CLASS_STORAGE_SCSI, name);
-    }
-
-    private static ErrorPolicy policy(io.guestdma.ide.ErrorPolicy ide) {
-        return ErrorPolicy.valueOf(ide.name());
     }
 
     /** QEMU's {@code addr=SLOT[.FN]} (hex), or the first free slot from 2 on. */

@@ -46,7 +46,8 @@ import java.util.concurrent.locks.ReentrantLock;
  * <p><b>Errors.</b> A failed read follows the read policy, a failed write, flush, discard or
  * write-zeroes the write policy: REPORT completes it with VIRTIO_BLK_S_IOERR, IGNORE with
  * VIRTIO_BLK_S_OK, STOP holds it and stops every queue until {@link #resume()} retries it
- * (QEMU's werror=stop). A guest-memory fault under the transfer is reported as IOERR.
+ * (QEMU's werror=stop), ENOSPC stops for a full host disk and reports anything else. A
+ * guest-memory fault under the transfer is reported as IOERR.
  *
  * <p>Thread-safe. {@link #close()} stops the I/O threads; the backend is the caller's.
  */
@@ -660,7 +661,7 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
                 default -> result = Result.UNSUPPORTED;
             }
             if (result == Result.IO_ERROR) {
-                ErrorPolicy policy = write ? config.writePolicy() : config.readPolicy();
+                ErrorPolicy policy = (write ? config.writePolicy() : config.readPolicy()).actionFor(failure);
                 errorListener.failed(write, policy, failure);
                 if (policy == ErrorPolicy.STOP) {
                     hold();
