@@ -53,15 +53,23 @@ public final class BenchReport {
     private final CReference c;
     /** qemu-img bench's 64 KiB writes per second against a qemu-nbd export, by queue depth, one per run. */
     private final Map<Integer, List<Double>> qemuImg;
+    /** fio in a Linux guest, ours over qemu-storage-daemon: {@link VhostUserGuestBench}'s keys to their ratios. */
+    private final Map<String, List<Double>> vhostGuest;
 
     BenchReport(JmhResults results, CReference c) {
         this(results, c, Map.of());
     }
 
     BenchReport(JmhResults results, CReference c, Map<Integer, List<Double>> qemuImg) {
+        this(results, c, qemuImg, Map.of());
+    }
+
+    BenchReport(JmhResults results, CReference c, Map<Integer, List<Double>> qemuImg,
+                Map<String, List<Double>> vhostGuest) {
         this.results = results;
         this.c = c;
         this.qemuImg = Map.copyOf(qemuImg);
+        this.vhostGuest = Map.copyOf(vhostGuest);
     }
 
     /**
@@ -120,6 +128,22 @@ public final class BenchReport {
      * @throws IOException if a file cannot be written
      */
     static void write(JmhResults results, Path out, String command, Optional<String> resultFile) throws IOException {
+        write(results, out, command, resultFile, Map.of());
+    }
+
+    /**
+     * Like {@link #write(JmhResults, Path, String, Optional)}, with measurements made outside JMH
+     * in the same run.
+     *
+     * @param results    the results to report
+     * @param out        the output directory, created if missing
+     * @param command    how JMH was run, for the report
+     * @param resultFile the JSON file JMH wrote, if it wrote one
+     * @param vhostGuest {@link VhostUserGuestBench#measure(int)}'s ratios (empty if not measured)
+     * @throws IOException if a file cannot be written
+     */
+    static void write(JmhResults results, Path out, String command, Optional<String> resultFile,
+                      Map<String, List<Double>> vhostGuest) throws IOException {
         double cSeconds = Double.parseDouble(System.getProperty("guestdma.bench.cSeconds", "1"));
         System.err.println("guestdma bench: C reference (" + CReference.SOURCE + ", " + cSeconds + " s per case)...");
         CReference c = CReference.measure(ImageFile.directory(), cSeconds);
@@ -134,7 +158,7 @@ public final class BenchReport {
                 }
             }
         }
-        write(new BenchReport(results, c, qemuImg), out, command, resultFile);
+        write(new BenchReport(results, c, qemuImg, vhostGuest), out, command, resultFile);
     }
 
     /**
@@ -239,6 +263,10 @@ public final class BenchReport {
         // The reference itself: its median is what the two ratios above divide by.
         key(root, "qemu_img_bench_write_64k_qd1_ops_per_s", qemuImg.getOrDefault(1, List.of()));
         key(root, "qemu_img_bench_write_64k_qd16_ops_per_s", qemuImg.getOrDefault(16, List.of()));
+        // One ratio per pair of guest boots (ours, then qemu-storage-daemon's), not per fork.
+        key(root, VhostUserGuestBench.RANDREAD, vhostGuest.getOrDefault(VhostUserGuestBench.RANDREAD, List.of()));
+        key(root, VhostUserGuestBench.SEQWRITE, vhostGuest.getOrDefault(VhostUserGuestBench.SEQWRITE, List.of()));
+        key(root, "vhost_user_blk_alloc_bytes_per_request", allocForks("VhostUserBlkBenchmark.read4kQd32"));
         StringBuilder sb = new StringBuilder();
         write(sb, root, "");
         return sb.append('\n').toString();
@@ -496,6 +524,12 @@ public final class BenchReport {
         target(rows, "net_rx_9000b_map_over_copy", netRxMapOverCopy(), ">= 1.5", x -> x >= 1.5, "%.2f");
         target(rows, "net_tx_rx_alloc_bytes_per_frame (spread max: worst fork)",
                 allocForks("NetLoopbackBenchmark.txRx1514b"), "<= 16", x -> x <= 16, "%.2f");
+        target(rows, VhostUserGuestBench.RANDREAD + " (spread: pairs of boots)",
+                vhostGuest.getOrDefault(VhostUserGuestBench.RANDREAD, List.of()), ">= 1.0", x -> x >= 1.0, "%.2f");
+        target(rows, VhostUserGuestBench.SEQWRITE + " (spread: pairs of boots)",
+                vhostGuest.getOrDefault(VhostUserGuestBench.SEQWRITE, List.of()), ">= 1.0", x -> x >= 1.0, "%.2f");
+        target(rows, "vhost_user_blk_alloc_bytes_per_request (spread max: worst fork)",
+                allocForks("VhostUserBlkBenchmark.read4kQd32"), "<= 16", x -> x <= 16, "%.2f");
         Figure.of(controlScaling()).ifPresent(control -> rows.add(new String[] {
                 "(control: two_thread_scaling of unshared work)", String.format(Locale.ROOT, "%.2f", control.median()),
                 spreadText(control, "%.2f"), "", ""}));

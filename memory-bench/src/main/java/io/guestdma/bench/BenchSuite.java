@@ -103,6 +103,8 @@ public final class BenchSuite {
         plan.add(new Batch("BlockPathBenchmark\\.\\w+", Map.of(), false, Pace.DEVICE));
         plan.add(new Batch("BounceBenchmark\\.\\w+|DebugModeBenchmark\\.\\w+", Map.of(), false, Pace.MICRO));
         plan.add(new Batch("IdeOverheadBenchmark\\.write", params("mode", "COPY"), false, Pace.MICRO));
+        // vhost-user-blk's request path under a fake VMM (its allocation per request decides a target).
+        plan.add(new Batch("VhostUserBlkBenchmark\\.\\w+", Map.of(), true, Pace.DEVICE));
         // The remote disk last, deciding: the report runs its reference (qemu-img bench against the
         // same kind of export) right after it, so both see the machine in the same state.
         plan.add(new Batch("NbdWriteBenchmark\\.\\w+", Map.of(), true, Pace.NETWORK));
@@ -132,6 +134,9 @@ public final class BenchSuite {
         }
         Path out = Path.of(args[args.length - 1]);
         List<RunResult> all = run(quick);
+        // After JMH, on a quiet machine: a real guest's fio against our back end and qemu-storage-daemon.
+        Map<String, List<Double>> vhostGuest = VhostUserGuestBench.measure(
+                quick ? VhostUserGuestBench.PAIRS_QUICK : VhostUserGuestBench.PAIRS);
         Files.createDirectories(out);
         Path json = out.resolve("results.json");
         ResultFormatFactory.getInstance(ResultFormatType.JSON, json.toString()).writeOut(all);
@@ -139,7 +144,7 @@ public final class BenchSuite {
                 ? "bin/bench --quick: -wi 2 -i 3 -prof gc, 0.4 s iterations (NBD 1 s), deciding cases 2 forks, others 1"
                 : "bin/bench: -prof gc, 1 s iterations (0.5 s for sub-microsecond operations), deciding cases"
                         + " 3 forks of -wi 3 -i 5, others 1 fork of -wi 2 -i 3";
-        BenchReport.write(JmhResults.of(all), out, described, Optional.of(json.toString()));
+        BenchReport.write(JmhResults.of(all), out, described, Optional.of(json.toString()), vhostGuest);
     }
 
     /**

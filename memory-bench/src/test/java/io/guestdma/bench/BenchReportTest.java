@@ -169,4 +169,24 @@ class BenchReportTest {
                 .containsPattern("ide_write_64k_16prd native, us/op \\(C pwritev, benchmark issue: 7\\.60\\)");
         assertThat(dir.resolve("throughput.png")).isNotEmptyFile();
     }
+
+    @Test
+    void theGuestRatiosAreKeysWithTheirSpread_andTargets(@TempDir Path dir) throws Exception {
+        Map<String, List<Double>> guest = Map.of(VhostUserGuestBench.RANDREAD, List.of(0.9, 1.2, 1.1),
+                VhostUserGuestBench.SEQWRITE, List.of(1.3, 1.1));
+        BenchReport.write(new BenchReport(new JmhResults(List.of(sample())), new CReference.NotMeasured("test"), Map.of(),
+                guest), dir, "", Optional.empty());
+
+        Map<String, Object> summary = summary(dir);
+        assertThat(summary.get(VhostUserGuestBench.RANDREAD)).as("the median pair").isEqualTo(1.1);
+        assertThat(map(summary.get(VhostUserGuestBench.RANDREAD + "_spread")))
+                .containsEntry("min", 0.9).containsEntry("max", 1.2).containsEntry("forks", 3.0);
+        assertThat(summary.get(VhostUserGuestBench.SEQWRITE)).isEqualTo(1.2);
+        assertThat(summary.get("vhost_user_blk_alloc_bytes_per_request")).as("not run: null").isNull();
+        assertThat(Files.readString(dir.resolve("report.md")))
+                .containsPattern("\\| vhost_user_blk_guest_randread_4k_qd32_vs_qsd \\(spread: pairs of boots\\) +\\| +1\\.10 \\|.*"
+                        + "\\| +>= 1\\.0 \\| +not decided \\|")
+                .containsPattern("\\| vhost_user_blk_guest_seqwrite_64k_qd1_vs_qsd \\(spread: pairs of boots\\) +\\| +1\\.20 \\|.*"
+                        + "\\| +>= 1\\.0 \\| +yes \\|");
+    }
 }

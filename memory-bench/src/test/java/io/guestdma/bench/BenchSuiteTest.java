@@ -23,7 +23,7 @@ class BenchSuiteTest {
             ThreadScalingBenchmark.class, DebugModeBenchmark.class, RingViewBenchmark.class, IommuMapBenchmark.class,
             DmaBlockIoBenchmark.class, NbdWriteBenchmark.class, VirtioBlkBenchmark.class,
             VirtioBlkWriteBenchmark.class, NetRxBenchmark.class, NetRxMapCopyBenchmark.class,
-            NetLoopbackBenchmark.class);
+            NetLoopbackBenchmark.class, VhostUserBlkBenchmark.class);
 
     /** One case: a benchmark method and one value for each of its class's parameters. */
     private record Case(String name, Map<String, String> params) {
@@ -32,7 +32,7 @@ class BenchSuiteTest {
     @Test
     void thePlanRunsEveryCaseExactlyOnce() {
         List<Case> cases = cases();
-        assertThat(cases).as("the suite's size, as bin/bench documents it").hasSize(75);
+        assertThat(cases).as("the suite's size, as bin/bench documents it").hasSize(76);
         for (Case c : cases) {
             List<BenchSuite.Batch> matching = BenchSuite.plan().stream().filter(b -> runs(b, c)).toList();
             assertThat(matching).as("batches that run %s", c).hasSize(1);
@@ -59,6 +59,7 @@ class BenchSuiteTest {
                 new Case("io.guestdma.bench.IommuMapBenchmark.mapUnmapPlain", Map.of()),
                 new Case("io.guestdma.bench.IommuMapBenchmark.mapUnmapIommu", Map.of()),
                 new Case("io.guestdma.bench.DmaBlockIoBenchmark.write", Map.of()),
+                new Case("io.guestdma.bench.VhostUserBlkBenchmark.read4kQd32", Map.of()),
                 new Case("io.guestdma.bench.IdeOverheadBenchmark.write", Map.of("size", "64k", "mode", "MAP")),
                 new Case("io.guestdma.bench.NbdWriteBenchmark.writeQd1", Map.of()),
                 new Case("io.guestdma.bench.NbdWriteBenchmark.writeQd16", Map.of()),

@@ -77,9 +77,26 @@ final class Linux {
     private static final MethodHandle WRITE = downcall("write", FunctionDescriptor.of(LONG, INT, PTR, LONG));
     private static final MethodHandle POLL = downcall("poll", FunctionDescriptor.of(INT, PTR, LONG, INT));
 
+    /*
+     * The data path's calls (a kick read, a call write, the kick thread's poll) once per batch of
+     * requests: linked without captureCallState, whose state segment would be an allocation per
+     * call, and invoked exactly on segments the caller keeps. On failure they repeat the call
+     * through the capturing handles above, which read errno, retry EINTR and report the rest.
+     */
+    private static final MethodHandle READ_PLAIN = plainDowncall("read", FunctionDescriptor.of(LONG, INT, PTR, LONG));
+    private static final MethodHandle WRITE_PLAIN = plainDowncall("write", FunctionDescriptor.of(LONG, INT, PTR, LONG));
+    private static final MethodHandle POLL_PLAIN = plainDowncall("poll", FunctionDescriptor.of(INT, PTR, LONG, INT));
+
     private static MethodHandle downcall(String name, FunctionDescriptor descriptor) {
-        MemorySegment symbol = LIBC.find(name).orElseThrow(() -> new UnsatisfiedLinkError("libc has no " + name));
-        return LINKER.downcallHandle(symbol, descriptor, CAPTURE);
+        return LINKER.downcallHandle(symbol(name), descriptor, CAPTURE);
+    }
+
+    private static MethodHandle plainDowncall(String name, FunctionDescriptor descriptor) {
+        return LINKER.downcallHandle(symbol(name), descriptor);
+    }
+
+    private static MemorySegment symbol(String name) {
+        return LIBC.find(name).orElseThrow(() -> new UnsatisfiedLinkError("libc has no " + name));
     }
 
     /** What {@link #receive} got: bytes, descriptors (owned by the caller), and whether any were cut off. */
@@ -276,6 +293,115 @@ final class Linux {
     }
 
     /**
+     * {@return an 8-byte native value of 1 for {@link #signal(int, MemorySegment)}, freed by the GC}
+     */
+    static MemorySegment eventOne() {
+        MemorySegment one = Arena.ofAuto().allocate(LONG);
+        one.set(LONG, 0, 1L);
+        return one;
+    }
+
+    /**
+     * Adds 1 to an eventfd's counter without allocating.
+     *
+     * @param fd  the eventfd
+     * @param one a native 8-byte segment holding 1 ({@link #eventOne()})
+     * @throws PosixException if write fails
+     */
+    static void signal(int fd, MemorySegment one) throws PosixException {
+        long written;
+        try {
+            written = (long) WRITE_PLAIN.invokeExact(fd, one, 8L);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+        if (written != 8) {
+            // Nothing was added: the capturing call adds the 1, or says why it cannot.
+            invoke("write(eventfd " + fd + ")", WRITE, fd, one, 8L);
+        }
+    }
+
+    /**
+     * Reads (and so resets) an eventfd's counter without allocating; blocks while it is 0.
+     *
+     * @param fd    the eventfd
+     * @param value a native 8-byte segment to read into
+     * @return the counter
+     * @throws PosixException if read fails
+     */
+    static long drain(int fd, MemorySegment value) throws PosixException {
+        long read;
+        try {
+            read = (long) READ_PLAIN.invokeExact(fd, value, 8L);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+        if (read != 8) {
+            invoke("read(eventfd " + fd + ")", READ, fd, value, 8L);
+        }
+        return value.get(LONG, 0);
+    }
+
+    /**
+     * {@return a native pollfd array for {@link #poll(MemorySegment, int, int)}: each descriptor
+     * watched for POLLIN, freed with {@code arena}}
+     *
+     * @param arena where it lives
+     * @param fds   the descriptors
+     */
+    static MemorySegment pollSet(Arena arena, int... fds) {
+        MemorySegment set = arena.allocate(8L * fds.length, 8);
+        for (int i = 0; i < fds.length; i++) {
+            set.set(INT, 8L * i, fds[i]);
+            set.set(SHORT, 8L * i + 4, (short) POLLIN);
+        }
+        return set;
+    }
+
+    /**
+     * {@return the events poll returned for entry {@code i} of a {@link #pollSet}}
+     *
+     * @param set the set
+     * @param i   the entry
+     */
+    static short revents(MemorySegment set, int i) {
+        return set.get(SHORT, 8L * i + 6);
+    }
+
+    /**
+     * Waits without allocating until a descriptor of a {@link #pollSet} is readable or failed.
+     *
+     * @param set       the set; its revents are overwritten
+     * @param count     its entries
+     * @param timeoutMs how long to wait, -1 for ever
+     * @return how many entries have events (0 on timeout)
+     * @throws PosixException if poll fails
+     */
+    static int poll(MemorySegment set, int count, int timeoutMs) throws PosixException {
+        int ready;
+        try {
+            ready = (int) POLL_PLAIN.invokeExact(set, (long) count, timeoutMs);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+        if (ready < 0) {
+            // poll changes nothing but revents: asking again through the capturing handle is safe.
+            ready = (int) invoke("poll", POLL, set, (long) count, timeoutMs);
+        }
+        return ready;
+    }
+
+    private static RuntimeException rethrow(Throwable t) {
+        if (t instanceof RuntimeException r) {
+            throw r;
+        }
+        if (t instanceof Error e) {
+            throw e;
+        }
+        throw new IllegalStateException("a downcall threw a checked exception", t);
+    }
+
+    /**
      * Reads (and so resets) an eventfd's counter; blocks while it is 0.
      *
      * @param fd the eventfd
@@ -301,14 +427,10 @@ final class Linux {
      */
     static int poll(int[] fds, short[] revents, int timeoutMs) throws PosixException {
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment set = arena.allocate(8L * fds.length, 8);
-            for (int i = 0; i < fds.length; i++) {
-                set.set(INT, 8L * i, fds[i]);
-                set.set(SHORT, 8L * i + 4, (short) POLLIN);
-            }
+            MemorySegment set = pollSet(arena, fds);
             int n = (int) invoke("poll", POLL, set, (long) fds.length, timeoutMs);
             for (int i = 0; i < fds.length; i++) {
-                revents[i] = set.get(SHORT, 8L * i + 6);
+                revents[i] = revents(set, i);
             }
             return n;
         }
@@ -367,10 +489,8 @@ final class Linux {
     private static Object call(MethodHandle handle, Object[] arguments) {
         try {
             return handle.invokeWithArguments(arguments);
-        } catch (RuntimeException | Error e) {
-            throw e;
         } catch (Throwable t) {
-            throw new IllegalStateException("a downcall threw a checked exception", t);
+            throw rethrow(t);
         }
     }
 }

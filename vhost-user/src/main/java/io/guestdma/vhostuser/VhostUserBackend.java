@@ -10,6 +10,8 @@ import io.guestdma.virtio.VirtioDevice;
 import io.guestdma.virtio.VirtioPci;
 import io.guestdma.virtio.Virtqueue;
 import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Files;
@@ -750,6 +752,8 @@ public final class VhostUserBackend implements AutoCloseable {
         private int errFd = -1;
         volatile Thread kickThread;
         private int stopFd = -1;
+        /** The 1 every interrupt writes, so that signalling allocates nothing. */
+        private final MemorySegment one = Linux.eventOne();
 
         Vring(int index, Virtqueue queue) {
             this.index = index;
@@ -767,7 +771,14 @@ public final class VhostUserBackend implements AutoCloseable {
         }
 
         synchronized void interrupt() {
-            signal(callFd);
+            if (callFd < 0) {
+                return;
+            }
+            try {
+                Linux.signal(callFd, one);
+            } catch (PosixException e) {
+                LOG.log(System.Logger.Level.WARNING, "vhost-user: queue " + index + ": cannot signal the front end", e);
+            }
         }
 
         synchronized void error() {
@@ -834,22 +845,24 @@ public final class VhostUserBackend implements AutoCloseable {
 
         /** The kick thread: every kick notifies the device, until the stop eventfd is signalled. */
         private void watch(int kick, int stop) {
-            int[] fds = {kick, stop};
-            short[] events = new short[2];
-            try {
+            try (Arena arena = Arena.ofConfined()) {
+                // Kept for the thread's life: a kick costs a poll and a read, and no allocation.
+                MemorySegment set = Linux.pollSet(arena, kick, stop);
+                MemorySegment counter = arena.allocate(8, 8);
                 while (true) {
-                    Linux.poll(fds, events, -1);
-                    if (events[1] != 0) {
+                    Linux.poll(set, 2, -1);
+                    short kicked = Linux.revents(set, 0);
+                    if (Linux.revents(set, 1) != 0) {
                         return;
                     }
-                    if ((events[0] & (Linux.POLLERR | Linux.POLLHUP | Linux.POLLNVAL)) != 0) {
+                    if ((kicked & (Linux.POLLERR | Linux.POLLHUP | Linux.POLLNVAL)) != 0) {
                         LOG.log(System.Logger.Level.WARNING, "vhost-user: queue " + index
                                 + ": the kick descriptor failed; waiting for the ring to be stopped");
                         Linux.poll(new int[] {stop}, new short[1], -1);
                         return;
                     }
-                    if ((events[0] & Linux.POLLIN) != 0) {
-                        Linux.drain(kick);
+                    if ((kicked & Linux.POLLIN) != 0) {
+                        Linux.drain(kick, counter);
                         device.queueNotified(index);
                     }
                 }

@@ -144,8 +144,10 @@ public final class VhostUserBlkCommand {
         };
         VhostUserBackend backend;
         try {
+            // Each ring has a kick thread of the back end's already: it does the requests itself,
+            // with no hand-off to an I/O thread of the device's (a wake-up and allocation per kick).
             backend = new VhostUserBackend(m -> new VirtioBlk(m, disk, VirtioBlkConfig.defaults()
-                    .withQueues(options.queues())));
+                    .withQueues(options.queues()).withIoThreads(false)));
         } catch (RuntimeException e) {
             disk.close();
             throw e;

@@ -3,6 +3,7 @@ package io.guestdma.vhostuser;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.guestdma.virtio.VirtioBlk;
+import io.guestdma.virtio.VirtioPci;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -90,4 +91,51 @@ class VhostUserBlkTest extends BlkFrontEndFixture {
         }
     }
 
+    /** Features, memory and ring 0 as QEMU's vhost_dev_start sends them for a driver that accepted {@code features}. */
+    private void startDriver(FrontEnd fe, long features) throws IOException {
+        assertThat(fe.sendAcked(Protocol.SET_FEATURES, FrontEnd.u64(features | Protocol.F_PROTOCOL_FEATURES))).isZero();
+        assertThat(fe.sendAcked(Protocol.SET_MEM_TABLE, FrontEnd.memTable(new long[] {GUEST, RAM, USER, 0}),
+                ram.fd().getAsInt())).isZero();
+        assertThat(fe.sendAcked(Protocol.SET_VRING_NUM, FrontEnd.state(0, QSIZE))).isZero();
+        assertThat(fe.sendAcked(Protocol.SET_VRING_BASE, FrontEnd.state(0, 0))).isZero();
+        assertThat(fe.sendAcked(Protocol.SET_VRING_ADDR, FrontEnd.address(0, USER + DESC, USER + USED, USER + AVAIL))).isZero();
+        assertThat(fe.sendAcked(Protocol.SET_VRING_KICK, FrontEnd.u64(0), kick)).isZero();
+        assertThat(fe.sendAcked(Protocol.SET_VRING_CALL, FrontEnd.u64(0), call)).isZero();
+        assertThat(fe.sendAcked(Protocol.SET_VRING_ENABLE, FrontEnd.state(0, 1))).isZero();
+        assertThat(backend.status().runningQueues()).isEqualTo(1);
+    }
+
+    private static void stopDriver(FrontEnd fe) throws IOException {
+        fe.send(Protocol.GET_VRING_BASE, FrontEnd.state(0, 0));
+        fe.reply(Protocol.GET_VRING_BASE);
+    }
+
+    /*
+     * What QEMU sends for a guest whose firmware (SeaBIOS: no FLUSH) drives the disk before the
+     * kernel (FLUSH and CONFIG_WCE, reading writeback = 1): rings stopped and started again, no
+     * reset. The kernel's driver must get the write-back cache it read, not the firmware's
+     * write-through (an fdatasync per write); one that wrote writeback = 0 keeps write-through.
+     */
+    @Test
+    void aKernelAfterTheFirmware_getsTheWriteCacheItReads() throws IOException {
+        VirtioBlk blk = (VirtioBlk) backend.device();
+        try (FrontEnd fe = FrontEnd.connect(socket)) {
+            fe.getU64(Protocol.GET_FEATURES);
+            fe.send(Protocol.SET_PROTOCOL_FEATURES, FrontEnd.u64(Protocol.PF_REPLY_ACK | Protocol.PF_CONFIG));
+            assertThat(fe.sendAcked(Protocol.SET_OWNER, new byte[0])).isZero();
+            startDriver(fe, VirtioPci.F_VERSION_1);
+            assertThat(blk.writeCacheEnabled()).as("firmware without FLUSH: write-through").isFalse();
+            stopDriver(fe);
+            startDriver(fe, VirtioPci.F_VERSION_1 | VirtioBlk.F_FLUSH | VirtioBlk.F_CONFIG_WCE);
+            assertThat(blk.writeCacheEnabled()).as("the kernel's driver: writeback, as it read").isTrue();
+
+            byte[] writeThrough = java.nio.ByteBuffer.allocate(13).order(ByteOrder.LITTLE_ENDIAN)
+                    .putInt(32).putInt(1).putInt(0).put((byte) 0).array();
+            assertThat(fe.sendAcked(Protocol.SET_CONFIG, writeThrough)).isZero();
+            assertThat(blk.writeCacheEnabled()).isFalse();
+            stopDriver(fe);
+            startDriver(fe, VirtioPci.F_VERSION_1 | VirtioBlk.F_FLUSH | VirtioBlk.F_CONFIG_WCE);
+            assertThat(blk.writeCacheEnabled()).as("chosen by the driver: kept across a restart").isFalse();
+        }
+    }
 }

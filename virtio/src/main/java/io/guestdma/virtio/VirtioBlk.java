@@ -120,6 +120,8 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
     private final Worker[] workers;
     private final Object stopLock = new Object();
     private volatile boolean writeCache = true;
+    /** Whether the driver wrote the writeback field since the last reset (else the device's default holds). */
+    private volatile boolean writeCacheChosen;
     private volatile boolean stopped;
     private volatile Runnable stopListener = () -> { };
     private volatile ErrorListener errorListener = (write, action, cause) -> { };
@@ -228,6 +230,7 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
     public void configWrite(int offset, int size, int value) {
         if (offset <= 32 && offset + size > 32) {
             writeCache = ((value >>> (8 * (32 - offset))) & 0xff) != 0;
+            writeCacheChosen = true;
         }
     }
 
@@ -241,8 +244,17 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
 
     @Override
     public void statusChanged(int status) {
-        if ((status & VirtioPci.STATUS_DRIVER_OK) != 0 && (bus.negotiatedFeatures() & F_CONFIG_WCE) == 0) {
+        if ((status & VirtioPci.STATUS_DRIVER_OK) == 0) {
+            return;
+        }
+        if ((bus.negotiatedFeatures() & F_CONFIG_WCE) == 0) {
             writeCache = (bus.negotiatedFeatures() & F_FLUSH) != 0;
+        } else if (!writeCacheChosen) {
+            // The writeback field as the driver read it: the device's default. A transport that
+            // does not pass the guest's resets on (vhost-user: QEMU only stops and restarts the
+            // rings) would otherwise keep the write-through an earlier driver without FLUSH
+            // (SeaBIOS) got, while the guest's kernel reads writeback and never asks for it.
+            writeCache = true;
         }
     }
 
@@ -262,6 +274,7 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
             stopped = false;
         }
         writeCache = true;
+        writeCacheChosen = false;
     }
 
     @Override
