@@ -815,6 +815,21 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
         return mapSlowly(map, stripe, map.find(address), address, length, direction);
     }
 
+    /**
+     * {@link #map} for a device space behind an IOMMU: a mapping holds the translation generation
+     * {@code epoch} the space entered until it is unmapped; any other outcome, or a throw, lets it go.
+     */
+    MapResult mapHeld(long address, long length, DmaDirection direction, DeviceAddressSpace.Epoch epoch) {
+        MapResult m;
+        try {
+            m = map(address, length, direction);
+        } catch (Throwable t) { // closed memory, a handler the JVM could not survive: nothing is held
+            DeviceAddressSpace.exit(epoch);
+            throw t;
+        }
+        return DeviceAddressSpace.heldBy(m, epoch);
+    }
+
     /** {@link #map} after its lease raced with a region change: lease the new snapshot, then as map. */
     private MapResult mapAgain(long address, long length, DmaDirection direction) {
         AddressMap map;
@@ -958,8 +973,9 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
      */
     public AccessResult unmap(DmaMapping mapping, long accessLength) {
         if (mapping.owner == this && accessLength >= 0 && accessLength <= mapping.length()
-                && mapping.bounceBuffer == null && mapping.debugScope == null && mapping.iommuEpoch == null) {
-            // The zero-copy case, kept small so that it inlines into device code.
+                && mapping.bounceBuffer == null && mapping.debugScope == null) {
+            // The zero-copy case, kept small so that it inlines into device code (also for a
+            // mapping made through an IOMMU: its epoch is one more counter to give back).
             if (!mapping.markUnmapped()) {
                 throw new IllegalStateException("unmap of " + mapping + ": it was already unmapped");
             }
@@ -967,6 +983,7 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
                 dirtyLog.mark(mapping.backingOffset, accessLength);
             }
             mapping.snapshot.release(mapping.leaseStripe);
+            DeviceAddressSpace.exit(mapping.iommuEpoch);
             return AccessResult.OK;
         }
         return unmapSlowly(mapping, accessLength);
@@ -1024,6 +1041,10 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
         return debug != null;
     }
 
+    /** Classes whose frames a leaked mapping's origin skips: they are on every mapping's stack. */
+    private static final java.util.Set<String> MAP_MACHINERY = java.util.Set.of(DmaDebug.class.getName(),
+            GuestMemory.class.getName(), DeviceAddressSpace.class.getName());
+
     /**
      * Checks that every DMA mapping has been unmapped, for tests and device teardown.
      *
@@ -1046,8 +1067,13 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
         StringBuilder message = new StringBuilder(origins.size() + " DMA mapping(s) never unmapped:");
         for (Throwable origin : origins) {
             message.append("\n  ").append(origin.getMessage().substring("DMA mapping created here: ".length()));
+            // From the first frame outside the map machinery: where the device mapped.
             StackTraceElement[] frames = origin.getStackTrace();
-            for (int f = 0; f < Math.min(frames.length, 6); f++) {
+            int first = 0;
+            while (first < frames.length - 1 && MAP_MACHINERY.contains(frames[first].getClassName())) {
+                first++;
+            }
+            for (int f = first; f < Math.min(frames.length, first + 6); f++) {
                 message.append("\n      at ").append(frames[f]);
             }
         }
@@ -1429,6 +1455,11 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
         undrained.add(old);
         old.drained.whenComplete((ignored, error) -> undrained.remove(old));
         old.retire();
+    }
+
+    /** {@return the current region map, the closed one once closed (no check: for comparisons)} */
+    AddressMap current() {
+        return current;
     }
 
     AddressMap snapshot() {
