@@ -67,6 +67,11 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
     private final DmaDebug debug; // null unless debug mode is on: the hot path tests one field
     private final java.util.concurrent.atomic.AtomicLong deviceFaults = new java.util.concurrent.atomic.AtomicLong();
     private volatile AddressMap current;
+    /**
+     * The ring views to tell about region changes, held weakly (a view its device dropped just goes
+     * away). Guarded by this; region changes hold the lock already.
+     */
+    private final java.util.Set<RamView> views = java.util.Collections.newSetFromMap(new java.util.WeakHashMap<>());
 
     /**
      * A region's own backing as this address space holds it. {@code generation} moves on with every
@@ -674,8 +679,15 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
                     writable ? "RAM" : "RAM or ROM"), address, length);
         }
         long offset = address - map.base(i);
-        return new RamView(this, map, address, length, order, writable, map.slot(i), map.backingOffset(i) + offset,
+        RamView view = new RamView(this, address, length, order, writable, map.slot(i), map.backingOffset(i) + offset,
                 map.ramAddress(i) + offset, map.segment(i));
+        synchronized (this) {
+            views.add(view);
+            if (current != map) {
+                view.regionsChanged(); // a change installed since the lookup, before the view was listed
+            }
+        }
+        return view;
     }
 
     /** @return this: the root is its own root */
@@ -1452,6 +1464,9 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
     private void install(AddressMap next) {
         AddressMap old = current;
         current = next;
+        for (RamView view : views) {
+            view.regionsChanged();
+        }
         undrained.add(old);
         old.drained.whenComplete((ignored, error) -> undrained.remove(old));
         old.retire();
