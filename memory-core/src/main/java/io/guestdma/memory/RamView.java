@@ -56,12 +56,15 @@ public final class RamView {
     /**
      * What an access must check before it touches the segment, as bits: {@link #STALE} once a region
      * change happened since the range was last looked up, {@link #THROUGH_IOMMU} for good on a view
-     * made through an IOMMU (its translation generation is checked on every access). Zero, the
-     * common case, is one volatile load of this object's own field and one branch per access.
+     * made through an IOMMU (its translation generation is checked on every access),
+     * {@link #BIG_ENDIAN} for good on a big-endian view. Zero, the common case, is one volatile load
+     * of this object's own field and one branch per access.
      */
     private volatile int checks;
     private static final int STALE = 1;
     private static final int THROUGH_IOMMU = 2;
+    /** Set for good on a big-endian view, so that the acquire loads' one test also covers byte order. */
+    private static final int BIG_ENDIAN = 4;
     private static final VarHandle CHECKS;
 
     static {
@@ -92,6 +95,7 @@ public final class RamView {
         this.intPlain = ValueLayout.JAVA_INT_UNALIGNED.withOrder(order);
         this.longPlain = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(order);
         this.bigEndian = order == ByteOrder.BIG_ENDIAN;
+        this.checks = bigEndian ? BIG_ENDIAN : 0;
     }
 
     /** {@return the guest physical address of the view's first byte} */
@@ -252,11 +256,11 @@ public final class RamView {
      * @throws DmaAccessException        if the range is no longer RAM
      */
     public short getShortAcquire(long offset) {
-        MemorySegment s = live();
-        if (bigEndian) {
-            return (short) SHORT_BE.getAcquire(s, offset);
+        if (checks == 0) { // little-endian, nothing to re-check: a ring index's load is this and FFM's checks
+            return (short) SHORT_LE.getAcquire(segment, offset);
         }
-        return (short) SHORT_LE.getAcquire(s, offset);
+        MemorySegment s = live();
+        return bigEndian ? (short) SHORT_BE.getAcquire(s, offset) : (short) SHORT_LE.getAcquire(s, offset);
     }
 
     /**
@@ -268,11 +272,11 @@ public final class RamView {
      * @throws DmaAccessException        if the range is no longer RAM
      */
     public int getIntAcquire(long offset) {
-        MemorySegment s = live();
-        if (bigEndian) {
-            return (int) INT_BE.getAcquire(s, offset);
+        if (checks == 0) { // little-endian, nothing to re-check: a ring index's load is this and FFM's checks
+            return (int) INT_LE.getAcquire(segment, offset);
         }
-        return (int) INT_LE.getAcquire(s, offset);
+        MemorySegment s = live();
+        return bigEndian ? (int) INT_BE.getAcquire(s, offset) : (int) INT_LE.getAcquire(s, offset);
     }
 
     /**
@@ -284,11 +288,11 @@ public final class RamView {
      * @throws DmaAccessException        if the range is no longer RAM
      */
     public long getLongAcquire(long offset) {
-        MemorySegment s = live();
-        if (bigEndian) {
-            return (long) LONG_BE.getAcquire(s, offset);
+        if (checks == 0) { // little-endian, nothing to re-check: a ring index's load is this and FFM's checks
+            return (long) LONG_LE.getAcquire(segment, offset);
         }
-        return (long) LONG_LE.getAcquire(s, offset);
+        MemorySegment s = live();
+        return bigEndian ? (long) LONG_BE.getAcquire(s, offset) : (long) LONG_LE.getAcquire(s, offset);
     }
 
     /**
