@@ -28,7 +28,10 @@ import java.util.concurrent.atomic.AtomicLong;
  * Maps are cut where the translated run ends: consecutive I/O pages that the IOMMU sends to
  * consecutive targets form one piece, and the map stops at the first page that goes elsewhere or
  * is not permitted (QEMU's {@code address_space_map} stops at every IOMMU page); the device maps the
- * rest with another call ({@link DmaStream} does so).
+ * rest with another call ({@link DmaStream} does so). The last zero-copy mapping is remembered:
+ * mapping a range inside it again (a device reusing its DMA buffer) under the same translations and
+ * region map costs what a map without an IOMMU costs, with no translation lookup and, once the
+ * device code is compiled, nothing allocated.
  *
  * <p><b>Invalidation waits for unmap.</b> {@link #invalidate} drops cached translations at once,
  * so new accesses see the IOMMU's new answer, and returns a future that completes when every
@@ -62,6 +65,8 @@ public final class DeviceAddressSpace implements AddressSpace {
             new java.util.concurrent.atomic.AtomicReferenceArray<>(IOTLB_ENTRIES);
     /** The last run of consecutive pages routed, valid only in its epoch: repeated DMA to one buffer costs one check. */
     private volatile Run lastRun;
+    /** The last mapping through the IOMMU, for maps of the same buffer again; null without one. */
+    private volatile Warm warm;
     private volatile Epoch epoch = new Epoch();
     private final List<Epoch> draining = new CopyOnWriteArrayList<>();
     private final AtomicLong faults = new AtomicLong();
@@ -81,6 +86,36 @@ public final class DeviceAddressSpace implements AddressSpace {
 
     /** {@code [iova, iova + length)} goes to {@code [target, ...)}, permitted for {@code direction}. */
     private record Run(long iova, long length, long target, DmaDirection direction, Epoch epoch) {
+        /** {@return whether the whole of {@code [at, at + n)} lies in this run, routed under {@code now}} */
+        boolean covers(long at, long n, DmaDirection access, Epoch now) {
+            long within = at - iova;
+            return epoch == now && direction == access && Long.compareUnsigned(within, length) < 0
+                    && Long.compareUnsigned(n, length - within) <= 0;
+        }
+    }
+
+    /**
+     * The last zero-copy mapping made through the IOMMU (with the whole 64-bit window), kept so that
+     * mapping the same buffer again, or part of it, costs what a map without an IOMMU costs: valid
+     * while {@code epoch} is the current translation generation and {@code snapshot} the root's
+     * current region map, which together mean the device range still goes to the same RAM. It is
+     * used instead of the root's map (which would find the region again) because that, inlined into
+     * map together with the IOMMU checks, compiles to more than C2 inlines into device code.
+     *
+     * @param iova        first I/O virtual address of the mapping
+     * @param length      its length
+     * @param segment     its memory (read-only for TO_DEVICE)
+     * @param rootAddress the root address of its first byte
+     * @param ramAddress  the dirty-log index of its first byte
+     */
+    private record Warm(long iova, long length, DmaDirection direction, Epoch epoch, AddressMap snapshot,
+                        MemorySegment segment, long rootAddress, long ramAddress) {
+        /** {@return whether {@code [at, at + n)}, 1 byte or more, lies in this mapping, made under {@code now}} */
+        boolean covers(long at, long n, DmaDirection access, Epoch now) {
+            long within = at - iova;
+            return epoch == now && direction == access && n > 0 && Long.compareUnsigned(within, length) < 0
+                    && n <= length - within;
+        }
     }
 
     /** Where a piece of a device access goes; one per caller, reused. */
@@ -153,6 +188,7 @@ public final class DeviceAddressSpace implements AddressSpace {
         Epoch old = epoch;
         epoch = new Epoch();
         lastRun = null;
+        warm = null;
         for (int i = 0; i < IOTLB_ENTRIES; i++) {
             iotlb.set(i, null);
         }
@@ -222,9 +258,7 @@ public final class DeviceAddressSpace implements AddressSpace {
         }
         Epoch now = epoch;
         Run run = lastRun;
-        if (run != null && run.epoch() == now && run.direction() == direction
-                && Long.compareUnsigned(at - run.iova(), run.length()) < 0
-                && Long.compareUnsigned(n, run.length() - (at - run.iova())) <= 0) {
+        if (run != null && run.covers(at, n, direction, now)) {
             out.kind = ROUTE_ROOT;
             out.rootAddress = run.target() + (at - run.iova());
             out.length = n;
@@ -361,35 +395,88 @@ public final class DeviceAddressSpace implements AddressSpace {
 
     @Override
     public MapResult map(long address, long length, DmaDirection direction) {
-        if (iommu == null && enabled && windowSize == WHOLE) {
-            // Nothing to translate; kept small so that map and unmap inline into the device and
-            // the mapping is scalar-replaced, as on the root.
-            return root.map(windowTarget + address - windowBase, length, direction);
+        // Kept small so that map and unmap inline into the device and the mapping is
+        // scalar-replaced (nothing allocated), as on the root: without an IOMMU, the root's map;
+        // through one, a buffer mapped again under the same translations (see Warm).
+        if (enabled && windowSize == WHOLE) {
+            long at = windowTarget + address - windowBase;
+            if (iommu == null) {
+                return root.map(at, length, direction);
+            }
+            Epoch e = enter(); // before reading the cache: an invalidation racing with this map waits for it
+            DmaMapping again = mapAgain(at, length, direction, e);
+            if (again != null) {
+                return again;
+            }
+            return mapSlowly(address, length, direction, e);
         }
-        return mapSlowly(address, length, direction);
+        return mapSlowly(address, length, direction, null);
     }
 
-    private MapResult mapSlowly(long address, long length, DmaDirection direction) {
+    /**
+     * A map inside the last mapping made through the IOMMU, while its translations and the root's
+     * snapshot are both still current: a slice of that mapping's memory holding {@code e}, with no
+     * translation and no region lookup; or null to take the full path (still holding e).
+     */
+    private DmaMapping mapAgain(long at, long length, DmaDirection direction, Epoch e) {
+        Warm w = warm;
+        if (w != null && w.covers(at, length, direction, e) && root.current() == w.snapshot()) {
+            int stripe = w.snapshot().acquire(); // -1: a region change retired it since the check
+            if (stripe >= 0) {
+                long within = at - w.iova();
+                // The slice first: an allocation between the mapping's and its field stores would
+                // make every reference store a full GC barrier and map too big to inline.
+                MemorySegment slice = w.segment().asSlice(within, length);
+                return new DmaMapping(root, w.snapshot(), stripe, w.rootAddress() + within, length, direction,
+                        slice, w.ramAddress() + within, e);
+            }
+        }
+        return null;
+    }
+
+    /** @param entered the epoch map entered already, or null to enter one here (if there is an IOMMU) */
+    private MapResult mapSlowly(long address, long length, DmaDirection direction, Epoch entered) {
         if (length <= 0 || direction == null) {
-            return root.map(address, length, direction); // throws as the root does
+            return root.mapHeld(address, length, direction, entered); // throws as the root does
         }
         if (address != 0 && Long.compareUnsigned(length, -address) > 0) {
             length = -address;
         }
-        return mapRouted(address, length, direction);
+        // Entered before the route: an invalidation racing with it waits for this mapping.
+        return mapRouted(address, length, direction, entered != null ? entered : enter());
     }
 
-    /** Routes and maps: the root's map, a mapping of nowhere, or a permission fault. */
-    private MapResult mapRouted(long address, long length, DmaDirection direction) {
-        Epoch e = enter(); // before the route: an invalidation racing with it waits for this mapping
+    /** Routes and maps: the root's map, a mapping of nowhere, or a permission fault; holds or exits e. */
+    private MapResult mapRouted(long address, long length, DmaDirection direction, Epoch e) {
         Route r = new Route();
-        route(address, length, direction, r);
-        MapResult m = switch (r.kind) {
-            case ROUTE_ROOT -> root.map(r.rootAddress, r.length, direction);
-            case ROUTE_NOWHERE -> root.mapNowhere(address, r.length, direction);
-            default -> new MapFailed(address, r.length, AccessResult.DEVICE_ERROR);
-        };
-        if (r.kind == ROUTE_ROOT && e != null && m instanceof DmaMapping mapping) {
+        try {
+            route(address, length, direction, r);
+        } catch (Throwable t) { // an IOMMU model that threw: nothing is mapped or held
+            exit(e);
+            throw t;
+        }
+        if (r.kind == ROUTE_ROOT) {
+            MapResult m = root.mapHeld(r.rootAddress, r.length, direction, e); // holds e, or lets it go
+            if (e != null && windowSize == WHOLE && m instanceof DmaMapping mapping && !mapping.bounced()
+                    && mapping.debugScope == null) {
+                // Tagged with the epoch entered before the route: if the route saw a newer one, an
+                // invalidation retired e first and the entry is never used.
+                warm = new Warm(windowTarget + address - windowBase, mapping.length(), direction, e,
+                        mapping.snapshot, mapping.segment(), mapping.address(), mapping.backingOffset);
+            }
+            return m;
+        }
+        exit(e);
+        return r.kind == ROUTE_NOWHERE ? root.mapNowhere(address, r.length, direction)
+                : new MapFailed(address, r.length, AccessResult.DEVICE_ERROR);
+    }
+
+    /**
+     * A mapping made through an IOMMU keeps its epoch from draining until unmapped; any other
+     * outcome lets it go at once.
+     */
+    static MapResult heldBy(MapResult m, Epoch e) {
+        if (e != null && m instanceof DmaMapping mapping) {
             mapping.throughIommu(e);
         } else {
             exit(e);

@@ -52,6 +52,13 @@ public final class DmaMapping implements MapResult {
         this.nowhere = nowhere;
     }
 
+    /** A zero-copy mapping made through an IOMMU translation of {@code epoch}, outside debug mode. */
+    DmaMapping(GuestMemory owner, AddressMap snapshot, int leaseStripe, long address, long length,
+               DmaDirection direction, MemorySegment segment, long backingOffset, DeviceAddressSpace.Epoch epoch) {
+        this(owner, snapshot, leaseStripe, address, length, direction, segment, null, backingOffset, null, false);
+        this.iommuEpoch = epoch;
+    }
+
     /**
      * {@return the guest physical address of the first mapped byte (through a device space: the
      * root address the device address went to; for bytes that go nowhere, the device address)}

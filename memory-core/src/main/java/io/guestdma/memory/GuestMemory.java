@@ -67,6 +67,11 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
     private final DmaDebug debug; // null unless debug mode is on: the hot path tests one field
     private final java.util.concurrent.atomic.AtomicLong deviceFaults = new java.util.concurrent.atomic.AtomicLong();
     private volatile AddressMap current;
+    /**
+     * The ring views to tell about region changes, held weakly (a view its device dropped just goes
+     * away). Guarded by this; region changes hold the lock already.
+     */
+    private final java.util.Set<RamView> views = java.util.Collections.newSetFromMap(new java.util.WeakHashMap<>());
 
     /**
      * A region's own backing as this address space holds it. {@code generation} moves on with every
@@ -674,8 +679,15 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
                     writable ? "RAM" : "RAM or ROM"), address, length);
         }
         long offset = address - map.base(i);
-        return new RamView(this, map, address, length, order, writable, map.slot(i), map.backingOffset(i) + offset,
+        RamView view = new RamView(this, address, length, order, writable, map.slot(i), map.backingOffset(i) + offset,
                 map.ramAddress(i) + offset, map.segment(i));
+        synchronized (this) {
+            views.add(view);
+            if (current != map) {
+                view.regionsChanged(); // a change installed since the lookup, before the view was listed
+            }
+        }
+        return view;
     }
 
     /** @return this: the root is its own root */
@@ -813,6 +825,21 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
             }
         }
         return mapSlowly(map, stripe, map.find(address), address, length, direction);
+    }
+
+    /**
+     * {@link #map} for a device space behind an IOMMU: a mapping holds the translation generation
+     * {@code epoch} the space entered until it is unmapped; any other outcome, or a throw, lets it go.
+     */
+    MapResult mapHeld(long address, long length, DmaDirection direction, DeviceAddressSpace.Epoch epoch) {
+        MapResult m;
+        try {
+            m = map(address, length, direction);
+        } catch (Throwable t) { // closed memory, a handler the JVM could not survive: nothing is held
+            DeviceAddressSpace.exit(epoch);
+            throw t;
+        }
+        return DeviceAddressSpace.heldBy(m, epoch);
     }
 
     /** {@link #map} after its lease raced with a region change: lease the new snapshot, then as map. */
@@ -958,8 +985,9 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
      */
     public AccessResult unmap(DmaMapping mapping, long accessLength) {
         if (mapping.owner == this && accessLength >= 0 && accessLength <= mapping.length()
-                && mapping.bounceBuffer == null && mapping.debugScope == null && mapping.iommuEpoch == null) {
-            // The zero-copy case, kept small so that it inlines into device code.
+                && mapping.bounceBuffer == null && mapping.debugScope == null) {
+            // The zero-copy case, kept small so that it inlines into device code (also for a
+            // mapping made through an IOMMU: its epoch is one more counter to give back).
             if (!mapping.markUnmapped()) {
                 throw new IllegalStateException("unmap of " + mapping + ": it was already unmapped");
             }
@@ -967,6 +995,7 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
                 dirtyLog.mark(mapping.backingOffset, accessLength);
             }
             mapping.snapshot.release(mapping.leaseStripe);
+            DeviceAddressSpace.exit(mapping.iommuEpoch);
             return AccessResult.OK;
         }
         return unmapSlowly(mapping, accessLength);
@@ -1024,6 +1053,10 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
         return debug != null;
     }
 
+    /** Classes whose frames a leaked mapping's origin skips: they are on every mapping's stack. */
+    private static final java.util.Set<String> MAP_MACHINERY = java.util.Set.of(DmaDebug.class.getName(),
+            GuestMemory.class.getName(), DeviceAddressSpace.class.getName());
+
     /**
      * Checks that every DMA mapping has been unmapped, for tests and device teardown.
      *
@@ -1046,8 +1079,13 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
         StringBuilder message = new StringBuilder(origins.size() + " DMA mapping(s) never unmapped:");
         for (Throwable origin : origins) {
             message.append("\n  ").append(origin.getMessage().substring("DMA mapping created here: ".length()));
+            // From the first frame outside the map machinery: where the device mapped.
             StackTraceElement[] frames = origin.getStackTrace();
-            for (int f = 0; f < Math.min(frames.length, 6); f++) {
+            int first = 0;
+            while (first < frames.length - 1 && MAP_MACHINERY.contains(frames[first].getClassName())) {
+                first++;
+            }
+            for (int f = first; f < Math.min(frames.length, first + 6); f++) {
                 message.append("\n      at ").append(frames[f]);
             }
         }
@@ -1426,9 +1464,17 @@ public final class GuestMemory implements AddressSpace, AutoCloseable {
     private void install(AddressMap next) {
         AddressMap old = current;
         current = next;
+        for (RamView view : views) {
+            view.regionsChanged();
+        }
         undrained.add(old);
         old.drained.whenComplete((ignored, error) -> undrained.remove(old));
         old.retire();
+    }
+
+    /** {@return the current region map, the closed one once closed (no check: for comparisons)} */
+    AddressMap current() {
+        return current;
     }
 
     AddressMap snapshot() {

@@ -18,8 +18,9 @@ import java.util.Objects;
  * are single instructions and need natural alignment of the guest address, as on hardware.
  * Every store marks its page in the {@link DirtyLog}.
  *
- * <p><b>Validity.</b> A region change (add, remove, transaction) retires the address-space snapshot
- * the view was made from. The next access notices it (one volatile read) and looks the range up
+ * <p><b>Validity.</b> A region change (add, remove, transaction) marks every live view of its
+ * address space stale. The next access notices it (one volatile read of the view's own field, the
+ * only check an access makes besides FFM's bounds and liveness checks) and looks the range up
  * again: if it is still the same RAM, the view carries on; if it is not (the RAM was removed or
  * replaced), the access throws {@link DmaAccessException}, which a device reports as a failed ring
  * (virtio's DEVICE_NEEDS_RESET). The view never reaches memory that is no longer guest RAM: an
@@ -53,19 +54,35 @@ public final class RamView {
     private final ValueLayout.OfLong longPlain;
     private final boolean bigEndian;
     /**
-     * The snapshot the range was last found in; once it is retired (replaced by a region change),
-     * look again. Plain: a thread that reads an older value only looks again for nothing.
+     * What an access must check before it touches the segment, as bits: {@link #STALE} once a region
+     * change happened since the range was last looked up, {@link #THROUGH_IOMMU} for good on a view
+     * made through an IOMMU (its translation generation is checked on every access),
+     * {@link #BIG_ENDIAN} for good on a big-endian view. Zero, the common case, is one volatile load
+     * of this object's own field and one branch per access.
      */
-    private AddressMap snapshot;
+    private volatile int checks;
+    private static final int STALE = 1;
+    private static final int THROUGH_IOMMU = 2;
+    /** Set for good on a big-endian view, so that the acquire loads' one test also covers byte order. */
+    private static final int BIG_ENDIAN = 4;
+    private static final VarHandle CHECKS;
+
+    static {
+        try {
+            CHECKS = java.lang.invoke.MethodHandles.lookup().findVarHandle(RamView.class, "checks", int.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
     /** Made through a device space's IOMMU: the space, the device address and the translation generation. */
     private DeviceAddressSpace space;
     private long deviceAddress;
     private DeviceAddressSpace.Epoch epoch;
 
-    RamView(GuestMemory memory, AddressMap snapshot, long address, long length, ByteOrder order, boolean writable,
+    RamView(GuestMemory memory, long address, long length, ByteOrder order, boolean writable,
             Attached slot, long segmentOffset, long ramAddress, MemorySegment backing) {
         this.memory = memory;
-        this.snapshot = snapshot;
         this.address = address;
         this.length = length;
         this.writable = writable;
@@ -78,6 +95,7 @@ public final class RamView {
         this.intPlain = ValueLayout.JAVA_INT_UNALIGNED.withOrder(order);
         this.longPlain = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(order);
         this.bigEndian = order == ByteOrder.BIG_ENDIAN;
+        this.checks = bigEndian ? BIG_ENDIAN : 0;
     }
 
     /** {@return the guest physical address of the view's first byte} */
@@ -106,23 +124,42 @@ public final class RamView {
             this.space = via;
             this.deviceAddress = address;
             this.epoch = generation;
+            CHECKS.getAndBitwiseOr(this, THROUGH_IOMMU); // atomic: a region change may be marking it stale
         }
         return this;
     }
 
+    /** Called by the address space after every region change (the new map is already current). */
+    void regionsChanged() {
+        CHECKS.getAndBitwiseOr(this, STALE);
+    }
+
     /**
-     * The check before every access: two loads (the snapshot, its retired flag) and, for a view
-     * made through an IOMMU, two more; then the access is the VarHandle operation on the segment.
+     * The check before every access: one volatile load of {@link #checks}; then the access is the
+     * VarHandle operation on the final segment (FFM checks its bounds and liveness).
      */
     private MemorySegment live() {
-        if (snapshot.isRetired()) {
-            revalidate();
+        if (checks != 0) {
+            recheck();
+        }
+        return segment;
+    }
+
+    private void recheck() {
+        if ((checks & STALE) != 0) {
+            // Cleared before the lookup, so that a region change during it marks the view again.
+            CHECKS.getAndBitwiseAnd(this, ~STALE);
+            try {
+                revalidate();
+            } catch (RuntimeException | Error e) {
+                regionsChanged(); // still stale: every later access fails the same way
+                throw e;
+            }
         }
         DeviceAddressSpace.Epoch e = epoch;
         if (e != null && e.retired) {
             retranslate();
         }
-        return segment;
     }
 
     /** After an IOMMU invalidation: the device address must still reach the same RAM, permitted. */
@@ -162,7 +199,6 @@ public final class RamView {
             throw new DmaAccessException(String.format("guest 0x%x (+0x%x) is no longer the RAM this view was made "
                     + "for", address, length), address, length);
         }
-        snapshot = now;
     }
 
     /**
@@ -220,11 +256,11 @@ public final class RamView {
      * @throws DmaAccessException        if the range is no longer RAM
      */
     public short getShortAcquire(long offset) {
-        MemorySegment s = live();
-        if (bigEndian) {
-            return (short) SHORT_BE.getAcquire(s, offset);
+        if (checks == 0) { // little-endian, nothing to re-check: a ring index's load is this and FFM's checks
+            return (short) SHORT_LE.getAcquire(segment, offset);
         }
-        return (short) SHORT_LE.getAcquire(s, offset);
+        MemorySegment s = live();
+        return bigEndian ? (short) SHORT_BE.getAcquire(s, offset) : (short) SHORT_LE.getAcquire(s, offset);
     }
 
     /**
@@ -236,11 +272,11 @@ public final class RamView {
      * @throws DmaAccessException        if the range is no longer RAM
      */
     public int getIntAcquire(long offset) {
-        MemorySegment s = live();
-        if (bigEndian) {
-            return (int) INT_BE.getAcquire(s, offset);
+        if (checks == 0) { // little-endian, nothing to re-check: a ring index's load is this and FFM's checks
+            return (int) INT_LE.getAcquire(segment, offset);
         }
-        return (int) INT_LE.getAcquire(s, offset);
+        MemorySegment s = live();
+        return bigEndian ? (int) INT_BE.getAcquire(s, offset) : (int) INT_LE.getAcquire(s, offset);
     }
 
     /**
@@ -252,11 +288,11 @@ public final class RamView {
      * @throws DmaAccessException        if the range is no longer RAM
      */
     public long getLongAcquire(long offset) {
-        MemorySegment s = live();
-        if (bigEndian) {
-            return (long) LONG_BE.getAcquire(s, offset);
+        if (checks == 0) { // little-endian, nothing to re-check: a ring index's load is this and FFM's checks
+            return (long) LONG_LE.getAcquire(segment, offset);
         }
-        return (long) LONG_LE.getAcquire(s, offset);
+        MemorySegment s = live();
+        return bigEndian ? (long) LONG_BE.getAcquire(s, offset) : (long) LONG_LE.getAcquire(s, offset);
     }
 
     /**

@@ -210,6 +210,70 @@ class DeviceAddressSpaceTest {
     }
 
     @Test
+    void aBufferMappedAgainKeepsItsTranslationGenerationAndFollowsInvalidationsAndRegionChanges() {
+        try (GuestMemory mem = memory()) {
+            PageTableIommu iommu = new PageTableIommu(mem);
+            iommu.map(0x0000, 0x5000, READ | WRITE);
+            iommu.map(0x1000, 0x6000, READ);
+            DeviceAddressSpace dev = mem.deviceSpace("dev", 0, -1L, 0, iommu);
+            dev.unmap((DmaMapping) dev.map(0x0, 0x1000, FROM_DEVICE), 0); // routed and remembered
+            DirtyLog.Client migration = mem.dirtyLog().register("migration");
+            migration.getAndClear(0, 0x100000);
+
+            // Mapped again, whole or in part: the same target, and it holds its generation.
+            DmaMapping part = (DmaMapping) dev.map(0x100, 64, FROM_DEVICE);
+            assertThat(part.address()).isEqualTo(0x5100);
+            assertThat(part.length()).isEqualTo(64);
+            part.segment().fill((byte) 3);
+            dev.unmap(part, 64);
+            assertThat(mem.readByte(0x5100)).isEqualTo((byte) 3);
+            assertThat(migration.isDirty(0x5000)).as("the store is in the dirty log").isTrue();
+            DmaMapping inFlight = (DmaMapping) dev.map(0x0, 0x1000, FROM_DEVICE);
+            assertThat(inFlight.address()).isEqualTo(0x5000);
+            iommu.map(0x0000, 0x7000, READ | WRITE);
+            CompletableFuture<Void> done = dev.invalidate(0, PAGE);
+            assertThat(done).as("waits for the buffer mapped again").isNotDone();
+            DmaMapping after = (DmaMapping) dev.map(0x0, 0x1000, FROM_DEVICE);
+            assertThat(after.address()).as("the new translation, not the remembered one").isEqualTo(0x7000);
+            dev.unmap(inFlight, 0);
+            assertThat(done).isDone();
+            dev.unmap(after, 0);
+
+            // Other directions, ranges past the mapping and bad lengths are not served from it.
+            dev.unmap((DmaMapping) dev.map(0x0, 0x1000, FROM_DEVICE), 0);
+            DmaMapping read = (DmaMapping) dev.map(0x0, 0x1000, TO_DEVICE);
+            assertThat(read.segment().isReadOnly()).isTrue();
+            dev.unmap(read, 0);
+            assertThat(dev.map(0xf00, 0x200, FROM_DEVICE)).as("runs into the read-only page")
+                    .isInstanceOfSatisfying(DmaMapping.class, m -> {
+                        assertThat(m.length()).isEqualTo(0x100);
+                        dev.unmap(m, 0);
+                    });
+            assertThat(dev.map(0x1000, 16, FROM_DEVICE)).isInstanceOf(MapFailed.class);
+            assertThatThrownBy(() -> dev.map(0x0, 0, FROM_DEVICE)).isInstanceOf(IllegalArgumentException.class);
+            assertThatThrownBy(() -> dev.map(0x0, 16, null)).isInstanceOf(NullPointerException.class);
+
+            // A disabled bus master sees nothing, remembered mapping or not.
+            dev.unmap((DmaMapping) dev.map(0x0, 0x1000, FROM_DEVICE), 0);
+            dev.setEnabled(false);
+            DmaMapping nowhere = (DmaMapping) dev.map(0x0, 16, FROM_DEVICE);
+            assertThat(nowhere.bounced()).isTrue();
+            assertThat(dev.unmap(nowhere, 16)).isEqualTo(AccessResult.UNASSIGNED);
+            dev.setEnabled(true);
+
+            // A region change: the RAM behind the remembered mapping is gone, so the map is bounced.
+            dev.unmap((DmaMapping) dev.map(0x0, 0x1000, FROM_DEVICE), 0);
+            mem.writeLong(0x7000, 0x1122334455667788L);
+            assertThat(mem.removeRegion("ram")).isDone();
+            DmaMapping gone = (DmaMapping) dev.map(0x0, 8, TO_DEVICE);
+            assertThat(gone.bounced()).as("unassigned now, not the old backing").isTrue();
+            assertThat(gone.segment().get(java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED, 0)).isZero();
+            dev.unmap(gone, 0);
+            assertNothingHeld(mem);
+        }
+    }
+
+    @Test
     void aRingViewThroughTheIommuFollowsInvalidationsOrFails() {
         try (GuestMemory mem = memory()) {
             PageTableIommu iommu = new PageTableIommu(mem);

@@ -3,16 +3,18 @@ package io.guestdma.memory;
 import java.lang.management.ManagementFactory;
 
 /**
- * Run in its own JVM by {@link MapAllocationTest}: maps and unmaps 4 KiB of RAM through the root and
- * through a device address space without an IOMMU, the way device code does, and maps and
- * completes a three-piece packet ({@link DmaPacket}) into a different one of eight buffers each
- * time, as a NIC receives into a ring, long enough for C2 to compile it, then prints the heap
- * bytes this thread allocated per operation, one {@code name=bytes} line each.
+ * Run in its own JVM by {@link MapAllocationTest}: maps and unmaps 4 KiB of RAM through the root,
+ * through a device address space without an IOMMU and through one behind an IOMMU whose translation
+ * of the buffer is warm, the way device code does; without an IOMMU it also maps and completes a
+ * three-piece packet ({@link DmaPacket}) into a different one of eight buffers each time, as a NIC
+ * receives into a ring; long enough for C2 to compile it, then prints the heap bytes this thread
+ * allocated per operation, one {@code name=bytes} line each.
  */
 final class MapAllocationProbe {
     private static final int WARMUP = 600_000;
     private static final int MEASURED = 200_000;
     private static final long ADDRESS = 0x20_0000;
+    private static final long IOVA = 0x8000_0000L;
 
     private MapAllocationProbe() {
     }
@@ -28,6 +30,14 @@ final class MapAllocationProbe {
     /** The same through the device's bus-master space. */
     private static long throughDevice(DeviceAddressSpace space) {
         DmaMapping m = (DmaMapping) space.map(ADDRESS, 4096, DmaDirection.TO_DEVICE);
+        long n = m.length();
+        space.unmap(m, n);
+        return n;
+    }
+
+    /** The same through a device space behind an IOMMU (a device mapping its buffer again). */
+    private static long throughIommu(DeviceAddressSpace space) {
+        DmaMapping m = (DmaMapping) space.map(IOVA, 4096, DmaDirection.FROM_DEVICE);
         long n = m.length();
         space.unmap(m, n);
         return n;
@@ -70,40 +80,58 @@ final class MapAllocationProbe {
         return sum;
     }
 
+    private static long iommuRounds(DeviceAddressSpace space, int rounds) {
+        long sum = 0;
+        for (int i = 0; i < rounds; i++) {
+            sum += throughIommu(space);
+        }
+        return sum;
+    }
+
+    /**
+     * @param args {@code device} to measure a device space without an IOMMU, {@code iommu} for one
+     *             behind an IOMMU (one kind per JVM: see {@link MapAllocationTest})
+     */
     public static void main(String[] args) {
+        boolean viaIommu = args.length == 1 && args[0].equals("iommu");
         com.sun.management.ThreadMXBean threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
         long tid = Thread.currentThread().threadId();
         try (GuestMemory memory = GuestMemory.ofRam(16L << 20)) {
-            DeviceAddressSpace device = memory.deviceSpace("probe");
-            DmaPacket packet = new DmaPacket(device);
+            DeviceAddressSpace device = viaIommu
+                    ? memory.deviceSpace("probe-iommu", 0, -1L, 0, (iova, direction) ->
+                            new IommuTranslation(iova & -4096L, ADDRESS + (iova & 0xfff000L), 4096, true, true))
+                    : memory.deviceSpace("probe");
+            DmaPacket packet = viaIommu ? null : new DmaPacket(device);
             SgList sg = new SgList();
             long sink = 0;
             for (int i = 0; i < WARMUP / 10_000; i++) {
                 sink += rootRounds(memory, 10_000);
-                sink += deviceRounds(device, 10_000);
-                sink += packetRounds(packet, sg, 10_000);
+                sink += viaIommu ? iommuRounds(device, 10_000) : deviceRounds(device, 10_000);
+                sink += viaIommu ? 0 : packetRounds(packet, sg, 10_000);
             }
             // The steady state is the claim: on a loaded machine C2 may still be compiling (or
             // recompiling) when the first window starts, so measure up to ten windows and keep the
             // best. With escape analysis off every window allocates, so the control still holds.
             double root = Double.MAX_VALUE;
             double dev = Double.MAX_VALUE;
-            double packets = Double.MAX_VALUE;
+            double packets = viaIommu ? 0 : Double.MAX_VALUE;
             for (int window = 0; window < 10 && (root >= 1 || dev >= 1 || packets >= 1); window++) {
                 long before = threads.getThreadAllocatedBytes(tid);
                 sink += rootRounds(memory, MEASURED);
                 long middle = threads.getThreadAllocatedBytes(tid);
-                sink += deviceRounds(device, MEASURED);
+                sink += viaIommu ? iommuRounds(device, MEASURED) : deviceRounds(device, MEASURED);
                 long after = threads.getThreadAllocatedBytes(tid);
-                sink += packetRounds(packet, sg, MEASURED);
+                sink += viaIommu ? 0 : packetRounds(packet, sg, MEASURED);
                 long last = threads.getThreadAllocatedBytes(tid);
                 root = Math.min(root, (double) (middle - before) / MEASURED);
                 dev = Math.min(dev, (double) (after - middle) / MEASURED);
                 packets = Math.min(packets, (double) (last - after) / MEASURED);
             }
             System.out.println("root=" + root);
-            System.out.println("device=" + dev);
-            System.out.println("packet=" + packets);
+            System.out.println((viaIommu ? "iommu=" : "device=") + dev);
+            if (!viaIommu) {
+                System.out.println("packet=" + packets);
+            }
             System.out.println("sink=" + sink);
         }
     }

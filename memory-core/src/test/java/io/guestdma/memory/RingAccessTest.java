@@ -173,7 +173,12 @@ class RingAccessTest {
         assertThat(gone).isDone();
         assertThatThrownBy(() -> view.getIntAcquire(0)).isInstanceOf(DmaAccessException.class)
                 .hasMessageContaining("no longer");
+        assertThatThrownBy(() -> view.setShortRelease(2, (short) 1)).as("and on every access after")
+                .isInstanceOf(DmaAccessException.class);
+        RamView other = mem.ramView(0x1100, 64, ByteOrder.LITTLE_ENDIAN, true);
+        other.setIntRelease(0, 7);
         mem.close();
+        assertThatThrownBy(() -> other.getIntAcquire(0)).as("closed memory").isInstanceOf(IllegalStateException.class);
         mem.released().get(5, TimeUnit.SECONDS);
     }
 
