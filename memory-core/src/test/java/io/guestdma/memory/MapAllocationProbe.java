@@ -6,13 +6,31 @@ import java.lang.management.ManagementFactory;
  * Run in its own JVM by {@link MapAllocationTest}: maps and unmaps 4 KiB of RAM through the root and
  * through a device address space without an IOMMU, the way device code does, and maps and
  * completes a three-piece packet ({@link DmaPacket}) into a different one of eight buffers each
- * time, as a NIC receives into a ring, long enough for C2 to compile it, then prints the heap
- * bytes this thread allocated per operation, one {@code name=bytes} line each.
+ * time, as a NIC receives into a ring, and maps and unmaps a {@link DmaStream} chunk over a
+ * different one of 32 pages each time, as a disk queue's requests, long enough for C2 to compile
+ * it, then prints the heap bytes this thread allocated per operation, one {@code name=bytes} line
+ * each.
  */
 final class MapAllocationProbe {
     private static final int WARMUP = 600_000;
     private static final int MEASURED = 200_000;
     private static final long ADDRESS = 0x20_0000;
+    /** Buffers the streamed list moves through: a new one per chunk, as requests of a queue. */
+    private static final int STREAM_BUFFERS = 32;
+
+    /** A block device's chunk through DmaStream: start, map, unmap, each time over another page. */
+    private static long streamRounds(DmaStream stream, SgList sg, int rounds) {
+        long sum = 0;
+        for (int i = 0; i < rounds; i++) {
+            sg.reset();
+            sg.add(ADDRESS + 4096L * (i % STREAM_BUFFERS), 4096);
+            stream.start(sg, DmaDirection.FROM_DEVICE, 512);
+            long n = stream.mapNext(Long.MAX_VALUE);
+            stream.unmapChunk(n);
+            sum += n;
+        }
+        return sum;
+    }
 
     private MapAllocationProbe() {
     }
@@ -77,11 +95,14 @@ final class MapAllocationProbe {
             DeviceAddressSpace device = memory.deviceSpace("probe");
             DmaPacket packet = new DmaPacket(device);
             SgList sg = new SgList();
+            DmaStream stream = new DmaStream(device);
+            SgList streamed = new SgList(4);
             long sink = 0;
             for (int i = 0; i < WARMUP / 10_000; i++) {
                 sink += rootRounds(memory, 10_000);
                 sink += deviceRounds(device, 10_000);
                 sink += packetRounds(packet, sg, 10_000);
+                sink += streamRounds(stream, streamed, 10_000);
             }
             // The steady state is the claim: on a loaded machine C2 may still be compiling (or
             // recompiling) when the first window starts, so measure up to ten windows and keep the
@@ -89,7 +110,8 @@ final class MapAllocationProbe {
             double root = Double.MAX_VALUE;
             double dev = Double.MAX_VALUE;
             double packets = Double.MAX_VALUE;
-            for (int window = 0; window < 10 && (root >= 1 || dev >= 1 || packets >= 1); window++) {
+            double chunks = Double.MAX_VALUE;
+            for (int window = 0; window < 10 && (root >= 1 || dev >= 1 || packets >= 1 || chunks >= 1); window++) {
                 long before = threads.getThreadAllocatedBytes(tid);
                 sink += rootRounds(memory, MEASURED);
                 long middle = threads.getThreadAllocatedBytes(tid);
@@ -97,6 +119,9 @@ final class MapAllocationProbe {
                 long after = threads.getThreadAllocatedBytes(tid);
                 sink += packetRounds(packet, sg, MEASURED);
                 long last = threads.getThreadAllocatedBytes(tid);
+                sink += streamRounds(stream, streamed, MEASURED);
+                long end = threads.getThreadAllocatedBytes(tid);
+                chunks = Math.min(chunks, (double) (end - last) / MEASURED);
                 root = Math.min(root, (double) (middle - before) / MEASURED);
                 dev = Math.min(dev, (double) (after - middle) / MEASURED);
                 packets = Math.min(packets, (double) (last - after) / MEASURED);
@@ -104,6 +129,7 @@ final class MapAllocationProbe {
             System.out.println("root=" + root);
             System.out.println("device=" + dev);
             System.out.println("packet=" + packets);
+            System.out.println("stream=" + chunks);
             System.out.println("sink=" + sink);
         }
     }
