@@ -183,7 +183,8 @@ public final class VirtioPci {
     private int generation;
     private int isr;
     private int configVector = NO_VECTOR;
-    private boolean broken;
+    /** Written under irqLock; volatile so that a notify can check it without taking the lock. */
+    private volatile boolean broken;
     private boolean intxLevel;
     /**
      * Whether a queue interrupt now would change nothing (INTx, ISR bit 0 set, the line already
@@ -636,13 +637,8 @@ public final class VirtioPci {
     }
 
     private void notifyQueue(int q) {
-        if (q >= queues.length || !busMasterEnabled) {
-            return;
-        }
-        synchronized (irqLock) {
-            if (broken) {
-                return;
-            }
+        if (q >= queues.length || !busMasterEnabled || broken) {
+            return; // broken read without irqLock: queues notified on several threads share nothing here
         }
         device.queueNotified(q);
     }
