@@ -689,7 +689,8 @@ public final class BenchReport {
                 `<key>_spread` with `min`, `max` and `forks`; allocation keys also `<key>_worst_fork`).
                 - **two_thread_scaling_over_control** is the map path's 2-thread scaling over the \
                 unshared control's in the same fork: 1.00 means the library scales as well as this machine \
-                lets any code scale, whatever the machine's own limit (other load, SMT siblings) is.
+                lets any code scale, whatever the machine's own limit (other load, SMT siblings) is. \
+                **virtio_blk_mq_scaling_over_control** is the same for virtio-blk's two queues on two threads.
                 - **met**: `yes` when every fork meets the goal, `NO` when none does, `not decided` when \
                 the spread straddles the goal, so one run cannot tell; run again or run the full suite.
                 """.formatted(cReferenceNote()));
