@@ -142,7 +142,7 @@ public final class NativeBackend implements BlockBackend {
         long total = iov.size();
         extent.checkRead(offset, total);
         for (int i = 0; i < iov.count(); i++) {
-            if (iov.segment(i).isReadOnly()) {
+            if (iov.isReadOnly(i)) {
                 throw new IllegalArgumentException("readv into " + extent.name() + ": segment " + i
                         + " of the I/O vector is read-only (a TO_DEVICE mapping or ROM?); nothing was read");
             }
@@ -220,7 +220,7 @@ public final class NativeBackend implements BlockBackend {
         try {
             while (true) {
                 while (advance > 0) {
-                    long length = iov.segment(first).byteSize() - intoFirst;
+                    long length = iov.length(first) - intoFirst;
                     if (advance >= length) {
                         advance -= length;
                         first++;
@@ -259,8 +259,7 @@ public final class NativeBackend implements BlockBackend {
             return false;
         }
         for (int i = 0; i < iov.count(); i++) {
-            MemorySegment s = iov.segment(i);
-            if (!s.isNative() || (s.address() | s.byteSize()) % DIRECT_ALIGNMENT != 0) {
+            if (!iov.isNative(i) || (iov.address(i) | iov.length(i)) % DIRECT_ALIGNMENT != 0) {
                 return false;
             }
         }

@@ -211,15 +211,14 @@ public final class NbdBackend implements BlockBackend {
      */
     private static void requireUsable(IoVector iov, boolean intoIt) {
         for (int i = 0; i < iov.count(); i++) {
-            MemorySegment s = iov.segment(i);
-            if (intoIt && s.isReadOnly()) {
+            if (intoIt && iov.isReadOnly(i)) {
                 throw new IllegalArgumentException("cannot read into segment " + i + " of the I/O vector: it is read-only");
             }
-            if (!s.isNative()) {
+            if (!iov.isNative(i)) {
                 throw new IllegalArgumentException("segment " + i + " of the I/O vector is a heap segment; "
                         + "socket I/O needs native memory");
             }
-            if (!s.scope().isAlive()) {
+            if (!iov.isAlive(i)) {
                 throw new IllegalStateException("segment " + i + " of the I/O vector was already released");
             }
         }

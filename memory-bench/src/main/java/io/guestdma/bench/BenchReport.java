@@ -252,6 +252,7 @@ public final class BenchReport {
         key(root, "dma_blk_io_overhead_over_ide_engine", dmaBlockIoOverIde());
         key(root, "virtio_blk_read_4k_qd32_iops", opsForks("VirtioBlkBenchmark.read4kQd32Null"));
         key(root, "virtio_blk_mq_scaling", virtioMqScaling());
+        key(root, "virtio_blk_mq_scaling_over_control", virtioMqScalingOverControl());
         key(root, "virtio_blk_alloc_bytes_per_request", allocForks("VirtioBlkBenchmark.read4kQd32Native"));
         key(root, "virtio_blk_write_64k_qd1_map_over_copy", virtioMapOverCopy());
         key(root, "net_rx_64b_frame_in_64k_buffer_over_2k_buffer", netRxLargeOverSmallBuffer());
@@ -351,6 +352,11 @@ public final class BenchReport {
     /** Two queues on two threads over one queue on one, as two_thread_scaling is measured. */
     private List<Double> virtioMqScaling() {
         return ratio(opsForks("VirtioBlkBenchmark.twoQueues"), opsForks("VirtioBlkBenchmark.oneQueue"));
+    }
+
+    /** virtio-blk's multiqueue scaling over the machine's (unshared work's), fork by fork, as two_thread_scaling_over_control. */
+    private List<Double> virtioMqScalingOverControl() {
+        return ratio(virtioMqScaling(), controlScaling());
     }
 
     private List<Double> twoThreadScaling() {
@@ -517,6 +523,8 @@ public final class BenchReport {
                 ideRatio.isPresent() ? virtioMapOverCopy() : List.of(),
                 ">= IDE's", x -> x >= ideRatio.getAsDouble(), "%.2f");
         target(rows, "virtio_blk_mq_scaling", virtioMqScaling(), ">= 1.6", x -> x >= 1.6, "%.2f");
+        target(rows, "virtio_blk_mq_scaling_over_control", virtioMqScalingOverControl(), ">= 0.95", x -> x >= 0.95,
+                "%.2f");
         target(rows, "virtio_blk_alloc_bytes_per_request (spread max: worst fork)",
                 allocForks("VirtioBlkBenchmark.read4kQd32Native"), "<= 16", x -> x <= 16, "%.2f");
         target(rows, "net_rx_64b_frame_in_64k_buffer_over_2k_buffer", netRxLargeOverSmallBuffer(), "<= 1.2",
@@ -715,7 +723,8 @@ public final class BenchReport {
                 `<key>_spread` with `min`, `max` and `forks`; allocation keys also `<key>_worst_fork`).
                 - **two_thread_scaling_over_control** is the map path's 2-thread scaling over the \
                 unshared control's in the same fork: 1.00 means the library scales as well as this machine \
-                lets any code scale, whatever the machine's own limit (other load, SMT siblings) is.
+                lets any code scale, whatever the machine's own limit (other load, SMT siblings) is. \
+                **virtio_blk_mq_scaling_over_control** is the same for virtio-blk's two queues on two threads.
                 - **met**: `yes` when every fork meets the goal, `NO` when none does, `not decided` when \
                 the spread straddles the goal, so one run cannot tell; run again or run the full suite.
                 """.formatted(cReferenceNote()));

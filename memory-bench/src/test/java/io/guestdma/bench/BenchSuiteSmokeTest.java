@@ -60,6 +60,7 @@ class BenchSuiteSmokeTest {
                 "dma_blk_io_overhead_over_ide_engine", "dma_blk_io_overhead_over_ide_engine_spread",
                 "virtio_blk_read_4k_qd32_iops", "virtio_blk_read_4k_qd32_iops_spread",
                 "virtio_blk_mq_scaling", "virtio_blk_mq_scaling_spread",
+                "virtio_blk_mq_scaling_over_control", "virtio_blk_mq_scaling_over_control_spread",
                 "virtio_blk_alloc_bytes_per_request", "virtio_blk_alloc_bytes_per_request_spread",
                 "virtio_blk_write_64k_qd1_map_over_copy", "virtio_blk_write_64k_qd1_map_over_copy_spread",
                 "net_rx_64b_frame_in_64k_buffer_over_2k_buffer", "net_rx_64b_frame_in_64k_buffer_over_2k_buffer_spread",

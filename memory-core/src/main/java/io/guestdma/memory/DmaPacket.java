@@ -74,7 +74,7 @@ public final class DmaPacket {
             throw new IllegalArgumentException("maxFallbackBytes must be at least 1, was " + maxFallbackBytes);
         }
         this.maxFallbackBytes = maxFallbackBytes;
-        this.stream = new DmaStream(memory, true);
+        this.stream = new DmaStream(memory);
     }
 
     /**
@@ -93,7 +93,7 @@ public final class DmaPacket {
         }
         this.fallback = fallback;
         this.maxFallbackBytes = fallback.byteSize();
-        this.stream = new DmaStream(memory, true);
+        this.stream = new DmaStream(memory);
     }
 
     /** {@return the largest packet that may go through the fallback buffer} */

@@ -28,9 +28,11 @@ import java.util.Objects;
  *
  * <p>RAM pieces of a chunk are mapped without creating {@link DmaMapping} objects: the chunk
  * holds one lease on the address-space snapshot (so a region removed meanwhile stays valid until
- * {@link #unmapChunk}, exactly as for mappings), and the slices handed to the I/O vector are kept
- * per chunk slot and reused when a later chunk covers the same guest pages, as a device that DMAs
- * to the same buffers does. A steady-state disk transfer into RAM therefore allocates nothing.
+ * {@link #unmapChunk}, exactly as for mappings), and each piece goes into the I/O vector as a
+ * window of the RAM's memory ({@link IoVector#addWindow}), not as a slice object. A steady-state
+ * disk transfer or packet into RAM therefore allocates nothing, whichever guest buffers it moves
+ * (a queue's requests each have their own), without depending on the JIT's escape analysis; the
+ * block backends read what they check of a piece through IoVector's per-entry accessors.
  * Non-RAM pieces (bounced) and every piece in DMA debug mode go through {@link GuestMemory#map}.
  * {@link GuestMemory#liveMappings()} counts a chunk's RAM pieces as one mapping.
  *
@@ -45,7 +47,6 @@ public final class DmaStream {
     /** The IOMMU translation generation the current chunk holds, or null. */
     private DeviceAddressSpace.Epoch chunkEpoch;
     private final IoVector iov = new IoVector();
-    private final boolean windows;
     /** Per piece of the current chunk: its mapping, or null for a RAM piece mapped without one. */
     private DmaMapping[] mappings = new DmaMapping[16];
     private long[] used = new long[16];
@@ -55,12 +56,6 @@ public final class DmaStream {
     /** The snapshot lease that keeps the current chunk's RAM pieces valid; null without one. */
     private AddressMap lease;
     private int leaseStripe;
-
-    /** Per chunk slot: the last RAM slice handed out, reused when the same pages come again. */
-    private MemorySegment[] sliceCache = new MemorySegment[16];
-    private long[] sliceAt = new long[16];
-    /** Per chunk slot: the memory the cached slice was cut from (a backing, read-only or not). */
-    private MemorySegment[] sliceFrom = new MemorySegment[16];
 
     private SgList sg;
     private DmaDirection direction;
@@ -81,22 +76,9 @@ public final class DmaStream {
      * @throws NullPointerException if space is null
      */
     public DmaStream(AddressSpace space) {
-        this(space, false);
-    }
-
-    /**
-     * @param windows whether RAM pieces go into the vector as windows of their backing
-     *                ({@link IoVector#addWindow}) rather than as slices: for {@link DmaPacket},
-     *                whose buffers change packet after packet (a ring's worth of receive buffers,
-     *                frames of every length), so that no slice is ever cut for the copies a NIC
-     *                makes; the slice cache serves devices that come back to the same buffers and
-     *                hand the pieces to I/O layers that ask for segments
-     */
-    DmaStream(AddressSpace space, boolean windows) {
         Objects.requireNonNull(space, "space");
         this.memory = space.root();
         this.device = space instanceof DeviceAddressSpace d ? d : null;
-        this.windows = windows;
     }
 
     /**
@@ -280,20 +262,8 @@ public final class DmaStream {
         mappings[slot] = null;
         used[slot] = length;
         ramOffset[slot] = ramAddress;
-        if (windows) {
-            mappingCount++;
-            iov.addWindow(from, offset, length);
-            return;
-        }
-        MemorySegment slice = sliceCache[slot];
-        if (slice == null || sliceFrom[slot] != from || sliceAt[slot] != offset || slice.byteSize() != length) {
-            slice = from.asSlice(offset, length);
-            sliceCache[slot] = slice;
-            sliceAt[slot] = offset;
-            sliceFrom[slot] = from;
-        }
         mappingCount++;
-        iov.add(slice);
+        iov.addWindow(from, offset, length);
     }
 
     private void grow(int slot) {
@@ -302,9 +272,6 @@ public final class DmaStream {
             mappings = Arrays.copyOf(mappings, capacity);
             used = Arrays.copyOf(used, capacity);
             ramOffset = Arrays.copyOf(ramOffset, capacity);
-            sliceCache = Arrays.copyOf(sliceCache, capacity);
-            sliceAt = Arrays.copyOf(sliceAt, capacity);
-            sliceFrom = Arrays.copyOf(sliceFrom, capacity);
         }
     }
 

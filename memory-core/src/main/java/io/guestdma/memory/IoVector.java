@@ -62,6 +62,8 @@ public final class IoVector {
     private ByteBuffer[] buffers = new ByteBuffer[0];
     /** The segment (or the sub-slice of a large one) each cached buffer was built from. */
     private MemorySegment[] bufferSources = new MemorySegment[0];
+    private long[] bufferOffsets = new long[0];
+    private long[] bufferLengths = new long[0];
     private int bufferCount;
 
     private MemorySegment iovecs = MemorySegment.NULL;
@@ -231,6 +233,63 @@ public final class IoVector {
             pieceAt[index] = 0;
         }
         return s;
+    }
+
+    /**
+     * {@return the bytes of entry {@code index}}
+     *
+     * @param index which entry, from 0
+     * @throws IndexOutOfBoundsException if {@code index} is not in {@code [0, count())}
+     */
+    public long length(int index) {
+        Objects.checkIndex(index, count);
+        return pieceLength[index];
+    }
+
+    /**
+     * {@return the address of entry {@code index}'s first byte, as {@link MemorySegment#address()}
+     * of its segment gives it (for a heap segment, an offset in its array)}, without cutting the
+     * slice {@link #segment} would
+     *
+     * @param index which entry, from 0
+     * @throws IndexOutOfBoundsException if {@code index} is not in {@code [0, count())}
+     */
+    public long address(int index) {
+        Objects.checkIndex(index, count);
+        return segments[index].address() + pieceAt[index];
+    }
+
+    /**
+     * {@return whether entry {@code index}'s memory is read-only}
+     *
+     * @param index which entry, from 0
+     * @throws IndexOutOfBoundsException if {@code index} is not in {@code [0, count())}
+     */
+    public boolean isReadOnly(int index) {
+        Objects.checkIndex(index, count);
+        return segments[index].isReadOnly();
+    }
+
+    /**
+     * {@return whether entry {@code index} is native memory (not a heap array)}
+     *
+     * @param index which entry, from 0
+     * @throws IndexOutOfBoundsException if {@code index} is not in {@code [0, count())}
+     */
+    public boolean isNative(int index) {
+        Objects.checkIndex(index, count);
+        return segments[index].isNative();
+    }
+
+    /**
+     * {@return whether entry {@code index}'s memory is still alive (its scope not closed)}
+     *
+     * @param index which entry, from 0
+     * @throws IndexOutOfBoundsException if {@code index} is not in {@code [0, count())}
+     */
+    public boolean isAlive(int index) {
+        Objects.checkIndex(index, count);
+        return segments[index].scope().isAlive();
     }
 
     /**
@@ -612,18 +671,14 @@ public final class IoVector {
             int capacity = Math.max(needed, buffers.length * 2);
             buffers = Arrays.copyOf(buffers, capacity);
             bufferSources = Arrays.copyOf(bufferSources, capacity);
+            bufferOffsets = Arrays.copyOf(bufferOffsets, capacity);
+            bufferLengths = Arrays.copyOf(bufferLengths, capacity);
         }
         int b = 0;
         for (int i = 0; i < count; i++) {
-            MemorySegment s = segment(i);
-            long bytes = s.byteSize();
-            if (bytes <= MAX_BUFFER_BYTES) {
-                cacheBuffer(b++, s);
-            } else {
-                for (long off = 0; off < bytes; off += MAX_BUFFER_BYTES) {
-                    MemorySegment piece = s.asSlice(off, Math.min(MAX_BUFFER_BYTES, bytes - off));
-                    cacheBuffer(b++, piece);
-                }
+            long bytes = pieceLength[i];
+            for (long off = 0; off < bytes; off += MAX_BUFFER_BYTES) {
+                cacheBuffer(b++, segments[i], pieceAt[i] + off, Math.min(MAX_BUFFER_BYTES, bytes - off));
             }
         }
         bufferCount = b;
@@ -639,23 +694,28 @@ public final class IoVector {
         return (int) ((bytes + MAX_BUFFER_BYTES - 1) / MAX_BUFFER_BYTES);
     }
 
-    private void cacheBuffer(int slot, MemorySegment segment) {
+    /** Bytes {@code [offset, offset + length)} of {@code source} as buffer {@code slot}: the cached one if it is the same memory. */
+    private void cacheBuffer(int slot, MemorySegment source, long offset, long length) {
         MemorySegment previous = bufferSources[slot];
-        if (previous != null && sameMemory(previous, segment)) {
+        if (previous != null && bufferLengths[slot] == length && sameMemory(previous, bufferOffsets[slot], source, offset)) {
             buffers[slot].clear();
             return;
         }
-        buffers[slot] = segment.asByteBuffer();
-        bufferSources[slot] = segment;
+        buffers[slot] = source.asSlice(offset, length).asByteBuffer();
+        bufferSources[slot] = source;
+        bufferOffsets[slot] = offset;
+        bufferLengths[slot] = length;
     }
 
-    private static boolean sameMemory(MemorySegment a, MemorySegment b) {
-        return a == b
-                || (a.address() == b.address()
-                        && a.byteSize() == b.byteSize()
-                        && a.isNative() && b.isNative()
-                        && a.isReadOnly() == b.isReadOnly()
-                        && a.scope().equals(b.scope()));
+    /** Whether byte {@code offA} of {@code a} is byte {@code offB} of {@code b}, seen with the same access. */
+    private static boolean sameMemory(MemorySegment a, long offA, MemorySegment b, long offB) {
+        if (a == b) {
+            return offA == offB;
+        }
+        return a.address() + offA == b.address() + offB
+                && a.isNative() && b.isNative()
+                && a.isReadOnly() == b.isReadOnly()
+                && a.scope().equals(b.scope());
     }
 
     /**

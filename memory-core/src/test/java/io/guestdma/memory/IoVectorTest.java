@@ -219,6 +219,69 @@ class IoVectorTest {
     }
 
     @Test
+    void aWindowAnswersTheBackendsQuestionsWithoutASlice() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment ram = bytes(arena, "0123456789");
+            IoVector v = new IoVector(1).addWindow(ram, 2, 5).addWindow(ram, 9, 0).addWindow(ram.asReadOnly(), 8, 2);
+            assertThat(v.count()).as("the empty range is ignored").isEqualTo(2);
+            assertThat(text(v)).isEqualTo("2345689");
+            assertThat(v.length(0)).isEqualTo(5);
+            assertThat(v.address(0)).isEqualTo(ram.address() + 2);
+            assertThat(v.isNative(0)).isTrue();
+            assertThat(v.isReadOnly(0)).isFalse();
+            assertThat(v.isReadOnly(1)).isTrue();
+            assertThat(v.isAlive(1)).isTrue();
+            MemorySegment slice = v.segment(0);
+            assertThat(slice.address()).isEqualTo(ram.address() + 2);
+            assertThat(slice.byteSize()).isEqualTo(5);
+            assertThat(v.segment(0)).as("made once").isSameAs(slice);
+            assertThat(v.segment(1).isReadOnly()).isTrue();
+
+            MemorySegment iov = v.nativeIovecs();
+            assertThat(iov.get(ValueLayout.JAVA_LONG, 0)).isEqualTo(ram.address() + 2);
+            assertThat(iov.get(ValueLayout.JAVA_LONG, 8)).isEqualTo(5);
+            assertThat(iov.get(ValueLayout.JAVA_LONG, 16)).isEqualTo(ram.address() + 8);
+            assertThatThrownBy(v::writableNativeIovecs).isInstanceOf(UnsupportedOperationException.class);
+
+            v.discardFront(1);
+            v.discardBack(1);
+            assertThat(text(v)).isEqualTo("34568");
+            assertThat(v.segment(0).address()).as("a discard re-cuts the range").isEqualTo(ram.address() + 3);
+            assertThatThrownBy(() -> v.fill(0, (byte) 'x', 5)).isInstanceOf(UnsupportedOperationException.class);
+            assertThat(v.fill(0, (byte) 'x', 4)).isEqualTo(4);
+            assertThat(new String(ram.toArray(ValueLayout.JAVA_BYTE))).as("only the range is written")
+                    .isEqualTo("012xxxx789");
+
+            assertThatThrownBy(() -> v.addWindow(ram, 8, 3)).isInstanceOf(IndexOutOfBoundsException.class);
+            assertThatThrownBy(() -> v.addWindow(ram, -1, 1)).isInstanceOf(IndexOutOfBoundsException.class);
+            assertThatThrownBy(() -> v.addWindow(null, 0, 0)).isInstanceOf(NullPointerException.class);
+            assertThatThrownBy(() -> v.length(2)).isInstanceOf(IndexOutOfBoundsException.class);
+        }
+    }
+
+    @Test
+    void theSameWindowAgainReusesItsCachedBuffer() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment ram = arena.allocate(8192);
+            IoVector v = new IoVector().addWindow(ram, 4096, 512);
+            ByteBuffer first = v.byteBuffers()[0];
+            assertThat(first.remaining()).isEqualTo(512);
+            v.reset();
+            v.addWindow(ram, 4096, 512);
+            assertThat(v.byteBuffers()[0]).as("same memory, same buffer").isSameAs(first);
+            v.reset();
+            v.addWindow(ram, 0, 512);
+            assertThat(v.byteBuffers()[0]).as("other memory, a new buffer").isNotSameAs(first);
+            v.reset();
+            v.add(ram.asSlice(4096, 512));
+            assertThat(v.byteBuffers()[0]).as("a slice of the same memory is the same memory").isNotNull();
+            v.reset();
+            v.addWindow(ram.asReadOnly(), 4096, 512);
+            assertThat(v.byteBuffers()[0].isReadOnly()).as("read-only is not the same access").isTrue();
+        }
+    }
+
+    @Test
     void heapSegmentsCannotBecomeNativeIovecs() {
         IoVector v = new IoVector().add(MemorySegment.ofArray(new byte[16]));
         assertThatThrownBy(v::nativeIovecs).isInstanceOf(IllegalStateException.class).hasMessageContaining("heap");

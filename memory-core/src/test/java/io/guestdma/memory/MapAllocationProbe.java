@@ -7,8 +7,9 @@ import java.lang.management.ManagementFactory;
  * through a device address space without an IOMMU and through one behind an IOMMU whose translation
  * of the buffer is warm, the way device code does; without an IOMMU it also maps and completes a
  * three-piece packet ({@link DmaPacket}) into a different one of eight buffers each time, as a NIC
- * receives into a ring; long enough for C2 to compile it, then prints the heap bytes this thread
- * allocated per operation, one {@code name=bytes} line each.
+ * receives into a ring, and maps and unmaps a {@link DmaStream} chunk over a different one of 32
+ * pages each time, as a disk queue's requests; long enough for C2 to compile it, then prints the
+ * heap bytes this thread allocated per operation, one {@code name=bytes} line each.
  */
 final class MapAllocationProbe {
     private static final int WARMUP = 600_000;
@@ -63,6 +64,23 @@ final class MapAllocationProbe {
         return sum;
     }
 
+    /** Buffers the streamed list moves through: a new one per chunk, as requests of a queue. */
+    private static final int STREAM_BUFFERS = 32;
+
+    /** A block device's chunk through DmaStream: start, map, unmap, each time over another page. */
+    private static long streamRounds(DmaStream stream, SgList sg, int rounds) {
+        long sum = 0;
+        for (int i = 0; i < rounds; i++) {
+            sg.reset();
+            sg.add(ADDRESS + 4096L * (i % STREAM_BUFFERS), 4096);
+            stream.start(sg, DmaDirection.FROM_DEVICE, 512);
+            long n = stream.mapNext(Long.MAX_VALUE);
+            stream.unmapChunk(n);
+            sum += n;
+        }
+        return sum;
+    }
+
     /** The measured loops are methods, so that warm-up compiles exactly the code measured later. */
     private static long rootRounds(GuestMemory memory, int rounds) {
         long sum = 0;
@@ -103,11 +121,14 @@ final class MapAllocationProbe {
                     : memory.deviceSpace("probe");
             DmaPacket packet = viaIommu ? null : new DmaPacket(device);
             SgList sg = new SgList();
+            DmaStream stream = new DmaStream(device);
+            SgList streamed = new SgList(4);
             long sink = 0;
             for (int i = 0; i < WARMUP / 10_000; i++) {
                 sink += rootRounds(memory, 10_000);
                 sink += viaIommu ? iommuRounds(device, 10_000) : deviceRounds(device, 10_000);
                 sink += viaIommu ? 0 : packetRounds(packet, sg, 10_000);
+                sink += viaIommu ? 0 : streamRounds(stream, streamed, 10_000);
             }
             // The steady state is the claim: on a loaded machine C2 may still be compiling (or
             // recompiling) when the first window starts, so measure up to ten windows and keep the
@@ -115,7 +136,8 @@ final class MapAllocationProbe {
             double root = Double.MAX_VALUE;
             double dev = Double.MAX_VALUE;
             double packets = viaIommu ? 0 : Double.MAX_VALUE;
-            for (int window = 0; window < 10 && (root >= 1 || dev >= 1 || packets >= 1); window++) {
+            double chunks = viaIommu ? 0 : Double.MAX_VALUE;
+            for (int window = 0; window < 10 && (root >= 1 || dev >= 1 || packets >= 1 || chunks >= 1); window++) {
                 long before = threads.getThreadAllocatedBytes(tid);
                 sink += rootRounds(memory, MEASURED);
                 long middle = threads.getThreadAllocatedBytes(tid);
@@ -123,6 +145,9 @@ final class MapAllocationProbe {
                 long after = threads.getThreadAllocatedBytes(tid);
                 sink += viaIommu ? 0 : packetRounds(packet, sg, MEASURED);
                 long last = threads.getThreadAllocatedBytes(tid);
+                sink += viaIommu ? 0 : streamRounds(stream, streamed, MEASURED);
+                long end = threads.getThreadAllocatedBytes(tid);
+                chunks = Math.min(chunks, (double) (end - last) / MEASURED);
                 root = Math.min(root, (double) (middle - before) / MEASURED);
                 dev = Math.min(dev, (double) (after - middle) / MEASURED);
                 packets = Math.min(packets, (double) (last - after) / MEASURED);
@@ -131,6 +156,7 @@ final class MapAllocationProbe {
             System.out.println((viaIommu ? "iommu=" : "device=") + dev);
             if (!viaIommu) {
                 System.out.println("packet=" + packets);
+                System.out.println("stream=" + chunks);
             }
             System.out.println("sink=" + sink);
         }

@@ -458,7 +458,7 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
     private enum Result { OK, IO_ERROR, FAILED_MEMORY, UNSUPPORTED, INVALID, BROKEN }
 
     /** One queue's I/O thread and its request slot. */
-    private final class Worker implements DmaBlockIo.Host {
+    private final class Worker implements DmaBlockIo.Host, Virtqueue.ChainProcessor {
         private final int index;
         private final ExecutorService executor;
         private volatile Thread thread;
@@ -495,6 +495,9 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
         private Throwable failure;
         /** Bumped by a reset: a drain that started before stops touching the queue. */
         private volatile int epoch;
+        /** The epoch the drain in progress started in, and its queue. */
+        private int drainEpoch;
+        private Virtqueue drainQueue;
 
         Worker(int index) {
             this.index = index;
@@ -568,44 +571,32 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
                     return;
                 }
             }
-            while (true) {
-                synchronized (q) {
-                    q.setNotification(false);
-                }
-                while (true) {
-                    if (stopped || epoch != startEpoch) {
-                        return;
-                    }
-                    Virtqueue.Pop pop;
-                    String why;
-                    synchronized (q) {
-                        pop = q.pop(chain);
-                        why = q.error();
-                    }
-                    if (pop == Virtqueue.Pop.EMPTY && why == null) {
-                        break;
-                    }
-                    if (pop != Virtqueue.Pop.CHAIN) {
-                        bus.needsReset("queue " + index + ": " + why);
-                        notificationsOn(q);
-                        return;
-                    }
-                    if (!process(q, startEpoch)) {
-                        if (!holding) {
-                            notificationsOn(q); // as QEMU, after a request that broke the device
-                        }
-                        return;
-                    }
-                }
-                boolean empty;
-                synchronized (q) {
-                    q.setNotification(true);
-                    empty = q.isEmpty();
-                }
-                if (empty) {
-                    return;
-                }
+            drainEpoch = startEpoch;
+            drainQueue = q;
+            q.drain(chain, this);
+        }
+
+        @Override
+        public boolean stopBeforeNext() {
+            return stopped || epoch != drainEpoch;
+        }
+
+        @Override
+        public boolean process(DescriptorChain popped) {
+            Virtqueue q = drainQueue;
+            if (process(q, drainEpoch)) {
+                return true;
             }
+            if (!holding) {
+                notificationsOn(q); // as QEMU, after a request that broke the device
+            }
+            return false;
+        }
+
+        @Override
+        public void ringBroken(String why) {
+            bus.needsReset("queue " + index + ": " + why);
+            notificationsOn(drainQueue);
         }
 
         private void notificationsOn(Virtqueue q) {

@@ -124,6 +124,7 @@ public final class VirtioNet implements VirtioDevice, AutoCloseable {
     private final int[] rxLengths;
     private final SgList rxSg = new SgList(64);
     private final DescriptorChain txChain = new DescriptorChain();
+    private final Virtqueue.ChainProcessor transmitter = new Transmitter();
     private final SgList txSg = new SgList(16);
     private final DescriptorChain ctrlChain = new DescriptorChain();
     /** The receive header as written: zeroes (no offload), then num_buffers. */
@@ -733,40 +734,24 @@ public final class VirtioNet implements VirtioDevice, AutoCloseable {
 
     /** Sends what the driver made available on the transmit queue. Under runLock. */
     private void drainTx() {
-        Virtqueue q = bus.queue(TX);
-        while (true) {
-            synchronized (q) {
-                q.setNotification(false);
-            }
-            while (true) {
-                if (!bus.isLive()) {
-                    return;
-                }
-                Virtqueue.Pop pop;
-                String why;
-                synchronized (q) {
-                    pop = q.pop(txChain);
-                    why = q.error();
-                }
-                if (pop == Virtqueue.Pop.EMPTY && why == null) {
-                    break;
-                }
-                if (pop != Virtqueue.Pop.CHAIN) {
-                    bus.needsReset("virtio-net transmit queue: " + why);
-                    return;
-                }
-                if (!transmit(q)) {
-                    return;
-                }
-            }
-            boolean empty;
-            synchronized (q) {
-                q.setNotification(true);
-                empty = q.isEmpty();
-            }
-            if (empty) {
-                return;
-            }
+        bus.queue(TX).drain(txChain, transmitter);
+    }
+
+    /** The transmit queue's step: one frame per chain. Under runLock, as drainTx. */
+    private final class Transmitter implements Virtqueue.ChainProcessor {
+        @Override
+        public boolean stopBeforeNext() {
+            return !bus.isLive();
+        }
+
+        @Override
+        public boolean process(DescriptorChain chain) {
+            return transmit(bus.queue(TX));
+        }
+
+        @Override
+        public void ringBroken(String why) {
+            bus.needsReset("virtio-net transmit queue: " + why);
         }
     }
 

@@ -2,6 +2,7 @@ package io.guestdma.virtio;
 
 import io.guestdma.memory.DeviceAddressSpace;
 import io.guestdma.memory.MmioHandler;
+import java.lang.invoke.VarHandle;
 import java.util.Arrays;
 import java.util.Objects;
 
@@ -182,8 +183,16 @@ public final class VirtioPci {
     private int generation;
     private int isr;
     private int configVector = NO_VECTOR;
-    private boolean broken;
+    /** Written under irqLock; volatile so that a notify can check it without taking the lock. */
+    private volatile boolean broken;
     private boolean intxLevel;
+    /**
+     * Whether a queue interrupt now would change nothing (INTx, ISR bit 0 set, the line already
+     * high): written under irqLock, read without it by {@link BusImpl#interruptQueue}, so that
+     * queues completing requests on several threads do not all take irqLock for an interrupt that
+     * is already asserted.
+     */
+    private volatile boolean queueInterruptAsserted;
     private final long[] msixTable;
     private long pending;
 
@@ -628,13 +637,8 @@ public final class VirtioPci {
     }
 
     private void notifyQueue(int q) {
-        if (q >= queues.length || !busMasterEnabled) {
-            return;
-        }
-        synchronized (irqLock) {
-            if (broken) {
-                return;
-            }
+        if (q >= queues.length || !busMasterEnabled || broken) {
+            return; // broken read without irqLock: queues notified on several threads share nothing here
         }
         device.queueNotified(q);
     }
@@ -1035,6 +1039,13 @@ public final class VirtioPci {
 
     /** Under irqLock. */
     private void setIntx(boolean level) {
+        queueInterruptAsserted = level && (isr & 1) != 0 && !msixEnabled();
+        if (!level) {
+            // Pairs with the fence in interruptQueue (a Dekker handshake): either the device thread
+            // sees the line lowered and raises it again, or the driver, reading the used ring after
+            // this, sees the used entry the device published before it looked.
+            VarHandle.fullFence();
+        }
         if (level != intxLevel) {
             intxLevel = level;
             intx.set(level);
@@ -1181,6 +1192,13 @@ public final class VirtioPci {
 
         @Override
         public void interruptQueue(int index) {
+            // The used ring entry this interrupt is for was published before; the fence orders that
+            // store before the load of the flag, which setIntx(false) clears before the driver's
+            // next look at the used ring.
+            VarHandle.fullFence();
+            if (queueInterruptAsserted) {
+                return; // INTx is high and ISR bit 0 set: the locked path would change nothing
+            }
             synchronized (irqLock) {
                 if (broken) {
                     return;

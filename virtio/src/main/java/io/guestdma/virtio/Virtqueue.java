@@ -65,6 +65,32 @@ public final class Virtqueue {
         BROKEN
     }
 
+    /**
+     * A device's per-request step for {@link #drain}. Devices implement it on an object they
+     * keep (not a lambda made per drain), so that draining allocates nothing.
+     */
+    interface ChainProcessor {
+        /** {@return whether the drain must end before taking another chain (device stopped, reset, gone)} */
+        boolean stopBeforeNext();
+
+        /**
+         * Handles the chain just taken into the drain's {@link DescriptorChain}, outside the
+         * queue's lock.
+         *
+         * @param chain the request
+         * @return false to end the drain (the device broke, holds the request, or was reset);
+         *         notifications are then left as the processor set them
+         */
+        boolean process(DescriptorChain chain);
+
+        /**
+         * The ring turned out to be broken; the drain ends after this returns.
+         *
+         * @param why the queue's {@link Virtqueue#error()}
+         */
+        void ringBroken(String why);
+    }
+
     private final AddressSpace memory;
     private final int defaultSize;
     private final MemorySegment indirectEntry = MemorySegment.ofArray(new long[2]);
@@ -569,6 +595,51 @@ public final class Virtqueue {
             }
         } catch (DmaAccessException | IllegalStateException | UnsupportedOperationException e) {
             error = "used ring no longer reachable: " + e.getMessage();
+        }
+    }
+
+    /**
+     * Serves the queue until it is empty (QEMU's notify loop, as in {@code virtio_blk_handle_vq}):
+     * notifications off, take chains (under this queue's lock) and hand each to {@code processor}
+     * (outside it), then notifications on and one more look, so that a request made available
+     * meanwhile is not left without a notification. Ends early when the processor says so or the
+     * ring is broken.
+     *
+     * @param chain     where chains are taken into
+     * @param processor the device's step
+     */
+    void drain(DescriptorChain chain, ChainProcessor processor) {
+        while (true) {
+            synchronized (this) {
+                setNotification(false);
+            }
+            while (true) {
+                if (processor.stopBeforeNext()) {
+                    return;
+                }
+                Pop pop;
+                String why;
+                synchronized (this) {
+                    pop = pop(chain);
+                    why = error;
+                }
+                if (pop == Pop.EMPTY && why == null) {
+                    break;
+                }
+                if (pop != Pop.CHAIN) {
+                    processor.ringBroken(why);
+                    return;
+                }
+                if (!processor.process(chain)) {
+                    return;
+                }
+            }
+            synchronized (this) {
+                setNotification(true);
+                if (isEmpty()) {
+                    return;
+                }
+            }
         }
     }
 

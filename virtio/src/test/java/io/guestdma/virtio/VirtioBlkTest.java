@@ -296,6 +296,29 @@ class VirtioBlkTest {
     }
 
     @Test
+    void aQueueInterruptWhileIntxIsHighChangesNothingAndOneAfterTheIsrReadRaisesItAgain() throws IOException {
+        start(VirtioBlkConfig.defaults().withQueues(2), image(), FEATURES | VirtioBlk.F_MQ, 0);
+        request(0, VirtioBlk.T_IN, 0, List.of(new Buf(DATA, 512, true)));
+        assertThat(intx).isTrue();
+        intx.set(false); // a second assertion of the line would show up here
+        request(1, VirtioBlk.T_IN, 0, List.of(new Buf(DATA, 512, true)));
+        assertThat(intx).as("already asserted: the line is not set again").isFalse();
+        intx.set(true);
+        assertThat(driver.bar.read(VirtioPci.ISR, 1)).isEqualTo(1);
+        assertThat(intx).isFalse();
+        for (int q : new int[] {1, 0}) {
+            request(q, VirtioBlk.T_IN, 0, List.of(new Buf(DATA, 512, true)));
+            assertThat(intx).as("queue %d after the ISR read", q).isTrue();
+            assertThat(driver.bar.read(VirtioPci.ISR, 1)).isEqualTo(1);
+            assertThat(intx).isFalse();
+        }
+        driver.common(0x14, 1, 0); // reset lowers the line; the first interrupt after it raises it
+        driver.start(FEATURES | VirtioBlk.F_MQ, 2, 16);
+        request(1, VirtioBlk.T_IN, 0, List.of(new Buf(DATA, 512, true)));
+        assertThat(intx).isTrue();
+    }
+
+    @Test
     void resetStopsTheDeviceAndRestoresDefaults() throws IOException {
         start(VirtioBlkConfig.defaults(), image(), FEATURES, 2);
         request(0, VirtioBlk.T_IN, 0, List.of(new Buf(DATA, 512, true)));
