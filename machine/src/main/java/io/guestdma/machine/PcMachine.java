@@ -59,9 +59,10 @@ public final class PcMachine implements AutoCloseable {
     private final boolean[] irqLevels = new boolean[16];
     private volatile IrqListener irqListener = (line, level) -> { };
     private volatile java.util.function.Consumer<MachineEvent> eventListener = event -> { };
-    /** Run state as QMP's query-status names it: running, paused, io-error. Guarded by runLock. */
+    /** Run state as QMP's query-status names it (see runState()). Guarded by runLock. */
     private String runState = "running";
     private final Object runLock = new Object();
+    private final MachineMigration migration = new MachineMigration(this);
     /** The drive attached at each IDE place (channel * 2 + unit), for error events. */
     private final BlockNode[] ideDrives = new BlockNode[4];
     private final Map<String, BlkdebugBackend> debugDrives = new java.util.LinkedHashMap<>();
@@ -444,6 +445,11 @@ public final class PcMachine implements AutoCloseable {
         return List.copyOf(stateSections);
     }
 
+    /** {@return the machine's live migration: outgoing (QMP migrate) and incoming (-incoming)} */
+    public MachineMigration migration() {
+        return migration;
+    }
+
     /** {@return the guest's physical address space} */
     public GuestMemory memory() {
         return memory;
@@ -561,7 +567,78 @@ public final class PcMachine implements AutoCloseable {
         ide.resume();
     }
 
-    /** {@return QMP's name for the run state: "running", "paused", or "io-error" after a stopping I/O error} */
+    /**
+     * Stops the machine for a migration's switchover: run state {@code finish-migrate}, the IDE
+     * controller paused, a {@link MachineEvent.Stopped} event if it was running.
+     *
+     * @return whether it was running, for {@link #migrationEnded}
+     */
+    boolean stopForMigration() {
+        synchronized (runLock) {
+            boolean wasRunning = runState.equals("running");
+            ide.pause();
+            runState = "finish-migrate";
+            if (wasRunning) {
+                eventListener.accept(new MachineEvent.Stopped());
+            }
+            return wasRunning;
+        }
+    }
+
+    /**
+     * Ends a switchover: after a completed migration the machine stays stopped in
+     * {@code postmigrate} (the destination runs it now); after a failed or cancelled one it runs
+     * again if it ran before, else it stays paused.
+     */
+    void migrationEnded(boolean completed, boolean wasRunning) {
+        synchronized (runLock) {
+            if (!runState.equals("finish-migrate")) {
+                return;
+            }
+            if (completed) {
+                runState = "postmigrate";
+                return;
+            }
+            runState = "paused";
+        }
+        if (wasRunning) {
+            cont();
+        }
+    }
+
+    /** The machine waits for an incoming migration ({@code -incoming}): run state {@code inmigrate}. */
+    void enterInmigrate() {
+        synchronized (runLock) {
+            ide.pause();
+            runState = "inmigrate";
+        }
+    }
+
+    /** The incoming migration loaded: the machine runs, with a {@link MachineEvent.Resumed} event. */
+    void incomingCompleted() {
+        synchronized (runLock) {
+            if (!runState.equals("inmigrate")) {
+                return;
+            }
+            runState = "paused";
+        }
+        cont();
+    }
+
+    /**
+     * Announces a migration event to the monitor.
+     *
+     * @param event the event
+     */
+    void migrationEvent(MachineEvent event) {
+        eventListener.accept(event);
+    }
+
+    /**
+     * {@return QMP's name for the run state: "running", "paused", "io-error" after a stopping I/O
+     * error; "inmigrate" while waiting for an incoming migration, "finish-migrate" during a
+     * migration's switchover and "postmigrate" after a completed one}
+     */
     public String runState() {
         synchronized (runLock) {
             return runState;
