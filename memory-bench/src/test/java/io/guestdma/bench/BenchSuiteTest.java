@@ -22,7 +22,7 @@ class BenchSuiteTest {
             BlockPathBenchmark.class, MapBenchmark.class, BounceBenchmark.class, RegionLookupBenchmark.class,
             ThreadScalingBenchmark.class, DebugModeBenchmark.class, RingViewBenchmark.class, IommuMapBenchmark.class,
             DmaBlockIoBenchmark.class, NbdWriteBenchmark.class, VirtioBlkBenchmark.class,
-            VirtioBlkWriteBenchmark.class);
+            VirtioBlkWriteBenchmark.class, MigrationBenchmark.class, MigrationDowntimeBenchmark.class);
 
     /** One case: a benchmark method and one value for each of its class's parameters. */
     private record Case(String name, Map<String, String> params) {
@@ -31,7 +31,7 @@ class BenchSuiteTest {
     @Test
     void thePlanRunsEveryCaseExactlyOnce() {
         List<Case> cases = cases();
-        assertThat(cases).as("the suite's size, as bin/bench documents it").hasSize(70);
+        assertThat(cases).as("the suite's size, as bin/bench documents it").hasSize(73);
         for (Case c : cases) {
             List<BenchSuite.Batch> matching = BenchSuite.plan().stream().filter(b -> runs(b, c)).toList();
             assertThat(matching).as("batches that run %s", c).hasSize(1);
@@ -66,7 +66,10 @@ class BenchSuiteTest {
                 new Case("io.guestdma.bench.VirtioBlkBenchmark.oneQueue", Map.of()),
                 new Case("io.guestdma.bench.VirtioBlkBenchmark.twoQueues", Map.of()),
                 new Case("io.guestdma.bench.VirtioBlkWriteBenchmark.write64kQd1", Map.of("path", "MAP_NATIVE")),
-                new Case("io.guestdma.bench.VirtioBlkWriteBenchmark.write64kQd1", Map.of("path", "COPY")));
+                new Case("io.guestdma.bench.VirtioBlkWriteBenchmark.write64kQd1", Map.of("path", "COPY")),
+                new Case("io.guestdma.bench.MigrationBenchmark.migrateRam", Map.of()),
+                new Case("io.guestdma.bench.MigrationBenchmark.rawBulk", Map.of()),
+                new Case("io.guestdma.bench.MigrationDowntimeBenchmark.switchover", Map.of()));
         for (Case c : deciding) {
             assertThat(BenchSuite.plan().stream().filter(b -> runs(b, c)).toList())
                     .as("the batch of %s", c).singleElement().matches(BenchSuite.Batch::deciding, "deciding");
