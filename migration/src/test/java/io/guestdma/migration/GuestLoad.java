@@ -1,5 +1,8 @@
 package io.guestdma.migration;
 
+import io.guestdma.block.BlockOptions;
+import io.guestdma.block.DmaBlockIo;
+import io.guestdma.block.FileChannelBackend;
 import io.guestdma.memory.DmaDirection;
 import io.guestdma.memory.DmaMapping;
 import io.guestdma.memory.DmaStream;
@@ -16,9 +19,10 @@ import java.util.concurrent.atomic.AtomicReference;
 import java.util.concurrent.locks.LockSupport;
 
 /**
- * A load generator standing in for a running guest: threads that keep writing guest RAM the three
- * ways devices and vCPUs do (map/write/unmap with an access length shorter than the mapping,
- * streaming DMA through {@link DmaStream}, and the copy path), at full speed or throttled. It is
+ * A load generator standing in for a running guest: threads that keep writing guest RAM the ways
+ * devices and vCPUs do (map/write/unmap with an access length shorter than the mapping,
+ * streaming DMA through {@link DmaStream}, disk reads into RAM through the block layer's
+ * {@link DmaBlockIo}, and the copy path), at full speed or throttled. It is
  * also the test's {@link Switchover}: stopping parks every thread between writes, so no mapping
  * is live, which is what a machine's drain guarantees.
  */
@@ -46,6 +50,81 @@ final class GuestLoad implements Switchover, AutoCloseable {
         threads.add(Thread.ofPlatform().daemon().name("load-map").unstarted(() -> loop(seed, this::mapWrite)));
         threads.add(Thread.ofPlatform().daemon().name("load-stream").unstarted(() -> loop(seed + 1, this::streamWrite)));
         threads.add(Thread.ofPlatform().daemon().name("load-copy").unstarted(() -> loop(seed + 2, this::copyWrite)));
+        threads.add(Thread.ofPlatform().daemon().name("load-disk").unstarted(() -> loop(seed + 3, this::diskRead)));
+    }
+
+    /** A 1 MiB disk image of random bytes, shared by every load (read only). */
+    private static final java.nio.file.Path DISK = disk();
+
+    private static java.nio.file.Path disk() {
+        try {
+            java.nio.file.Path image = java.nio.file.Files.createTempFile("guest-load", ".img");
+            image.toFile().deleteOnExit();
+            byte[] bytes = new byte[1 << 20];
+            new SplittableRandom(1).nextBytes(bytes);
+            return java.nio.file.Files.write(image, bytes);
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
+
+    private FileChannelBackend backend;
+
+    /** A disk read into guest RAM the way disk controllers do it: DmaBlockIo over the block layer. */
+    private void diskRead(SplittableRandom random) {
+        try {
+            if (backend == null) {
+                backend = FileChannelBackend.open(DISK, BlockOptions.defaults().withReadOnly(true).withLock(false));
+            }
+            SgList sg = new SgList();
+            for (int i = 0, n = 1 + random.nextInt(3); i < n; i++) {
+                int length = 512 * (1 + random.nextInt(16));
+                sg.add(address(random, length), length);
+            }
+            java.util.concurrent.CompletableFuture<DmaBlockIo.Status> done = new java.util.concurrent.CompletableFuture<>();
+            java.util.concurrent.locks.ReentrantLock deviceLock = new java.util.concurrent.locks.ReentrantLock();
+            DmaBlockIo io = new DmaBlockIo(memory, Runnable::run, new DmaBlockIo.Host() {
+                @Override
+                public void lock() {
+                    deviceLock.lock();
+                }
+
+                @Override
+                public void unlock() {
+                    deviceLock.unlock();
+                }
+
+                @Override
+                public boolean paused() {
+                    return false;
+                }
+
+                @Override
+                public void stoppedRunning() {
+                }
+
+                @Override
+                public void completed(DmaBlockIo.Status status, long bytesDone, Throwable cause) {
+                    done.complete(status);
+                }
+
+                @Override
+                public void submit(Runnable task) {
+                    task.run();
+                }
+            });
+            long sector = random.nextLong((1 << 20) / 512 - 64);
+            io.start(sg, DmaDirection.FROM_DEVICE, sector * 512, 512, (offset, iov) -> {
+                backend.readv(offset, iov);
+                return DmaBlockIo.Status.DONE;
+            });
+            DmaBlockIo.Status status = done.get(10, java.util.concurrent.TimeUnit.SECONDS);
+            if (status != DmaBlockIo.Status.DONE) {
+                throw new AssertionError("disk read ended " + status);
+            }
+        } catch (Exception e) {
+            throw new AssertionError("disk read failed", e);
+        }
     }
 
     GuestLoad start() {
@@ -179,6 +258,13 @@ final class GuestLoad implements Switchover, AutoCloseable {
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 throw new AssertionError("interrupted while stopping the load", e);
+            }
+        }
+        if (backend != null) {
+            try {
+                backend.close();
+            } catch (java.io.IOException e) {
+                throw new java.io.UncheckedIOException(e);
             }
         }
         checkNoFailure();
