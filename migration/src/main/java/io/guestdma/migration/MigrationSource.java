@@ -45,6 +45,8 @@ public final class MigrationSource {
     private static final long PAGE_WIRE_BYTES = StreamFormat.RECORD + StreamFormat.PAGE_SIZE;
     private static final int BATCH_PAGES = Math.min(512, (int) (io.guestdma.memory.internal.Posix.IOV_MAX / 2));
     private static final long ACK_TIMEOUT_NANOS = TimeUnit.SECONDS.toNanos(60);
+    /** A record's 8 bytes; one constant, since every layout instance carries its own VarHandle. */
+    private static final ValueLayout.OfLong RECORD_WORD = ValueLayout.JAVA_LONG.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     private final GuestMemory memory;
     private final List<DeviceState> devices;
@@ -477,7 +479,7 @@ public final class MigrationSource {
 
         private void addRecord(int type, int flags, int block, long value) {
             long at = (long) records * StreamFormat.RECORD;
-            headers.set(ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), at,
+            headers.set(RECORD_WORD, at,
                     type | (long) flags << 8 | (long) block << 16 | value << 32);
             add(headerBase + at, StreamFormat.RECORD);
             records++;

@@ -189,8 +189,8 @@ final class GuestLoad implements Switchover, AutoCloseable {
         if (memory.map(address, length, DmaDirection.FROM_DEVICE) instanceof DmaMapping m) {
             long written = 1 + random.nextLong(m.length());
             m.segment().asSlice(0, written).fill((byte) (1 + random.nextInt(255)));
-            // Bytes past the access length are scribbled too: the device said it did not write them,
-            // so they are not marked, and a copy that trusted them would differ from the source.
+            // A short transfer: only the first `written` bytes are written and reported, so only their
+            // pages are marked (the 2009 review's access_len): the destination must still match.
             memory.unmap(m, written);
         }
     }
