@@ -182,6 +182,14 @@ public final class QmpMonitor {
             }
             case "migrate-set-parameters" -> {
                 JsonNode arguments = request.path("arguments");
+                java.util.Iterator<String> names = arguments.fieldNames();
+                while (names.hasNext()) {
+                    String name = names.next();
+                    if (!name.equals("max-bandwidth") && !name.equals("downtime-limit")) {
+                        send(error(id, "GenericError", "Parameter '" + name + "' is unexpected"));
+                        return true;
+                    }
+                }
                 try {
                     machine.migration().setParameters(longArgument(arguments, "max-bandwidth"),
                             longArgument(arguments, "downtime-limit"));

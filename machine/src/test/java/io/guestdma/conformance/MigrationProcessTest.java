@@ -92,6 +92,10 @@ class MigrationProcessTest {
                 src.memset(0x100000, (RAM_MIB - 2) << 20, 0x5a);
                 IdeDriver ide = new IdeDriver(src, new Observations());
                 ide.setUp();
+                assertThat(command(source, "{\"execute\": \"query-migrate\"}", sourceEvents).path("return").size())
+                        .as("nothing before the first migration, as QEMU").isZero();
+                assertThat(command(source, "{\"execute\": \"migrate-set-parameters\", \"arguments\": {\"x-bogus\": 1}}",
+                        sourceEvents).path("error").path("desc").asText()).isEqualTo("Parameter 'x-bogus' is unexpected");
                 assertThat(command(source, "{\"execute\": \"migrate-set-parameters\", \"arguments\": "
                         + "{\"max-bandwidth\": 8388608, \"downtime-limit\": 100}}", sourceEvents).has("return")).isTrue();
                 assertThat(command(source, "{\"execute\": \"migrate\", \"arguments\": {\"uri\": \"unix:" + socket + "\"}}",
