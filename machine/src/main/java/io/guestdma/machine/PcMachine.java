@@ -63,6 +63,8 @@ public final class PcMachine implements AutoCloseable {
     private String runState = "running";
     private final Object runLock = new Object();
     private final MachineMigration migration = new MachineMigration(this);
+    /** Whether the machine runs once an incoming migration is loaded (QMP stop/cont while inmigrate). Guarded by runLock. */
+    private boolean autostart = true;
     /** The drive attached at each IDE place (channel * 2 + unit), for error events. */
     private final BlockNode[] ideDrives = new BlockNode[4];
     private final Map<String, BlkdebugBackend> debugDrives = new java.util.LinkedHashMap<>();
@@ -534,12 +536,17 @@ public final class PcMachine implements AutoCloseable {
     /**
      * Stops the machine (QMP {@code stop}): the IDE controller pauses, data in flight finishes
      * its chunk and nothing more moves. A {@link MachineEvent.Stopped} event follows unless the
-     * machine was stopped already.
+     * machine was stopped already. While it waits for an incoming migration it stays waiting, and
+     * stays paused once the stream is loaded (QEMU's autostart off).
      *
      * @throws IllegalStateException if the machine is closed
      */
     public void stop() {
         synchronized (runLock) {
+            if (runState.equals("inmigrate")) {
+                autostart = false; // QEMU: the machine stays paused once the incoming stream is loaded
+                return;
+            }
             if (!runState.equals("running")) {
                 return;
             }
@@ -552,14 +559,19 @@ public final class PcMachine implements AutoCloseable {
     /**
      * Lets a stopped machine run again (QMP {@code cont}): a {@link MachineEvent.Resumed} event,
      * then the IDE controller resumes and retries a request that an I/O error under a stop policy
-     * held. Does nothing if the machine runs.
+     * held. Does nothing if the machine runs or a migration's switchover is under way; while it
+     * waits for an incoming migration, it makes it run once the stream is loaded.
      *
      * @throws IllegalStateException if the machine is closed
      */
     public void cont() {
         synchronized (runLock) {
-            if (runState.equals("running")) {
+            if (runState.equals("inmigrate")) {
+                autostart = true; // QEMU: run once the incoming stream is loaded, not before
                 return;
+            }
+            if (runState.equals("running") || runState.equals("finish-migrate")) {
+                return; // a switchover in progress ends by itself (postmigrate, or running again)
             }
             runState = "running";
             eventListener.accept(new MachineEvent.Resumed());
@@ -614,15 +626,22 @@ public final class PcMachine implements AutoCloseable {
         }
     }
 
-    /** The incoming migration loaded: the machine runs, with a {@link MachineEvent.Resumed} event. */
+    /**
+     * The incoming migration loaded: the machine runs, with a {@link MachineEvent.Resumed} event,
+     * unless QMP {@code stop} came while it waited (then it is paused).
+     */
     void incomingCompleted() {
+        boolean run;
         synchronized (runLock) {
             if (!runState.equals("inmigrate")) {
                 return;
             }
             runState = "paused";
+            run = autostart;
         }
-        cont();
+        if (run) {
+            cont();
+        }
     }
 
     /**

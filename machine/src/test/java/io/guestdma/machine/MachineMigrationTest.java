@@ -100,6 +100,28 @@ class MachineMigrationTest {
     }
 
     @Test
+    void stopWhileInmigrateLeavesTheLoadedMachinePausedAndContWaitsForTheStream() throws Exception {
+        try (PcMachine source = machine(); PcMachine destination = machine()) {
+            Path socket = dir.resolve("paused.sock");
+            AtomicReference<Exception> refused = new AtomicReference<>();
+            destination.migration().listen(new MigrationUri.Unix(socket), refused::set);
+            destination.cont();
+            assertThat(destination.runState()).as("cont waits for the stream").isEqualTo("inmigrate");
+            destination.stop();
+            assertThat(destination.runState()).isEqualTo("inmigrate");
+            source.migration().migrate("unix:" + socket);
+            assertThat(source.migration().awaitOutgoing(20_000)).isTrue();
+            assertThat(source.migration().stats().status()).isEqualTo(MigrationStatus.COMPLETED);
+            await(() -> destination.migration().stats().status() == MigrationStatus.COMPLETED, "the load");
+            await(() -> !destination.runState().equals("inmigrate"), "the end of inmigrate");
+            assertThat(destination.runState()).isEqualTo("paused");
+            destination.cont();
+            assertThat(destination.runState()).isEqualTo("running");
+            assertThat(refused.get()).isNull();
+        }
+    }
+
+    @Test
     void badParametersAndUrisAreRefused() throws Exception {
         try (PcMachine m = machine()) {
             assertThatThrownBy(() -> m.migration().setParameters(-1L, null)).hasMessageContaining("max-bandwidth");
