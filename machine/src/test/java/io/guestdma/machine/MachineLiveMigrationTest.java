@@ -13,7 +13,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /** The machine's migration in one JVM: run states, events, cancel, a second attempt, refusals. */
-class MachineMigrationTest {
+class MachineLiveMigrationTest {
     @TempDir
     Path dir;
 
