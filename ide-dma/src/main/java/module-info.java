@@ -5,5 +5,6 @@
  */
 module io.guestdma.ide {
     requires transitive io.guestdma.block;
+    requires transitive io.guestdma.migration;
     exports io.guestdma.ide;
 }

@@ -8,5 +8,6 @@
 module io.guestdma.virtio {
     requires transitive io.guestdma.block;
     requires transitive io.guestdma.net;
+    requires transitive io.guestdma.migration;
     exports io.guestdma.virtio;
 }

@@ -1,10 +1,7 @@
 package io.guestdma.block;
 
 import io.guestdma.block.testing.NbdServer;
-import io.guestdma.memory.IoVector;
-
 import java.io.IOException;
-import java.nio.ByteBuffer;
 import java.nio.file.Path;
 
 /**
@@ -13,11 +10,12 @@ import java.nio.file.Path;
  * after the image's path, so error messages name the image as for a local backend. Closing
  * closes the client, then stops the server.
  */
-final class ServedImage implements BlockBackend {
+final class ServedImage extends ForwardingBackend {
     private final NbdServer server;
     private final NbdBackend nbd;
 
     private ServedImage(NbdServer server, NbdBackend nbd) {
+        super(nbd);
         this.server = server;
         this.nbd = nbd;
     }
@@ -36,46 +34,6 @@ final class ServedImage implements BlockBackend {
 
     NbdBackend nbd() {
         return nbd;
-    }
-
-    @Override
-    public long size() {
-        return nbd.size();
-    }
-
-    @Override
-    public boolean isReadOnly() {
-        return nbd.isReadOnly();
-    }
-
-    @Override
-    public void readv(long offset, IoVector iov) throws IOException {
-        nbd.readv(offset, iov);
-    }
-
-    @Override
-    public void writev(long offset, IoVector iov) throws IOException {
-        nbd.writev(offset, iov);
-    }
-
-    @Override
-    public void read(long offset, ByteBuffer dst) throws IOException {
-        nbd.read(offset, dst);
-    }
-
-    @Override
-    public void write(long offset, ByteBuffer src) throws IOException {
-        nbd.write(offset, src);
-    }
-
-    @Override
-    public void flush() throws IOException {
-        nbd.flush();
-    }
-
-    @Override
-    public void discard(long offset, long length) throws IOException {
-        nbd.discard(offset, length);
     }
 
     @Override

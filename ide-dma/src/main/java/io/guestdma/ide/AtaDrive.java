@@ -2,6 +2,9 @@ package io.guestdma.ide;
 
 import io.guestdma.block.BlockBackend;
 import io.guestdma.block.DiskGeometry;
+import io.guestdma.migration.MigrationFormatException;
+import io.guestdma.migration.StateReader;
+import io.guestdma.migration.StateWriter;
 
 /**
  * One unit on a channel, QEMU's {@code IDEState}: the task file, the PIO buffer, the cached
@@ -418,6 +421,175 @@ final class AtaDrive {
         putIdentifyWord(101, (int) (totalSectors >>> 16));
         putIdentifyWord(102, (int) (totalSectors >>> 32));
         putIdentifyWord(103, (int) (totalSectors >>> 48));
+    }
+
+    // ------------------------------------------------------------------ migration
+
+    /**
+     * Writes the unit's registers, PIO buffer, cached IDENTIFY block and ATAPI state (QEMU's
+     * vmstate_ide_drive with its PIO, tray and GESN subsections). The buffer goes whole up to
+     * its last non-zero byte: ATAPI replies are built in place over what it held, so even bytes
+     * outside the current transfer are guest-visible.
+     */
+    void save(StateWriter out) {
+        out.bool(present()).bool(cdrom).bool(backend != null).u64(totalSectors);
+        out.u16(heads).u16(sectorsPerTrack).bool(resetReverts);
+        out.u8(feature).u8(error).u32(nsector).u8(sector).u8(lcyl).u8(hcyl);
+        out.u8(hobFeature).u8(hobNsector).u8(hobSector).u8(hobLcyl).u8(hobHcyl);
+        out.u8(select).u8(status).bool(lba48).u8(multSectors).u32(reqNbSectors);
+        int used = ioBuffer.length;
+        while (used > 0 && ioBuffer[used - 1] == 0) {
+            used--;
+        }
+        out.bytes(java.util.Arrays.copyOf(ioBuffer, used));
+        out.u32(dataPtr).u32(dataEnd).u8(endTransfer.ordinal());
+        out.u64(ioBufferSize).u8(dmaCommand.ordinal());
+        out.bool(identifySet).bytes(identifyData).bool(writeCacheEnabled);
+        out.bool(smartEnabled).bool(smartAutosave).u8(smartSelftestCount).bytes(smartSelftestData);
+        out.u8(senseKey).u8(asc).u8(cdromChanged).bool(trayOpen).bool(trayLocked).bool(atapiDma);
+        out.u64(lba).u64(packetTransferSize).u32(elementaryTransferSize).u32(ioBufferIndex).u32(cdSectorSize);
+        out.bool(newMediaEvent).bool(ejectRequestEvent);
+    }
+
+    /**
+     * Reads what {@link #save} wrote into this unit, checking that the unit is the same kind with
+     * the same medium and that every index into the buffer and every counter stays inside what
+     * the data path can address. On failure the unit is half loaded: the caller resets it.
+     */
+    void load(StateReader in, String where) throws MigrationFormatException {
+        if (in.bool(where + ".present") != present()) {
+            throw in.failure(where + ".present", "the source " + (present() ? "has no" : "has a")
+                    + " drive here, the destination " + (present() ? "has one" : "has none"));
+        }
+        if (in.bool(where + ".cdrom") != cdrom) {
+            throw in.failure(where + ".cdrom", "the drive kinds differ (disk against CD-ROM)");
+        }
+        if (in.bool(where + ".medium") != (backend != null)) {
+            throw in.failure(where + ".medium", "the source and the destination differ in having a medium");
+        }
+        if (in.u64(where + ".totalSectors") != totalSectors) {
+            throw in.failure(where + ".totalSectors", "the medium's size differs from the destination's "
+                    + totalSectors + " sectors");
+        }
+        heads = in.u16(where + ".heads");
+        sectorsPerTrack = in.u16(where + ".sectorsPerTrack");
+        if (heads > 16 || sectorsPerTrack > 255) {
+            throw in.failure(where + ".geometry", heads + " heads, " + sectorsPerTrack
+                    + " sectors per track is more than the registers can set");
+        }
+        resetReverts = in.bool(where + ".resetReverts");
+        feature = in.u8(where + ".feature");
+        error = in.u8(where + ".error");
+        nsector = (int) in.u32InRange(where + ".nsector", 0, 65536);
+        sector = in.u8(where + ".sector");
+        lcyl = in.u8(where + ".lcyl");
+        hcyl = in.u8(where + ".hcyl");
+        hobFeature = in.u8(where + ".hobFeature");
+        hobNsector = in.u8(where + ".hobNsector");
+        hobSector = in.u8(where + ".hobSector");
+        hobLcyl = in.u8(where + ".hobLcyl");
+        hobHcyl = in.u8(where + ".hobHcyl");
+        select = in.u8(where + ".select");
+        status = in.u8(where + ".status");
+        lba48 = in.bool(where + ".lba48");
+        multSectors = in.u8(where + ".multSectors");
+        if (multSectors > Ata.MAX_MULT_SECTORS) {
+            throw in.failure(where + ".multSectors", multSectors + " is above " + Ata.MAX_MULT_SECTORS);
+        }
+        // a PIO block never exceeds the buffer: MULTIPLE commands cap it at MAX_MULT_SECTORS
+        reqNbSectors = (int) in.u32InRange(where + ".reqNbSectors", 0, Ata.MAX_MULT_SECTORS);
+        byte[] buffer = in.bytes(where + ".ioBuffer", ioBuffer.length);
+        System.arraycopy(buffer, 0, ioBuffer, 0, buffer.length);
+        java.util.Arrays.fill(ioBuffer, buffer.length, ioBuffer.length, (byte) 0);
+        dataPtr = (int) in.u32InRange(where + ".dataPtr", 0, ioBuffer.length);
+        dataEnd = (int) in.u32InRange(where + ".dataEnd", dataPtr, ioBuffer.length);
+        endTransfer = enumAt(EndTransfer.values(), in.u8(where + ".endTransfer"), in, where + ".endTransfer");
+        ioBufferSize = in.u64(where + ".ioBufferSize");
+        dmaCommand = enumAt(DmaCommand.values(), in.u8(where + ".dmaCommand"), in, where + ".dmaCommand");
+        // a PRD table describes at most one page of 8-byte entries of 64 KiB each; ATAPI keeps a
+        // negative marker of the bytes moved there
+        long limit = dmaCommand == DmaCommand.ATAPI ? 1L << 41 : 512L * 0x10000;
+        if (ioBufferSize < (dmaCommand == DmaCommand.ATAPI ? -limit : 0) || ioBufferSize > limit) {
+            throw in.failure(where + ".ioBufferSize", ioBufferSize + " is more than a PRD table describes");
+        }
+        identifySet = in.bool(where + ".identifySet");
+        byte[] identify = in.bytes(where + ".identifyData", identifyData.length);
+        byte[] selftest;
+        if (identify.length != identifyData.length) {
+            throw in.failure(where + ".identifyData", "is " + identify.length + " bytes, not 512");
+        }
+        System.arraycopy(identify, 0, identifyData, 0, identify.length);
+        writeCacheEnabled = in.bool(where + ".writeCacheEnabled");
+        smartEnabled = in.bool(where + ".smartEnabled");
+        smartAutosave = in.bool(where + ".smartAutosave");
+        smartSelftestCount = in.u8(where + ".smartSelftestCount");
+        if (smartSelftestCount > 21) {
+            throw in.failure(where + ".smartSelftestCount", smartSelftestCount + " is above 21 log entries");
+        }
+        selftest = in.bytes(where + ".smartSelftestData", smartSelftestData.length);
+        if (selftest.length != smartSelftestData.length) {
+            throw in.failure(where + ".smartSelftestData", "is " + selftest.length + " bytes, not 512");
+        }
+        System.arraycopy(selftest, 0, smartSelftestData, 0, selftest.length);
+        senseKey = in.u8(where + ".senseKey");
+        asc = in.u8(where + ".asc");
+        cdromChanged = in.u8(where + ".cdromChanged");
+        if (cdromChanged > 2) {
+            throw in.failure(where + ".cdromChanged", cdromChanged + " is not 0, 1 or 2");
+        }
+        trayOpen = in.bool(where + ".trayOpen");
+        trayLocked = in.bool(where + ".trayLocked");
+        atapiDma = in.bool(where + ".atapiDma");
+        lba = in.u64(where + ".lba");
+        packetTransferSize = in.u64(where + ".packetTransferSize");
+        elementaryTransferSize = (int) in.u32InRange(where + ".elementaryTransferSize", 0, 0xffff);
+        ioBufferIndex = (int) in.u32InRange(where + ".ioBufferIndex", 0, ioBuffer.length);
+        cdSectorSize = (int) in.u32(where + ".cdSectorSize");
+        newMediaEvent = in.bool(where + ".newMediaEvent");
+        ejectRequestEvent = in.bool(where + ".ejectRequestEvent");
+        checkAtapiTransfer(in, where);
+    }
+
+    /**
+     * The ATAPI reply machinery indexes the buffer with these: a sector read stays inside one
+     * sector of a size READ CD can ask for and inside a medium of at most 2<sup>40</sup> bytes; a
+     * reply from the buffer never runs past it.
+     */
+    private void checkAtapiTransfer(StateReader in, String where) throws MigrationFormatException {
+        if (packetTransferSize < 0 || packetTransferSize > (1L << 40)) {
+            throw in.failure(where + ".packetTransferSize", packetTransferSize + " is outside 0..2^40");
+        }
+        if (cdSectorSize != 0 && cdSectorSize != Atapi.SECTOR_SIZE && cdSectorSize != Atapi.RAW_SECTOR_SIZE) {
+            throw in.failure(where + ".cdSectorSize", cdSectorSize + " is not 0, 2048 or 2352");
+        }
+        if (lba == -1) {
+            if (elementaryTransferSize != 0) {
+                throw in.failure(where + ".elementaryTransferSize", "a reply from the buffer is sent in one piece");
+            }
+            if (ioBufferIndex + packetTransferSize > ioBuffer.length) {
+                throw in.failure(where + ".packetTransferSize", "a reply of " + packetTransferSize
+                        + " bytes from buffer offset " + ioBufferIndex + " runs past the buffer");
+            }
+            return;
+        }
+        if (lba < 0 || lba > (1L << 40) / Atapi.SECTOR_SIZE) {
+            throw in.failure(where + ".lba", lba + " is neither -1 nor a sector of a medium");
+        }
+        if (cdSectorSize == 0 && packetTransferSize != 0) {
+            throw in.failure(where + ".cdSectorSize", "a sector read needs a sector size");
+        }
+        if (ioBufferIndex > cdSectorSize) {
+            throw in.failure(where + ".ioBufferIndex", ioBufferIndex + " is past the " + cdSectorSize
+                    + "-byte sector");
+        }
+    }
+
+    private static <E extends Enum<E>> E enumAt(E[] values, int ordinal, StateReader in, String field)
+            throws MigrationFormatException {
+        if (ordinal >= values.length) {
+            throw in.failure(field, ordinal + " names no " + values[0].getDeclaringClass().getSimpleName());
+        }
+        return values[ordinal];
     }
 
     /** ATA strings: space padded, two characters per word, first character in the high byte. */

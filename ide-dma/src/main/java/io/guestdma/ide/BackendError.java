@@ -1,5 +1,6 @@
 package io.guestdma.ide;
 
+import io.guestdma.block.ErrorPolicy;
 import java.util.Objects;
 
 /**

@@ -2,6 +2,9 @@ package io.guestdma.ide;
 
 import io.guestdma.memory.AddressSpace;
 import io.guestdma.memory.SgList;
+import io.guestdma.migration.MigrationFormatException;
+import io.guestdma.migration.StateReader;
+import io.guestdma.migration.StateWriter;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
@@ -105,6 +108,34 @@ final class BusMasterDma {
         currentPrdLast = false;
         currentPrdAddress = 0;
         currentPrdLength = 0;
+    }
+
+    /** QEMU's vmstate_bmdma plus the PRD walk position, which QEMU rebuilds on restart. */
+    void save(StateWriter out) {
+        out.u8(command).u8(status).u32(Integer.toUnsignedLong(tableAddress)).bool(armed);
+        out.u32(Integer.toUnsignedLong(currentEntryAddress)).u32(Integer.toUnsignedLong(currentPrdAddress));
+        out.u32(currentPrdLength).bool(currentPrdLast);
+    }
+
+    /** Reads what {@link #save} wrote; registers keep the bits the hardware can hold. */
+    void load(StateReader in, String where) throws MigrationFormatException {
+        command = in.u8(where + ".command");
+        if ((command & ~(CMD_START | CMD_WRITE_TO_MEMORY)) != 0) {
+            throw in.failure(where + ".command", String.format("0x%02x sets bits the register does not have", command));
+        }
+        status = in.u8(where + ".status");
+        if ((status & ~(0x60 | STATUS_ACTIVE | STATUS_ERROR | STATUS_INTR)) != 0) {
+            throw in.failure(where + ".status", String.format("0x%02x sets bits the register does not have", status));
+        }
+        tableAddress = (int) in.u32(where + ".tableAddress");
+        if ((tableAddress & 3) != 0) {
+            throw in.failure(where + ".tableAddress", "the low two bits of a PRD table address read 0");
+        }
+        armed = in.bool(where + ".armed");
+        currentEntryAddress = (int) in.u32(where + ".currentEntryAddress");
+        currentPrdAddress = (int) in.u32(where + ".currentPrdAddress");
+        currentPrdLength = (int) in.u32InRange(where + ".currentPrdLength", 0, 0x10000);
+        currentPrdLast = in.bool(where + ".currentPrdLast");
     }
 
     /**

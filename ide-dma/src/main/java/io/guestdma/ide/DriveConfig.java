@@ -1,5 +1,6 @@
 package io.guestdma.ide;
 
+import io.guestdma.block.ErrorPolicy;
 import io.guestdma.block.BlockBackend;
 import java.util.Objects;
 
@@ -68,8 +69,8 @@ public record DriveConfig(BlockBackend backend, ErrorPolicy readPolicy, ErrorPol
     }
 
     /**
-     * A drive with QEMU's defaults: rerror=report, werror=report (QEMU's default werror is enospc,
-     * which behaves as report for anything but a full host disk), model "QEMU HARDDISK", the
+     * A drive with QEMU's defaults: rerror=report, werror=enospc (stop on a full host disk, report
+     * anything else), model "QEMU HARDDISK", the
      * positional serial and firmware "2.5+" (QEMU's hardware version for pc machines).
      *
      * @param backend the disk contents
@@ -77,7 +78,7 @@ public record DriveConfig(BlockBackend backend, ErrorPolicy readPolicy, ErrorPol
      * @throws NullPointerException if {@code backend} is null
      */
     public static DriveConfig of(BlockBackend backend) {
-        return new DriveConfig(backend, ErrorPolicy.REPORT, ErrorPolicy.REPORT,
+        return new DriveConfig(backend, ErrorPolicy.REPORT, ErrorPolicy.ENOSPC,
                 "QEMU HARDDISK", null, "2.5+");
     }
 

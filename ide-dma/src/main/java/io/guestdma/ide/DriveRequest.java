@@ -44,6 +44,11 @@ final class DriveRequest {
         return phase;
     }
 
+    /** What the request is (or last was): READ, WRITE, FLUSH or CD_READ. */
+    Kind kind() {
+        return kind;
+    }
+
     boolean runsOnCurrentThread() {
         return runner == Thread.currentThread();
     }

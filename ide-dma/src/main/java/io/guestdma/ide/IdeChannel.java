@@ -1,10 +1,14 @@
 package io.guestdma.ide;
 
+import io.guestdma.block.ErrorPolicy;
 import io.guestdma.block.DmaBlockIo;
 import io.guestdma.memory.AccessResult;
 import io.guestdma.memory.DmaDirection;
 import io.guestdma.memory.DeviceAddressSpace;
 import io.guestdma.memory.SgList;
+import io.guestdma.migration.MigrationFormatException;
+import io.guestdma.migration.StateReader;
+import io.guestdma.migration.StateWriter;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
@@ -23,8 +27,12 @@ import java.util.concurrent.locks.ReentrantLock;
  * the lock and delivered after it is released (see {@link IrqQueue}).
  */
 final class IdeChannel {
-    /** A request held by the STOP error policy until resume (QEMU's bus error_status). */
-    private enum Held { NONE, DMA_READ, DMA_WRITE, DMA_TRIM, PIO_READ, PIO_WRITE, FLUSH }
+    /**
+     * A request held by the STOP error policy until resume (QEMU's bus error_status), or one a
+     * pause parked that a migration carries to the destination to be restarted there. The
+     * ordinals are part of the migration format: add new ones at the end.
+     */
+    private enum Held { NONE, DMA_READ, DMA_WRITE, DMA_TRIM, PIO_READ, PIO_WRITE, FLUSH, ATAPI_DMA, CD_READ }
 
     private static final long IO_WAIT_NANOS = TimeUnit.MILLISECONDS.toNanos(100);
 
@@ -776,10 +784,10 @@ final class IdeChannel {
      */
     private boolean handleRwError(AtaDrive s, Held op) {
         boolean isRead = op == Held.DMA_READ || op == Held.PIO_READ;
-        ErrorPolicy policy = isRead ? s.config.readPolicy() : s.config.writePolicy();
+        Throwable cause = failure != null ? failure : new java.io.IOException("the request failed");
+        ErrorPolicy policy = (isRead ? s.config.readPolicy() : s.config.writePolicy()).actionFor(cause);
         errorReports.add(new BackendError(channelIndex, s.unit,
-                isRead ? BackendError.Operation.READ : BackendError.Operation.WRITE, policy,
-                failure != null ? failure : new java.io.IOException("the request failed")));
+                isRead ? BackendError.Operation.READ : BackendError.Operation.WRITE, policy, cause));
         failure = null;
         switch (policy) {
             case STOP -> {
@@ -1402,6 +1410,13 @@ final class IdeChannel {
             case PIO_READ -> sectorRead(active());
             case PIO_WRITE -> sectorWrite(active());
             case FLUSH -> flushCache(active());
+            case ATAPI_DMA -> {
+                // QEMU's ide_atapi_dma_restart: the whole reply again from the first PRD
+                dmaDrive.ioBufferSize = 0;
+                busMaster.rewind();
+                startAtapiDma(dmaDrive);
+            }
+            case CD_READ -> atapiReplyEnd(active());
             case NONE -> { }
         }
     }
@@ -1418,6 +1433,103 @@ final class IdeChannel {
 
     boolean holdsRequest() {
         return held != Held.NONE;
+    }
+
+    // ------------------------------------------------------------------ migration
+
+    /**
+     * Writes the channel (QEMU's vmstate_ide_bus, vmstate_bmdma and both units). Under the lock,
+     * with the controller paused. Work a pause parked mid-way is saved as a held request: the
+     * destination restarts it from its start, which moves the same bytes again (the guest cannot
+     * touch the buffers while the command owns them), as QEMU restarts a DMA the VM stopped.
+     *
+     * @throws IllegalStateException if a transfer or request is still running
+     */
+    void save(StateWriter out) {
+        Held saved = held;
+        if (dma.phase() == DmaBlockIo.Phase.RUNNING || request.phase() == DmaBlockIo.Phase.RUNNING
+                || hasQueuedWork()) {
+            throw new IllegalStateException("IDE channel " + channelIndex + " still has I/O running: "
+                    + "stop the machine and drain it before saving");
+        }
+        if (saved == Held.NONE && dma.phase() != DmaBlockIo.Phase.IDLE && retryUnit >= 0) {
+            saved = switch (drives[retryUnit].dmaCommand) {
+                case READ -> Held.DMA_READ;
+                case WRITE -> Held.DMA_WRITE;
+                case TRIM -> Held.DMA_TRIM;
+                case ATAPI -> Held.ATAPI_DMA;
+            };
+        }
+        if (saved == Held.NONE && request.phase() == DmaBlockIo.Phase.PARKED) {
+            saved = switch (request.kind()) {
+                case READ -> Held.PIO_READ;
+                case WRITE -> Held.PIO_WRITE;
+                case FLUSH -> Held.FLUSH;
+                case CD_READ -> Held.CD_READ;
+            };
+        }
+        out.u8(unit).u8(deviceControl).bool(irq.level());
+        out.u8(saved.ordinal()).u8(retryUnit & 0xff).u64(retrySector).u32(retryNsector);
+        busMaster.save(out);
+        drives[0].save(out);
+        drives[1].save(out);
+    }
+
+    /**
+     * Replaces the channel's state with a saved one, on a destination that is not running: the
+     * channel is reset first, and again if the section is refused. A held request waits for
+     * {@link #resume()}; the interrupt line is driven to the saved level.
+     *
+     * @return whether a request is held (the controller must stay paused until it resumes)
+     */
+    boolean load(StateReader in) throws MigrationFormatException {
+        reset();
+        String where = "ide." + channelIndex;
+        try {
+            unit = in.u8(where + ".unit");
+            if (unit > 1) {
+                throw in.failure(where + ".unit", "unit " + unit + " is neither 0 nor 1");
+            }
+            deviceControl = in.u8(where + ".deviceControl") & ~Ata.CTRL_RESET;
+            boolean level = in.bool(where + ".irq");
+            int heldOrdinal = in.u8(where + ".held");
+            if (heldOrdinal >= Held.values().length) {
+                throw in.failure(where + ".held", heldOrdinal + " names no held request");
+            }
+            Held loadedHeld = Held.values()[heldOrdinal];
+            int loadedRetryUnit = in.u8(where + ".retryUnit");
+            if (loadedRetryUnit > 1 && loadedRetryUnit != 0xff) {
+                throw in.failure(where + ".retryUnit", loadedRetryUnit + " is neither a unit nor none");
+            }
+            retryUnit = loadedRetryUnit == 0xff ? -1 : loadedRetryUnit;
+            retrySector = in.u64(where + ".retrySector");
+            retryNsector = (int) in.u32InRange(where + ".retryNsector", 0, 65536);
+            busMaster.load(in, where + ".bmdma");
+            drives[0].load(in, where + ".unit0");
+            drives[1].load(in, where + ".unit1");
+            if (loadedHeld != Held.NONE && !heldDriveOk(loadedHeld)) {
+                throw in.failure(where + ".held", "a held " + loadedHeld + " names no drive that could run it");
+            }
+            held = loadedHeld;
+            irq.record(level);
+            return held != Held.NONE;
+        } catch (MigrationFormatException | RuntimeException e) {
+            reset();
+            throw e;
+        }
+    }
+
+    /** A restarted request must reach a drive with a medium, as the command that started it did. */
+    private boolean heldDriveOk(Held op) {
+        AtaDrive s = switch (op) {
+            case DMA_READ, DMA_WRITE, DMA_TRIM, ATAPI_DMA -> retryUnit >= 0 ? drives[retryUnit] : active();
+            default -> active();
+        };
+        return switch (op) {
+            case FLUSH -> s.present();
+            case ATAPI_DMA, CD_READ -> s.cdrom;
+            default -> s.present() && !s.cdrom;
+        };
     }
 
     /** QEMU's ide_bus_reset (device reset of the whole function). Under the lock. */

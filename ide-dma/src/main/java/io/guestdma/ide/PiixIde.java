@@ -1,10 +1,15 @@
 package io.guestdma.ide;
 
+import io.guestdma.block.ErrorPolicy;
 import io.guestdma.block.BlockBackend;
 import io.guestdma.block.DiskGeometry;
 import io.guestdma.memory.DeviceAddressSpace;
 import io.guestdma.memory.GuestMemory;
 import io.guestdma.memory.ReentrancyGuard;
+import io.guestdma.migration.DeviceState;
+import io.guestdma.migration.MigrationFormatException;
+import io.guestdma.migration.StateReader;
+import io.guestdma.migration.StateWriter;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.util.Objects;
@@ -507,6 +512,86 @@ public final class PiixIde implements AutoCloseable {
             }
         }
     }
+
+    /**
+     * The controller's migration section, {@code "piix-ide"}: for each channel the selected unit,
+     * device control, interrupt level, the request held for a retry (QEMU's error_status and
+     * retry_unit/sector/nsector), the bus master's registers and PRD position, and for each unit
+     * its task file, PIO buffer and transfer position, IDENTIFY block, SMART log and ATAPI state
+     * (sense, unit attention, tray, media events).
+     *
+     * <p>{@link DeviceState#save} requires the controller to be {@linkplain #pause() paused} with no
+     * I/O running; a transfer the pause parked is saved as a request to restart. After
+     * {@link DeviceState#load}, a restored held request keeps the controller paused; the
+     * destination's {@link #resume()} restarts it from its first sector and PRD, as QEMU's
+     * ide_restart_bh does when the migrated VM starts. Load checks that the destination's drives
+     * match the source's (present, kind, medium size) and that every index and counter is one the
+     * device could have reached; a refused section leaves the controller reset.
+     *
+     * @return the section, the same object for the controller's life
+     */
+    public DeviceState migrationState() {
+        return state;
+    }
+
+    private final DeviceState state = new DeviceState() {
+        @Override
+        public String sectionId() {
+            return "piix-ide";
+        }
+
+        @Override
+        public int version() {
+            return 1;
+        }
+
+        @Override
+        public void save(StateWriter out) {
+            requireOpen();
+            if (!paused) {
+                throw new IllegalStateException("the IDE controller must be paused before its state is saved");
+            }
+            for (IdeChannel ch : channels) {
+                ch.lock();
+                try {
+                    ch.save(out);
+                } finally {
+                    ch.unlock();
+                }
+            }
+        }
+
+        @Override
+        public void load(StateReader in, int version) throws MigrationFormatException {
+            requireOpen();
+            if (version != 1) {
+                throw new MigrationFormatException("section piix-ide: unknown version " + version + " (this build reads 1)");
+            }
+            boolean held = false;
+            for (int c = 0; c < channels.length; c++) {
+                IdeChannel ch = channels[c];
+                ch.lock();
+                try {
+                    held |= ch.load(in);
+                } catch (MigrationFormatException | RuntimeException e) {
+                    for (int done = 0; done < c; done++) {
+                        channels[done].lock();
+                        try {
+                            channels[done].reset();
+                        } finally {
+                            channels[done].unlock();
+                        }
+                    }
+                    throw e;
+                } finally {
+                    ch.unlock();
+                }
+            }
+            if (held) {
+                paused = true;
+            }
+        }
+    };
 
     /**
      * Stops the controller: waits for running I/O, drops waiting transfers and makes every later

@@ -8,6 +8,6 @@
  * zero-copy ({@link io.guestdma.ide.DmaMode#MAP}: map, vectored backend I/O, unmap, chunk by
  * chunk) or through a heap buffer ({@link io.guestdma.ide.DmaMode#COPY}); the guest cannot tell
  * the two apart. Backend failures follow QEMU's rerror/werror policies
- * ({@link io.guestdma.ide.ErrorPolicy}).
+ * ({@link io.guestdma.block.ErrorPolicy}).
  */
 package io.guestdma.ide;

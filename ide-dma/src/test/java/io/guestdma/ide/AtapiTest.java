@@ -1,5 +1,6 @@
 package io.guestdma.ide;
 
+import io.guestdma.block.ErrorPolicy;
 import static io.guestdma.ide.IdeRig.*;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
@@ -20,13 +21,13 @@ class AtapiTest {
     private static final int REASON_CD = 1;
     private static final int REASON_IO = 2;
 
-    private static IdeRig cdRig(DmaMode mode) {
+    static IdeRig cdRig(DmaMode mode) {
         IdeRig rig = IdeRig.builder().mode(mode).sectors(4096).configure(c -> DriveConfig.cdrom(c.backend())).build();
         rig.writeDisk(0, pattern(2 * 1024 * 1024, 5));
         return rig;
     }
 
-    private static byte[] cdb(int... bytes) {
+    static byte[] cdb(int... bytes) {
         byte[] p = new byte[12];
         for (int i = 0; i < bytes.length; i++) {
             p[i] = (byte) bytes[i];
@@ -34,11 +35,11 @@ class AtapiTest {
         return p;
     }
 
-    private static byte[] read10(int lba, int count) {
+    static byte[] read10(int lba, int count) {
         return cdb(0x28, 0, lba >>> 24, lba >>> 16, lba >>> 8, lba, 0, count >>> 8, count);
     }
 
-    private static void packet(IdeRig rig, byte[] cdb, int bcl, boolean dma) {
+    static void packet(IdeRig rig, byte[] cdb, int bcl, boolean dma) {
         rig.outb(REG_DEVICE, 0);
         rig.outb(REG_FEATURE, dma ? 1 : 0);
         rig.outb(REG_LBA_MID, bcl & 0xff);
@@ -52,7 +53,7 @@ class AtapiTest {
     }
 
     /** A PIO command; counts the DRQ blocks (each with its interrupt) and returns all data. */
-    private static byte[] pio(IdeRig rig, byte[] cdb, int bcl, boolean wide, int[] blocks) {
+    static byte[] pio(IdeRig rig, byte[] cdb, int bcl, boolean wide, int[] blocks) {
         packet(rig, cdb, bcl, false);
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         while (true) {
@@ -76,11 +77,11 @@ class AtapiTest {
         }
     }
 
-    private static byte[] pio(IdeRig rig, byte[] cdb, int bcl) {
+    static byte[] pio(IdeRig rig, byte[] cdb, int bcl) {
         return pio(rig, cdb, bcl, false, new int[1]);
     }
 
-    private static int[] sense(IdeRig rig) {
+    static int[] sense(IdeRig rig) {
         byte[] s = pio(rig, cdb(0x03, 0, 0, 0, 18), 18);
         return new int[] {s[2] & 0x0f, s[12] & 0xff};
     }

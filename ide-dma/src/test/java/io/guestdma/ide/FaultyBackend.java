@@ -1,6 +1,7 @@
 package io.guestdma.ide;
 
 import io.guestdma.block.BlockBackend;
+import io.guestdma.block.ForwardingBackend;
 import io.guestdma.memory.IoVector;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -13,8 +14,7 @@ import java.util.concurrent.atomic.AtomicInteger;
  * A test decorator that fails reads, writes, flushes or discards on demand with an I/O error, and
  * counts the requests that reach the real backend.
  */
-final class FaultyBackend implements BlockBackend {
-    private final BlockBackend inner;
+final class FaultyBackend extends ForwardingBackend {
     final AtomicBoolean failReads = new AtomicBoolean();
     final AtomicBoolean failWrites = new AtomicBoolean();
     final AtomicBoolean failFlushes = new AtomicBoolean();
@@ -27,7 +27,7 @@ final class FaultyBackend implements BlockBackend {
     final CountDownLatch writeEntered = new CountDownLatch(1);
 
     FaultyBackend(BlockBackend inner) {
-        this.inner = inner;
+        super(inner);
     }
 
     private void passGate() throws IOException {
@@ -64,19 +64,9 @@ final class FaultyBackend implements BlockBackend {
     }
 
     @Override
-    public long size() {
-        return inner.size();
-    }
-
-    @Override
-    public boolean isReadOnly() {
-        return inner.isReadOnly();
-    }
-
-    @Override
     public void readv(long offset, IoVector iov) throws IOException {
         failIf(failReads, "read");
-        inner.readv(offset, iov);
+        delegate().readv(offset, iov);
     }
 
     @Override
@@ -84,13 +74,13 @@ final class FaultyBackend implements BlockBackend {
         passGate();
         failIf(failWrites, "write");
         writes.incrementAndGet();
-        inner.writev(offset, iov);
+        delegate().writev(offset, iov);
     }
 
     @Override
     public void read(long offset, ByteBuffer dst) throws IOException {
         failIf(failReads, "read");
-        inner.read(offset, dst);
+        delegate().read(offset, dst);
     }
 
     @Override
@@ -98,21 +88,21 @@ final class FaultyBackend implements BlockBackend {
         passGate();
         failIf(failWrites, "write");
         writes.incrementAndGet();
-        inner.write(offset, src);
+        delegate().write(offset, src);
     }
 
     @Override
     public void flush() throws IOException {
         failIf(failFlushes, "flush");
         flushes.incrementAndGet();
-        inner.flush();
+        delegate().flush();
     }
 
     @Override
     public void discard(long offset, long length) throws IOException {
         failIf(failDiscards, "discard");
         discards.incrementAndGet();
-        inner.discard(offset, length);
+        delegate().discard(offset, length);
     }
 
     @Override

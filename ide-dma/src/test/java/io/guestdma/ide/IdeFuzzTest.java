@@ -4,6 +4,7 @@ import static io.guestdma.ide.IdeRig.*;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.guestdma.block.BlockBackend;
+import io.guestdma.block.ForwardingBackend;
 import io.guestdma.memory.GuestMemory;
 import io.guestdma.memory.IoVector;
 import java.io.IOException;
@@ -117,8 +118,7 @@ class IdeFuzzTest {
     }
 
     /** Remembers the range of every disk write and flags those outside what the fuzzer allowed. */
-    private static final class GuardedDisk implements BlockBackend {
-        private final BlockBackend inner;
+    private static final class GuardedDisk extends ForwardingBackend {
         final List<long[]> allowed = new ArrayList<>();
         final List<String> violations = new ArrayList<>();
         long writes;
@@ -136,7 +136,7 @@ class IdeFuzzTest {
         }
 
         GuardedDisk(BlockBackend inner) {
-            this.inner = inner;
+            super(inner);
         }
 
         private synchronized void check(long offset, long length) {
@@ -157,11 +157,6 @@ class IdeFuzzTest {
         }
 
         @Override
-        public long size() {
-            return inner.size();
-        }
-
-        @Override
         public boolean isReadOnly() {
             return false;
         }
@@ -169,37 +164,27 @@ class IdeFuzzTest {
         @Override
         public void readv(long offset, IoVector iov) throws IOException {
             maybeFail();
-            inner.readv(offset, iov);
+            super.readv(offset, iov);
         }
 
         @Override
         public void writev(long offset, IoVector iov) throws IOException {
             maybeFail();
             check(offset, iov.size());
-            inner.writev(offset, iov);
+            super.writev(offset, iov);
         }
 
         @Override
         public void read(long offset, ByteBuffer dst) throws IOException {
             maybeFail();
-            inner.read(offset, dst);
+            super.read(offset, dst);
         }
 
         @Override
         public void write(long offset, ByteBuffer src) throws IOException {
             maybeFail();
             check(offset, src.remaining());
-            inner.write(offset, src);
-        }
-
-        @Override
-        public void flush() throws IOException {
-            inner.flush();
-        }
-
-        @Override
-        public void discard(long offset, long length) throws IOException {
-            inner.discard(offset, length);
+            super.write(offset, src);
         }
 
         @Override

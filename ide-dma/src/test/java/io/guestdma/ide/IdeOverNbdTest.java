@@ -1,5 +1,6 @@
 package io.guestdma.ide;
 
+import io.guestdma.block.ErrorPolicy;
 import static io.guestdma.ide.IdeRig.*;
 import static org.assertj.core.api.Assertions.assertThat;
 

@@ -1,7 +1,7 @@
 package io.guestdma.machine;
 
 import io.guestdma.block.BlockBackend;
-import io.guestdma.ide.ErrorPolicy;
+import io.guestdma.block.ErrorPolicy;
 import java.util.Objects;
 
 /**

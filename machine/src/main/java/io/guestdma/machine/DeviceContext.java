@@ -32,6 +32,11 @@ public final class DeviceContext {
         this.machine = machine;
     }
 
+    /** Adds a device's migration section after those added before it (see {@link PcMachine#deviceStates()}). */
+    void addState(io.guestdma.migration.DeviceState section) {
+        machine.addState(section);
+    }
+
     /** Adds an opened drive under its id or node name. */
     void addDrive(BlockNode node) {
         drives.put(node.name(), node);
@@ -235,5 +240,31 @@ public final class DeviceContext {
      */
     public void onReset(Runnable action) {
         machine.onReset(Objects.requireNonNull(action, "action"));
+    }
+
+    /**
+     * Has the machine run something when it continues after a stop (QMP {@code cont}), such as a
+     * device retrying the requests its stop policy held.
+     *
+     * @param action the resume action
+     * @throws NullPointerException if action is null
+     */
+    public void onResume(Runnable action) {
+        machine.onResume(Objects.requireNonNull(action, "action"));
+    }
+
+    /**
+     * Reports that a drive's backend failed a device's request: the machine sends QEMU's
+     * BLOCK_IO_ERROR and, for a stop policy, stops (run state io-error) until {@code cont}.
+     *
+     * @param node the drive the device took with {@link #claimDrive}
+     * @param write whether the request wrote (else read)
+     * @param action what the device did with it: REPORT, IGNORE or STOP
+     * @param cause the backend's failure, whose errno the event names; null for EIO
+     * @throws NullPointerException if node or action is null
+     */
+    public void driveFailed(BlockNode node, boolean write, io.guestdma.block.ErrorPolicy action, Throwable cause) {
+        Objects.requireNonNull(node, "node");
+        machine.driveFailed(node, write, Objects.requireNonNull(action, "action"), cause);
     }
 }

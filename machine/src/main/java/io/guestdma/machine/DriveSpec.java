@@ -4,7 +4,7 @@ import io.guestdma.block.ImageLocation;
 import io.guestdma.block.LocalImage;
 import io.guestdma.block.NbdAddress;
 import io.guestdma.ide.DmaMode;
-import io.guestdma.ide.ErrorPolicy;
+import io.guestdma.block.ErrorPolicy;
 import java.nio.file.Path;
 import java.util.Objects;
 

@@ -57,6 +57,8 @@ final class FwCfg {
     private final DeviceAddressSpace dma;
     private byte[] current = new byte[0];
     private int offset;
+    /** The item last selected, so that a migration can select it again. */
+    private int selectedKey;
     private long dmaAddress;
 
     /**
@@ -112,12 +114,39 @@ final class FwCfg {
     }
 
     private void select(int key) {
+        selectedKey = key & 0xffff;
         current = items.getOrDefault(key & 0xffff, new byte[0]);
         offset = 0;
     }
 
     private int nextByte() {
         return offset < current.length ? current[offset++] & 0xff : 0;
+    }
+
+    /** Writes the selected item, the read position in it and a half-written DMA address. */
+    synchronized void save(io.guestdma.migration.StateWriter out) {
+        out.u16(selectedKey).u32(offset).u64(dmaAddress);
+    }
+
+    /**
+     * Reads what {@link #save} wrote; the items themselves come from the destination's own
+     * configuration.
+     *
+     * @throws io.guestdma.migration.MigrationFormatException if the position is past the item
+     */
+    synchronized void load(io.guestdma.migration.StateReader in)
+            throws io.guestdma.migration.MigrationFormatException {
+        int key = in.u16("fw_cfg.selector");
+        long at = in.u32("fw_cfg.offset");
+        long address = in.u64("fw_cfg.dmaAddress");
+        byte[] item = items.getOrDefault(key, new byte[0]);
+        if (at > item.length) {
+            throw in.failure("fw_cfg.offset", at + " is past the " + item.length + "-byte item 0x"
+                    + Integer.toHexString(key));
+        }
+        select(key);
+        offset = (int) at;
+        dmaAddress = address;
     }
 
     /** Ports 0x510-0x511. */

@@ -3,7 +3,7 @@ package io.guestdma.machine;
 import io.guestdma.block.ImageLocation;
 import io.guestdma.block.NbdAddress;
 import io.guestdma.ide.DmaMode;
-import io.guestdma.ide.ErrorPolicy;
+import io.guestdma.block.ErrorPolicy;
 import io.guestdma.net.NetdevSpec;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -520,15 +520,16 @@ public record MachineConfig(long ramBytes, List<DriveSpec> drives, Map<String, S
     }
 
     private static ErrorPolicy policy(String key, String text) {
-        return switch (orDefault(text, "report")) {
+        // QEMU's defaults: rerror=report, werror=enospc
+        return switch (orDefault(text, key.equals("rerror") ? "report" : "enospc")) {
             case "report" -> ErrorPolicy.REPORT;
             case "ignore" -> ErrorPolicy.IGNORE;
-            // QEMU's default werror: stops only when the host disk is full, otherwise reports.
+            // stops only when the host disk is full, otherwise reports
             case "enospc" -> {
                 if (key.equals("rerror")) {
                     throw invalid(key, text, "report, ignore, stop");
                 }
-                yield ErrorPolicy.REPORT;
+                yield ErrorPolicy.ENOSPC;
             }
             // the machine stops; QMP cont (or PcMachine.cont) retries the request
             case "stop" -> ErrorPolicy.STOP;

@@ -44,10 +44,11 @@ public sealed interface MachineEvent {
      * @param nodeName the block node's name, or null for a drive without a medium
      * @param operation "read" or "write"
      * @param action "report", "ignore" or "stop": what the drive's policy did
-     * @param noSpace whether the host disk was full (ENOSPC)
+     * @param noSpace whether the host disk was full (ENOSPC); null when the drive keeps no I/O
+     *     status (no stop or enospc policy), for which QEMU leaves the member out
      * @param reason the error, as strerror words it (e.g. "Input/output error")
      */
-    record BlockIoError(String device, String nodeName, String operation, String action, boolean noSpace,
+    record BlockIoError(String device, String nodeName, String operation, String action, Boolean noSpace,
                         String reason) implements MachineEvent {
         /**
          * Validates the event.

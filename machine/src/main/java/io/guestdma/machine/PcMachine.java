@@ -5,18 +5,17 @@ import io.guestdma.block.BlkdebugConfig;
 import io.guestdma.block.BlockBackend;
 import io.guestdma.block.BlockOptions;
 import io.guestdma.block.FileChannelBackend;
+import io.guestdma.block.ForwardingBackend;
 import io.guestdma.block.LocalImage;
 import io.guestdma.block.NativeBackend;
 import io.guestdma.block.NbdAddress;
 import io.guestdma.block.NbdBackend;
-import io.guestdma.ide.ErrorPolicy;
+import io.guestdma.block.ErrorPolicy;
 import io.guestdma.ide.IrqLine;
 import io.guestdma.ide.PiixIde;
 import io.guestdma.memory.GuestMemory;
-import io.guestdma.memory.IoVector;
 import io.guestdma.migration.DeviceState;
 import java.io.IOException;
-import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -56,6 +55,7 @@ public final class PcMachine implements AutoCloseable {
     private final List<AutoCloseable> closeLater = new ArrayList<>();
     private final List<io.guestdma.net.NetBackend> netBackends = new ArrayList<>();
     private final List<Runnable> resetActions = new ArrayList<>();
+    private final List<Runnable> resumeActions = new java.util.concurrent.CopyOnWriteArrayList<>();
     private final boolean[] irqLevels = new boolean[16];
     private volatile IrqListener irqListener = (line, level) -> { };
     private volatile java.util.function.Consumer<MachineEvent> eventListener = event -> { };
@@ -135,6 +135,9 @@ public final class PcMachine implements AutoCloseable {
         ports.map(FwCfg.IO_PORT, 2, fwCfg.io);
         ports.map(FwCfg.DMA_PORT, 8, fwCfg.dmaPort);
         decodeIde();
+        // the machine's own section first: PCI decoding is in place before devices load
+        addState(new MachineState(this, fwCfg));
+        addState(ide.migrationState());
 
         try {
             DeviceContext context = new DeviceContext(this);
@@ -157,6 +160,8 @@ public final class PcMachine implements AutoCloseable {
                         where + ": '" + device.driver() + "' is not a valid device model name"));
                 realize(type, device.properties(), where, config, context);
             }
+            // last: checks the interrupt levels the device sections drove as they loaded
+            addState(new InterruptLevels(this));
         } catch (IOException | RuntimeException e) {
             closeQuietly(e);
             throw e;
@@ -211,7 +216,7 @@ public final class PcMachine implements AutoCloseable {
                 backend = files.get(node.file());
             }
             // QEMU's defaults for a -blockdev under a device: rerror=report, werror=enospc
-            context.addDrive(new BlockNode(node.nodeName(), backend, ErrorPolicy.REPORT, ErrorPolicy.REPORT, false,
+            context.addDrive(new BlockNode(node.nodeName(), backend, ErrorPolicy.REPORT, ErrorPolicy.ENOSPC, false,
                     true));
             driveNames.add(node.nodeName());
         }
@@ -292,50 +297,14 @@ public final class PcMachine implements AutoCloseable {
      * QEMU's default {@code discard=ignore}: TRIM ranges are checked by the drive as usual, but
      * the image keeps its data.
      */
-    private record IgnoredDiscards(BlockBackend image) implements BlockBackend {
-        @Override
-        public long size() {
-            return image.size();
-        }
-
-        @Override
-        public boolean isReadOnly() {
-            return image.isReadOnly();
-        }
-
-        @Override
-        public void readv(long offset, IoVector iov) throws IOException {
-            image.readv(offset, iov);
-        }
-
-        @Override
-        public void writev(long offset, IoVector iov) throws IOException {
-            image.writev(offset, iov);
-        }
-
-        @Override
-        public void read(long offset, ByteBuffer dst) throws IOException {
-            image.read(offset, dst);
-        }
-
-        @Override
-        public void write(long offset, ByteBuffer src) throws IOException {
-            image.write(offset, src);
-        }
-
-        @Override
-        public void flush() throws IOException {
-            image.flush();
+    private static final class IgnoredDiscards extends ForwardingBackend {
+        IgnoredDiscards(BlockBackend image) {
+            super(image);
         }
 
         @Override
         public void discard(long offset, long length) {
             // ignored, as QEMU ignores discards unless -drive discard=unmap
-        }
-
-        @Override
-        public void close() throws IOException {
-            image.close();
         }
     }
 
@@ -416,6 +385,16 @@ public final class PcMachine implements AutoCloseable {
         }
     }
 
+    /** {@return the reset control register's stored bit (bit 1)} */
+    int resetControl() {
+        return resetControl;
+    }
+
+    /** Restores the reset control register's stored bit, as a migration does. */
+    void resetControl(int value) {
+        resetControl = value & 0x02;
+    }
+
     /** Drives an ISA interrupt line; listeners hear changes only. */
     void irq(int line, boolean level) {
         synchronized (irqLevels) {
@@ -438,8 +417,10 @@ public final class PcMachine implements AutoCloseable {
 
     /**
      * The machine's state as migration sections, in the order a destination loads them: the
-     * machine's own (PCI configuration, interrupt routing) first, then each device in the order
-     * it was wired. A destination built from the same configuration has the same list.
+     * machine's own ({@code "pc"}: PCI configuration, interrupt routing, clock) first, then each
+     * device in the order it was wired ({@code "piix-ide"}, {@code "virtio-blk@SS.F"}, ...), and
+     * last {@code "pc-irq"}, which checks that the interrupt levels the devices drove as they
+     * loaded are the source's. A destination built from the same configuration has the same list.
      *
      * @return an unmodifiable snapshot of the list
      */
@@ -558,9 +539,10 @@ public final class PcMachine implements AutoCloseable {
 
     /**
      * Lets a stopped machine run again (QMP {@code cont}): a {@link MachineEvent.Resumed} event,
-     * then the IDE controller resumes and retries a request that an I/O error under a stop policy
-     * held. Does nothing if the machine runs or a migration's switchover is under way; while it
-     * waits for an incoming migration, it makes it run once the stream is loaded.
+     * then the IDE controller and the virtio-blk devices resume and retry the requests that an I/O
+     * error under a stop policy held. Does nothing if the machine runs or a migration's switchover
+     * is under way; while it waits for an incoming migration, it makes it run once the stream is
+     * loaded.
      *
      * @throws IllegalStateException if the machine is closed
      */
@@ -577,6 +559,9 @@ public final class PcMachine implements AutoCloseable {
             eventListener.accept(new MachineEvent.Resumed());
         }
         ide.resume();
+        for (Runnable action : resumeActions) {
+            action.run();
+        }
     }
 
     /**
@@ -664,23 +649,39 @@ public final class PcMachine implements AutoCloseable {
         }
     }
 
-    /** The IDE controller's report of a failed request: QEMU's BLOCK_IO_ERROR, and STOP for a stop policy. */
+    /** The IDE controller's report of a failed request. */
     private void backendFailed(io.guestdma.ide.BackendError error) {
-        BlockNode node = ideDrives[error.channel() * 2 + error.unit()];
-        int errno = error.cause() instanceof io.guestdma.memory.posix.PosixException p
-                ? p.errno() : io.guestdma.memory.posix.Errno.EIO;
+        driveFailed(ideDrives[error.channel() * 2 + error.unit()],
+                error.operation() != io.guestdma.ide.BackendError.Operation.READ, error.action(), error.cause());
+    }
+
+    /**
+     * A device's backend failed a request: QEMU's BLOCK_IO_ERROR, then, for a stop policy, the
+     * machine stops in run state io-error (a device holds the request until {@link #cont()}).
+     *
+     * @param node the drive, or null if the device has none
+     * @param write whether the request wrote
+     * @param action what the device did: REPORT, IGNORE or STOP (the machine stops)
+     * @param cause the backend's failure (its errno is reported), or null for EIO
+     */
+    void driveFailed(BlockNode node, boolean write, ErrorPolicy action, Throwable cause) {
+        int errno = ErrorPolicy.errno(cause);
+        boolean stop = action == ErrorPolicy.STOP;
         String name = node == null ? "" : node.name();
         // a -drive is a named device whose node QEMU names itself ("#block123"); a -blockdev node
         // has only its name; an empty drive has no node at all
         boolean drive = node != null && !node.blockdev();
         String nodeName = node == null || node.backend() == null ? null : drive ? "#block-" + name : name;
         MachineEvent.BlockIoError event = new MachineEvent.BlockIoError(drive ? name : "",
-                nodeName, error.operation() == io.guestdma.ide.BackendError.Operation.READ
-                        ? "read" : "write", error.action().name().toLowerCase(java.util.Locale.ROOT),
-                errno == io.guestdma.memory.posix.Errno.ENOSPC, io.guestdma.memory.posix.Errno.describe(errno));
+                nodeName, write ? "write" : "read", action.name().toLowerCase(java.util.Locale.ROOT),
+                // QEMU names nospace only for a drive that keeps its I/O status (a device without
+                // a drive has QEMU's default policies, which keep it)
+                node == null || ErrorPolicy.keepsIoStatus(node.readPolicy(), node.writePolicy())
+                        ? errno == io.guestdma.memory.posix.Errno.ENOSPC : null,
+                io.guestdma.memory.posix.Errno.describe(errno));
         synchronized (runLock) {
             eventListener.accept(event);
-            if (error.action() == ErrorPolicy.STOP && runState.equals("running")) {
+            if (stop && runState.equals("running")) {
                 runState = "io-error";
                 eventListener.accept(new MachineEvent.Stopped());
             }
@@ -719,6 +720,11 @@ public final class PcMachine implements AutoCloseable {
     /** A device's reset, run after the machine's own. */
     synchronized void onReset(Runnable action) {
         resetActions.add(action);
+    }
+
+    /** What a device does when the machine continues (QMP cont): retry requests a stop policy held. */
+    void onResume(Runnable action) {
+        resumeActions.add(action);
     }
 
     /** Stops the IDE controller, closes the images and frees guest RAM. Idempotent. */

@@ -1,5 +1,7 @@
 package io.guestdma.machine;
 
+import io.guestdma.migration.MigrationFormatException;
+import io.guestdma.migration.StateReader;
 import java.util.Arrays;
 import java.util.Objects;
 
@@ -449,6 +451,39 @@ public final class PciFunction {
             throw new IllegalArgumentException("BAR " + bar + " is not an I/O BAR of this function");
         }
         return ioBarSizes[bar];
+    }
+
+    /** {@return a copy of the configuration bytes the function holds itself, for its machine's migration section} */
+    byte[] saveConfig() {
+        return config.clone();
+    }
+
+    /**
+     * Replaces the configuration with saved bytes and runs the write listener over all of it, so
+     * that the machine decodes BARs and the command register as after the guest's own writes.
+     * Only bits the guest could have written may differ from the power-on values: a section from
+     * a different device, or one that sets a read-only bit, is refused before anything changes.
+     * Registers a function's device holds ({@link Builder#deviceRegisters}) are its device's to
+     * migrate and keep their value here.
+     *
+     * @param bytes {@value #SIZE} bytes
+     * @param in the reader they came from, for the error
+     * @param field the field's name, for the error
+     * @throws MigrationFormatException if the length is wrong or a read-only bit differs
+     */
+    void loadConfig(byte[] bytes, StateReader in, String field) throws MigrationFormatException {
+        if (bytes.length != SIZE) {
+            throw in.failure(field, bytes.length + " bytes of configuration, not " + SIZE);
+        }
+        int end = deviceRegisters == null ? SIZE : DEVICE_REGISTERS;
+        for (int i = 0; i < end; i++) {
+            if (((bytes[i] ^ powerOn[i]) & ~writable[i] & 0xff) != 0) {
+                throw in.failure(field, String.format("register 0x%02x is 0x%02x, but only bits 0x%02x of its "
+                        + "power-on 0x%02x can change", i, bytes[i] & 0xff, writable[i] & 0xff, powerOn[i] & 0xff));
+            }
+        }
+        System.arraycopy(bytes, 0, config, 0, end);
+        listener.written(0, SIZE);
     }
 
     /** Restores the power-on configuration (the listener does not run). */

@@ -52,6 +52,16 @@ public final class PciHost {
         return latch;
     }
 
+    /** {@return the function at {@code devfn} (device * 8 + function), or null} */
+    synchronized PciFunction function(int devfn) {
+        return functions[devfn];
+    }
+
+    /** Sets the configuration address latch, as a migration restores it. */
+    void restoreConfigAddress(int value) {
+        latch = value;
+    }
+
     /** {@return the handler for the address latch, to map at {@link #ADDRESS_PORT} (4 ports)} */
     public PortHandler addressPort() {
         return new PortHandler() {

@@ -76,7 +76,9 @@ public final class QmpMonitor {
             case MachineEvent.BlockIoError b -> {
                 ObjectNode data = NODES.objectNode();
                 data.put("device", b.device());
-                data.put("nospace", b.noSpace());
+                if (b.noSpace() != null) {
+                    data.put("nospace", b.noSpace());
+                }
                 if (b.nodeName() != null) {
                     data.put("node-name", b.nodeName());
                 }

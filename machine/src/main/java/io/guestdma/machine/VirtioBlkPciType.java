@@ -13,8 +13,8 @@ import java.util.Set;
  * ({@code SLOT[.FN]} in hex; absent: the first free slot), {@code serial},
  * {@code num-queues} (default 1), {@code queue-size} (default 256), {@code vectors} (MSI-X vectors,
  * default queues + 1; 0 for none). The drive's {@code rerror}/{@code werror} apply ({@code report},
- * {@code ignore}, {@code enospc}; {@code stop} is refused, as the machine's stop and cont do not
- * reach virtio devices yet).
+ * {@code ignore}, {@code enospc}, {@code stop}): every failed request is a BLOCK_IO_ERROR event, and
+ * a stop policy stops the machine with the request held until {@code cont} retries it.
  */
 final class VirtioBlkPciType implements DeviceType {
     /** The one instance. */
@@ -74,17 +74,10 @@ final class VirtioBlkPciType implements DeviceType {
         if (node.backend() == null) {
             throw new IllegalArgumentException("Device needs media, but drive is empty");
         }
-        if (node.readPolicy() == io.guestdma.ide.ErrorPolicy.STOP
-                || node.writePolicy() == io.guestdma.ide.ErrorPolicy.STOP) {
-            // VirtioBlk can hold a failed request and retry it (VirtioBlk.resume), but this machine's
-            // stop/cont and BLOCK_IO_ERROR are the IDE's only so far: refuse rather than hang.
-            throw new IllegalArgumentException("rerror=stop and werror=stop are not supported for " + name()
-                    + " in this machine");
-        }
         VirtioBlkConfig config = VirtioBlkConfig.defaults()
                 .withQueues((int) queues)
                 .withSerial(p.string("serial") == null ? "" : p.string("serial"))
-                .withPolicies(policy(node.readPolicy()), policy(node.writePolicy()));
+                .withPolicies(node.readPolicy(), node.writePolicy());
         // Requests complete inside the notify that starts them, as the IDE's do here: a qtest client
         // then never sees a used index whose interrupt or flags are still on their way.
         config = config.withQueueSize((int) queueSize).withIoThreads(false);
@@ -92,11 +85,9 @@ final class VirtioBlkPciType implements DeviceType {
         DeviceAddressSpace busMaster = machine.memory().deviceSpace(name);
         VirtioBlk blk = new VirtioBlk(busMaster, node.backend(), config);
         machine.closeWithMachine(blk);
+        blk.onError((write, action, cause) -> machine.driveFailed(node, write, action, cause));
+        machine.onResume(blk::resume);
         new VirtioPciFunction(machine, slot, fn, blk, busMaster, (int) vectors, VirtioPci.CLASS_STORAGE_SCSI, name);
-    }
-
-    private static ErrorPolicy policy(io.guestdma.ide.ErrorPolicy ide) {
-        return ErrorPolicy.valueOf(ide.name());
     }
 
     /** QEMU's {@code addr=SLOT[.FN]} (hex), or the first free slot from 2 on. */

@@ -14,9 +14,8 @@ import io.guestdma.virtio.VirtioPci;
  * puts them while memory decoding is on, its INTA# through the PIIX3's PIRQ routing (gated by the
  * command register's INTx-disable bit), and the bus-master bit mirrored into the transport.
  *
- * <p>The legacy I/O BAR0 of QEMU's transitional device is declared with its size, so that the
- * BAR layout a driver probes is QEMU's, but nothing answers there (a legacy-only driver cannot use
- * this device).
+ * <p>The legacy I/O BAR0 of QEMU's transitional device is mapped into the port space while I/O
+ * decoding is on, so a legacy driver (virtio 0.9.5) drives the same device.
  */
 final class VirtioPciFunction {
     private final VirtioPci transport;
@@ -28,6 +27,9 @@ final class VirtioPciFunction {
     private boolean lineLevel;
     private long modernBase = -1;
     private long msixBase = -1;
+    private final PortBus ports;
+    private PortBus.Mapping legacyWindow;
+    private long legacyBase = -1;
 
     /**
      * Creates the transport for {@code device} and plugs it in at {@code slot.fn}.
@@ -54,6 +56,7 @@ final class VirtioPciFunction {
         busMaster.setEnabled(false);
         this.transport = new VirtioPci(device, busMaster, this::intx, vectors);
         this.memory = machine.memory();
+        this.ports = machine.ports();
         this.name = name;
         this.line = machine.pciIntx(slot, 1);
         PciFunction.Builder b = PciFunction.builder(VirtioPci.VENDOR_ID, transport.pciDeviceId())
@@ -78,8 +81,14 @@ final class VirtioPciFunction {
         }
         this.function = b.build();
         function.onConfigWrite(this::configWritten);
+        // QEMU writes the command register's low byte only, as a guest's configuration cycle would.
+        transport.onLegacyBusMasterQuirk(() -> function.writeConfig(PciFunction.COMMAND, 1,
+                (function.command() & 0xff) | PciFunction.COMMAND_MASTER));
         machine.pci().attach(slot, fn, function);
         machine.onReset(this::reset);
+        // the transport drives INTx to its saved level when it loads; the machine's section,
+        // loaded first, has restored the command register that gates it
+        machine.addState(transport.migrationState(name));
     }
 
     /** {@return the transport} */
@@ -128,6 +137,27 @@ final class VirtioPciFunction {
         long msix = transport.msixVectors() > 0 ? function.memoryBarBase(VirtioPci.MSIX_BAR) : -1;
         modernBase = remap(name + "-modern", modernBase, modern, VirtioPci.MODERN_BAR_SIZE, transport.modernBar());
         msixBase = remap(name + "-msix", msixBase, msix, VirtioPci.MSIX_BAR_SIZE, transport.msixBar());
+        long legacy = function.ioBarBase(VirtioPci.LEGACY_BAR);
+        if (legacy != legacyBase) {
+            if (legacyWindow != null) {
+                legacyWindow.unmap();
+                legacyWindow = null;
+            }
+            if (legacy >= 0 && legacy < PortBus.PORTS) {
+                legacyWindow = ports.map((int) legacy, function.ioBarSize(VirtioPci.LEGACY_BAR), new PortHandler() {
+                    @Override
+                    public int read(int offset, int size) {
+                        return transport.legacyRead(offset, size);
+                    }
+
+                    @Override
+                    public void write(int offset, int size, int value) {
+                        transport.legacyWrite(offset, size, value);
+                    }
+                });
+            }
+            legacyBase = legacy;
+        }
     }
 
     /** Moves one BAR's window from {@code old} to {@code base} (-1: unmapped); returns where it is now. */

@@ -119,7 +119,7 @@ class IdeTestUnderLibqtestTest {
     }
 
     /** Runs a case on QEMU and on ours, each on a fresh copy of each image, and compares. */
-    private static void assertSame(String label, List<String> argsTemplate, Conformance.Image image, String config,
+    static void assertSame(String label, List<String> argsTemplate, Conformance.Image image, String config,
                                    Case c) throws Exception {
         QemuTarget.require();
         Path dir = Files.createTempDirectory("ide-test");

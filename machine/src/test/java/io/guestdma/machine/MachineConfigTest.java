@@ -6,7 +6,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import io.guestdma.block.LocalImage;
 import io.guestdma.block.NbdAddress;
 import io.guestdma.ide.DmaMode;
-import io.guestdma.ide.ErrorPolicy;
+import io.guestdma.block.ErrorPolicy;
 import java.nio.file.Path;
 import java.util.List;
 import org.junit.jupiter.api.Test;

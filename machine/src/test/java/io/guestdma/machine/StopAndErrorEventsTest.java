@@ -75,15 +75,37 @@ class StopAndErrorEventsTest {
 
     @Test
     void reportAndIgnorePoliciesReportTheErrorToo() throws IOException {
-        try (PcMachine m = machine(FAIL_FLUSH_ONCE.formatted(28), "")) {
+        // no stop or enospc policy: QEMU keeps no I/O status, and the event has no nospace member
+        try (PcMachine m = machine(FAIL_FLUSH_ONCE.formatted(28), ",werror=report")) {
             assertThat(writeThenFlush(m)).as("reported: ERR").isEqualTo(0x41);
             assertThat(events).containsExactly(new MachineEvent.BlockIoError("ide0-hd0", "#block-ide0-hd0", "write",
-                    "report", true, "No space left on device"));
+                    "report", null, "No space left on device"));
         }
         events.clear();
-        try (PcMachine m = machine(FAIL_FLUSH_ONCE.formatted(5), ",werror=ignore")) {
+        try (PcMachine m = machine(FAIL_FLUSH_ONCE.formatted(5), ",werror=ignore,rerror=stop")) {
             assertThat(writeThenFlush(m)).as("ignored: success").isEqualTo(0x50);
-            assertThat(events).extracting(e -> ((MachineEvent.BlockIoError) e).action()).containsExactly("ignore");
+            assertThat(events).containsExactly(new MachineEvent.BlockIoError("ide0-hd0", "#block-ide0-hd0", "write",
+                    "ignore", false, "Input/output error"));
+            assertThat(m.runState()).isEqualTo("running");
+        }
+    }
+
+    @Test
+    void theDefaultEnospcPolicyStopsOnlyForAFullDisk() throws IOException {
+        try (PcMachine m = machine(FAIL_FLUSH_ONCE.formatted(28), "")) {
+            assertThat(writeThenFlush(m)).as("held: busy").isEqualTo(0xc0);
+            assertThat(events).containsExactly(
+                    new MachineEvent.BlockIoError("ide0-hd0", "#block-ide0-hd0", "write", "stop", true,
+                            "No space left on device"),
+                    new MachineEvent.Stopped());
+            m.cont();
+            assertThat(m.ports().read(0x1f7, 1)).as("the retried flush succeeded").isEqualTo(0x50);
+        }
+        events.clear();
+        try (PcMachine m = machine(FAIL_FLUSH_ONCE.formatted(5), ",werror=enospc")) {
+            assertThat(writeThenFlush(m)).as("reported: ERR").isEqualTo(0x41);
+            assertThat(events).containsExactly(new MachineEvent.BlockIoError("ide0-hd0", "#block-ide0-hd0", "write",
+                    "report", false, "Input/output error"));
             assertThat(m.runState()).isEqualTo("running");
         }
     }

@@ -1,7 +1,6 @@
 package io.guestdma.machine;
 
 import static org.assertj.core.api.Assertions.assertThat;
-import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -33,14 +32,5 @@ class VirtioBlkPciTypeTest {
             assertThat(config(m, 2 << 3, 0x2c)).isEqualTo(0x0002_1af4);
             assertThat(config(m, 2 << 3, 0x34) & 0xff).isEqualTo(0x98);
         }
-    }
-
-    @Test
-    void refusesTheStopPolicy() throws IOException {
-        Path image = Files.write(dir.resolve("a.img"), new byte[1 << 20]);
-        assertThatThrownBy(() -> machine("-drive", "if=none,id=d0,file=" + image + ",format=raw,werror=stop",
-                "-device", "virtio-blk-pci,drive=d0"))
-                .isInstanceOf(IllegalArgumentException.class)
-                .hasMessageContaining("werror=stop are not supported for virtio-blk-pci");
     }
 }

@@ -230,6 +230,9 @@ public final class BenchReport {
         key(root, "virtio_blk_mq_scaling", virtioMqScaling());
         key(root, "virtio_blk_alloc_bytes_per_request", allocForks("VirtioBlkBenchmark.read4kQd32Native"));
         key(root, "virtio_blk_write_64k_qd1_map_over_copy", virtioMapOverCopy());
+        key(root, "net_rx_64b_frame_in_64k_buffer_over_2k_buffer", netRxLargeOverSmallBuffer());
+        key(root, "net_rx_9000b_map_over_copy", netRxMapOverCopy());
+        key(root, "net_tx_rx_alloc_bytes_per_frame", allocForks("NetLoopbackBenchmark.txRx1514b"));
         key(root, "nbd_write_64k_qd1_vs_qemu_img_bench", nbdOverQemuImg("NbdWriteBenchmark.writeQd1", 1));
         key(root, "nbd_write_64k_qd16_vs_qemu_img_bench", nbdOverQemuImg("NbdWriteBenchmark.writeQd16", 16));
         key(root, "nbd_write_64k_alloc_bytes_per_op", allocForks("NbdWriteBenchmark.writeQd1"));
@@ -322,6 +325,18 @@ public final class BenchReport {
     private List<Double> virtioMapOverCopy() {
         return ratio(opsForks("VirtioBlkWriteBenchmark.write64kQd1", "path", "MAP_NATIVE"),
                 opsForks("VirtioBlkWriteBenchmark.write64kQd1", "path", "COPY"));
+    }
+
+    /** Time per 64-byte frame received into 64 KiB buffers over the same into 2 KiB buffers. */
+    private List<Double> netRxLargeOverSmallBuffer() {
+        return ratio(opsForks("NetRxBenchmark.rx64b", "bufferBytes", "2048"),
+                opsForks("NetRxBenchmark.rx64b", "bufferBytes", "65536"));
+    }
+
+    /** virtio-net's 9000-byte frames received zero-copy over the same through the copy path's heap buffer. */
+    private List<Double> netRxMapOverCopy() {
+        return ratio(opsForks("NetRxMapCopyBenchmark.rx9000b", "path", "MAP"),
+                opsForks("NetRxMapCopyBenchmark.rx9000b", "path", "COPY"));
     }
 
     /** Two queues on two threads over one queue on one, as two_thread_scaling is measured. */
@@ -495,6 +510,11 @@ public final class BenchReport {
         target(rows, "virtio_blk_mq_scaling", virtioMqScaling(), ">= 1.6", x -> x >= 1.6, "%.2f");
         target(rows, "virtio_blk_alloc_bytes_per_request (spread max: worst fork)",
                 allocForks("VirtioBlkBenchmark.read4kQd32Native"), "<= 16", x -> x <= 16, "%.2f");
+        target(rows, "net_rx_64b_frame_in_64k_buffer_over_2k_buffer", netRxLargeOverSmallBuffer(), "<= 1.2",
+                x -> x <= 1.2, "%.2f");
+        target(rows, "net_rx_9000b_map_over_copy", netRxMapOverCopy(), ">= 1.5", x -> x >= 1.5, "%.2f");
+        target(rows, "net_tx_rx_alloc_bytes_per_frame (spread max: worst fork)",
+                allocForks("NetLoopbackBenchmark.txRx1514b"), "<= 16", x -> x <= 16, "%.2f");
         target(rows, "migration_ram_throughput_over_socket", migrationOverRaw(), ">= 0.8", x -> x >= 0.8, "%.2f");
         target(rows, "migration_downtime_ms_1g_idle", migrationDowntimeMs(), "<= 50", x -> x <= 50, "%.1f");
         target(rows, "migration_alloc_bytes_per_page (spread max: worst fork)", migrationAllocPerPage(), "<= 1",

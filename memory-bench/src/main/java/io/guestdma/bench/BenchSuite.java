@@ -89,6 +89,10 @@ public final class BenchSuite {
         plan.add(new Batch("VirtioBlkBenchmark\\.\\w+|VirtioBlkWriteBenchmark\\.\\w+", Map.of(), true, Pace.DEVICE));
         plan.add(new Batch("RingViewBenchmark\\.\\w+|IommuMapBenchmark\\.\\w+|DmaBlockIoBenchmark\\.\\w+|IdeOverheadBenchmark\\.write",
                 params("mode", "MAP"), true, Pace.MICRO));
+        // virtio-net: a small frame in a small and in a large buffer, jumbo frames mapped and
+        // copied, the loopback's allocation per frame.
+        plan.add(new Batch("NetRxBenchmark\\.\\w+|NetRxMapCopyBenchmark\\.\\w+|NetLoopbackBenchmark\\.\\w+", Map.of(), true,
+                Pace.MICRO));
         // Everything else, one fork each, and in the full suite 2 warmup and 3 measured
         // iterations instead of 3 and 5: the time goes to the forks of the deciding cases.
         plan.add(new Batch("IdeDmaBenchmark\\.write|IdeDmaBenchmark\\.read", params("size", "64k,1m", "path", "MAP_FILECHANNEL"), false, Pace.DEVICE));

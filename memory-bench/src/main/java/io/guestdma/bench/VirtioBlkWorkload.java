@@ -9,7 +9,6 @@ import io.guestdma.virtio.VirtioBlk;
 import io.guestdma.virtio.VirtioBlkConfig;
 import io.guestdma.virtio.VirtioPci;
 import io.guestdma.virtio.Virtqueue;
-import java.nio.ByteOrder;
 
 /**
  * virtio-blk-pci driven as a guest driver drives it, for the benchmarks: per queue, {@code depth}
@@ -59,16 +58,9 @@ final class VirtioBlkWorkload implements AutoCloseable {
         availIdx = new int[queues];
         for (int q = 0; q < queues; q++) {
             long desc = RINGS + 0x10000L * q;
-            long availAt = desc + 0x4000;
-            long usedAt = desc + 0x8000;
-            common(0x16, 2, q);
-            common(0x18, 2, QUEUE_SIZE);
-            common(0x20, 4, desc);
-            common(0x28, 4, availAt);
-            common(0x30, 4, usedAt);
-            common(0x1c, 2, 1);
-            avail[q] = memory.ramView(availAt, 6 + 2 * QUEUE_SIZE, ByteOrder.LITTLE_ENDIAN, true);
-            used[q] = memory.ramView(usedAt, 6 + 8 * QUEUE_SIZE, ByteOrder.LITTLE_ENDIAN, false);
+            DriverRing ring = DriverRing.enable(bar, memory, q, QUEUE_SIZE, desc);
+            avail[q] = ring.avail();
+            used[q] = ring.used();
             long buffers = DATA + (long) q * depth * (bytes + 4096);
             for (int r = 0; r < depth; r++) {
                 long header = RINGS + 0x80000 + 0x1000L * q + 32L * r;
@@ -89,11 +81,7 @@ final class VirtioBlkWorkload implements AutoCloseable {
     }
 
     private void descriptor(long table, int index, long address, int length, int flags) {
-        long at = table + 16L * index;
-        memory.writeLong(at, address);
-        memory.writeInt(at + 8, length);
-        memory.writeShort(at + 12, (short) flags);
-        memory.writeShort(at + 14, (short) (index + 1));
+        DriverRing.descriptor(memory, table, index, address, length, flags, index + 1);
     }
 
     /**

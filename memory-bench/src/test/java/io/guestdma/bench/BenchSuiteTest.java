@@ -22,7 +22,9 @@ class BenchSuiteTest {
             BlockPathBenchmark.class, MapBenchmark.class, BounceBenchmark.class, RegionLookupBenchmark.class,
             ThreadScalingBenchmark.class, DebugModeBenchmark.class, RingViewBenchmark.class, IommuMapBenchmark.class,
             DmaBlockIoBenchmark.class, NbdWriteBenchmark.class, VirtioBlkBenchmark.class,
-            VirtioBlkWriteBenchmark.class, MigrationBenchmark.class, MigrationDowntimeBenchmark.class);
+            VirtioBlkWriteBenchmark.class, NetRxBenchmark.class, NetRxMapCopyBenchmark.class,
+            NetLoopbackBenchmark.class, MigrationBenchmark.class,
+            MigrationDowntimeBenchmark.class);
 
     /** One case: a benchmark method and one value for each of its class's parameters. */
     private record Case(String name, Map<String, String> params) {
@@ -31,7 +33,7 @@ class BenchSuiteTest {
     @Test
     void thePlanRunsEveryCaseExactlyOnce() {
         List<Case> cases = cases();
-        assertThat(cases).as("the suite's size, as bin/bench documents it").hasSize(73);
+        assertThat(cases).as("the suite's size, as bin/bench documents it").hasSize(78);
         for (Case c : cases) {
             List<BenchSuite.Batch> matching = BenchSuite.plan().stream().filter(b -> runs(b, c)).toList();
             assertThat(matching).as("batches that run %s", c).hasSize(1);
@@ -67,6 +69,11 @@ class BenchSuiteTest {
                 new Case("io.guestdma.bench.VirtioBlkBenchmark.twoQueues", Map.of()),
                 new Case("io.guestdma.bench.VirtioBlkWriteBenchmark.write64kQd1", Map.of("path", "MAP_NATIVE")),
                 new Case("io.guestdma.bench.VirtioBlkWriteBenchmark.write64kQd1", Map.of("path", "COPY")),
+                new Case("io.guestdma.bench.NetRxBenchmark.rx64b", Map.of("bufferBytes", "2048")),
+                new Case("io.guestdma.bench.NetRxBenchmark.rx64b", Map.of("bufferBytes", "65536")),
+                new Case("io.guestdma.bench.NetRxMapCopyBenchmark.rx9000b", Map.of("path", "MAP")),
+                new Case("io.guestdma.bench.NetRxMapCopyBenchmark.rx9000b", Map.of("path", "COPY")),
+                new Case("io.guestdma.bench.NetLoopbackBenchmark.txRx1514b", Map.of()),
                 new Case("io.guestdma.bench.MigrationBenchmark.migrateRam", Map.of()),
                 new Case("io.guestdma.bench.MigrationBenchmark.rawBulk", Map.of()),
                 new Case("io.guestdma.bench.MigrationDowntimeBenchmark.switchover", Map.of()));

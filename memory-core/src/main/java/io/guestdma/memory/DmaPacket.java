@@ -2,7 +2,6 @@ package io.guestdma.memory;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.util.Arrays;
 import java.util.Objects;
 
 /**
@@ -25,6 +24,11 @@ import java.util.Objects;
  * limit, since they cost no host memory. Ranges that run past 2<sup>64</sup> continue as unassigned
  * space (reads zero, writes dropped), never at guest address 0.
  *
+ * <p>The packet is mapped as one chunk of a {@link DmaStream} whose RAM pieces are windows of the
+ * RAM's backing in the returned vector: no {@link DmaMapping} object and no slice is made for
+ * them, so a packet into or out of RAM allocates nothing, whichever buffers it uses (asking the
+ * vector for a {@link IoVector#segment} cuts a slice).
+ *
  * <p>Reusable across packets; not thread-safe.
  */
 public final class DmaPacket {
@@ -36,10 +40,10 @@ public final class DmaPacket {
 
     private final AddressSpace memory;
     private final long maxFallbackBytes;
+    private final DmaStream stream;
+    /** The fallback buffer as a vector (or an empty one for an empty packet). */
     private final IoVector iov = new IoVector();
     private MemorySegment fallback;
-    private DmaMapping[] mappings = new DmaMapping[8];
-    private int mappingCount;
     private SgList sg;
     private DmaDirection direction;
     private boolean usedFallback;
@@ -70,6 +74,7 @@ public final class DmaPacket {
             throw new IllegalArgumentException("maxFallbackBytes must be at least 1, was " + maxFallbackBytes);
         }
         this.maxFallbackBytes = maxFallbackBytes;
+        this.stream = new DmaStream(memory, true);
     }
 
     /**
@@ -88,6 +93,7 @@ public final class DmaPacket {
         }
         this.fallback = fallback;
         this.maxFallbackBytes = fallback.byteSize();
+        this.stream = new DmaStream(memory, true);
     }
 
     /** {@return the largest packet that may go through the fallback buffer} */
@@ -116,38 +122,38 @@ public final class DmaPacket {
         this.direction = Objects.requireNonNull(direction, "direction");
         usedFallback = false;
         iov.reset();
-        boolean whole = false;
-        try {
-            whole = mapAll();
-        } finally {
-            if (!whole) {
-                release(0); // pool full, a failed handler, or a fatal error: hold nothing
-                iov.reset();
-            }
+        if (sg.size() == 0) {
+            active = true;
+            return iov;
         }
-        if (!whole) {
-            if (sg.size() > maxFallbackBytes) {
-                throw new DmaAccessException(String.format("packet of %d bytes at 0x%x does not map whole and exceeds"
-                        + " the %d-byte fallback bound", sg.size(), sg.count() == 0 ? 0 : sg.address(0),
-                        maxFallbackBytes), sg.count() == 0 ? 0 : sg.address(0), sg.size());
-            }
-            MemorySegment buffer = fallbackOf(sg.size());
-            if (direction == DmaDirection.TO_DEVICE) {
-                long at = 0;
-                for (int i = 0; i < sg.count(); i++) {
-                    if (readEntry(i, buffer.asSlice(at, sg.length(i))).failed()) {
-                        iov.reset();
-                        throw new DmaAccessException(String.format("packet range 0x%x (+0x%x): the device's handler"
-                                + " failed", sg.address(i), sg.length(i)), sg.address(i), sg.length(i));
-                    }
-                    at += sg.length(i);
+        stream.start(sg, direction, 1);
+        // A failed handler throws with nothing mapped; a full pool maps less than all of it.
+        if (stream.mapNext(sg.size()) == sg.size()) {
+            active = true;
+            return stream.iov();
+        }
+        stream.abandonChunk(); // hold nothing of the pool while the packet goes the copy path
+        if (sg.size() > maxFallbackBytes) {
+            throw new DmaAccessException(String.format("packet of %d bytes at 0x%x does not map whole and exceeds"
+                    + " the %d-byte fallback bound", sg.size(), sg.address(0), maxFallbackBytes),
+                    sg.address(0), sg.size());
+        }
+        MemorySegment buffer = fallbackOf(sg.size());
+        if (direction == DmaDirection.TO_DEVICE) {
+            long at = 0;
+            for (int i = 0; i < sg.count(); i++) {
+                if (readEntry(i, buffer.asSlice(at, sg.length(i))).failed()) {
+                    iov.reset();
+                    throw new DmaAccessException(String.format("packet range 0x%x (+0x%x): the device's handler"
+                            + " failed", sg.address(i), sg.length(i)), sg.address(i), sg.length(i));
                 }
+                at += sg.length(i);
             }
-            if (buffer.byteSize() > 0) {
-                iov.add(buffer);
-            }
-            usedFallback = true;
         }
+        if (buffer.byteSize() > 0) {
+            iov.add(buffer);
+        }
+        usedFallback = true;
         active = true;
         return iov;
     }
@@ -187,8 +193,8 @@ public final class DmaPacket {
                         at += len;
                     }
                 }
-            } else {
-                result = release(accessLength);
+            } else if (sg.size() > 0) {
+                result = stream.unmapChunk(accessLength);
             }
         } finally {
             iov.reset();
@@ -219,60 +225,6 @@ public final class DmaPacket {
         long address = sg.address(i);
         long length = sg.length(i);
         return address != 0 && Long.compareUnsigned(length, -address) > 0 ? -address : length;
-    }
-
-    /**
-     * Maps every range; false when the pool cannot hold the rest.
-     *
-     * @throws DmaAccessException if a range is a device whose handler failed
-     */
-    private boolean mapAll() {
-        for (int i = 0; i < sg.count(); i++) {
-            long done = 0;
-            while (done < sg.length(i)) {
-                long base = sg.address(i);
-                long address = base + done;
-                // Past 2^64 nothing is there: never the wrapped address.
-                MapResult result = done != 0 && Long.compareUnsigned(address, base) < 0
-                        ? memory.root().mapNowhere(address, sg.length(i) - done, direction)
-                        : memory.map(address, sg.length(i) - done, direction);
-                if (result instanceof MapFailed f) {
-                    throw new DmaAccessException(String.format("packet range 0x%x (+0x%x): the device's handler failed",
-                            f.address(), f.requested()), f.address(), f.requested());
-                }
-                if (!(result instanceof DmaMapping m)) {
-                    return false;
-                }
-                if (mappingCount == mappings.length) {
-                    mappings = Arrays.copyOf(mappings, mappingCount * 2);
-                }
-                mappings[mappingCount++] = m;
-                iov.add(m.segment());
-                done += m.length();
-            }
-        }
-        return true;
-    }
-
-    private AccessResult release(long accessLength) {
-        long left = accessLength;
-        AccessResult result = AccessResult.OK;
-        Throwable failure = null;
-        for (int i = 0; i < mappingCount; i++) {
-            long access = Math.min(left, mappings[i].length());
-            left -= access;
-            try {
-                result = result.and(memory.unmap(mappings[i], access));
-            } catch (Throwable e) {
-                if (failure == null) {
-                    failure = e; // keep releasing the others
-                }
-            }
-            mappings[i] = null;
-        }
-        mappingCount = 0;
-        DmaStream.rethrow(failure);
-        return result;
     }
 
     private MemorySegment fallbackOf(long size) {

@@ -45,6 +45,7 @@ public final class DmaStream {
     /** The IOMMU translation generation the current chunk holds, or null. */
     private DeviceAddressSpace.Epoch chunkEpoch;
     private final IoVector iov = new IoVector();
+    private final boolean windows;
     /** Per piece of the current chunk: its mapping, or null for a RAM piece mapped without one. */
     private DmaMapping[] mappings = new DmaMapping[16];
     private long[] used = new long[16];
@@ -80,9 +81,22 @@ public final class DmaStream {
      * @throws NullPointerException if space is null
      */
     public DmaStream(AddressSpace space) {
+        this(space, false);
+    }
+
+    /**
+     * @param windows whether RAM pieces go into the vector as windows of their backing
+     *                ({@link IoVector#addWindow}) rather than as slices: for {@link DmaPacket},
+     *                whose buffers change packet after packet (a ring's worth of receive buffers,
+     *                frames of every length), so that no slice is ever cut for the copies a NIC
+     *                makes; the slice cache serves devices that come back to the same buffers and
+     *                hand the pieces to I/O layers that ask for segments
+     */
+    DmaStream(AddressSpace space, boolean windows) {
         Objects.requireNonNull(space, "space");
         this.memory = space.root();
         this.device = space instanceof DeviceAddressSpace d ? d : null;
+        this.windows = windows;
     }
 
     /**
@@ -263,6 +277,14 @@ public final class DmaStream {
     private void pushRam(MemorySegment from, long offset, long ramAddress, long length) {
         int slot = mappingCount;
         grow(slot);
+        mappings[slot] = null;
+        used[slot] = length;
+        ramOffset[slot] = ramAddress;
+        if (windows) {
+            mappingCount++;
+            iov.addWindow(from, offset, length);
+            return;
+        }
         MemorySegment slice = sliceCache[slot];
         if (slice == null || sliceFrom[slot] != from || sliceAt[slot] != offset || slice.byteSize() != length) {
             slice = from.asSlice(offset, length);
@@ -270,9 +292,6 @@ public final class DmaStream {
             sliceAt[slot] = offset;
             sliceFrom[slot] = from;
         }
-        mappings[slot] = null;
-        used[slot] = length;
-        ramOffset[slot] = ramAddress;
         mappingCount++;
         iov.add(slice);
     }
@@ -425,7 +444,7 @@ public final class DmaStream {
 
     /**
      * Rethrows what a release loop caught from one piece, after it released all the others; the
-     * pieces' unmap throws only unchecked exceptions and errors. For {@link DmaPacket} too.
+     * pieces' unmap throws only unchecked exceptions and errors.
      */
     static void rethrow(Throwable failure) {
         if (failure instanceof RuntimeException e) {

@@ -46,7 +46,14 @@ public final class IoVector {
 
     private static final long IOVEC_BYTES = IOVEC.byteSize();
 
+    /**
+     * Piece i is bytes {@code [pieceAt[i], pieceAt[i] + pieceLength[i])} of {@code segments[i]}: the segment as
+     * added, or for a window ({@link #addWindow}) the larger memory it was cut from, so that
+     * mapping a piece of guest RAM allocates no slice. {@link #segment} cuts the slice on demand.
+     */
     private MemorySegment[] segments;
+    private long[] pieceAt;
+    private long[] pieceLength;
     private int count;
     private long size;
     /** Bumped on every change so the native view knows it is stale. */
@@ -76,6 +83,8 @@ public final class IoVector {
             throw new IllegalArgumentException("initialCapacity must not be negative: " + initialCapacity);
         }
         segments = new MemorySegment[Math.max(initialCapacity, 1)];
+        pieceAt = new long[segments.length];
+        pieceLength = new long[segments.length];
     }
 
     /**
@@ -90,7 +99,22 @@ public final class IoVector {
      */
     public IoVector add(MemorySegment segment) {
         Objects.requireNonNull(segment, "segment");
-        long bytes = segment.byteSize();
+        return append(segment, 0, segment.byteSize());
+    }
+
+    /**
+     * Appends bytes {@code [offset, offset + bytes)} of {@code from} without cutting a slice for
+     * them: {@link #segment} cuts it if somebody asks, the copies and the native view do not.
+     * For the DMA mappers, which hand out pieces of a RAM backing packet after packet.
+     *
+     * @throws IndexOutOfBoundsException if the range is outside {@code from}
+     */
+    IoVector addWindow(MemorySegment from, long offset, long bytes) {
+        Objects.checkFromIndexSize(offset, bytes, from.byteSize());
+        return append(from, offset, bytes);
+    }
+
+    private IoVector append(MemorySegment from, long offset, long bytes) {
         if (bytes == 0) {
             return this;
         }
@@ -99,8 +123,13 @@ public final class IoVector {
         }
         if (count == segments.length) {
             segments = Arrays.copyOf(segments, segments.length * 2);
+            pieceAt = Arrays.copyOf(pieceAt, segments.length);
+            pieceLength = Arrays.copyOf(pieceLength, segments.length);
         }
-        segments[count++] = segment;
+        segments[count] = from;
+        pieceAt[count] = offset;
+        pieceLength[count] = bytes;
+        count++;
         size += bytes;
         version++;
         return this;
@@ -117,7 +146,7 @@ public final class IoVector {
         Objects.requireNonNull(other, "other");
         int n = other.count;
         for (int i = 0; i < n; i++) {
-            add(other.segments[i]);
+            append(other.segments[i], other.pieceAt[i], other.pieceLength[i]);
         }
         return this;
     }
@@ -143,14 +172,15 @@ public final class IoVector {
         int i = 0;
         long skip = offset;
         while (length > 0) {
-            MemorySegment s = source.segments[i++];
-            long bytes = s.byteSize();
+            long bytes = source.pieceLength[i];
             if (skip >= bytes) {
                 skip -= bytes;
+                i++;
                 continue;
             }
             long take = Math.min(bytes - skip, length);
-            add(take == bytes ? s : s.asSlice(skip, take));
+            append(source.segments[i], source.pieceAt[i] + skip, take);
+            i++;
             length -= take;
             skip = 0;
         }
@@ -186,14 +216,21 @@ public final class IoVector {
     }
 
     /**
-     * {@return the segment at {@code index}, exactly as added (or as trimmed by a discard)}
+     * {@return the segment at {@code index}: as added, or a slice of it after a discard trimmed it
+     * or when a DMA mapper added a piece of a larger memory (cut on the first call, then kept)}
      *
      * @param index which segment, from 0
      * @throws IndexOutOfBoundsException if {@code index} is not in {@code [0, count())}
      */
     public MemorySegment segment(int index) {
         Objects.checkIndex(index, count);
-        return segments[index];
+        MemorySegment s = segments[index];
+        if (pieceAt[index] != 0 || pieceLength[index] != s.byteSize()) {
+            s = s.asSlice(pieceAt[index], pieceLength[index]);
+            segments[index] = s; // cut once; the piece is the same bytes
+            pieceAt[index] = 0;
+        }
+        return s;
     }
 
     /**
@@ -218,8 +255,71 @@ public final class IoVector {
      */
     public long copyTo(long offset, MemorySegment dst) {
         Objects.checkIndex(offset, size + 1);
-        return walk(offset, Math.min(dst.byteSize(), size - offset),
-                (i, s, at, done, n) -> MemorySegment.copy(s, at, dst, done, n));
+        long total = Math.min(dst.byteSize(), size - offset);
+        copyTo(offset, dst, 0, total);
+        return total;
+    }
+
+    /**
+     * Copies {@code bytes} bytes out of the vector into {@code dst} at {@code dstOffset}, without
+     * slicing either side (nothing is allocated).
+     *
+     * @param offset    where in the vector to start reading
+     * @param dst       where to copy to
+     * @param dstOffset where in {@code dst}
+     * @param bytes     how many; the vector and {@code dst} must both have them
+     * @throws IndexOutOfBoundsException if a range is outside the vector or {@code dst}
+     * @throws IllegalStateException     if a segment's memory is no longer alive
+     */
+    public void copyTo(long offset, MemorySegment dst, long dstOffset, long bytes) {
+        Objects.checkFromIndexSize(offset, bytes, size);
+        Objects.checkFromIndexSize(dstOffset, bytes, dst.byteSize());
+        copy(offset, dst, dstOffset, bytes, false);
+    }
+
+    /**
+     * Copies {@code bytes} bytes of {@code src} from {@code srcOffset} into the vector, without
+     * slicing either side (nothing is allocated).
+     *
+     * @param offset    where in the vector to start writing
+     * @param src       the bytes to copy
+     * @param srcOffset where in {@code src}
+     * @param bytes     how many; the vector and {@code src} must both have them
+     * @throws IndexOutOfBoundsException     if a range is outside the vector or {@code src}
+     * @throws UnsupportedOperationException if a segment that would be written is read-only
+     *                                       (nothing is written then)
+     * @throws IllegalStateException         if a segment's memory is no longer alive
+     */
+    public void copyFrom(long offset, MemorySegment src, long srcOffset, long bytes) {
+        Objects.checkFromIndexSize(offset, bytes, size);
+        Objects.checkFromIndexSize(srcOffset, bytes, src.byteSize());
+        requireWritable(offset, bytes);
+        copy(offset, src, srcOffset, bytes, true);
+    }
+
+    /**
+     * Copies between the vector's range from {@code offset} and {@code other}'s from
+     * {@code otherOffset}, into the vector or out of it. A loop rather than {@link #walk}'s
+     * lambda, which would capture the arguments and be allocated per call.
+     */
+    private void copy(long offset, MemorySegment other, long otherOffset, long bytes, boolean intoVector) {
+        long done = 0;
+        long skip = offset;
+        for (int i = 0; i < count && done < bytes; i++) {
+            long pieceBytes = pieceLength[i];
+            if (skip >= pieceBytes) {
+                skip -= pieceBytes;
+                continue;
+            }
+            long n = Math.min(pieceBytes - skip, bytes - done);
+            if (intoVector) {
+                MemorySegment.copy(other, otherOffset + done, segments[i], pieceAt[i] + skip, n);
+            } else {
+                MemorySegment.copy(segments[i], pieceAt[i] + skip, other, otherOffset + done, n);
+            }
+            done += n;
+            skip = 0;
+        }
     }
 
     /**
@@ -251,8 +351,8 @@ public final class IoVector {
     public long copyFrom(long offset, MemorySegment src) {
         Objects.checkIndex(offset, size + 1);
         long total = Math.min(src.byteSize(), size - offset);
-        requireWritable(offset, total);
-        return walk(offset, total, (i, s, at, done, n) -> MemorySegment.copy(src, done, s, at, n));
+        copyFrom(offset, src, 0, total);
+        return total;
     }
 
     /**
@@ -316,7 +416,7 @@ public final class IoVector {
         });
     }
 
-    /** What {@link #walk} does with each piece of a byte range. */
+    /** What {@link #walk} does with each piece of a byte range; segmentOffset is into {@code segments[index]}. */
     @FunctionalInterface
     private interface PieceAction {
         void apply(int index, MemorySegment segment, long segmentOffset, long rangeOffset, long length);
@@ -327,14 +427,13 @@ public final class IoVector {
         long done = 0;
         long skip = offset;
         for (int i = 0; i < count && done < total; i++) {
-            MemorySegment s = segments[i];
-            long bytes = s.byteSize();
+            long bytes = pieceLength[i];
             if (skip >= bytes) {
                 skip -= bytes;
                 continue;
             }
             long n = Math.min(bytes - skip, total - done);
-            action.apply(i, s, skip, done, n);
+            action.apply(i, segments[i], pieceAt[i] + skip, done, n);
             done += n;
             skip = 0;
         }
@@ -354,17 +453,20 @@ public final class IoVector {
         long target = Math.min(bytes, size);
         long left = target;
         int drop = 0;
-        while (left > 0 && segments[drop].byteSize() <= left) {
-            left -= segments[drop].byteSize();
+        while (left > 0 && pieceLength[drop] <= left) {
+            left -= pieceLength[drop];
             drop++;
         }
         if (drop > 0) {
             System.arraycopy(segments, drop, segments, 0, count - drop);
+            System.arraycopy(pieceAt, drop, pieceAt, 0, count - drop);
+            System.arraycopy(pieceLength, drop, pieceLength, 0, count - drop);
             Arrays.fill(segments, count - drop, count, null);
             count -= drop;
         }
         if (left > 0) {
-            segments[0] = segments[0].asSlice(left);
+            pieceAt[0] += left;
+            pieceLength[0] -= left;
         }
         size -= target;
         version++;
@@ -383,13 +485,12 @@ public final class IoVector {
         long target = Math.min(bytes, size);
         long left = target;
         while (left > 0) {
-            MemorySegment last = segments[count - 1];
-            long n = last.byteSize();
+            long n = pieceLength[count - 1];
             if (n <= left) {
                 segments[--count] = null;
                 left -= n;
             } else {
-                segments[count - 1] = last.asSlice(0, n - left);
+                pieceLength[count - 1] = n - left;
                 left = 0;
             }
         }
@@ -418,19 +519,21 @@ public final class IoVector {
         while (pos < common) {
             MemorySegment a = segments[ia];
             MemorySegment b = other.segments[ib];
-            long n = Math.min(a.byteSize() - offA, b.byteSize() - offB);
-            long mismatch = MemorySegment.mismatch(a, offA, offA + n, b, offB, offB + n);
+            long n = Math.min(pieceLength[ia] - offA, other.pieceLength[ib] - offB);
+            long fromA = pieceAt[ia] + offA;
+            long fromB = other.pieceAt[ib] + offB;
+            long mismatch = MemorySegment.mismatch(a, fromA, fromA + n, b, fromB, fromB + n);
             if (mismatch >= 0) {
                 return pos + mismatch;
             }
             pos += n;
             offA += n;
             offB += n;
-            if (offA == a.byteSize()) {
+            if (offA == pieceLength[ia]) {
                 ia++;
                 offA = 0;
             }
-            if (offB == b.byteSize()) {
+            if (offB == other.pieceLength[ib]) {
                 ib++;
                 offB = 0;
             }
@@ -456,14 +559,13 @@ public final class IoVector {
         Objects.checkFromIndexSize(offset, length, size);
         long skip = offset;
         for (int i = 0; i < count && length > 0; i++) {
-            MemorySegment s = segments[i];
-            long bytes = s.byteSize();
+            long bytes = pieceLength[i];
             if (skip >= bytes) {
                 skip -= bytes;
                 continue;
             }
             long n = Math.min(bytes - skip, length);
-            if (!allZero(s, skip, n)) {
+            if (!allZero(segments[i], pieceAt[i] + skip, n)) {
                 return false;
             }
             length -= n;
@@ -504,7 +606,7 @@ public final class IoVector {
     public ByteBuffer[] byteBuffers() {
         int needed = 0;
         for (int i = 0; i < count; i++) {
-            needed += bufferPieces(segments[i].byteSize());
+            needed += bufferPieces(pieceLength[i]);
         }
         if (needed > buffers.length) {
             int capacity = Math.max(needed, buffers.length * 2);
@@ -513,7 +615,7 @@ public final class IoVector {
         }
         int b = 0;
         for (int i = 0; i < count; i++) {
-            MemorySegment s = segments[i];
+            MemorySegment s = segment(i);
             long bytes = s.byteSize();
             if (bytes <= MAX_BUFFER_BYTES) {
                 cacheBuffer(b++, s);
@@ -593,8 +695,8 @@ public final class IoVector {
             if (!s.scope().isAlive()) {
                 throw new IllegalStateException("segment " + i + " belongs to memory that was already released");
             }
-            iovecs.set(ValueLayout.JAVA_LONG, i * IOVEC_BYTES, s.address());
-            iovecs.set(ValueLayout.JAVA_LONG, i * IOVEC_BYTES + 8, s.byteSize());
+            iovecs.set(ValueLayout.JAVA_LONG, i * IOVEC_BYTES, s.address() + pieceAt[i]);
+            iovecs.set(ValueLayout.JAVA_LONG, i * IOVEC_BYTES + 8, pieceLength[i]);
         }
         iovecsVersion = version;
         return iovecs;

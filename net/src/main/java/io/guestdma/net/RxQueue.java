@@ -191,12 +191,7 @@ public final class RxQueue {
         if (frame != null) {
             MemorySegment.copy(frame, 0, ring, at + HEADER, length);
         } else {
-            long to = at + HEADER;
-            for (int i = 0; i < pieces.count(); i++) {
-                MemorySegment piece = pieces.segment(i);
-                MemorySegment.copy(piece, 0, ring, to, piece.byteSize());
-                to += piece.byteSize();
-            }
+            pieces.copyTo(0, ring, at + HEADER, length);
         }
         tail = t + record;
         if (frames.getAndIncrement() == 0) {
@@ -239,7 +234,8 @@ public final class RxQueue {
      * @param dstOffset   where in {@code dst} they start
      * @param bytes       how many; the frame and the vector must both have them
      * @throws IllegalStateException     if the queue is empty
-     * @throws IndexOutOfBoundsException if the range is outside the frame or the vector
+     * @throws IndexOutOfBoundsException     if the range is outside the frame or the vector
+     * @throws UnsupportedOperationException if a segment of the range is read-only (nothing is copied)
      */
     public void copyHead(int frameOffset, IoVector dst, long dstOffset, int bytes) {
         long at = headOffset();
@@ -249,22 +245,7 @@ public final class RxQueue {
         int length = ring.get(ValueLayout.JAVA_INT, at);
         Objects.checkFromIndexSize(frameOffset, bytes, length);
         Objects.checkFromIndexSize(dstOffset, bytes, dst.size());
-        long src = at + HEADER + frameOffset;
-        long skip = dstOffset;
-        int left = bytes;
-        for (int i = 0; i < dst.count() && left > 0; i++) {
-            MemorySegment piece = dst.segment(i);
-            long size = piece.byteSize();
-            if (skip >= size) {
-                skip -= size;
-                continue;
-            }
-            int n = (int) Math.min(size - skip, left);
-            MemorySegment.copy(ring, src, piece, skip, n);
-            src += n;
-            left -= n;
-            skip = 0;
-        }
+        dst.copyFrom(dstOffset, ring, at + HEADER + frameOffset, bytes);
     }
 
     /**

@@ -46,7 +46,8 @@ import java.util.concurrent.locks.ReentrantLock;
  * <p><b>Errors.</b> A failed read follows the read policy, a failed write, flush, discard or
  * write-zeroes the write policy: REPORT completes it with VIRTIO_BLK_S_IOERR, IGNORE with
  * VIRTIO_BLK_S_OK, STOP holds it and stops every queue until {@link #resume()} retries it
- * (QEMU's werror=stop). A guest-memory fault under the transfer is reported as IOERR.
+ * (QEMU's werror=stop), ENOSPC stops for a full host disk and reports anything else. A
+ * guest-memory fault under the transfer is reported as IOERR.
  *
  * <p>Thread-safe. {@link #close()} stops the I/O threads; the backend is the caller's.
  */
@@ -121,6 +122,7 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
     private volatile boolean writeCache = true;
     private volatile boolean stopped;
     private volatile Runnable stopListener = () -> { };
+    private volatile ErrorListener errorListener = (write, action, cause) -> { };
     private Bus bus;
 
     /**
@@ -280,6 +282,31 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
         return false;
     }
 
+    /** Hears about every request the backend fails, whatever the policy did with it (QEMU's BLOCK_IO_ERROR). */
+    @FunctionalInterface
+    public interface ErrorListener {
+        /**
+         * A request failed. Called on the thread that ran it, before the request completes (or, under
+         * STOP, before the device stops); must not block on the device.
+         *
+         * @param write  whether it was a write, flush, discard or write-zeroes (else a read)
+         * @param action what the policy does with it: REPORT, IGNORE or STOP
+         * @param cause  the backend's failure, or null when the device refused the request itself
+         *               (a write to a read-only disk)
+         */
+        void failed(boolean write, ErrorPolicy action, Throwable cause);
+    }
+
+    /**
+     * Sets who hears about failed requests; replaces any earlier listener.
+     *
+     * @param listener the callback
+     * @throws NullPointerException if listener is null
+     */
+    public void onError(ErrorListener listener) {
+        errorListener = Objects.requireNonNull(listener, "listener");
+    }
+
     /**
      * Sets what runs (on an I/O thread) when a request fails under the STOP policy and the device
      * stops; replaces any earlier listener.
@@ -320,6 +347,77 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
             }
         }
         return true;
+    }
+
+    /**
+     * Writes the write-cache setting, whether a failed request stopped the device, and for each
+     * queue the head index of the request the STOP policy holds (QEMU's VirtIOBlockReq list in
+     * virtio_blk_save_device).
+     *
+     * @throws IllegalStateException if a queue is processing a request
+     */
+    @Override
+    public void saveState(io.guestdma.migration.StateWriter out) {
+        if (!isIdle()) {
+            throw new IllegalStateException("virtio-blk has requests running: stop it before saving");
+        }
+        out.bool(writeCache).bool(stopped).u16(workers.length);
+        for (Worker w : workers) {
+            w.runLock.lock();
+            try {
+                out.bool(w.holding);
+                if (w.holding) {
+                    out.u16(w.chain.head());
+                }
+            } finally {
+                w.runLock.unlock();
+            }
+        }
+    }
+
+    /**
+     * Reads what {@link #saveState} wrote: each held request's chain is read again from the
+     * migrated descriptor table by its head index, and is retried by {@link #resume()} (or the
+     * queue's next notification if the device was not stopped), as QEMU's virtio_blk_load_device
+     * and its dataplane restart do.
+     *
+     * @throws io.guestdma.migration.MigrationFormatException if the queue count differs or a held
+     *     chain is not a valid request chain in the destination's memory
+     */
+    @Override
+    public void loadState(io.guestdma.migration.StateReader in) throws io.guestdma.migration.MigrationFormatException {
+        boolean cache = in.bool("virtio-blk.writeCache");
+        boolean wasStopped = in.bool("virtio-blk.stopped");
+        int count = in.u16("virtio-blk.queues");
+        if (count != workers.length) {
+            throw in.failure("virtio-blk.queues", count + " queues, the destination has " + workers.length);
+        }
+        for (Worker w : workers) {
+            String field = "virtio-blk.queue" + w.index + ".held";
+            boolean held = in.bool(field);
+            w.runLock.lock();
+            try {
+                w.holding = false;
+                if (held) {
+                    int head = in.u16(field + ".head");
+                    Virtqueue q = bus.queue(w.index);
+                    String why;
+                    synchronized (q) {
+                        why = q.inUse() == 0 ? "no request is taken from the queue" : q.reread(head, w.chain);
+                    }
+                    if (why != null) {
+                        throw in.failure(field, "the chain at head " + head + " cannot be read again: " + why);
+                    }
+                    w.holding = true;
+                }
+            } finally {
+                w.runLock.unlock();
+            }
+        }
+        writeCache = cache;
+        synchronized (stopLock) {
+            stopped = wasStopped;
+        }
     }
 
     /** Stops the I/O threads (requests in flight finish first). Idempotent. */
@@ -380,6 +478,8 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
         private DmaBlockIo.Status transferStatus;
         /** A request held by the STOP policy, retried on resume. */
         private boolean holding;
+        /** Why the backend failed the current request, for the error listener. */
+        private Throwable failure;
         /** Bumped by a reset: a drain that started before stops touching the queue. */
         private volatile int epoch;
 
@@ -503,6 +603,7 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
 
         /** Runs the request in {@code chain}; false if the queue must stop (held, broken, reset). */
         private boolean process(Virtqueue q, int startEpoch) {
+            failure = null;
             SgList out = chain.readable();
             SgList in = chain.writable();
             if (out.count() < 1 || in.count() < 1) {
@@ -560,7 +661,8 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
                 default -> result = Result.UNSUPPORTED;
             }
             if (result == Result.IO_ERROR) {
-                ErrorPolicy policy = write ? config.writePolicy() : config.readPolicy();
+                ErrorPolicy policy = (write ? config.writePolicy() : config.readPolicy()).actionFor(failure);
+                errorListener.failed(write, policy, failure);
                 if (policy == ErrorPolicy.STOP) {
                     hold();
                     return false;
@@ -659,6 +761,7 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
                 backend.flush();
                 return Result.OK;
             } catch (IOException | RuntimeException e) {
+                failure = e;
                 return Result.IO_ERROR;
             }
         }
@@ -691,6 +794,7 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
                 }
                 return writeCache ? Result.OK : flush();
             } catch (IOException | RuntimeException e) {
+                failure = e;
                 return Result.IO_ERROR;
             }
         }
@@ -810,6 +914,9 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
 
         @Override
         public void completed(DmaBlockIo.Status status, long bytesDone, Throwable cause) {
+            if (cause != null) {
+                failure = cause;
+            }
             transferStatus = status;
             transferDone = true;
             finished.signalAll();

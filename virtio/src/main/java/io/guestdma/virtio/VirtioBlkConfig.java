@@ -59,11 +59,11 @@ public record VirtioBlkConfig(int queues, int queueSize, String serial, boolean 
     }
 
     /**
-     * {@return QEMU 7.2's defaults: one queue of 256, no serial, report errors, discard=ignore; an
+     * {@return QEMU 7.2's defaults: one queue of 256, no serial, rerror=report and werror=enospc, discard=ignore; an
      * I/O thread per queue}
      */
     public static VirtioBlkConfig defaults() {
-        return new VirtioBlkConfig(1, 256, "", false, ErrorPolicy.REPORT, ErrorPolicy.REPORT, false, 0, 254, true,
+        return new VirtioBlkConfig(1, 256, "", false, ErrorPolicy.REPORT, ErrorPolicy.ENOSPC, false, 0, 254, true,
                 false);
     }
 

@@ -64,6 +64,27 @@ public interface VirtioDevice {
     /** {@return the feature bits the device offers, VIRTIO_F_VERSION_1 and the ring features included} */
     long features();
 
+    /**
+     * The features a legacy driver gets when it acknowledges VIRTIO_F_BAD_FEATURE, a sign that it
+     * does not negotiate properly (QEMU's bad_features): what the device can assume any driver
+     * handles. The transport keeps only the bits the device offers.
+     *
+     * @return feature bits in the low 32; the default is none
+     */
+    default long legacyBadFeatures() {
+        return 0;
+    }
+
+    /**
+     * Feature bits offered to a legacy driver only, on top of {@link #features()}' low 32 bits
+     * (QEMU's legacy_features of the device class, e.g. virtio-net's GSO).
+     *
+     * @return feature bits in the low 32; the default is none
+     */
+    default long legacyOnlyFeatures() {
+        return 0;
+    }
+
     /** {@return the number of queues} */
     int queueCount();
 
@@ -145,5 +166,29 @@ public interface VirtioDevice {
     /** {@return whether the calling thread is one of the device's own worker threads} */
     default boolean runsOnDeviceThread() {
         return false;
+    }
+
+    /**
+     * Writes the device's own migration state after the transport's: what it keeps beyond its
+     * configuration registers, such as requests it took from a queue and has not completed. The
+     * transport calls it while the device is stopped (no request running). The default writes
+     * nothing.
+     *
+     * @param out where the fields go
+     * @throws IllegalStateException if a request is still running
+     */
+    default void saveState(io.guestdma.migration.StateWriter out) {
+    }
+
+    /**
+     * Reads what {@link #saveState} wrote, after the transport restored the negotiated features,
+     * the queues and their indices: requests the source had taken are found again by their head
+     * index in the (migrated) rings and resubmitted when the device next runs. The default reads
+     * nothing.
+     *
+     * @param in the fields, untrusted
+     * @throws io.guestdma.migration.MigrationFormatException if a value is out of range
+     */
+    default void loadState(io.guestdma.migration.StateReader in) throws io.guestdma.migration.MigrationFormatException {
     }
 }

@@ -12,6 +12,7 @@ import io.guestdma.net.RxQueue;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
 import java.util.Objects;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
@@ -47,8 +48,18 @@ import java.util.concurrent.locks.ReentrantLock;
  * <p><b>Link.</b> The status field follows the backend's link ({@link NetBackend#onLinkChange}):
  * a change raises a configuration interrupt.
  *
+ * <p><b>Copy path.</b> With {@link VirtioNetConfig#copyPath()} frames go through a heap buffer
+ * instead: received frames are copied out of the backend's queue into it and then written into
+ * the guest's buffers through the address space's copy path; transmitted ones are read into it
+ * and handed to the backend from there. The guest sees the same bytes; the mode exists to measure
+ * what mapping saves.
+ *
  * <p><b>Threads.</b> One worker thread per device takes frames from the backend and, unless the
- * device processes notifications inline ({@code inlineNotify}), runs the transmit queue.
+ * device processes notifications inline ({@link VirtioNetConfig#inlineNotify()}), runs the
+ * transmit queue. Inline, a notify of the receive or transmit queue also delivers the frames that
+ * wait for buffers, so that frames a loopback transmit produced are in the guest's buffers when
+ * the notify returns (QEMU's receive handler flushes its queued packets before returning, and its
+ * transmit hands each frame to the peer's receive before returning).
  * Thread-safe; {@link #close()} stops the worker (the backend is the caller's).
  */
 public final class VirtioNet implements VirtioDevice, AutoCloseable {
@@ -56,6 +67,10 @@ public final class VirtioNet implements VirtioDevice, AutoCloseable {
     public static final int DEVICE_ID = 1;
     /** Feature bit: the configuration's mac field is valid. */
     public static final long F_MAC = 1L << 5;
+    /** Legacy only: the host takes packets of any GSO type. */
+    private static final long F_LEGACY_GSO = 1L << 6;
+    /** CSUM, HOST_TSO4, HOST_TSO6, HOST_ECN: the rest of QEMU's bad-feature set for legacy drivers. */
+    private static final long LEGACY_SAFE_OFFLOADS = 1L | 1L << 11 | 1L << 12 | 1L << 13;
     /** Feature bit: a received frame may span several receive chains. */
     public static final long F_MRG_RXBUF = 1L << 15;
     /** Feature bit: the configuration's status field is valid. */
@@ -79,6 +94,7 @@ public final class VirtioNet implements VirtioDevice, AutoCloseable {
 
     /** The part of the header QEMU writes without a vnet-header backend: flags to gso_type and csum fields. */
     private static final int BASE_HEADER_BYTES = 10;
+    private static final ValueLayout.OfShort NUM_BUFFERS = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final System.Logger LOG = System.getLogger(VirtioNet.class.getName());
 
     private final AddressSpace memory;
@@ -110,8 +126,12 @@ public final class VirtioNet implements VirtioDevice, AutoCloseable {
     private final DescriptorChain txChain = new DescriptorChain();
     private final SgList txSg = new SgList(16);
     private final DescriptorChain ctrlChain = new DescriptorChain();
-    private final MemorySegment numBuffers = MemorySegment.ofArray(new byte[2]);
+    /** The receive header as written: zeroes (no offload), then num_buffers. */
+    private final MemorySegment rxHeader = MemorySegment.ofArray(new byte[HEADER_BYTES]);
     private final MemorySegment ctrlStatus = MemorySegment.ofArray(new byte[] {CTRL_ERR});
+    /** The copy path's heap buffer (a header and a frame), or null when frames are mapped. */
+    private final byte[] copyBuffer;
+    private final IoVector copyFrame = new IoVector(1);
 
     private final AtomicLong rxFrames = new AtomicLong();
     private final AtomicLong rxDropped = new AtomicLong();
@@ -119,8 +139,8 @@ public final class VirtioNet implements VirtioDevice, AutoCloseable {
     private final AtomicLong txDropped = new AtomicLong();
 
     /**
-     * Creates the device and starts its worker thread; it takes the backend's received frames
-     * once the driver is ready.
+     * Creates the device, zero-copy, and starts its worker thread; it takes the backend's received
+     * frames once the driver is ready.
      *
      * @param memory       the bus master's view of guest memory (the same the transport is given)
      * @param backend      where frames go and come from; its link-change listener is set here
@@ -128,30 +148,40 @@ public final class VirtioNet implements VirtioDevice, AutoCloseable {
      * @param rxQueueSize  the receive queue's size after reset, a power of two up to
      *                     {@value Virtqueue#MAX_SIZE}
      * @param txQueueSize  the transmit queue's size after reset, likewise
-     * @param inlineNotify whether a transmit-queue notification is processed on the notifying
-     *                     thread before the notify returns (a qtest machine, where the client must
-     *                     see its effect at once), rather than on the worker thread
+     * @param inlineNotify whether a queue notification is processed on the notifying thread before
+     *                     the notify returns ({@link VirtioNetConfig#inlineNotify()})
      * @throws IllegalArgumentException if mac is not 6 bytes or a queue size is invalid
      * @throws NullPointerException     if an argument is null
      */
     public VirtioNet(AddressSpace memory, NetBackend backend, byte[] mac, int rxQueueSize, int txQueueSize,
                      boolean inlineNotify) {
+        this(memory, backend, mac, new VirtioNetConfig(rxQueueSize, txQueueSize, inlineNotify, false));
+    }
+
+    /**
+     * Creates the device and starts its worker thread; it takes the backend's received frames
+     * once the driver is ready.
+     *
+     * @param memory  the bus master's view of guest memory (the same the transport is given)
+     * @param backend where frames go and come from; its link-change listener is set here
+     * @param mac     the MAC address, 6 bytes
+     * @param config  queue sizes, where notifications are processed, zero copy or copy path
+     * @throws IllegalArgumentException if mac is not 6 bytes
+     * @throws NullPointerException     if an argument is null
+     */
+    public VirtioNet(AddressSpace memory, NetBackend backend, byte[] mac, VirtioNetConfig config) {
         this.memory = Objects.requireNonNull(memory, "memory");
         this.backend = Objects.requireNonNull(backend, "backend");
         if (mac.length != 6) {
             throw new IllegalArgumentException("a MAC address has 6 bytes, not " + mac.length);
         }
-        for (int size : new int[] {rxQueueSize, txQueueSize}) {
-            if (size < 1 || size > Virtqueue.MAX_SIZE || Integer.bitCount(size) != 1) {
-                throw new IllegalArgumentException("queue size must be a power of two up to " + Virtqueue.MAX_SIZE
-                        + ", was " + size);
-            }
-        }
         this.defaultMac = mac.clone();
         System.arraycopy(mac, 0, this.mac, 0, 6);
-        this.rxQueueSize = rxQueueSize;
-        this.txQueueSize = txQueueSize;
-        this.inlineNotify = inlineNotify;
+        this.rxQueueSize = config.rxQueueSize();
+        this.txQueueSize = config.txQueueSize();
+        this.inlineNotify = config.inlineNotify();
+        // header and frame side by side, as the copy path moves them in one piece
+        this.copyBuffer = config.copyPath() ? new byte[HEADER_BYTES + RxQueue.MAX_FRAME_BYTES] : null;
         this.rx = backend.rxQueue();
         this.rxPacket = new DmaPacket(memory);
         this.txPacket = new DmaPacket(memory);
@@ -159,7 +189,7 @@ public final class VirtioNet implements VirtioDevice, AutoCloseable {
         this.rxLengths = new int[Virtqueue.MAX_SIZE];
         this.linkUp = backend.linkUp();
         this.worker = Thread.ofPlatform().daemon().name("virtio-net").unstarted(this::work);
-        rx.onFrame(this::kick);
+        rx.onFrame(this::frameArrived);
         backend.onLinkChange(this::linkChanged);
         worker.start();
     }
@@ -172,6 +202,18 @@ public final class VirtioNet implements VirtioDevice, AutoCloseable {
     @Override
     public long features() {
         return features;
+    }
+
+    /** QEMU offers the deprecated VIRTIO_NET_F_GSO to legacy drivers. */
+    @Override
+    public long legacyOnlyFeatures() {
+        return F_LEGACY_GSO;
+    }
+
+    /** QEMU's virtio_net_bad_features: MAC, and the offloads this device does not offer. */
+    @Override
+    public long legacyBadFeatures() {
+        return F_MAC | LEGACY_SAFE_OFFLOADS;
     }
 
     @Override
@@ -252,7 +294,7 @@ public final class VirtioNet implements VirtioDevice, AutoCloseable {
 
     @Override
     public void queueNotified(int index) {
-        if (index == RX) {
+        if (index == RX && !inlineNotify) {
             kick(); // new receive buffers: waiting frames may fit now
             return;
         }
@@ -263,6 +305,10 @@ public final class VirtioNet implements VirtioDevice, AutoCloseable {
                     drainTx();
                 } else if (index == CTRL) {
                     drainCtrl();
+                }
+                // New receive buffers, or frames the transmit looped back: waiting frames go in now.
+                if (index != CTRL) {
+                    drainRx();
                 }
             } catch (RuntimeException e) {
                 failed(e);
@@ -304,6 +350,47 @@ public final class VirtioNet implements VirtioDevice, AutoCloseable {
         return Thread.currentThread() == worker || runLock.isHeldByCurrentThread();
     }
 
+    /**
+     * Writes the MAC address the configuration shows and the link status the guest last saw.
+     * Frames move whole while the device works, so an idle device has nothing in flight: its
+     * receive and transmit progress is the queues' indices, which the transport saves.
+     *
+     * @throws IllegalStateException if the worker is moving frames
+     */
+    @Override
+    public void saveState(io.guestdma.migration.StateWriter out) {
+        if (!isIdle()) {
+            throw new IllegalStateException("virtio-net is moving frames: stop it before saving");
+        }
+        synchronized (this) {
+            out.bytes(mac.clone());
+        }
+        out.bool(linkUp);
+    }
+
+    /**
+     * Reads what {@link #saveState} wrote. The link status stays the destination backend's own;
+     * if it differs from what the guest saw on the source, the guest gets a configuration change
+     * interrupt, as QEMU's virtio-net tells a migrated guest about its new link.
+     *
+     * @throws io.guestdma.migration.MigrationFormatException if the MAC is not 6 bytes
+     */
+    @Override
+    public void loadState(io.guestdma.migration.StateReader in) throws io.guestdma.migration.MigrationFormatException {
+        byte[] saved = in.bytes("virtio-net.mac", 6);
+        if (saved.length != 6) {
+            throw in.failure("virtio-net.mac", saved.length + " bytes, not 6");
+        }
+        boolean sawLinkUp = in.bool("virtio-net.linkUp");
+        synchronized (this) {
+            System.arraycopy(saved, 0, mac, 0, 6);
+        }
+        if (sawLinkUp != linkUp) {
+            linkKicked.set(true);
+            kick();
+        }
+    }
+
     /** {@return frames delivered to the guest} */
     public long rxFrames() {
         return rxFrames.get();
@@ -341,6 +428,17 @@ public final class VirtioNet implements VirtioDevice, AutoCloseable {
             worker.join(30_000);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
+        }
+    }
+
+    /**
+     * The backend queued a frame into an empty queue. A frame this very thread queued while it
+     * runs the device (a loopback of a transmit) needs no wake-up: the drainRx that follows every
+     * drainTx under runLock delivers it, and a wake-up would cost a futex call per frame.
+     */
+    private void frameArrived() {
+        if (!runLock.isHeldByCurrentThread()) {
+            kick();
         }
     }
 
@@ -534,29 +632,31 @@ public final class VirtioNet implements VirtioDevice, AutoCloseable {
             left -= data;
             used = i + 1;
         }
-        IoVector iov;
-        try {
-            iov = rxPacket.map(rxSg, DmaDirection.FROM_DEVICE);
-        } catch (DmaAccessException e) {
-            synchronized (q) {
-                q.unpop(taken);
-            }
-            rx.removeHead();
-            rxDropped.incrementAndGet();
-            bus.needsReset("virtio-net receive buffers cannot be written: " + e.getMessage());
-            return false;
-        }
         AccessResult result;
-        try {
-            iov.fill(0, (byte) 0, Math.min(headerPart, BASE_HEADER_BYTES));
-            if (mergeable && headerPart > BASE_HEADER_BYTES) {
-                numBuffers.set(ValueLayout.JAVA_BYTE, 0, (byte) used);
-                numBuffers.set(ValueLayout.JAVA_BYTE, 1, (byte) (used >>> 8));
-                iov.copyFrom(BASE_HEADER_BYTES, numBuffers.asSlice(0, headerPart - BASE_HEADER_BYTES));
+        if (copyBuffer != null) {
+            result = writeThroughHeap(length, used, mergeable, headerPart);
+        } else {
+            IoVector iov;
+            try {
+                iov = rxPacket.map(rxSg, DmaDirection.FROM_DEVICE);
+            } catch (DmaAccessException e) {
+                synchronized (q) {
+                    q.unpop(taken);
+                }
+                rx.removeHead();
+                rxDropped.incrementAndGet();
+                bus.needsReset("virtio-net receive buffers cannot be written: " + e.getMessage());
+                return false;
             }
-            rx.copyHead(0, iov, headerPart, length);
-        } finally {
-            result = rxPacket.complete(rxSg.size());
+            try {
+                // Without MRG_RXBUF headerPart ends before num_buffers. The offset-taking copy:
+                // a slice of the header would be allocated per frame.
+                rxHeader.set(NUM_BUFFERS, BASE_HEADER_BYTES, (short) used);
+                iov.copyFrom(0, rxHeader, 0, headerPart);
+                rx.copyHead(0, iov, headerPart, length);
+            } finally {
+                result = rxPacket.complete(rxSg.size());
+            }
         }
         rx.removeHead();
         if (result.failed()) {
@@ -582,6 +682,30 @@ public final class VirtioNet implements VirtioDevice, AutoCloseable {
             bus.interruptQueue(RX);
         }
         return true;
+    }
+
+    /**
+     * The copy path's receive: the header and the frame are put together in the heap buffer, then
+     * written over rxSg range by range through the address space's copy path (as the guest sees
+     * it, the same bytes as the mapped path writes).
+     */
+    private AccessResult writeThroughHeap(int length, int used, boolean mergeable, int headerPart) {
+        java.util.Arrays.fill(copyBuffer, 0, Math.min(headerPart, BASE_HEADER_BYTES), (byte) 0);
+        if (mergeable && headerPart > BASE_HEADER_BYTES) {
+            copyBuffer[BASE_HEADER_BYTES] = (byte) used;
+            if (headerPart > BASE_HEADER_BYTES + 1) {
+                copyBuffer[BASE_HEADER_BYTES + 1] = (byte) (used >>> 8);
+            }
+        }
+        rx.copyHead(0, MemorySegment.ofArray(copyBuffer).asSlice(headerPart, length));
+        AccessResult result = AccessResult.OK;
+        int at = 0;
+        for (int i = 0; i < rxSg.count(); i++) {
+            int n = (int) rxSg.length(i);
+            result = result.and(memory.write(rxSg.address(i), copyBuffer, at, n));
+            at += n;
+        }
+        return result;
     }
 
     /** Appends bytes {@code [from, from + length)} of {@code list} to rxSg. */
@@ -685,11 +809,19 @@ public final class VirtioNet implements VirtioDevice, AutoCloseable {
 
     private void send() {
         IoVector frame;
-        try {
-            frame = txPacket.map(txSg, DmaDirection.TO_DEVICE);
-        } catch (DmaAccessException e) {
-            txDropped.incrementAndGet();
-            return;
+        if (copyBuffer != null) {
+            frame = readThroughHeap();
+            if (frame == null) {
+                txDropped.incrementAndGet();
+                return;
+            }
+        } else {
+            try {
+                frame = txPacket.map(txSg, DmaDirection.TO_DEVICE);
+            } catch (DmaAccessException e) {
+                txDropped.incrementAndGet();
+                return;
+            }
         }
         try {
             if (backend.transmit(frame)) {
@@ -700,8 +832,24 @@ public final class VirtioNet implements VirtioDevice, AutoCloseable {
         } catch (IOException | IllegalArgumentException e) {
             txDropped.incrementAndGet(); // a closed backend: the frame is lost as on a cut cable
         } finally {
-            txPacket.complete(0);
+            if (copyBuffer == null) {
+                txPacket.complete(0);
+            }
         }
+    }
+
+    /** The copy path's transmit: txSg gathered into the heap buffer; null if a handler failed. */
+    private IoVector readThroughHeap() {
+        int at = 0;
+        for (int i = 0; i < txSg.count(); i++) {
+            int n = (int) txSg.length(i);
+            if (memory.read(txSg.address(i), copyBuffer, at, n).failed()) {
+                return null;
+            }
+            at += n;
+        }
+        copyFrame.reset();
+        return copyFrame.add(MemorySegment.ofArray(copyBuffer).asSlice(0, at));
     }
 
     // ------------------------------------------------------------------ control

@@ -23,8 +23,13 @@ import java.util.Objects;
  *       serve registers 0x40-0xff.</li>
  * </ul>
  *
- * <p>The legacy I/O BAR0 of a transitional device is not implemented: a machine that wants QEMU's
- * BAR layout declares it (see {@link #LEGACY_BAR_SIZE}) and leaves it without registers.
+ * <p>The legacy interface of a transitional device (virtio 0.9.5, the I/O BAR0 QEMU's pc machine
+ * gives every virtio-pci function) is served by {@link #legacyRead} and {@link #legacyWrite}: host
+ * and guest features (low 32 bits, plus the legacy-only NOTIFY_ON_EMPTY, ANY_LAYOUT and
+ * BAD_FEATURE bits and the device's own legacy-only ones), the queue page frame number (the ring laid out in one block with the used
+ * ring on the next 4 KiB boundary; 0 resets the device), queue size, select and notify, device
+ * status, ISR, the MSI-X vectors while MSI-X is enabled, then the device configuration. A driver
+ * uses either interface; both see one device.
  *
  * <p>Register semantics follow QEMU 7.2: registers answer at their own offset only (other offsets
  * read 0), any access size at a register's offset reads its low bytes and writes the value
@@ -52,7 +57,7 @@ public final class VirtioPci {
     public static final int MSIX_BAR = 1;
     /** The size of the MSI-X BAR. */
     public static final int MSIX_BAR_SIZE = 0x1000;
-    /** The legacy I/O BAR of a transitional device (declared, not implemented). */
+    /** The legacy I/O BAR of a transitional device. */
     public static final int LEGACY_BAR = 0;
     /** QEMU's legacy I/O BAR size for virtio-blk: 20 register bytes + 60 config bytes, rounded up. */
     public static final int LEGACY_BAR_SIZE = 0x80;
@@ -84,6 +89,12 @@ public final class VirtioPci {
     /** The driver gave up. */
     public static final int STATUS_FAILED = 0x80;
 
+    /** Legacy-only feature bit: interrupt when the available ring runs empty, even if suppressed. */
+    public static final long F_NOTIFY_ON_EMPTY = 1L << 24;
+    /** Legacy-only feature bit: the device takes any descriptor layout. */
+    public static final long F_ANY_LAYOUT = 1L << 27;
+    /** Legacy-only feature bit: a driver that acknowledges it negotiates nothing but the device's safe set. */
+    public static final long F_BAD_FEATURE = 1L << 30;
     /** Feature bit: indirect descriptors. */
     public static final long F_INDIRECT_DESC = 1L << 28;
     /** Feature bit: used_event / avail_event. */
@@ -108,6 +119,22 @@ public final class VirtioPci {
     private static final int MSIX_MASK_ALL = 0x4000;
     private static final int PBA = 0x800;
     private static final int CONFIG_SIZE = 256;
+    // The legacy registers in BAR0.
+    private static final int LEGACY_HOST_FEATURES = 0x00;
+    private static final int LEGACY_GUEST_FEATURES = 0x04;
+    private static final int LEGACY_QUEUE_PFN = 0x08;
+    private static final int LEGACY_QUEUE_NUM = 0x0c;
+    private static final int LEGACY_QUEUE_SELECT = 0x0e;
+    private static final int LEGACY_QUEUE_NOTIFY = 0x10;
+    private static final int LEGACY_STATUS = 0x12;
+    private static final int LEGACY_ISR = 0x13;
+    private static final int LEGACY_CONFIG_VECTOR = 0x14;
+    private static final int LEGACY_QUEUE_VECTOR = 0x16;
+    /** Where the legacy device configuration starts: after the vectors only while MSI-X is on. */
+    private static final int LEGACY_CONFIG = 0x14;
+    private static final int LEGACY_CONFIG_MSIX = 0x18;
+    private static final int LEGACY_PAGE_SHIFT = 12;
+    private static final long LEGACY_RING_ALIGN = 4096;
 
     /** The interrupt pin a function drives (INTA#), level-triggered. */
     @FunctionalInterface
@@ -125,6 +152,9 @@ public final class VirtioPci {
     private final Intx intx;
     private final int vectors;
     private final long offered;
+    private final long legacyOffered;
+    /** Sets the function's bus-master bit for a legacy driver that forgot to (see legacyWrite). */
+    private volatile Runnable legacyBusMasterQuirk = () -> { };
     private final Virtqueue[] queues;
     private final BusImpl bus = new BusImpl();
     private final Object irqLock = new Object();
@@ -181,6 +211,8 @@ public final class VirtioPci {
         }
         this.vectors = vectors;
         this.offered = device.features() | F_VERSION_1;
+        this.legacyOffered = (offered & 0xffff_ffffL) | (device.legacyOnlyFeatures() & 0xffff_ffffL)
+                | F_NOTIFY_ON_EMPTY | F_ANY_LAYOUT | F_BAD_FEATURE;
         this.queues = new Virtqueue[count];
         for (int i = 0; i < count; i++) {
             queues[i] = new Virtqueue(busMaster, device.queueSize(i));
@@ -654,6 +686,349 @@ public final class VirtioPci {
         busMasterEnabled = false;
         deviceFeatureSelect = 0;
         driverFeatureSelect = 0;
+    }
+
+    // ------------------------------------------------------------------ the legacy BAR
+
+    /**
+     * Sets what happens when a legacy driver writes ACKNOWLEDGE | DRIVER to the status register:
+     * QEMU then sets the function's bus-master bit itself, because Linux before 2.6.34 drove
+     * the device without setting it. The machine passes a write of its PCI command register.
+     *
+     * @param enableBusMaster sets the command register's bus-master bit
+     * @throws NullPointerException if the argument is null
+     */
+    public void onLegacyBusMasterQuirk(Runnable enableBusMaster) {
+        legacyBusMasterQuirk = Objects.requireNonNull(enableBusMaster, "enableBusMaster");
+    }
+
+    /**
+     * Reads the legacy I/O BAR (BAR0). A register answers at its own offset only, with its whole
+     * value (the caller keeps the low {@code size} bytes); other offsets below the device
+     * configuration read all ones; reading the ISR clears it and lowers INTx.
+     *
+     * @param offset the port offset in the BAR, 0 or more
+     * @param size   1, 2 or 4
+     * @return the value, little-endian
+     */
+    public int legacyRead(int offset, int size) {
+        if (device.runsOnDeviceThread()) {
+            return 0;
+        }
+        synchronized (this) {
+            int configStart = legacyConfigStart();
+            if (offset >= configStart) {
+                int at = offset - configStart;
+                return at + size > device.configSize() ? -1 : device.configRead(at, size);
+            }
+            int q = queueSelect;
+            return switch (offset) {
+                case LEGACY_HOST_FEATURES -> (int) legacyOffered;
+                case LEGACY_GUEST_FEATURES -> (int) negotiated;
+                case LEGACY_QUEUE_PFN -> (int) (queueDesc[q] >>> LEGACY_PAGE_SHIFT);
+                case LEGACY_QUEUE_NUM -> q < queues.length ? queueSize(q) : 0;
+                case LEGACY_QUEUE_SELECT -> q;
+                case LEGACY_STATUS -> status();
+                case LEGACY_ISR -> (int) modernRead(ISR, 1);
+                case LEGACY_CONFIG_VECTOR -> irqState(0x10);
+                case LEGACY_QUEUE_VECTOR -> queueVector[q];
+                default -> -1;
+            };
+        }
+    }
+
+    /**
+     * Writes the legacy I/O BAR (BAR0). Registers take the whole value written at their offset;
+     * writes elsewhere below the device configuration are ignored.
+     *
+     * @param offset the port offset in the BAR, 0 or more
+     * @param size   1, 2 or 4
+     * @param value  the value, little-endian; only the low {@code size} bytes count
+     */
+    public void legacyWrite(int offset, int size, int value) {
+        if (device.runsOnDeviceThread()) {
+            return;
+        }
+        int v = size == 4 ? value : value & ((1 << (8 * size)) - 1);
+        if (offset == LEGACY_QUEUE_NOTIFY) {
+            if (Integer.compareUnsigned(v, QUEUE_SELECT_LIMIT) < 0) {
+                notifyQueue(v); // outside the register lock, as the modern notify area
+            }
+            return;
+        }
+        boolean quirk = false;
+        synchronized (this) {
+            int configStart = legacyConfigStart();
+            if (offset >= configStart) {
+                int at = offset - configStart;
+                if (at + size <= device.configSize()) {
+                    device.configWrite(at, size, v);
+                }
+                return;
+            }
+            int q = queueSelect;
+            switch (offset) {
+                case LEGACY_GUEST_FEATURES -> legacyFeaturesWritten(v);
+                case LEGACY_QUEUE_PFN -> {
+                    long address = Integer.toUnsignedLong(v) << LEGACY_PAGE_SHIFT;
+                    if (address == 0) {
+                        reset(); // QEMU: a page frame number of 0 resets the device
+                    } else {
+                        legacyQueueAt(q, address);
+                    }
+                }
+                case LEGACY_QUEUE_SELECT -> commonWrite(0x16, v);
+                case LEGACY_STATUS -> {
+                    writeStatus(v & 0xff);
+                    quirk = v == (STATUS_ACKNOWLEDGE | STATUS_DRIVER);
+                }
+                case LEGACY_CONFIG_VECTOR -> commonWrite(0x10, v);
+                case LEGACY_QUEUE_VECTOR -> commonWrite(0x1a, v);
+                default -> { } // read-only or not a register
+            }
+        }
+        if (quirk) {
+            legacyBusMasterQuirk.run();
+        }
+    }
+
+    /** The legacy device configuration's offset: 24 while MSI-X is enabled, else 20 (QEMU's VIRTIO_PCI_CONFIG_OFF). */
+    private int legacyConfigStart() {
+        return msixEnabled() ? LEGACY_CONFIG_MSIX : LEGACY_CONFIG;
+    }
+
+    /** QEMU's virtio_set_features from the legacy register: refused once FEATURES_OK is set. */
+    private void legacyFeaturesWritten(int value) {
+        if ((status() & STATUS_FEATURES_OK) != 0) {
+            return;
+        }
+        long wanted = Integer.toUnsignedLong(value);
+        if ((wanted & F_BAD_FEATURE) != 0) {
+            wanted = device.legacyBadFeatures();
+        }
+        negotiated = wanted & legacyOffered;
+    }
+
+    /**
+     * The legacy ring layout (virtio 0.9.5 section 2.3): descriptors at the page, the available
+     * ring right after them, the used ring at the next 4 KiB boundary. The queue runs from now on.
+     */
+    private void legacyQueueAt(int q, long address) {
+        if (q >= queues.length) {
+            return; // QEMU: a queue the device does not have has no size and ignores its address
+        }
+        int size = queueSize(q);
+        long avail = address + 16L * size;
+        long used = (avail + 4 + 2L * size + LEGACY_RING_ALIGN - 1) & -LEGACY_RING_ALIGN;
+        queueDesc[q] = address;
+        queueAvail[q] = avail;
+        queueUsed[q] = used;
+        enableQueue(q);
+    }
+
+    // ------------------------------------------------------------------ migration
+
+    /**
+     * The transport's migration section together with its device's: the capability registers
+     * (MSI-X enable and mask, the PCI configuration access window), the feature selectors, the
+     * driver's features and the negotiated set, the device status, configuration generation, ISR,
+     * the configuration and queue vectors, every queue's registers (size, enable, ring addresses)
+     * and progress (last avail and used index, requests taken, event-index state), the MSI-X table
+     * and pending bits, and the INTx level; then whatever the device saves
+     * ({@link VirtioDevice#saveState}).
+     *
+     * <p>Load resets the function first, checks every value against what the registers can hold
+     * (features a subset of those offered, vectors below the count, queue sizes of at most
+     * {@value Virtqueue#MAX_SIZE}, rings enabled only where they pin guest RAM with their
+     * alignment, indices consistent with the used ring in the migrated memory) and resets the
+     * function again if it refuses the section. The INTx pin is driven to the saved level. The
+     * PCI command register's bus-master bit is restored here as well, so the transport can be
+     * migrated alone; a machine that restores its configuration space first sets the same.
+     *
+     * @param sectionId the section's identifier, stable for the machine's configuration, such as
+     *     {@code "virtio-blk@04.0"}
+     * @return the section
+     * @throws NullPointerException if sectionId is null
+     */
+    public io.guestdma.migration.DeviceState migrationState(String sectionId) {
+        Objects.requireNonNull(sectionId, "sectionId");
+        return new io.guestdma.migration.DeviceState() {
+            @Override
+            public String sectionId() {
+                return sectionId;
+            }
+
+            @Override
+            public int version() {
+                return 1;
+            }
+
+            @Override
+            public void save(io.guestdma.migration.StateWriter out) {
+                saveState(out);
+            }
+
+            @Override
+            public void load(io.guestdma.migration.StateReader in, int version)
+                    throws io.guestdma.migration.MigrationFormatException {
+                if (version != 1) {
+                    throw new io.guestdma.migration.MigrationFormatException("section " + sectionId
+                            + ": unknown version " + version + " (this build reads 1)");
+                }
+                try {
+                    loadState(in);
+                } catch (io.guestdma.migration.MigrationFormatException | RuntimeException e) {
+                    resetFunction();
+                    throw e;
+                }
+            }
+        };
+    }
+
+    private synchronized void saveState(io.guestdma.migration.StateWriter out) {
+        out.bytes(config.clone());
+        out.u32(Integer.toUnsignedLong(deviceFeatureSelect)).u32(Integer.toUnsignedLong(driverFeatureSelect));
+        out.u32(Integer.toUnsignedLong(driverFeatures[0])).u32(Integer.toUnsignedLong(driverFeatures[1]));
+        out.u64(negotiated).bool(busMasterEnabled).u16(queueSelect);
+        synchronized (irqLock) {
+            out.u8(status).u8(generation).u8(isr).u16(configVector).bool(broken).bool(intxLevel);
+            out.u8(vectors);
+            for (long word : msixTable) {
+                out.u64(word);
+            }
+            out.u64(pending);
+        }
+        int registers = 0;
+        for (int q = 0; q < QUEUE_SELECT_LIMIT; q++) {
+            registers += queueRegistersSet(q) ? 1 : 0;
+        }
+        out.u16(registers);
+        for (int q = 0; q < QUEUE_SELECT_LIMIT; q++) {
+            if (queueRegistersSet(q)) {
+                out.u16(q).u16(queueVector[q]).bool(queueEnabled[q]);
+                out.u64(queueDesc[q]).u64(queueAvail[q]).u64(queueUsed[q]);
+            }
+        }
+        out.u16(queues.length);
+        for (Virtqueue q : queues) {
+            synchronized (q) {
+                q.save(out);
+            }
+        }
+        device.saveState(out);
+    }
+
+    private boolean queueRegistersSet(int q) {
+        return queueVector[q] != NO_VECTOR || queueEnabled[q] || queueDesc[q] != 0 || queueAvail[q] != 0
+                || queueUsed[q] != 0;
+    }
+
+    private synchronized void loadState(io.guestdma.migration.StateReader in)
+            throws io.guestdma.migration.MigrationFormatException {
+        resetFunction();
+        byte[] saved = in.bytes("config", CONFIG_SIZE);
+        if (saved.length != CONFIG_SIZE) {
+            throw in.failure("config", saved.length + " bytes, not " + CONFIG_SIZE);
+        }
+        for (int i = 0; i < CONFIG_SIZE; i++) {
+            if (((saved[i] ^ configPowerOn[i]) & ~configWritable[i] & 0xff) != 0) {
+                throw in.failure("config", String.format("register 0x%02x is 0x%02x; only bits 0x%02x of its "
+                        + "power-on 0x%02x can change", i, saved[i] & 0xff, configWritable[i] & 0xff,
+                        configPowerOn[i] & 0xff));
+            }
+        }
+        int loadedDeviceSelect = (int) in.u32("deviceFeatureSelect");
+        int loadedDriverSelect = (int) in.u32("driverFeatureSelect");
+        int features0 = (int) in.u32("driverFeatures[0]");
+        int features1 = (int) in.u32("driverFeatures[1]");
+        long loadedNegotiated = in.u64("negotiated");
+        // a legacy driver negotiates from the legacy register's set, which adds the legacy-only bits
+        long offeredEither = offered | legacyOffered;
+        if ((loadedNegotiated & ~offeredEither) != 0) {
+            throw in.failure("negotiated", String.format("features 0x%x were never offered (offered 0x%x)",
+                    loadedNegotiated & ~offeredEither, offeredEither));
+        }
+        boolean master = in.bool("busMasterEnabled");
+        int loadedQueueSelect = in.u16("queueSelect");
+        if (loadedQueueSelect >= QUEUE_SELECT_LIMIT) {
+            throw in.failure("queueSelect", loadedQueueSelect + " is not below " + QUEUE_SELECT_LIMIT);
+        }
+        int loadedStatus = in.u8("status");
+        int loadedGeneration = in.u8("generation");
+        int loadedIsr = in.u8("isr");
+        if ((loadedIsr & ~3) != 0) {
+            throw in.failure("isr", "only bits 0 and 1 of the ISR exist");
+        }
+        int loadedConfigVector = checkVector(in, "configVector", in.u16("configVector"));
+        boolean loadedBroken = in.bool("broken");
+        boolean loadedIntx = in.bool("intxLevel");
+        int loadedVectors = in.u8("vectors");
+        if (loadedVectors != vectors) {
+            throw in.failure("vectors", loadedVectors + " MSI-X vectors, the destination has " + vectors);
+        }
+        long[] table = new long[msixTable.length];
+        for (int i = 0; i < table.length; i++) {
+            table[i] = in.u64("msixTable");
+        }
+        long loadedPending = in.u64("pending");
+        if (vectors < 64 && (loadedPending >>> vectors) != 0) {
+            throw in.failure("pending", "pending bits above vector " + (vectors - 1));
+        }
+        int registers = in.u16("queues.registers");
+        if (registers > QUEUE_SELECT_LIMIT) {
+            throw in.failure("queues.registers", registers + " is above " + QUEUE_SELECT_LIMIT);
+        }
+        int previous = -1;
+        for (int i = 0; i < registers; i++) {
+            int q = in.u16("queue.index");
+            if (q <= previous || q >= QUEUE_SELECT_LIMIT) {
+                throw in.failure("queue.index", q + " is out of order or not below " + QUEUE_SELECT_LIMIT);
+            }
+            previous = q;
+            queueVector[q] = checkVector(in, "queue" + q + ".vector", in.u16("queue" + q + ".vector"));
+            queueEnabled[q] = in.bool("queue" + q + ".enabled");
+            queueDesc[q] = in.u64("queue" + q + ".desc");
+            queueAvail[q] = in.u64("queue" + q + ".avail");
+            queueUsed[q] = in.u64("queue" + q + ".used");
+        }
+        int count = in.u16("queues");
+        if (count != queues.length) {
+            throw in.failure("queues", count + " queues, the destination's device has " + queues.length);
+        }
+        System.arraycopy(saved, 0, config, 0, CONFIG_SIZE);
+        deviceFeatureSelect = loadedDeviceSelect;
+        driverFeatureSelect = loadedDriverSelect;
+        driverFeatures[0] = features0;
+        driverFeatures[1] = features1;
+        negotiated = loadedNegotiated;
+        queueSelect = loadedQueueSelect;
+        busMaster.setEnabled(master);
+        busMasterEnabled = master;
+        for (int q = 0; q < queues.length; q++) {
+            synchronized (queues[q]) {
+                queues[q].load(in, "queue" + q, queueDesc[q], queueAvail[q], queueUsed[q]);
+            }
+        }
+        synchronized (irqLock) {
+            status = loadedStatus;
+            generation = loadedGeneration;
+            isr = loadedIsr;
+            configVector = loadedConfigVector;
+            broken = loadedBroken;
+            System.arraycopy(table, 0, msixTable, 0, table.length);
+            pending = loadedPending;
+            setIntx(loadedIntx);
+        }
+        // last: the device may raise an interrupt as it loads (a link that changed)
+        device.loadState(in);
+    }
+
+    private int checkVector(io.guestdma.migration.StateReader in, String field, int vector)
+            throws io.guestdma.migration.MigrationFormatException {
+        if (vector != NO_VECTOR && vector >= vectors) {
+            throw in.failure(field, "vector " + vector + " of " + vectors);
+        }
+        return vector;
     }
 
     // ------------------------------------------------------------------ interrupts

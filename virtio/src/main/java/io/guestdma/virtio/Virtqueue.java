@@ -4,6 +4,9 @@ import io.guestdma.memory.AccessResult;
 import io.guestdma.memory.AddressSpace;
 import io.guestdma.memory.DmaAccessException;
 import io.guestdma.memory.RamView;
+import io.guestdma.migration.MigrationFormatException;
+import io.guestdma.migration.StateReader;
+import io.guestdma.migration.StateWriter;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -269,6 +272,15 @@ public final class Virtqueue {
         if (eventIdx) {
             used.setShort(4 + 8L * size, (short) lastAvail);
         }
+        Pop walked = walk(head, chain);
+        if (walked == Pop.CHAIN) {
+            inUse++;
+        }
+        return walked;
+    }
+
+    /** Reads the chain at {@code head} into {@code chain}, checking it as virtqueue_pop does. */
+    private Pop walk(int head, DescriptorChain chain) {
         chain.start(head);
         long address = desc.getLong(16L * head);
         long length = Integer.toUnsignedLong(desc.getInt(16L * head + 8));
@@ -341,8 +353,96 @@ public final class Virtqueue {
                 next = Short.toUnsignedInt(desc.getShort(16L * next + 14));
             }
         }
-        inUse++;
         return Pop.CHAIN;
+    }
+
+    // ------------------------------------------------------------------ migration
+
+    /**
+     * Reads again the chain of a request taken before a migration, from the (migrated) descriptor
+     * table, as QEMU's virtio_blk_load_device re-maps its in-flight elements. Nothing is taken:
+     * the request already counts in {@link #inUse()}.
+     *
+     * @param head the chain's head index, below {@link #size()}
+     * @param chain filled with the request
+     * @return null if the chain was read; otherwise why not (the queue is left unbroken)
+     */
+    String reread(int head, DescriptorChain chain) {
+        if (!enabled) {
+            return "the queue is not enabled";
+        }
+        if (head < 0 || head >= size) {
+            return "head " + head + " is outside a table of " + size;
+        }
+        String before = error;
+        try {
+            if (walk(head, chain) == Pop.CHAIN) {
+                return null;
+            }
+            String why = error;
+            error = before;
+            return why;
+        } catch (DmaAccessException | IllegalStateException | IndexOutOfBoundsException e) {
+            error = before;
+            return "ring memory not reachable: " + e.getMessage();
+        }
+    }
+
+    /** Writes the ring progress (QEMU's last_avail_idx, used_idx, inuse, signalled_used). */
+    void save(StateWriter out) {
+        out.u16(size).bool(enabled).bool(eventIdx).u16(lastAvail).u16(usedIdx).u16(inUse);
+        out.u16(signalledUsed).bool(signalledUsedValid).bool(error != null);
+    }
+
+    /**
+     * Reads what {@link #save} wrote, after the transport re-enabled the queue at its addresses.
+     * The indices must describe at most a queue's worth of requests in flight, and the used index
+     * must be the one the (migrated) used ring holds, as QEMU checks on load.
+     */
+    void load(StateReader in, String where, long descAddress, long availAddress,
+              long usedAddress) throws MigrationFormatException {
+        reset();
+        int savedSize = in.u16(where + ".size");
+        if (savedSize < 1 || savedSize > MAX_SIZE) {
+            throw in.failure(where + ".size", savedSize + " is outside 1.." + MAX_SIZE);
+        }
+        size = savedSize;
+        boolean on = in.bool(where + ".enabled");
+        eventIdx = in.bool(where + ".eventIdx");
+        int last = in.u16(where + ".lastAvail");
+        int usedIndex = in.u16(where + ".usedIdx");
+        int taken = in.u16(where + ".inUse");
+        int signalled = in.u16(where + ".signalledUsed");
+        boolean signalledValid = in.bool(where + ".signalledUsedValid");
+        boolean wasBroken = in.bool(where + ".broken");
+        if (!on) {
+            return;
+        }
+        if (!enable(descAddress, availAddress, usedAddress)) {
+            throw in.failure(where + ".enabled", error);
+        }
+        if (taken > size || ((last - usedIndex) & 0xffff) > size) {
+            throw in.failure(where + ".inUse", String.format("%d taken, last avail %d and used %d: more than the "
+                    + "queue size %d in flight", taken, last, usedIndex, size));
+        }
+        int ringUsed;
+        try {
+            ringUsed = Short.toUnsignedInt(used.getShortAcquire(2));
+        } catch (DmaAccessException | IllegalStateException e) {
+            throw in.failure(where + ".usedIdx", "used ring not reachable: " + e.getMessage());
+        }
+        if (ringUsed != usedIndex) {
+            throw in.failure(where + ".usedIdx", usedIndex + " but the used ring in guest memory says " + ringUsed);
+        }
+        lastAvail = last;
+        shadowAvail = last;
+        usedIdx = usedIndex;
+        inUse = taken;
+        signalledUsed = signalled;
+        signalledUsedValid = signalledValid;
+        if (wasBroken) {
+            error = "broken before migration";
+        }
     }
 
     /** Loads the avail index; false if nothing is new or the index is bad (then {@code error} is set). */

@@ -29,6 +29,17 @@ final class GuestDriver {
         this.bar = pci.modernBar();
     }
 
+    /**
+     * A driver on a migrated device that goes on where {@code source} was: the same free
+     * descriptors and avail indices (a guest's driver state lives in the RAM that migrated).
+     */
+    GuestDriver continuing(GuestDriver source) {
+        System.arraycopy(source.nextDesc, 0, nextDesc, 0, nextDesc.length);
+        System.arraycopy(source.availIdx, 0, availIdx, 0, availIdx.length);
+        System.arraycopy(source.size, 0, size, 0, size.length);
+        return this;
+    }
+
     long common(int offset, int width) {
         return bar.read(VirtioPci.COMMON + offset, width);
     }

@@ -295,7 +295,7 @@ class VirtioNetTest {
         assertThat(backend.txDropped()).isZero();
     }
 
-    private NetBackend loopback() {
+    static NetBackend loopback() {
         try {
             return LoopbackNetBackend.create(new RxQueue(), true, null);
         } catch (java.io.IOException e) {
