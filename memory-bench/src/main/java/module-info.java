@@ -6,6 +6,7 @@ module io.guestdma.bench {
     requires io.guestdma.ide;
     requires io.guestdma.memory;
     requires io.guestdma.virtio;
+    requires io.guestdma.migration;
     requires jmh.core;
     requires xchart;
     requires com.fasterxml.jackson.databind;

@@ -8,5 +8,5 @@
 module io.guestdma.memory {
     exports io.guestdma.memory;
     exports io.guestdma.memory.posix;
-    exports io.guestdma.memory.internal to io.guestdma.block;
+    exports io.guestdma.memory.internal to io.guestdma.block, io.guestdma.migration;
 }

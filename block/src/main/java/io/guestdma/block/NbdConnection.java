@@ -1,6 +1,8 @@
 package io.guestdma.block;
 
 import io.guestdma.memory.IoVector;
+import io.guestdma.memory.internal.IovecWindow;
+import io.guestdma.memory.internal.SocketFd;
 import io.guestdma.memory.posix.Errno;
 import io.guestdma.memory.posix.PosixException;
 

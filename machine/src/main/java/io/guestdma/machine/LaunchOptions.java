@@ -22,14 +22,19 @@ import java.util.Objects;
  *       {@code -M pc} (with an optional {@code accel=qtest}), {@code -nodefaults}: what this
  *       machine is anyway; other values are refused. {@code -trace ...} is accepted and ignored
  *       (there are no trace points).</li>
+ *   <li>{@code -incoming tcp:HOST:PORT}, {@code -incoming unix:PATH} or {@code -incoming file:PATH}:
+ *       the machine waits in run state {@code inmigrate} for a migration stream, loads it and then
+ *       runs (see {@link MachineMigration}).</li>
  * </ul>
  *
  * @param qtestSocket the qtest Unix socket to connect to, or null for standard input/output
  * @param qtestLog where to copy the qtest traffic, or null for nowhere
  * @param monitorSocket the QMP monitor's Unix socket, or null for no monitor
  * @param machineArgs the rest of the command line, for {@link MachineConfig#parse}
+ * @param incoming where an incoming migration arrives, or null to start the machine fresh
  */
-public record LaunchOptions(Path qtestSocket, Path qtestLog, Path monitorSocket, List<String> machineArgs) {
+public record LaunchOptions(Path qtestSocket, Path qtestLog, Path monitorSocket, List<String> machineArgs,
+                            io.guestdma.migration.MigrationUri incoming) {
 
     /**
      * Copies the argument list.
@@ -56,6 +61,7 @@ public record LaunchOptions(Path qtestSocket, Path qtestLog, Path monitorSocket,
         Path log = null;
         Map<String, Path> chardevs = new HashMap<>();
         String monitorChardev = null;
+        io.guestdma.migration.MigrationUri incoming = null;
         List<String> rest = new ArrayList<>();
         for (int i = 0; i < args.size(); i++) {
             String arg = args.get(i);
@@ -108,6 +114,14 @@ public record LaunchOptions(Path qtestSocket, Path qtestLog, Path monitorSocket,
                 }
                 case "-trace" -> value(args, ++i, arg); // no trace points here
                 case "-nodefaults" -> { }
+                case "-incoming" -> {
+                    String value = value(args, ++i, arg);
+                    try {
+                        incoming = io.guestdma.migration.MigrationUri.parse(value);
+                    } catch (IllegalArgumentException e) {
+                        throw new IllegalArgumentException("-incoming " + value + ": " + e.getMessage(), e);
+                    }
+                }
                 default -> rest.add(arg);
             }
         }
@@ -118,7 +132,7 @@ public record LaunchOptions(Path qtestSocket, Path qtestLog, Path monitorSocket,
                 throw new IllegalArgumentException("-mon: no -chardev with id=" + monitorChardev);
             }
         }
-        return new LaunchOptions(qtest, log, monitor, rest);
+        return new LaunchOptions(qtest, log, monitor, rest, incoming);
     }
 
     private static String value(List<String> args, int i, String option) {

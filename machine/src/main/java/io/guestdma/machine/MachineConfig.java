@@ -51,6 +51,7 @@ public record MachineConfig(long ramBytes, List<DriveSpec> drives, Map<String, S
                                  [-device virtio-net-pci,netdev=ID[,mac=52:54:00:XX:XX:XX][,addr=SLOT[.FN]]
                                           [,romfile=][,vectors=N][,rx_queue_size=N]]...
                                  [-global ide-hd|ide-cd.serial|model|ver=VALUE]...
+                                 [-incoming tcp:HOST:PORT|unix:PATH|file:PATH]
               -m SIZE   RAM size: a number with an optional K, M, G suffix (no suffix: MiB),
                         default 128M
               -drive    a raw disk image: a file, or an NBD export as nbd://HOST[:PORT]/EXPORT or
@@ -63,6 +64,8 @@ public record MachineConfig(long ramBytes, List<DriveSpec> drives, Map<String, S
                         length over TCP or a Unix socket), or a loopback with pcap capture/replay
               -device   a device using a drive (ide-cd without drive= is an empty CD-ROM drive)
                         or a netdev
+              -incoming wait (run state inmigrate) for a migration stream from a source's QMP
+                        migrate, load it and run; a refused stream ends the machine (status 1)
             Serves QEMU's qtest protocol on stdin/stdout until end of input.""";
 
     /**

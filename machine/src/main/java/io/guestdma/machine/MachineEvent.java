@@ -14,6 +14,30 @@ public sealed interface MachineEvent {
     }
 
     /**
+     * A migration changed status (QEMU's {@code MIGRATION} event).
+     *
+     * @param status the status as QEMU names it, for example {@code "active"} or {@code "completed"}
+     */
+    record Migration(String status) implements MachineEvent {
+        /**
+         * Validates the event.
+         *
+         * @throws NullPointerException if status is null
+         */
+        public Migration {
+            Objects.requireNonNull(status, "status");
+        }
+    }
+
+    /**
+     * An outgoing migration started a pass over RAM (QEMU's {@code MIGRATION_PASS} event).
+     *
+     * @param pass the pass number, from 1
+     */
+    record MigrationPass(long pass) implements MachineEvent {
+    }
+
+    /**
      * A drive's image failed a request (QEMU's {@code BLOCK_IO_ERROR}).
      *
      * @param device the drive's id ({@code -drive id=}), or "" for a {@code -blockdev} node

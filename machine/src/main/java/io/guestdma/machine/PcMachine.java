@@ -59,9 +59,12 @@ public final class PcMachine implements AutoCloseable {
     private final boolean[] irqLevels = new boolean[16];
     private volatile IrqListener irqListener = (line, level) -> { };
     private volatile java.util.function.Consumer<MachineEvent> eventListener = event -> { };
-    /** Run state as QMP's query-status names it: running, paused, io-error. Guarded by runLock. */
+    /** Run state as QMP's query-status names it (see runState()). Guarded by runLock. */
     private String runState = "running";
     private final Object runLock = new Object();
+    private final MachineMigration migration = new MachineMigration(this);
+    /** Whether the machine runs once an incoming migration is loaded (QMP stop/cont while inmigrate). Guarded by runLock. */
+    private boolean autostart = true;
     /** The drive attached at each IDE place (channel * 2 + unit), for error events. */
     private final BlockNode[] ideDrives = new BlockNode[4];
     private final Map<String, BlkdebugBackend> debugDrives = new java.util.LinkedHashMap<>();
@@ -425,6 +428,11 @@ public final class PcMachine implements AutoCloseable {
         return List.copyOf(stateSections);
     }
 
+    /** {@return the machine's live migration: outgoing (QMP migrate) and incoming (-incoming)} */
+    public MachineMigration migration() {
+        return migration;
+    }
+
     /** {@return the guest's physical address space} */
     public GuestMemory memory() {
         return memory;
@@ -509,12 +517,17 @@ public final class PcMachine implements AutoCloseable {
     /**
      * Stops the machine (QMP {@code stop}): the IDE controller pauses, data in flight finishes
      * its chunk and nothing more moves. A {@link MachineEvent.Stopped} event follows unless the
-     * machine was stopped already.
+     * machine was stopped already. While it waits for an incoming migration it stays waiting, and
+     * stays paused once the stream is loaded (QEMU's autostart off).
      *
      * @throws IllegalStateException if the machine is closed
      */
     public void stop() {
         synchronized (runLock) {
+            if (runState.equals("inmigrate")) {
+                autostart = false; // QEMU: the machine stays paused once the incoming stream is loaded
+                return;
+            }
             if (!runState.equals("running")) {
                 return;
             }
@@ -527,14 +540,20 @@ public final class PcMachine implements AutoCloseable {
     /**
      * Lets a stopped machine run again (QMP {@code cont}): a {@link MachineEvent.Resumed} event,
      * then the IDE controller and the virtio-blk devices resume and retry the requests that an I/O
-     * error under a stop policy held. Does nothing if the machine runs.
+     * error under a stop policy held. Does nothing if the machine runs or a migration's switchover
+     * is under way; while it waits for an incoming migration, it makes it run once the stream is
+     * loaded.
      *
      * @throws IllegalStateException if the machine is closed
      */
     public void cont() {
         synchronized (runLock) {
-            if (runState.equals("running")) {
+            if (runState.equals("inmigrate")) {
+                autostart = true; // QEMU: run once the incoming stream is loaded, not before
                 return;
+            }
+            if (runState.equals("running") || runState.equals("finish-migrate")) {
+                return; // a switchover in progress ends by itself (postmigrate, or running again)
             }
             runState = "running";
             eventListener.accept(new MachineEvent.Resumed());
@@ -545,7 +564,85 @@ public final class PcMachine implements AutoCloseable {
         }
     }
 
-    /** {@return QMP's name for the run state: "running", "paused", or "io-error" after a stopping I/O error} */
+    /**
+     * Stops the machine for a migration's switchover: run state {@code finish-migrate}, the IDE
+     * controller paused, a {@link MachineEvent.Stopped} event if it was running.
+     *
+     * @return whether it was running, for {@link #migrationEnded}
+     */
+    boolean stopForMigration() {
+        synchronized (runLock) {
+            boolean wasRunning = runState.equals("running");
+            ide.pause();
+            runState = "finish-migrate";
+            if (wasRunning) {
+                eventListener.accept(new MachineEvent.Stopped());
+            }
+            return wasRunning;
+        }
+    }
+
+    /**
+     * Ends a switchover: after a completed migration the machine stays stopped in
+     * {@code postmigrate} (the destination runs it now); after a failed or cancelled one it runs
+     * again if it ran before, else it stays paused.
+     */
+    void migrationEnded(boolean completed, boolean wasRunning) {
+        synchronized (runLock) {
+            if (!runState.equals("finish-migrate")) {
+                return;
+            }
+            if (completed) {
+                runState = "postmigrate";
+                return;
+            }
+            runState = "paused";
+        }
+        if (wasRunning) {
+            cont();
+        }
+    }
+
+    /** The machine waits for an incoming migration ({@code -incoming}): run state {@code inmigrate}. */
+    void enterInmigrate() {
+        synchronized (runLock) {
+            ide.pause();
+            runState = "inmigrate";
+        }
+    }
+
+    /**
+     * The incoming migration loaded: the machine runs, with a {@link MachineEvent.Resumed} event,
+     * unless QMP {@code stop} came while it waited (then it is paused).
+     */
+    void incomingCompleted() {
+        boolean run;
+        synchronized (runLock) {
+            if (!runState.equals("inmigrate")) {
+                return;
+            }
+            runState = "paused";
+            run = autostart;
+        }
+        if (run) {
+            cont();
+        }
+    }
+
+    /**
+     * Announces a migration event to the monitor.
+     *
+     * @param event the event
+     */
+    void migrationEvent(MachineEvent event) {
+        eventListener.accept(event);
+    }
+
+    /**
+     * {@return QMP's name for the run state: "running", "paused", "io-error" after a stopping I/O
+     * error; "inmigrate" while waiting for an incoming migration, "finish-migrate" during a
+     * migration's switchover and "postmigrate" after a completed one}
+     */
     public String runState() {
         synchronized (runLock) {
             return runState;

@@ -20,7 +20,10 @@ import java.util.Objects;
  * {@code cont} retries a request an I/O error under {@code werror/rerror=stop} held; such an
  * error stops the machine with BLOCK_IO_ERROR and STOP events), {@code human-monitor-command}
  * (see {@link HumanMonitor}),
- * {@code system_reset} (event RESET), {@code quit} (event SHUTDOWN, then the machine ends).
+ * {@code system_reset} (event RESET), {@code quit} (event SHUTDOWN, then the machine ends), and live
+ * migration ({@link MachineMigration}): {@code migrate} with {@code uri}, {@code query-migrate},
+ * {@code migrate_cancel}, {@code migrate-set-parameters} and {@code query-migrate-parameters} with
+ * {@code max-bandwidth} and {@code downtime-limit}, events MIGRATION and MIGRATION_PASS.
  * Anything else gets QEMU's {@code CommandNotFound} error; input that is not a JSON object with
  * {@code execute} gets a {@code GenericError}. Replies carry the request's {@code id}. Messages end
  * with CR LF as QEMU's do.
@@ -68,6 +71,8 @@ public final class QmpMonitor {
         ObjectNode message = switch (e) {
             case MachineEvent.Stopped s -> event("STOP", null);
             case MachineEvent.Resumed r -> event("RESUME", null);
+            case MachineEvent.Migration m -> event("MIGRATION", NODES.objectNode().put("status", m.status()));
+            case MachineEvent.MigrationPass p -> event("MIGRATION_PASS", NODES.objectNode().put("pass", p.pass()));
             case MachineEvent.BlockIoError b -> {
                 ObjectNode data = NODES.objectNode();
                 data.put("device", b.device());
@@ -159,6 +164,47 @@ public final class QmpMonitor {
                 machine.cont();
                 send(ok(id, NODES.objectNode()));
             }
+            case "migrate" -> {
+                JsonNode uri = request.path("arguments").get("uri");
+                if (uri == null || !uri.isTextual()) {
+                    send(error(id, "GenericError", "Parameter 'uri' is missing"));
+                    return true;
+                }
+                try {
+                    machine.migration().migrate(uri.asText());
+                    send(ok(id, NODES.objectNode()));
+                } catch (IllegalArgumentException | IllegalStateException e) {
+                    send(error(id, "GenericError", e.getMessage()));
+                }
+            }
+            case "query-migrate" -> send(ok(id, migrationInfo(machine.migration().stats())));
+            case "migrate_cancel" -> {
+                machine.migration().cancel();
+                send(ok(id, NODES.objectNode()));
+            }
+            case "migrate-set-parameters" -> {
+                JsonNode arguments = request.path("arguments");
+                java.util.Iterator<String> names = arguments.fieldNames();
+                while (names.hasNext()) {
+                    String name = names.next();
+                    if (!name.equals("max-bandwidth") && !name.equals("downtime-limit")) {
+                        send(error(id, "GenericError", "Parameter '" + name + "' is unexpected"));
+                        return true;
+                    }
+                }
+                try {
+                    machine.migration().setParameters(longArgument(arguments, "max-bandwidth"),
+                            longArgument(arguments, "downtime-limit"));
+                    send(ok(id, NODES.objectNode()));
+                } catch (IllegalArgumentException e) {
+                    send(error(id, "GenericError", e.getMessage()));
+                }
+            }
+            case "query-migrate-parameters" -> {
+                io.guestdma.migration.MigrationParameters p = machine.migration().parameters();
+                send(ok(id, NODES.objectNode().put("max-bandwidth", p.maxBandwidth())
+                        .put("downtime-limit", p.downtimeLimitMs())));
+            }
             case "human-monitor-command" -> {
                 JsonNode arguments = request.get("arguments");
                 JsonNode line = arguments == null ? null : arguments.get("command-line");
@@ -183,6 +229,58 @@ public final class QmpMonitor {
             default -> send(error(id, "CommandNotFound", "The command " + command + " has not been found"));
         }
         return true;
+    }
+
+    /** An integer argument, or null when absent; anything but a non-negative integer is refused. */
+    private static Long longArgument(JsonNode arguments, String name) {
+        JsonNode value = arguments.get(name);
+        if (value == null) {
+            return null;
+        }
+        if (!value.canConvertToLong() || !value.isIntegralNumber()) {
+            throw new IllegalArgumentException("Parameter '" + name + "' expects an integer");
+        }
+        return value.asLong();
+    }
+
+    /** QEMU 7.2's MigrationInfo: nothing before the first migration, ram figures while active or completed. */
+    private static ObjectNode migrationInfo(io.guestdma.migration.MigrationStats s) {
+        ObjectNode info = NODES.objectNode();
+        if (s.status() == io.guestdma.migration.MigrationStatus.NONE) {
+            return info;
+        }
+        info.put("status", s.status().qapiName());
+        info.put("total-time", s.totalTimeMs());
+        switch (s.status()) {
+            case ACTIVE, COMPLETED -> {
+                info.put("setup-time", s.setupTimeMs());
+                if (s.status() == io.guestdma.migration.MigrationStatus.ACTIVE) {
+                    info.put("expected-downtime", s.expectedDowntimeMs());
+                } else if (s.downtimeMs() >= 0) {
+                    info.put("downtime", s.downtimeMs());
+                }
+                double seconds = Math.max(1, s.totalTimeMs()) / 1000.0;
+                info.putObject("ram")
+                        .put("transferred", s.transferredBytes())
+                        .put("remaining", s.remainingBytes())
+                        .put("total", s.totalBytes())
+                        .put("duplicate", s.duplicatePages())
+                        .put("normal", s.normalPages())
+                        .put("normal-bytes", s.normalPages() * 4096)
+                        .put("dirty-pages-rate", s.dirtyPagesRate())
+                        .put("mbps", s.transferredBytes() * 8 / 1e6 / seconds)
+                        .put("dirty-sync-count", s.dirtySyncCount())
+                        .put("page-size", 4096)
+                        .put("pages-per-second", (long) ((s.duplicatePages() + s.normalPages()) / seconds));
+            }
+            case FAILED -> {
+                if (s.error() != null) {
+                    info.put("error-desc", s.error());
+                }
+            }
+            default -> { }
+        }
+        return info;
     }
 
     private static ObjectNode ok(JsonNode id, JsonNode value) {

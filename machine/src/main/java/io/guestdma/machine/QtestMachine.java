@@ -35,7 +35,8 @@ import java.util.Objects;
  *
  * Exit status: 0 at end of the qtest input, on QMP {@code quit} and on SIGTERM (libqtest ends QEMU
  * with SIGTERM and treats anything but status 0 as a crash); 1 if an image cannot be opened, a
- * socket cannot be reached or the streams fail; 2 for a bad command line (with a message and the
+ * socket cannot be reached, the streams fail or an {@code -incoming} migration stream is refused
+ * (the machine never runs from it, as QEMU exits); 2 for a bad command line (with a message and the
  * usage on standard error).
  */
 public final class QtestMachine {
@@ -53,7 +54,7 @@ public final class QtestMachine {
      */
     public static void main(String[] args) {
         int status = run(args, System.in, new FileOutputStream(FileDescriptor.out), System.err,
-                QtestMachine::endOnSignal, () -> Runtime.getRuntime().halt(0));
+                QtestMachine::endOnSignal, () -> Runtime.getRuntime().halt(0), () -> Runtime.getRuntime().halt(1));
         System.exit(status);
     }
 
@@ -97,11 +98,11 @@ public final class QtestMachine {
      * @throws NullPointerException if an argument is null
      */
     public static int run(String[] args, InputStream in, OutputStream out, PrintStream err) {
-        return run(args, in, out, err, machine -> { }, () -> { });
+        return run(args, in, out, err, machine -> { }, () -> { }, () -> { });
     }
 
     private static int run(String[] args, InputStream in, OutputStream out, PrintStream err,
-                           Consumer<PcMachine> onStart, Runnable afterQuit) {
+                           Consumer<PcMachine> onStart, Runnable afterQuit, Runnable afterRefusedIncoming) {
         Objects.requireNonNull(in, "in");
         Objects.requireNonNull(out, "out");
         List<String> arguments = List.of(args);
@@ -134,6 +135,14 @@ public final class QtestMachine {
         onStart.accept(machine);
         List<Closeable> connections = new ArrayList<>();
         try {
+            if (launch.incoming() != null) {
+                // Listening before the monitor connects: once QMP answers, a source can migrate here.
+                machine.migration().listen(launch.incoming(), e -> {
+                    err.println("qtest-machine: load of migration failed: " + e.getMessage());
+                    closeQuietly(machine);
+                    afterRefusedIncoming.run();
+                });
+            }
             InputStream qtestIn = in;
             OutputStream qtestOut = out;
             Closeable qtestConnection = in;

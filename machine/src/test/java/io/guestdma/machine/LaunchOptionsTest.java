@@ -32,6 +32,20 @@ class LaunchOptionsTest {
     }
 
     @Test
+    void incomingNamesWhereTheMigrationArrives() {
+        assertThat(LaunchOptions.parse(List.of("-m", "16M")).incoming()).isNull();
+        assertThat(LaunchOptions.parse(List.of("-incoming", "tcp:127.0.0.1:4444", "-m", "16M")).incoming())
+                .isEqualTo(new io.guestdma.migration.MigrationUri.Tcp("127.0.0.1", 4444));
+        assertThat(LaunchOptions.parse(List.of("-incoming", "unix:/tmp/m.sock")).incoming())
+                .isEqualTo(new io.guestdma.migration.MigrationUri.Unix(Path.of("/tmp/m.sock")));
+        assertThat(LaunchOptions.parse(List.of("-incoming", "file:/tmp/snap")).incoming())
+                .isEqualTo(new io.guestdma.migration.MigrationUri.File(Path.of("/tmp/snap")));
+        assertBad("-incoming defer: migration URI 'defer' has no scheme", "-incoming", "defer");
+        assertBad("-incoming exec:cat", "-incoming", "exec:cat");
+        assertBad("option -incoming needs a value", "-incoming");
+    }
+
+    @Test
     void whatThisMachineIsNotIsRefused() {
         assertBad("-machine q35 is not supported", "-machine", "q35");
         assertBad("-machine accel kvm is not supported", "-machine", "pc,accel=kvm");

@@ -261,6 +261,9 @@ public final class BenchReport {
         key(root, "nbd_write_64k_qd1_vs_qemu_img_bench", nbdOverQemuImg("NbdWriteBenchmark.writeQd1", 1));
         key(root, "nbd_write_64k_qd16_vs_qemu_img_bench", nbdOverQemuImg("NbdWriteBenchmark.writeQd16", 16));
         key(root, "nbd_write_64k_alloc_bytes_per_op", allocForks("NbdWriteBenchmark.writeQd1"));
+        key(root, "migration_ram_throughput_over_socket", migrationOverRaw());
+        key(root, "migration_downtime_ms_1g_idle", migrationDowntimeMs());
+        key(root, "migration_alloc_bytes_per_page", migrationAllocPerPage());
         // The reference itself: its median is what the two ratios above divide by.
         key(root, "qemu_img_bench_write_64k_qd1_ops_per_s", qemuImg.getOrDefault(1, List.of()));
         key(root, "qemu_img_bench_write_64k_qd16_ops_per_s", qemuImg.getOrDefault(16, List.of()));
@@ -319,6 +322,22 @@ public final class BenchReport {
     /** Time of the shared DMA loop alone over the IDE's whole MAP path, both over a null disk. */
     private List<Double> dmaBlockIoOverIde() {
         return ratio(opsForks("IdeOverheadBenchmark.write", "mode", "MAP"), opsForks("DmaBlockIoBenchmark.write"));
+    }
+
+    /** RAM migrated per second over the same bytes sent raw to the same receiver, fork by fork. */
+    private List<Double> migrationOverRaw() {
+        return ratio(opsForks("MigrationBenchmark.migrateRam"), opsForks("MigrationBenchmark.rawBulk"));
+    }
+
+    /** The switchover of an idle 1 GiB guest in milliseconds, per fork. */
+    private List<Double> migrationDowntimeMs() {
+        return opsForks("MigrationDowntimeBenchmark.switchover").stream().map(ops -> 1e3 / ops).toList();
+    }
+
+    /** Heap bytes a migration allocates per guest page, per fork. */
+    private List<Double> migrationAllocPerPage() {
+        return allocForks("MigrationBenchmark.migrateRam").stream()
+                .map(bytes -> bytes / MigrationBenchmark.PAGES).toList();
     }
 
     /** NbdBackend's writes per second over qemu-img bench's at the same depth, measured in this run. */
@@ -538,6 +557,10 @@ public final class BenchReport {
                 vhostGuest.getOrDefault(VhostUserGuestBench.SEQWRITE, List.of()), ">= 1.0", x -> x >= 1.0, "%.2f");
         target(rows, "vhost_user_blk_alloc_bytes_per_request (spread max: worst fork)",
                 allocForks("VhostUserBlkBenchmark.read4kQd32"), "<= 16", x -> x <= 16, "%.2f");
+        target(rows, "migration_ram_throughput_over_socket", migrationOverRaw(), ">= 0.8", x -> x >= 0.8, "%.2f");
+        target(rows, "migration_downtime_ms_1g_idle", migrationDowntimeMs(), "<= 50", x -> x <= 50, "%.1f");
+        target(rows, "migration_alloc_bytes_per_page (spread max: worst fork)", migrationAllocPerPage(), "<= 1",
+                x -> x <= 1, "%.3f");
         Figure.of(controlScaling()).ifPresent(control -> rows.add(new String[] {
                 "(control: two_thread_scaling of unshared work)", String.format(Locale.ROOT, "%.2f", control.median()),
                 spreadText(control, "%.2f"), "", ""}));

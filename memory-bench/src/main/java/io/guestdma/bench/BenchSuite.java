@@ -105,6 +105,8 @@ public final class BenchSuite {
         plan.add(new Batch("IdeOverheadBenchmark\\.write", params("mode", "COPY"), false, Pace.MICRO));
         // vhost-user-blk's request path under a fake VMM (its allocation per request decides a target).
         plan.add(new Batch("VhostUserBlkBenchmark\\.\\w+", Map.of(), true, Pace.DEVICE));
+        // Live migration, deciding: RAM pre-copy against a raw transfer, and the 1 GiB switchover.
+        plan.add(new Batch("MigrationBenchmark\\.\\w+|MigrationDowntimeBenchmark\\.\\w+", Map.of(), true, Pace.DEVICE));
         // The remote disk last, deciding: the report runs its reference (qemu-img bench against the
         // same kind of export) right after it, so both see the machine in the same state.
         plan.add(new Batch("NbdWriteBenchmark\\.\\w+", Map.of(), true, Pace.NETWORK));

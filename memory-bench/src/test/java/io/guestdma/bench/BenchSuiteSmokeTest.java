@@ -73,7 +73,10 @@ class BenchSuiteSmokeTest {
                 "qemu_img_bench_write_64k_qd16_ops_per_s", "qemu_img_bench_write_64k_qd16_ops_per_s_spread",
                 "vhost_user_blk_guest_randread_4k_qd32_vs_qsd", "vhost_user_blk_guest_randread_4k_qd32_vs_qsd_spread",
                 "vhost_user_blk_guest_seqwrite_64k_qd1_vs_qsd", "vhost_user_blk_guest_seqwrite_64k_qd1_vs_qsd_spread",
-                "vhost_user_blk_alloc_bytes_per_request", "vhost_user_blk_alloc_bytes_per_request_spread");
+                "vhost_user_blk_alloc_bytes_per_request", "vhost_user_blk_alloc_bytes_per_request_spread",
+                "migration_ram_throughput_over_socket", "migration_ram_throughput_over_socket_spread",
+                "migration_downtime_ms_1g_idle", "migration_downtime_ms_1g_idle_spread",
+                "migration_alloc_bytes_per_page", "migration_alloc_bytes_per_page_spread");
         @SuppressWarnings("unchecked")
         Map<String, Object> write64k = (Map<String, Object>) summary.get("ide_write_64k_16prd");
         assertThat(write64k).containsOnlyKeys("copy_ops_s", "map_filechannel_ops_s", "map_native_ops_s", "map_over_copy",

@@ -23,7 +23,8 @@ class BenchSuiteTest {
             ThreadScalingBenchmark.class, DebugModeBenchmark.class, RingViewBenchmark.class, IommuMapBenchmark.class,
             DmaBlockIoBenchmark.class, NbdWriteBenchmark.class, VirtioBlkBenchmark.class,
             VirtioBlkWriteBenchmark.class, NetRxBenchmark.class, NetRxMapCopyBenchmark.class,
-            NetLoopbackBenchmark.class, VhostUserBlkBenchmark.class);
+            NetLoopbackBenchmark.class, VhostUserBlkBenchmark.class, MigrationBenchmark.class,
+            MigrationDowntimeBenchmark.class);
 
     /** One case: a benchmark method and one value for each of its class's parameters. */
     private record Case(String name, Map<String, String> params) {
@@ -32,7 +33,7 @@ class BenchSuiteTest {
     @Test
     void thePlanRunsEveryCaseExactlyOnce() {
         List<Case> cases = cases();
-        assertThat(cases).as("the suite's size, as bin/bench documents it").hasSize(76);
+        assertThat(cases).as("the suite's size, as bin/bench documents it").hasSize(79);
         for (Case c : cases) {
             List<BenchSuite.Batch> matching = BenchSuite.plan().stream().filter(b -> runs(b, c)).toList();
             assertThat(matching).as("batches that run %s", c).hasSize(1);
@@ -73,7 +74,10 @@ class BenchSuiteTest {
                 new Case("io.guestdma.bench.NetRxBenchmark.rx64b", Map.of("bufferBytes", "65536")),
                 new Case("io.guestdma.bench.NetRxMapCopyBenchmark.rx9000b", Map.of("path", "MAP")),
                 new Case("io.guestdma.bench.NetRxMapCopyBenchmark.rx9000b", Map.of("path", "COPY")),
-                new Case("io.guestdma.bench.NetLoopbackBenchmark.txRx1514b", Map.of()));
+                new Case("io.guestdma.bench.NetLoopbackBenchmark.txRx1514b", Map.of()),
+                new Case("io.guestdma.bench.MigrationBenchmark.migrateRam", Map.of()),
+                new Case("io.guestdma.bench.MigrationBenchmark.rawBulk", Map.of()),
+                new Case("io.guestdma.bench.MigrationDowntimeBenchmark.switchover", Map.of()));
         for (Case c : deciding) {
             assertThat(BenchSuite.plan().stream().filter(b -> runs(b, c)).toList())
                     .as("the batch of %s", c).singleElement().matches(BenchSuite.Batch::deciding, "deciding");

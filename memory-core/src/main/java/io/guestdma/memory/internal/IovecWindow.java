@@ -1,4 +1,4 @@
-package io.guestdma.block;
+package io.guestdma.memory.internal;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -9,18 +9,22 @@ import java.lang.foreign.ValueLayout;
  * copied (entries, not bytes) into a scratch array, which the socket calls then consume as they
  * make progress. The caller's array is never modified, so it stays valid for its next use.
  */
-final class IovecWindow {
+public final class IovecWindow {
     /** {@code sizeof(struct iovec)}. */
-    static final long ENTRY = 16;
+    public static final long ENTRY = 16;
 
     private IovecWindow() {
     }
 
     /**
+     * Makes sure a scratch array holds enough entries.
+     *
+     * @param current the array in use
+     * @param entries how many entries are needed
      * @return {@code current} if it holds {@code entries} entries, else a larger array (freed by
      *         the garbage collector with its owner)
      */
-    static MemorySegment ensure(MemorySegment current, int entries) {
+    public static MemorySegment ensure(MemorySegment current, int entries) {
         if (current.byteSize() >= entries * ENTRY) {
             return current;
         }
@@ -33,9 +37,15 @@ final class IovecWindow {
      * {@code [from, from + bytes)} into {@code dst} from entry {@code at}, trimming the first and
      * the last to the range.
      *
+     * @param src   the caller's iovec array
+     * @param count how many of its entries are in use
+     * @param from  the first byte of the range, counted over the entries
+     * @param bytes the range's length
+     * @param dst   the scratch array
+     * @param at    the first entry of {@code dst} to write
      * @return how many entries were written
      */
-    static int copy(MemorySegment src, int count, long from, long bytes, MemorySegment dst, int at) {
+    public static int copy(MemorySegment src, int count, long from, long bytes, MemorySegment dst, int at) {
         long start = 0;
         int i = 0;
         while (i < count) {
@@ -67,9 +77,13 @@ final class IovecWindow {
      * Consumes {@code n} bytes from entries {@code [first, end)}: fully used entries are skipped,
      * a partly used one is trimmed in place.
      *
+     * @param iov   the iovec array
+     * @param first the first entry with bytes left
+     * @param end   one past the last entry in use
+     * @param n     bytes a call consumed
      * @return the first entry with bytes left ({@code end} when all are used)
      */
-    static int advance(MemorySegment iov, int first, int end, long n) {
+    public static int advance(MemorySegment iov, int first, int end, long n) {
         int i = first;
         long left = n;
         while (i < end) {

@@ -1,7 +1,6 @@
-package io.guestdma.block;
+package io.guestdma.memory.internal;
 
 import io.guestdma.memory.posix.Errno;
-import io.guestdma.memory.internal.Posix;
 import io.guestdma.memory.posix.PosixException;
 
 import java.io.EOFException;
@@ -27,7 +26,7 @@ import java.util.concurrent.TimeUnit;
  * to another file: the owner closes only once no thread can still use it. To wake threads
  * blocked on the socket, {@link #shutdown()} (which close would not do).
  */
-final class SocketFd {
+public final class SocketFd {
     private static final int UNIX_PATH_MAX = 108;
 
     private final int fd;
@@ -44,10 +43,13 @@ final class SocketFd {
      * connect and every later call fail rather than block for longer ({@link #clearTimeouts()}
      * lifts them).
      *
+     * @param target       a Unix-domain or resolved IPv4/IPv6 address
+     * @param timeoutNanos the bound on the connect and on every later call
+     * @return the connected socket, owned by the caller
      * @throws IOException naming the target and the errno (ECONNREFUSED, ENOENT...), or saying the
      *                     connect timed out
      */
-    static SocketFd connect(SocketAddress target, long timeoutNanos) throws IOException {
+    public static SocketFd connect(SocketAddress target, long timeoutNanos) throws IOException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment address;
             int family;
@@ -119,16 +121,21 @@ final class SocketFd {
     /**
      * Bounds every later read (and write) to {@code nanos}: a call that waits longer fails with EAGAIN.
      *
+     * @param nanos the bound
      * @throws PosixException if the socket refuses the option
      */
-    void receiveTimeout(long nanos) throws PosixException {
+    public void receiveTimeout(long nanos) throws PosixException {
         try (Arena arena = Arena.ofConfined()) {
             setTimeouts(arena, Math.max(nanos, 1000));
         }
     }
 
-    /** Lifts the connect-time timeouts: from now on calls block until they can proceed. */
-    void clearTimeouts() throws PosixException {
+    /**
+     * Lifts the connect-time timeouts: from now on calls block until they can proceed.
+     *
+     * @throws PosixException if the socket refuses the option
+     */
+    public void clearTimeouts() throws PosixException {
         try (Arena arena = Arena.ofConfined()) {
             setTimeouts(arena, 0);
         }
@@ -137,10 +144,11 @@ final class SocketFd {
     /**
      * Fills {@code dst} completely.
      *
+     * @param dst native memory to fill
      * @throws EOFException if the peer closed the connection first
      * @throws PosixException if a read fails (EAGAIN: the receive timeout passed)
      */
-    void readFully(MemorySegment dst) throws IOException {
+    public void readFully(MemorySegment dst) throws IOException {
         long done = 0;
         long total = dst.byteSize();
         while (done < total) {
@@ -152,8 +160,14 @@ final class SocketFd {
         }
     }
 
-    /** Writes all of {@code src}. */
-    void writeFully(MemorySegment src, MemorySegment iovec) throws IOException {
+    /**
+     * Writes all of {@code src}.
+     *
+     * @param src   the bytes
+     * @param iovec scratch native memory for one {@code struct iovec}
+     * @throws IOException if a write fails (EPIPE: the peer is gone)
+     */
+    public void writeFully(MemorySegment src, MemorySegment iovec) throws IOException {
         iovec.set(ValueLayout.JAVA_LONG, 0, src.address());
         iovec.set(ValueLayout.JAVA_LONG, 8, src.byteSize());
         long left = src.byteSize();
@@ -164,18 +178,32 @@ final class SocketFd {
         }
     }
 
-    /** @return bytes read into the iovecs; 0 when the peer closed the connection */
-    long readv(MemorySegment iovecs, int count) throws PosixException {
+    /**
+     * One scattering read.
+     *
+     * @param iovecs a native {@code struct iovec} array
+     * @param count  entries to use (at most {@link Posix#IOV_MAX} are)
+     * @return bytes read into the iovecs; 0 when the peer closed the connection
+     * @throws PosixException if the read fails
+     */
+    public long readv(MemorySegment iovecs, int count) throws PosixException {
         return Posix.readv(fd, iovecs, Math.min(count, Posix.IOV_MAX));
     }
 
-    /** @return bytes written from the iovecs */
-    long writev(MemorySegment iovecs, int count) throws PosixException {
+    /**
+     * One gathering write.
+     *
+     * @param iovecs a native {@code struct iovec} array
+     * @param count  entries to use (at most {@link Posix#IOV_MAX} are)
+     * @return bytes written from the iovecs
+     * @throws PosixException if the write fails
+     */
+    public long writev(MemorySegment iovecs, int count) throws PosixException {
         return Posix.writev(fd, iovecs, Math.min(count, Posix.IOV_MAX));
     }
 
     /** Wakes every thread blocked on the socket and makes later calls fail. Idempotent. */
-    synchronized void shutdown() {
+    public synchronized void shutdown() {
         if (!shut && !closed) {
             shut = true;
             try {
@@ -187,7 +215,7 @@ final class SocketFd {
     }
 
     /** Shuts down the sending side only: the peer reads end of file, replies can still arrive. */
-    synchronized void shutdownOutput() {
+    public synchronized void shutdownOutput() {
         if (shut || closed) {
             return;
         }
@@ -199,7 +227,7 @@ final class SocketFd {
     }
 
     /** Shuts down and releases the descriptor. Idempotent. Only when no thread can still use it. */
-    synchronized void close() {
+    public synchronized void close() {
         if (!closed) {
             shutdown();
             closed = true;
