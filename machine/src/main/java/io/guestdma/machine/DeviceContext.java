@@ -243,6 +243,18 @@ public final class DeviceContext {
     }
 
     /**
+     * Has the machine run something when it stops (QMP {@code stop}, a migration's switchover,
+     * waiting for an incoming migration), such as a device quiescing: once it returns, the device
+     * must not touch guest memory until the machine continues.
+     *
+     * @param action the pause action
+     * @throws NullPointerException if action is null
+     */
+    public void onPause(Runnable action) {
+        machine.onPause(Objects.requireNonNull(action, "action"));
+    }
+
+    /**
      * Has the machine run something when it continues after a stop (QMP {@code cont}), such as a
      * device retrying the requests its stop policy held.
      *

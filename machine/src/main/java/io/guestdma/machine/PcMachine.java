@@ -56,6 +56,7 @@ public final class PcMachine implements AutoCloseable {
     private final List<io.guestdma.net.NetBackend> netBackends = new ArrayList<>();
     private final List<Runnable> resetActions = new ArrayList<>();
     private final List<Runnable> resumeActions = new java.util.concurrent.CopyOnWriteArrayList<>();
+    private final List<Runnable> pauseActions = new java.util.concurrent.CopyOnWriteArrayList<>();
     private final boolean[] irqLevels = new boolean[16];
     private volatile IrqListener irqListener = (line, level) -> { };
     private volatile java.util.function.Consumer<MachineEvent> eventListener = event -> { };
@@ -515,8 +516,8 @@ public final class PcMachine implements AutoCloseable {
     }
 
     /**
-     * Stops the machine (QMP {@code stop}): the IDE controller pauses, data in flight finishes
-     * its chunk and nothing more moves. A {@link MachineEvent.Stopped} event follows unless the
+     * Stops the machine (QMP {@code stop}): the IDE controller and the virtio devices pause, data
+     * in flight finishes its chunk or request and nothing more moves. A {@link MachineEvent.Stopped} event follows unless the
      * machine was stopped already. While it waits for an incoming migration it stays waiting, and
      * stays paused once the stream is loaded (QEMU's autostart off).
      *
@@ -531,7 +532,7 @@ public final class PcMachine implements AutoCloseable {
             if (!runState.equals("running")) {
                 return;
             }
-            ide.pause();
+            pauseDevices();
             runState = "paused";
             eventListener.accept(new MachineEvent.Stopped());
         }
@@ -573,7 +574,7 @@ public final class PcMachine implements AutoCloseable {
     boolean stopForMigration() {
         synchronized (runLock) {
             boolean wasRunning = runState.equals("running");
-            ide.pause();
+            pauseDevices();
             runState = "finish-migrate";
             if (wasRunning) {
                 eventListener.accept(new MachineEvent.Stopped());
@@ -606,7 +607,7 @@ public final class PcMachine implements AutoCloseable {
     /** The machine waits for an incoming migration ({@code -incoming}): run state {@code inmigrate}. */
     void enterInmigrate() {
         synchronized (runLock) {
-            ide.pause();
+            pauseDevices();
             runState = "inmigrate";
         }
     }
@@ -725,6 +726,19 @@ public final class PcMachine implements AutoCloseable {
     /** What a device does when the machine continues (QMP cont): retry requests a stop policy held. */
     void onResume(Runnable action) {
         resumeActions.add(action);
+    }
+
+    /** What a device does when the machine stops: quiesce. */
+    void onPause(Runnable action) {
+        pauseActions.add(action);
+    }
+
+    /** Under runLock: the IDE controller and every other device stop touching guest memory. */
+    private void pauseDevices() {
+        ide.pause();
+        for (Runnable action : pauseActions) {
+            action.run();
+        }
     }
 
     /** Stops the IDE controller, closes the images and frees guest RAM. Idempotent. */

@@ -86,6 +86,8 @@ final class VirtioPciFunction {
                 (function.command() & 0xff) | PciFunction.COMMAND_MASTER));
         machine.pci().attach(slot, fn, function);
         machine.onReset(this::reset);
+        machine.onPause(transport::pause);
+        machine.onResume(transport::unpause);
         // the transport drives INTx to its saved level when it loads; the machine's section,
         // loaded first, has restored the command register that gates it
         machine.addState(transport.migrationState(name));

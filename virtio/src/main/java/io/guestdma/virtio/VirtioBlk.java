@@ -123,6 +123,8 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
     /** Whether the driver wrote the writeback field since the last reset (else the device's default holds). */
     private volatile boolean writeCacheChosen;
     private volatile boolean stopped;
+    /** The machine is stopped: no queue starts a request (see {@link #pause()}). */
+    private volatile boolean paused;
     private volatile Runnable stopListener = () -> { };
     private volatile ErrorListener errorListener = (write, action, cause) -> { };
     private Bus bus;
@@ -329,6 +331,27 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
      */
     public void onStop(Runnable listener) {
         stopListener = Objects.requireNonNull(listener, "listener");
+    }
+
+    /**
+     * Stops every queue after the request it is running; returns once none runs. Requests the
+     * guest makes available meanwhile wait in the ring.
+     */
+    @Override
+    public void pause() {
+        paused = true;
+        for (Worker w : workers) {
+            w.awaitNotRunning();
+        }
+    }
+
+    /** Lets every queue run again and looks at each ring. */
+    @Override
+    public void unpause() {
+        paused = false;
+        for (Worker w : workers) {
+            w.kick();
+        }
     }
 
     /** {@return whether a failed request stopped the device (STOP policy)} */
@@ -542,6 +565,12 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
             }
         }
 
+        /** Waits until this queue runs no request (a run that starts later sees the pause). */
+        void awaitNotRunning() {
+            runLock.lock();
+            runLock.unlock();
+        }
+
         private void run() {
             scheduled.set(false);
             runLock.lock();
@@ -561,6 +590,9 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
         }
 
         private void drain(int startEpoch) {
+            if (paused) {
+                return; // unpause() kicks every queue again
+            }
             Virtqueue q = bus.queue(index);
             if (holding) {
                 if (stopped) {
@@ -578,7 +610,7 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
 
         @Override
         public boolean stopBeforeNext() {
-            return stopped || epoch != drainEpoch;
+            return stopped || paused || epoch != drainEpoch;
         }
 
         @Override

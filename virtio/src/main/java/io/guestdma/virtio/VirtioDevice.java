@@ -85,6 +85,23 @@ public interface VirtioDevice {
         return 0;
     }
 
+    /**
+     * Quiesces the device, as QEMU's VM stop does: work in progress finishes, then the device
+     * touches guest memory no more and raises no interrupt until {@link #unpause()}; notifications
+     * and backend events that come meanwhile wait (frames in the backend's bounded queue). The
+     * machine calls it when it stops, and before a migration saves the device. The default does
+     * nothing, for a device that only works inside the notify that asks for it.
+     */
+    default void pause() {
+    }
+
+    /**
+     * Ends {@link #pause()}: the device looks at its queues and backend again, as if notified.
+     * The default does nothing.
+     */
+    default void unpause() {
+    }
+
     /** {@return the number of queues} */
     int queueCount();
 

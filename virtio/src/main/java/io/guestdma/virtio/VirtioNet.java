@@ -114,6 +114,8 @@ public final class VirtioNet implements VirtioDevice, AutoCloseable {
     private final AtomicBoolean txKicked = new AtomicBoolean();
     private final AtomicBoolean linkKicked = new AtomicBoolean();
     private volatile boolean closed;
+    /** The machine is stopped: no frame moves (see {@link #pause()}). */
+    private volatile boolean paused;
     private volatile boolean linkUp;
     private Bus bus;
 
@@ -295,6 +297,11 @@ public final class VirtioNet implements VirtioDevice, AutoCloseable {
 
     @Override
     public void queueNotified(int index) {
+        if (paused) {
+            // remembered: unpause() looks at both queues
+            txKicked.set(true);
+            return;
+        }
         if (index == RX && !inlineNotify) {
             kick(); // new receive buffers: waiting frames may fit now
             return;
@@ -415,6 +422,26 @@ public final class VirtioNet implements VirtioDevice, AutoCloseable {
         return txDropped.get();
     }
 
+    /**
+     * Stops moving frames after the one in progress; returns once the device is still. Frames
+     * from the backend wait in its bounded queue (then drop, counted), as QEMU's netdev queues
+     * them while the VM is stopped; a link change waits too.
+     */
+    @Override
+    public void pause() {
+        paused = true;
+        runLock.lock();
+        runLock.unlock();
+    }
+
+    /** Moves frames again: the transmit queue, then waiting frames, then a pending link change. */
+    @Override
+    public void unpause() {
+        paused = false;
+        txKicked.set(true);
+        kick();
+    }
+
     /** {@return whether the worker has nothing to do: no kick pending and no work running} */
     public boolean isIdle() {
         return !kicked.get() && !runLock.isLocked();
@@ -468,11 +495,17 @@ public final class VirtioNet implements VirtioDevice, AutoCloseable {
                 LockSupport.park(this);
                 continue;
             }
+            if (paused) {
+                continue; // the flags stay set: unpause() kicks again
+            }
             if (linkKicked.getAndSet(false) && bus != null) {
                 bus.configChanged();
             }
             runLock.lock();
             try {
+                if (paused) {
+                    continue;
+                }
                 if (txKicked.getAndSet(false)) {
                     drainTx();
                     drainCtrl();

@@ -1035,6 +1035,20 @@ public final class VirtioPci {
         return vector;
     }
 
+    /**
+     * The machine stops (QMP stop, a migration's switchover): the device finishes its work in
+     * progress and then leaves guest memory and the interrupt alone until {@link #unpause()}
+     * (see {@link VirtioDevice#pause()}); registers stay accessible.
+     */
+    public void pause() {
+        device.pause();
+    }
+
+    /** The machine runs again: the device looks at its queues as if notified. */
+    public void unpause() {
+        device.unpause();
+    }
+
     // ------------------------------------------------------------------ interrupts
 
     /** Under irqLock. */

@@ -19,6 +19,8 @@ import java.util.Random;
 import java.util.concurrent.atomic.AtomicBoolean;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.junit.jupiter.api.io.TempDir;
 
 class VirtioBlkTest {
@@ -133,6 +135,25 @@ class VirtioBlkTest {
         assertThat(status).isEqualTo(VirtioBlk.S_OK);
         assertThat(imageBytes(100 * 512, 4096)).isEqualTo(pattern);
         assertThat(driver.usedLen(0, 1)).isEqualTo(1);
+    }
+
+    @ParameterizedTest
+    @ValueSource(booleans = {true, false})
+    void aPausedDeviceStartsNoRequestUntilUnpaused(boolean ioThreads) throws Exception {
+        start(VirtioBlkConfig.defaults().withIoThreads(ioThreads), image(), FEATURES, 0);
+        blk.pause();
+        header(HDR, VirtioBlk.T_IN, 5);
+        memory.writeByte(STATUS, (byte) 0x55);
+        driver.submit(0, List.of(new Buf(HDR, 16, false), new Buf(DATA, 512, true), new Buf(STATUS, 1, true)));
+        driver.notify(0);
+        Thread.sleep(100);
+        assertThat(driver.usedIdx(0)).as("nothing completes while paused").isZero();
+        assertThat(memory.readByte(STATUS)).isEqualTo((byte) 0x55);
+        assertThat(blk.isIdle()).isTrue();
+        blk.unpause();
+        driver.awaitUsed(0, 1);
+        assertThat(memory.readByte(STATUS)).isZero();
+        assertThat(guestBytes(DATA, 512)).isEqualTo(imageBytes(5 * 512, 512));
     }
 
     @Test

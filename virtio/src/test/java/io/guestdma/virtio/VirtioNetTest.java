@@ -134,6 +134,25 @@ class VirtioNetTest {
     }
 
     @Test
+    void aPausedDeviceMovesNoFrameUntilUnpaused() throws InterruptedException {
+        start(loopback(), MRG);
+        Random random = new Random(3);
+        byte[] f = frame(random, 1000);
+        driver.submit(VirtioNet.RX, List.of(new Buf(RX_BUF, 2048, true)));
+        driver.notify(VirtioNet.RX);
+        pci.pause();
+        transmit(f, 1);
+        Thread.sleep(200);
+        assertThat(driver.usedIdx(VirtioNet.TX)).as("nothing transmitted while paused").isZero();
+        assertThat(driver.usedIdx(VirtioNet.RX)).as("nothing received while paused").isZero();
+        assertThat(intx).as("no interrupt while paused").isFalse();
+        pci.unpause();
+        driver.awaitUsed(VirtioNet.TX, 1);
+        driver.awaitUsed(VirtioNet.RX, 1);
+        assertThat(read(RX_BUF + 12, 1000)).isEqualTo(f);
+    }
+
+    @Test
     void frameSpreadsOverSeveralChainsWithNumBuffers() {
         start(loopback(), MRG);
         byte[] f = frame(new Random(2), 5000);
