@@ -173,6 +173,100 @@ class MigrationProcessTest {
         }
     }
 
+    /** One virtio-blk request of 4 KiB at {@code sector}, waited for; returns the status byte. */
+    private static int virtioRequest(VirtioDriver d, int type, long sector, long buffer) {
+        VirtioBlkConformanceTest.header(d, type, sector);
+        d.c.memset(VirtioBlkConformanceTest.STATUS, 1, 0x55);
+        int before = d.usedIdx();
+        d.offer(d.place(VirtioBlkConformanceTest.chain(new VirtioDriver.Buf(buffer, 4096, type == 0))));
+        d.kick();
+        assertThat(d.await((before + 1) & 0xffff)).as("request done").isTrue();
+        return (int) d.read(VirtioBlkConformanceTest.STATUS, 1);
+    }
+
+    @Test
+    void migrateWithVirtioBlkLoadLeavesTheDestinationRamAndDiskEqualAndItsQueueGoesOn() throws Exception {
+        Path dir = Files.createTempDirectory("migration-process-virtio");
+        Path image = dir.resolve("disk.img");
+        byte[] disk = new byte[8 << 20];
+        new Random(23).nextBytes(disk);
+        Files.write(image, disk);
+        Path socket = dir.resolve("migrate.sock");
+        List<String> binary = List.of(ProcessTarget.findScript().toString());
+        try (NbdServer nbd = NbdServer.qemuNbd(image, dir, "shared")) {
+            List<String> devices = List.of("-drive", "file=" + nbd.address() + ",if=none,id=v0,format=raw",
+                    "-device", "virtio-blk-pci,drive=v0,addr=04.0");
+            List<String> sourceArgs = new ArrayList<>(List.of("-m", RAM_MIB + "M"));
+            sourceArgs.addAll(devices);
+            List<String> destinationArgs = new ArrayList<>(sourceArgs);
+            destinationArgs.addAll(List.of("-incoming", "unix:" + socket));
+            LibqtestLaunchTest.Launched source = LibqtestLaunchTest.launch(binary, sourceArgs, true);
+            LibqtestLaunchTest.Launched destination = LibqtestLaunchTest.launch(binary, destinationArgs, true);
+            List<JsonNode> sourceEvents = new ArrayList<>();
+            List<JsonNode> destinationEvents = new ArrayList<>();
+            try (QtestClient src = qtest("source", source); QtestClient dst = qtest("destination", destination)) {
+                for (LibqtestLaunchTest.Launched m : List.of(source, destination)) {
+                    m.read();
+                    assertThat(command(m, "{\"execute\": \"qmp_capabilities\"}", new ArrayList<>()).has("return")).isTrue();
+                }
+                src.memset(0x100000, (RAM_MIB - 2) << 20, 0x3c);
+                VirtioDriver d = new VirtioDriver(src);
+                d.plugIn(true);
+                d.start(VirtioBlkConformanceTest.FEATURES, 16);
+                assertThat(command(source, "{\"execute\": \"migrate-set-parameters\", \"arguments\": "
+                        + "{\"max-bandwidth\": 8388608, \"downtime-limit\": 100}}", sourceEvents).has("return")).isTrue();
+                assertThat(command(source, "{\"execute\": \"migrate\", \"arguments\": {\"uri\": \"unix:" + socket
+                        + "\"}}", sourceEvents).has("return")).isTrue();
+
+                // virtio-blk writes to the disk and reads into RAM while pages go out
+                Random random = new Random(29);
+                int rounds = 0;
+                while (true) {
+                    JsonNode info = command(source, "{\"execute\": \"query-migrate\"}", sourceEvents).path("return");
+                    assertThat(info.path("status").asText()).isIn("setup", "active");
+                    if (info.path("status").asText().equals("active") && info.path("ram").path("remaining").asLong() < (4 << 20)) {
+                        break;
+                    }
+                    byte[] pattern = new byte[4096];
+                    random.nextBytes(pattern);
+                    src.memwrite(VirtioBlkConformanceTest.DATA, pattern);
+                    int sector = random.nextInt(2000) & ~7;
+                    assertThat(virtioRequest(d, 1, sector, VirtioBlkConformanceTest.DATA)).isZero();
+                    System.arraycopy(pattern, 0, disk, sector * 512, pattern.length);
+                    assertThat(virtioRequest(d, 0, random.nextInt(4000) & ~7,
+                            READ_BUFFER + rounds % 32 * 4096L)).isZero();
+                    rounds++;
+                }
+                assertThat(rounds).as("load rounds during the migration").isPositive();
+
+                assertThat(awaitEvent(source, sourceEvents, "MIGRATION", "completed")).isNotNull();
+                awaitEvent(destination, destinationEvents, "RESUME", null);
+                for (long at = 0; at < (long) RAM_MIB << 20; at += 1 << 20) {
+                    assertThat(dst.memread(at, 1 << 20)).as("RAM at 0x%x", at).isEqualTo(src.memread(at, 1 << 20));
+                }
+
+                // The destination's queue goes on where the source's stopped: reads see every write.
+                VirtioDriver next = d.movedTo(dst);
+                for (int sector = 0; sector < 2000; sector += 8 * 25) {
+                    assertThat(virtioRequest(next, 0, sector, READ_BUFFER)).isZero();
+                    assertThat(dst.memread(READ_BUFFER, 4096)).as("sector %d", sector)
+                            .isEqualTo(java.util.Arrays.copyOfRange(disk, sector * 512, sector * 512 + 4096));
+                }
+                byte[] last = new byte[4096];
+                random.nextBytes(last);
+                dst.memwrite(VirtioBlkConformanceTest.DATA, last);
+                assertThat(virtioRequest(next, 1, 4000, VirtioBlkConformanceTest.DATA)).isZero();
+                System.arraycopy(last, 0, disk, 4000 * 512, last.length);
+            } finally {
+                assertThat(destination.terminate().status()).isZero();
+                assertThat(source.terminate().status()).isZero();
+            }
+            assertThat(Files.readAllBytes(image)).as("the image holds every write").isEqualTo(disk);
+        } finally {
+            Conformance.deleteTree(dir);
+        }
+    }
+
     @Test
     void aDestinationGivenAGarbageStreamExitsWithStatusOneAndNeverRuns() throws Exception {
         Path dir = Files.createTempDirectory("migration-refused");

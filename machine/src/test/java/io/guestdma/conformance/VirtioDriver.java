@@ -37,6 +37,15 @@ final class VirtioDriver {
         this.c = client;
     }
 
+    /** This driver, ring state and all, talking to another machine: a migration's destination. */
+    VirtioDriver movedTo(QtestClient other) {
+        VirtioDriver moved = new VirtioDriver(other);
+        moved.queueSize = queueSize;
+        moved.nextDesc = nextDesc;
+        moved.availIdx = availIdx;
+        return moved;
+    }
+
     int cfgRead(int function, int register, int size) {
         c.outl(0xcf8, 0x8000_0000 | function << 8 | (register & 0xfc));
         return switch (size) {
