@@ -139,6 +139,8 @@ final class NbdConnection {
     private final long timeoutNanos;
 
     private final Slot[] slots = new Slot[SLOTS];
+    /** How long the reader spins for a reply before it sleeps; used by the reader role only. */
+    private final AdaptivePoll poll = new AdaptivePoll(AdaptivePoll.MAX_NANOS);
     /**
      * Bit i set: slot i is free. One word for all {@link #SLOTS} slots, taken and given back with
      * compare-and-set: a lock here would be contended by every caller at queue depth 16 and
@@ -826,7 +828,13 @@ final class NbdConnection {
     /** Reads one reply (a simple reply, or one structured chunk) and acts on it. */
     private void readReply() throws IOException {
         MemorySegment header = replyHeader;
-        readFully(replyCommon);
+        try {
+            long start = System.nanoTime();
+            boolean polled = socket.readFully(replyCommon, poll.window());
+            poll.waited(System.nanoTime() - start, polled);
+        } catch (EOFException e) {
+            throw disconnecting ? new EOFException("disconnected") : e;
+        }
         int magic = header.get(BE_INT, 0);
         if (magic == SIMPLE_REPLY_MAGIC) {
             simpleReply(header.get(BE_INT, 4), header.get(BE_LONG, 8));

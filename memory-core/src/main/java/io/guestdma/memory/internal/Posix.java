@@ -142,6 +142,9 @@ public final class Posix {
     private static final FunctionDescriptor STREAM_READ = FunctionDescriptor.of(LONG, INT, PTR, LONG);
     private static final FunctionDescriptor STREAM_VECTORED = FunctionDescriptor.of(LONG, INT, PTR, INT);
     private static final MethodHandle READ_FAST = fastDowncall("read", STREAM_READ);
+    private static final MethodHandle RECV_FAST = fastDowncall("recv", FunctionDescriptor.of(LONG, INT, PTR, LONG, INT));
+    /** recv: return at once instead of waiting for data. */
+    private static final int MSG_DONTWAIT = 0x40;
     private static final MethodHandle READV_FAST = fastDowncall("readv", STREAM_VECTORED);
     private static final MethodHandle WRITEV_FAST = fastDowncall("writev", STREAM_VECTORED);
     private static final MethodHandle READ = streamRepeatable(downcall("read", STREAM_READ));
@@ -756,6 +759,25 @@ public final class Posix {
             throw rethrow(t);
         }
         return n >= 0 ? n : repeatCapturing(READ, "read", fd, dst, dst.byteSize(), NO_OFFSET);
+    }
+
+    /**
+     * Takes whatever a socket has already received, without waiting ({@code recv(2)} with
+     * {@code MSG_DONTWAIT}). For polling before a blocking read: a failure is not reported here,
+     * since the blocking read that follows meets it again and reports it with its errno.
+     *
+     * @param fd  the socket
+     * @param dst native memory to fill; all of it is offered to the call
+     * @return bytes read; 0 when the peer closed the connection; -1 when nothing is there yet or
+     *     the call failed
+     */
+    public static long recvNow(int fd, MemorySegment dst) {
+        requireNative(dst);
+        try {
+            return (long) RECV_FAST.invokeExact(fd, dst, dst.byteSize(), MSG_DONTWAIT);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
     }
 
     /**

@@ -149,8 +149,38 @@ public final class SocketFd {
      * @throws PosixException if a read fails (EAGAIN: the receive timeout passed)
      */
     public void readFully(MemorySegment dst) throws IOException {
+        boolean ignored = readFully(dst, 0);
+    }
+
+    /**
+     * Fills {@code dst} completely, first polling the socket for up to {@code pollNanos} before
+     * blocking: a reply that comes back within that time is taken without the thread going to
+     * sleep and being woken, which on an idle (virtual) CPU costs tens of microseconds each time.
+     *
+     * @param dst native memory to fill
+     * @param pollNanos how long to poll before a blocking read; 0 blocks at once
+     * @return whether the first bytes came while polling
+     * @throws EOFException if the peer closed the connection first
+     * @throws PosixException if a read fails (EAGAIN: the receive timeout passed)
+     */
+    public boolean readFully(MemorySegment dst, long pollNanos) throws IOException {
         long done = 0;
         long total = dst.byteSize();
+        if (pollNanos > 0) {
+            long start = System.nanoTime();
+            do {
+                long n = Posix.recvNow(fd, dst);
+                if (n == 0) {
+                    throw new EOFException("the server closed the connection");
+                }
+                if (n > 0) {
+                    done = n;
+                    break;
+                }
+                Thread.onSpinWait();
+            } while (System.nanoTime() - start < pollNanos);
+        }
+        boolean polled = done > 0;
         while (done < total) {
             long n = Posix.read(fd, done == 0 ? dst : dst.asSlice(done));
             if (n == 0) {
@@ -158,6 +188,7 @@ public final class SocketFd {
             }
             done += n;
         }
+        return polled;
     }
 
     /**
