@@ -829,9 +829,14 @@ final class NbdConnection {
     private void readReply() throws IOException {
         MemorySegment header = replyHeader;
         try {
+            // Poll only for a lone request: with several in flight replies come back to back, and
+            // a spinning reader takes the CPU that senders and the server need.
+            boolean alone = Long.bitCount(free.get()) >= SLOTS - 1;
             long start = System.nanoTime();
-            boolean polled = socket.readFully(replyCommon, poll.window());
-            poll.waited(System.nanoTime() - start, polled);
+            boolean polled = socket.readFully(replyCommon, alone ? poll.window() : 0);
+            if (alone) {
+                poll.waited(System.nanoTime() - start, polled);
+            }
         } catch (EOFException e) {
             throw disconnecting ? new EOFException("disconnected") : e;
         }

@@ -63,28 +63,57 @@ class MigrationProcessTest {
         return new QtestClient(name, Channels.newInputStream(m.qtest()), Channels.newOutputStream(m.qtest()), () -> { });
     }
 
-    @Test
-    void migrateWithIdeDmaLoadLeavesTheDestinationRamAndDiskEqualAndRunning() throws Exception {
-        Path dir = Files.createTempDirectory("migration-process");
+    /** A case on a source and a destination machine over one qemu-nbd disk, both past the QMP handshake. */
+    @FunctionalInterface
+    private interface PairBody {
+        void run(Path socket, byte[] disk, LibqtestLaunchTest.Launched source, LibqtestLaunchTest.Launched destination,
+                 QtestClient src, QtestClient dst, List<JsonNode> sourceEvents, List<JsonNode> destinationEvents)
+                throws Exception;
+    }
+
+    /**
+     * Runs a case on two bin/qtest-machine processes (the second waiting with {@code -incoming})
+     * sharing a random 8 MiB disk through qemu-nbd; afterwards both must exit with status 0 and
+     * the image must equal the case's model of it ({@code p.disk()}).
+     *
+     * @param devices the device options for the NBD URI of the shared disk
+     */
+    private static void withPair(String name, long seed, java.util.function.Function<String, List<String>> devices,
+                                 PairBody body) throws Exception {
+        Path dir = Files.createTempDirectory(name);
         Path image = dir.resolve("disk.img");
         byte[] disk = new byte[8 << 20];
-        new Random(19).nextBytes(disk);
+        new Random(seed).nextBytes(disk);
         Files.write(image, disk);
         Path socket = dir.resolve("migrate.sock");
         List<String> binary = List.of(ProcessTarget.findScript().toString());
         try (NbdServer nbd = NbdServer.qemuNbd(image, dir, "shared")) {
-            String drive = "file=" + nbd.address() + ",if=ide,format=raw";
-            LibqtestLaunchTest.Launched source = LibqtestLaunchTest.launch(binary,
-                    List.of("-m", RAM_MIB + "M", "-drive", drive), true);
-            LibqtestLaunchTest.Launched destination = LibqtestLaunchTest.launch(binary,
-                    List.of("-m", RAM_MIB + "M", "-drive", drive, "-incoming", "unix:" + socket), true);
-            List<JsonNode> sourceEvents = new ArrayList<>();
-            List<JsonNode> destinationEvents = new ArrayList<>();
+            List<String> sourceArgs = new ArrayList<>(List.of("-m", RAM_MIB + "M"));
+            sourceArgs.addAll(devices.apply(nbd.address().toString()));
+            List<String> destinationArgs = new ArrayList<>(sourceArgs);
+            destinationArgs.addAll(List.of("-incoming", "unix:" + socket));
+            LibqtestLaunchTest.Launched source = LibqtestLaunchTest.launch(binary, sourceArgs, true);
+            LibqtestLaunchTest.Launched destination = LibqtestLaunchTest.launch(binary, destinationArgs, true);
             try (QtestClient src = qtest("source", source); QtestClient dst = qtest("destination", destination)) {
                 for (LibqtestLaunchTest.Launched m : List.of(source, destination)) {
                     m.read();
                     assertThat(command(m, "{\"execute\": \"qmp_capabilities\"}", new ArrayList<>()).has("return")).isTrue();
                 }
+                body.run(socket, disk, source, destination, src, dst, new ArrayList<>(), new ArrayList<>());
+            } finally {
+                assertThat(destination.terminate().status()).isZero();
+                assertThat(source.terminate().status()).isZero();
+            }
+            assertThat(Files.readAllBytes(image)).as("the image holds every write").isEqualTo(disk);
+        } finally {
+            Conformance.deleteTree(dir);
+        }
+    }
+
+    @Test
+    void migrateWithIdeDmaLoadLeavesTheDestinationRamAndDiskEqualAndRunning() throws Exception {
+        withPair("migration-process", 19, nbd -> List.of("-drive", "file=" + nbd + ",if=ide,format=raw"),
+                (socket, disk, source, destination, src, dst, sourceEvents, destinationEvents) -> {
                 assertThat(command(destination, "{\"execute\": \"query-status\"}", destinationEvents)
                         .path("return").path("status").asText()).isEqualTo("inmigrate");
 
@@ -163,14 +192,7 @@ class MigrationProcessTest {
                     assertThat(dst.memread(READ_BUFFER, SECTORS * 512)).as("sector %d", sector)
                             .isEqualTo(java.util.Arrays.copyOfRange(disk, sector * 512, (sector + SECTORS) * 512));
                 }
-            } finally {
-                assertThat(destination.terminate().status()).isZero();
-                assertThat(source.terminate().status()).isZero();
-            }
-            assertThat(Files.readAllBytes(image)).as("the image holds every write").isEqualTo(disk);
-        } finally {
-            Conformance.deleteTree(dir);
-        }
+        });
     }
 
     /** One virtio-blk request of 4 KiB at {@code sector}, waited for; returns the status byte. */
@@ -186,29 +208,9 @@ class MigrationProcessTest {
 
     @Test
     void migrateWithVirtioBlkLoadLeavesTheDestinationRamAndDiskEqualAndItsQueueGoesOn() throws Exception {
-        Path dir = Files.createTempDirectory("migration-process-virtio");
-        Path image = dir.resolve("disk.img");
-        byte[] disk = new byte[8 << 20];
-        new Random(23).nextBytes(disk);
-        Files.write(image, disk);
-        Path socket = dir.resolve("migrate.sock");
-        List<String> binary = List.of(ProcessTarget.findScript().toString());
-        try (NbdServer nbd = NbdServer.qemuNbd(image, dir, "shared")) {
-            List<String> devices = List.of("-drive", "file=" + nbd.address() + ",if=none,id=v0,format=raw",
-                    "-device", "virtio-blk-pci,drive=v0,addr=04.0");
-            List<String> sourceArgs = new ArrayList<>(List.of("-m", RAM_MIB + "M"));
-            sourceArgs.addAll(devices);
-            List<String> destinationArgs = new ArrayList<>(sourceArgs);
-            destinationArgs.addAll(List.of("-incoming", "unix:" + socket));
-            LibqtestLaunchTest.Launched source = LibqtestLaunchTest.launch(binary, sourceArgs, true);
-            LibqtestLaunchTest.Launched destination = LibqtestLaunchTest.launch(binary, destinationArgs, true);
-            List<JsonNode> sourceEvents = new ArrayList<>();
-            List<JsonNode> destinationEvents = new ArrayList<>();
-            try (QtestClient src = qtest("source", source); QtestClient dst = qtest("destination", destination)) {
-                for (LibqtestLaunchTest.Launched m : List.of(source, destination)) {
-                    m.read();
-                    assertThat(command(m, "{\"execute\": \"qmp_capabilities\"}", new ArrayList<>()).has("return")).isTrue();
-                }
+        withPair("migration-process-virtio", 23, nbd -> List.of("-drive", "file=" + nbd + ",if=none,id=v0,format=raw",
+                "-device", "virtio-blk-pci,drive=v0,addr=04.0"),
+                (socket, disk, source, destination, src, dst, sourceEvents, destinationEvents) -> {
                 src.memset(0x100000, (RAM_MIB - 2) << 20, 0x3c);
                 VirtioDriver d = new VirtioDriver(src);
                 d.plugIn(true);
@@ -257,14 +259,7 @@ class MigrationProcessTest {
                 dst.memwrite(VirtioBlkConformanceTest.DATA, last);
                 assertThat(virtioRequest(next, 1, 4000, VirtioBlkConformanceTest.DATA)).isZero();
                 System.arraycopy(last, 0, disk, 4000 * 512, last.length);
-            } finally {
-                assertThat(destination.terminate().status()).isZero();
-                assertThat(source.terminate().status()).isZero();
-            }
-            assertThat(Files.readAllBytes(image)).as("the image holds every write").isEqualTo(disk);
-        } finally {
-            Conformance.deleteTree(dir);
-        }
+        });
     }
 
     @Test
