@@ -34,6 +34,41 @@ public final class SgList {
     }
 
     /**
+     * Appends the bytes {@code [from, from + length)} of another list, as the ranges that hold
+     * them (a device taking a request's payload after its header, say). Bytes past the end of
+     * {@code source} are not there to append: the part is cut short.
+     *
+     * @param source the list to take from (not changed; it must not be this list)
+     * @param from   the first byte, counted over the whole of {@code source}, at least 0
+     * @param length bytes, at least 0
+     * @return this list
+     * @throws IllegalArgumentException if from or length is negative, source is this list, or the
+     *                                  total would exceed {@link Long#MAX_VALUE}
+     */
+    public SgList addPart(SgList source, long from, long length) {
+        if (from < 0 || length < 0) {
+            throw new IllegalArgumentException("negative part [" + from + ", +" + length + ")");
+        }
+        if (source == this) {
+            throw new IllegalArgumentException("a list cannot take a part of itself");
+        }
+        long skip = from;
+        long left = length;
+        for (int i = 0; i < source.count && left > 0; i++) {
+            long len = source.lengths[i];
+            if (skip >= len) {
+                skip -= len;
+                continue;
+            }
+            long take = Math.min(len - skip, left);
+            add(source.addresses[i] + skip, take);
+            left -= take;
+            skip = 0;
+        }
+        return this;
+    }
+
+    /**
      * Appends a range. Ranges may be anywhere (RAM, MMIO, unassigned, near 2<sup>64</sup>): mapping
      * decides what they are. A zero-length range is ignored.
      *

@@ -912,19 +912,7 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
         /** {@code data} := the part {@code [from, from + length)} of a list. */
         private void slice(SgList list, long from, long length) {
             data.reset();
-            long skip = from;
-            long left = length;
-            for (int i = 0; i < list.count() && left > 0; i++) {
-                long len = list.length(i);
-                if (skip >= len) {
-                    skip -= len;
-                    continue;
-                }
-                long take = Math.min(len - skip, left);
-                data.add(list.address(i) + skip, take);
-                left -= take;
-                skip = 0;
-            }
+            data.addPart(list, from, length);
         }
 
         // -------------------------------------------------------------- DmaBlockIo.Host

@@ -744,23 +744,7 @@ public final class VirtioNet implements VirtioDevice, AutoCloseable {
 
     /** Appends bytes {@code [from, from + length)} of {@code list} to rxSg. */
     private void slice(SgList list, long from, long length) {
-        appendSlice(list, from, length, rxSg);
-    }
-
-    private static void appendSlice(SgList list, long from, long length, SgList to) {
-        long skip = from;
-        long left = length;
-        for (int i = 0; i < list.count() && left > 0; i++) {
-            long len = list.length(i);
-            if (skip >= len) {
-                skip -= len;
-                continue;
-            }
-            long n = Math.min(len - skip, left);
-            to.add(list.address(i) + skip, n);
-            left -= n;
-            skip = 0;
-        }
+        rxSg.addPart(list, from, length);
     }
 
     // ------------------------------------------------------------------ transmit
@@ -811,7 +795,7 @@ public final class VirtioNet implements VirtioDevice, AutoCloseable {
             txDropped.incrementAndGet();
         } else {
             txSg.reset();
-            appendSlice(out, header, length, txSg);
+            txSg.addPart(out, header, length);
             send();
         }
         boolean notify;
