@@ -25,6 +25,9 @@ public enum ErrorPolicy {
      */
     ENOSPC;
 
+    /** How far {@link #errno} follows a cause chain. */
+    private static final int MAX_CAUSE_DEPTH = 32;
+
     /**
      * What to do with one failed request under this policy.
      *
@@ -59,12 +62,11 @@ public enum ErrorPolicy {
      * @return the errno, EIO when there is none
      */
     public static int errno(Throwable cause) {
-        for (Throwable t = cause; t != null; t = t.getCause()) {
+        // bounded: initCause lets two exceptions name each other as causes
+        Throwable t = cause;
+        for (int depth = 0; t != null && depth < MAX_CAUSE_DEPTH; depth++, t = t.getCause()) {
             if (t instanceof PosixException p) {
                 return p.errno();
-            }
-            if (t.getCause() == t) {
-                break;
             }
         }
         return Errno.EIO;

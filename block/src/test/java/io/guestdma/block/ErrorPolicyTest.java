@@ -41,5 +41,9 @@ class ErrorPolicyTest {
         assertThat(ErrorPolicy.errno(new RuntimeException(new IOException(FULL)))).isEqualTo(Errno.ENOSPC);
         assertThat(ErrorPolicy.errno(new IOException("plain"))).isEqualTo(Errno.EIO);
         assertThat(ErrorPolicy.errno(null)).isEqualTo(Errno.EIO);
+        IOException a = new IOException("a");
+        IOException b = new IOException("b", a);
+        a.initCause(b);
+        assertThat(ErrorPolicy.errno(a)).as("a cause cycle ends").isEqualTo(Errno.EIO);
     }
 }
