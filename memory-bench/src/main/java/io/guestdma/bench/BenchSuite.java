@@ -6,6 +6,7 @@ import java.util.ArrayList;
 import java.util.Collection;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
@@ -45,12 +46,22 @@ public final class BenchSuite {
      *
      * @param benchmark a benchmark method, {@code Class.method}, or a regular expression of several
      * @param params    parameter values to restrict it to; a parameter not named takes all its values
-     * @param deciding  whether its cases decide a target, and so get several forks
+     * @param role      what reads its cases: a target, summary.json, or only the report's tables
      * @param pace      how long one operation takes, which sets the iteration length
      */
-    record Batch(String benchmark, Map<String, List<String>> params, boolean deciding, Pace pace) {
+    record Batch(String benchmark, Map<String, List<String>> params, Role role, Pace pace) {
         Batch {
             params = Map.copyOf(params);
+        }
+
+        /** @return whether a target reads these cases, so that they get several forks */
+        boolean deciding() {
+            return role == Role.DECIDING;
+        }
+
+        /** @return whether {@code --quick} runs these cases: it runs everything summary.json reads */
+        boolean inQuick() {
+            return role != Role.REPORT;
         }
 
         /** @return the include pattern JMH matches against fully qualified benchmark names */
@@ -60,18 +71,54 @@ public final class BenchSuite {
     }
 
     /**
-     * How long one operation of a batch takes. The suite's time goes to forks of the deciding
-     * cases, so iterations are only as long as the operations need: a map or a ring load (tens of
-     * nanoseconds) repeats tens of millions of times in half a second, a disk write needs a second
-     * for a steady figure, a network round trip needs a second even in {@code --quick}.
+     * Who reads a batch's figures, which decides how many forks it gets and whether {@code --quick}
+     * runs it. {@code --quick} exists to answer the questions summary.json answers (copy or map
+     * path, targets met or not) in minutes; the report's other tables (every size of every path,
+     * the bounce pool, debug mode) are the full suite's.
+     */
+    enum Role {
+        /** A target reads it: several forks, median and spread over forks; also in {@code --quick}. */
+        DECIDING,
+        /** summary.json reads it, no target does: one fork; also in {@code --quick}. */
+        SUMMARY,
+        /** Only the report's tables and chart read it: one fork, and only in the full suite. */
+        REPORT
+    }
+
+    /**
+     * How long one operation of a batch takes, which sets its iterations' length. The suite's time
+     * goes to forks of the deciding cases, so iterations are only as long as the operations need:
+     * a map or a ring load (tens of nanoseconds) repeats millions of times in a few tenths of a
+     * second; a write to a file (microseconds, and the page cache's write-back in the background)
+     * needs longer for a steady figure; a network round trip to qemu-nbd needs a second even in
+     * {@code --quick}.
+     *
+     * @param fullMillis  an iteration in the full suite
+     * @param quickMillis an iteration with {@code --quick}
      */
     enum Pace {
-        /** Nanoseconds to a microsecond: 0.5 s iterations in the full suite. */
-        MICRO,
-        /** A device's I/O to a file: 1 s iterations in the full suite. */
-        DEVICE,
-        /** A network round trip: 1 s iterations, also in {@code --quick}. */
-        NETWORK
+        /** Nanoseconds to a microsecond. */
+        MICRO(400, 300),
+        /** A device's I/O to a file or a null disk, a migration. */
+        DEVICE(600, 300),
+        /** A network round trip. */
+        NETWORK(1000, 1000);
+
+        private final int fullMillis;
+        private final int quickMillis;
+
+        Pace(int fullMillis, int quickMillis) {
+            this.fullMillis = fullMillis;
+            this.quickMillis = quickMillis;
+        }
+
+        /**
+         * @param quick whether the suite runs with {@code --quick}
+         * @return one iteration's length
+         */
+        TimeValue iteration(boolean quick) {
+            return TimeValue.milliseconds(quick ? quickMillis : fullMillis);
+        }
     }
 
     /**
@@ -82,34 +129,41 @@ public final class BenchSuite {
         // Deciding: the cases the targets read (map/copy 64k and 1m, native us/op, the allocation
         // keys, map+unmap over copy, lookup, thread scaling and its control, the ring accessor,
         // the IOMMU view, the shared DMA loop against the IDE engine, virtio-blk, NBD against qemu-img).
-        plan.add(new Batch("IdeDmaBenchmark\\.write", params("size", "64k,1m", "path", "COPY,MAP_NATIVE"), true, Pace.DEVICE));
-        plan.add(new Batch("MapBenchmark\\.mapUnmapRam|MapBenchmark\\.copyRead", params("size", "64k"), true, Pace.MICRO));
-        plan.add(new Batch("RegionLookupBenchmark\\.mapUnmap", params("regions", "1,10000"), true, Pace.MICRO));
-        plan.add(new Batch("ThreadScalingBenchmark\\.\\w+", Map.of(), true, Pace.MICRO));
-        plan.add(new Batch("VirtioBlkBenchmark\\.\\w+|VirtioBlkWriteBenchmark\\.\\w+", Map.of(), true, Pace.DEVICE));
+        plan.add(new Batch("IdeDmaBenchmark\\.write", params("size", "64k,1m", "path", "COPY,MAP_NATIVE"), Role.DECIDING,
+                Pace.DEVICE));
+        plan.add(new Batch("MapBenchmark\\.mapUnmapRam|MapBenchmark\\.copyRead", params("size", "64k"), Role.DECIDING,
+                Pace.MICRO));
+        plan.add(new Batch("RegionLookupBenchmark\\.mapUnmap", params("regions", "1,10000"), Role.DECIDING, Pace.MICRO));
+        plan.add(new Batch("ThreadScalingBenchmark\\.\\w+", Map.of(), Role.DECIDING, Pace.MICRO));
+        plan.add(new Batch("VirtioBlkBenchmark\\.\\w+|VirtioBlkWriteBenchmark\\.\\w+", Map.of(), Role.DECIDING, Pace.DEVICE));
         plan.add(new Batch("RingViewBenchmark\\.\\w+|IommuMapBenchmark\\.\\w+|DmaBlockIoBenchmark\\.\\w+|IdeOverheadBenchmark\\.write",
-                params("mode", "MAP"), true, Pace.MICRO));
+                params("mode", "MAP"), Role.DECIDING, Pace.MICRO));
         // virtio-net: a small frame in a small and in a large buffer, jumbo frames mapped and
         // copied, the loopback's allocation per frame.
-        plan.add(new Batch("NetRxBenchmark\\.\\w+|NetRxMapCopyBenchmark\\.\\w+|NetLoopbackBenchmark\\.\\w+", Map.of(), true,
-                Pace.MICRO));
-        // Everything else, one fork each, and in the full suite 2 warmup and 3 measured
-        // iterations instead of 3 and 5: the time goes to the forks of the deciding cases.
-        plan.add(new Batch("IdeDmaBenchmark\\.write|IdeDmaBenchmark\\.read", params("size", "64k,1m", "path", "MAP_FILECHANNEL"), false, Pace.DEVICE));
-        plan.add(new Batch("IdeDmaBenchmark\\.write|IdeDmaBenchmark\\.read", params("size", "4k"), false, Pace.DEVICE));
-        plan.add(new Batch("IdeDmaBenchmark\\.read", params("size", "64k,1m", "path", "COPY,MAP_NATIVE"), false, Pace.DEVICE));
-        plan.add(new Batch("MapBenchmark\\.mapUnmapRam|MapBenchmark\\.copyRead", params("size", "4k,1m"), false, Pace.MICRO));
-        plan.add(new Batch("RegionLookupBenchmark\\.mapUnmap", params("regions", "100"), false, Pace.MICRO));
-        plan.add(new Batch("BlockPathBenchmark\\.\\w+", Map.of(), false, Pace.DEVICE));
-        plan.add(new Batch("BounceBenchmark\\.\\w+|DebugModeBenchmark\\.\\w+", Map.of(), false, Pace.MICRO));
-        plan.add(new Batch("IdeOverheadBenchmark\\.write", params("mode", "COPY"), false, Pace.MICRO));
+        plan.add(new Batch("NetRxBenchmark\\.\\w+|NetRxMapCopyBenchmark\\.\\w+|NetLoopbackBenchmark\\.\\w+", Map.of(),
+                Role.DECIDING, Pace.MICRO));
         // vhost-user-blk's request path under a fake VMM (its allocation per request decides a target).
-        plan.add(new Batch("VhostUserBlkBenchmark\\.\\w+", Map.of(), true, Pace.DEVICE));
-        // Live migration, deciding: RAM pre-copy against a raw transfer, and the 1 GiB switchover.
-        plan.add(new Batch("MigrationBenchmark\\.\\w+|MigrationDowntimeBenchmark\\.\\w+", Map.of(), true, Pace.DEVICE));
+        plan.add(new Batch("VhostUserBlkBenchmark\\.\\w+", Map.of(), Role.DECIDING, Pace.DEVICE));
+        // Live migration: RAM pre-copy against a raw transfer, and the 1 GiB switchover.
+        plan.add(new Batch("MigrationBenchmark\\.\\w+|MigrationDowntimeBenchmark\\.\\w+", Map.of(), Role.DECIDING,
+                Pace.DEVICE));
+        // summary.json's other IDE figures (the FileChannel path, 64 KiB reads): one fork, and in --quick.
+        plan.add(new Batch("IdeDmaBenchmark\\.write", params("size", "64k,1m", "path", "MAP_FILECHANNEL"), Role.SUMMARY,
+                Pace.DEVICE));
+        plan.add(new Batch("IdeDmaBenchmark\\.read", params("size", "64k"), Role.SUMMARY, Pace.DEVICE));
+        // The report's tables only: one fork, and in the full suite only, in 2 warmup and 3
+        // measured iterations instead of 3 and 5: the time goes to the forks of the deciding cases.
+        plan.add(new Batch("IdeDmaBenchmark\\.read", params("size", "1m"), Role.REPORT, Pace.DEVICE));
+        plan.add(new Batch("IdeDmaBenchmark\\.write|IdeDmaBenchmark\\.read", params("size", "4k"), Role.REPORT, Pace.DEVICE));
+        plan.add(new Batch("MapBenchmark\\.mapUnmapRam|MapBenchmark\\.copyRead", params("size", "4k,1m"), Role.REPORT,
+                Pace.MICRO));
+        plan.add(new Batch("RegionLookupBenchmark\\.mapUnmap", params("regions", "100"), Role.REPORT, Pace.MICRO));
+        plan.add(new Batch("BlockPathBenchmark\\.\\w+", Map.of(), Role.REPORT, Pace.DEVICE));
+        plan.add(new Batch("BounceBenchmark\\.\\w+|DebugModeBenchmark\\.\\w+", Map.of(), Role.REPORT, Pace.MICRO));
+        plan.add(new Batch("IdeOverheadBenchmark\\.write", params("mode", "COPY"), Role.REPORT, Pace.MICRO));
         // The remote disk last, deciding: the report runs its reference (qemu-img bench against the
         // same kind of export) right after it, so both see the machine in the same state.
-        plan.add(new Batch("NbdWriteBenchmark\\.\\w+", Map.of(), true, Pace.NETWORK));
+        plan.add(new Batch("NbdWriteBenchmark\\.\\w+", Map.of(), Role.DECIDING, Pace.NETWORK));
         return List.copyOf(plan);
     }
 
@@ -142,11 +196,22 @@ public final class BenchSuite {
         Files.createDirectories(out);
         Path json = out.resolve("results.json");
         ResultFormatFactory.getInstance(ResultFormatType.JSON, json.toString()).writeOut(all);
-        String described = quick
-                ? "bin/bench --quick: -wi 2 -i 3 -prof gc, 0.4 s iterations (NBD 1 s), deciding cases 2 forks, others 1"
-                : "bin/bench: -prof gc, 1 s iterations (0.5 s for sub-microsecond operations), deciding cases"
-                        + " 3 forks of -wi 3 -i 5, others 1 fork of -wi 2 -i 3";
+        String described = describe(quick);
         BenchReport.write(JmhResults.of(all), out, described, Optional.of(json.toString()), vhostGuest);
+    }
+
+    /** @return how the suite ran, for the report's header */
+    static String describe(boolean quick) {
+        StringBuilder paces = new StringBuilder();
+        for (Pace pace : Pace.values()) {
+            paces.append(paces.isEmpty() ? "" : ", ").append(pace.name().toLowerCase(Locale.ROOT)).append(' ')
+                    .append(pace.iteration(quick));
+        }
+        return quick
+                ? "bin/bench --quick: -prof gc, iterations of " + paces + "; deciding cases " + DECIDING_FORKS_QUICK
+                        + " forks of -wi 2 -i 3, the other cases summary.json reads 1 fork, the report-only cases not run"
+                : "bin/bench: -prof gc, iterations of " + paces + "; deciding cases " + DECIDING_FORKS
+                        + " forks of -wi 3 -i 5, the others 1 fork of -wi 2 -i 3";
     }
 
     /**
@@ -157,17 +222,18 @@ public final class BenchSuite {
      */
     static List<RunResult> run(boolean quick) throws RunnerException, InterruptedException {
         List<RunResult> all = new ArrayList<>();
+        long suiteStart = System.nanoTime();
         for (Batch batch : plan()) {
+            if (quick && !batch.inQuick()) {
+                continue;
+            }
+            long batchStart = System.nanoTime();
             ChainedOptionsBuilder options = new OptionsBuilder()
                     .include(batch.include())
                     .forks(batch.deciding() ? (quick ? DECIDING_FORKS_QUICK : DECIDING_FORKS) : 1)
                     .addProfiler(GCProfiler.class)
                     .shouldFailOnError(true);
-            TimeValue iteration = switch (batch.pace()) {
-                case MICRO -> quick ? TimeValue.milliseconds(400) : TimeValue.milliseconds(500);
-                case DEVICE -> quick ? TimeValue.milliseconds(400) : TimeValue.seconds(1);
-                case NETWORK -> TimeValue.seconds(1);
-            };
+            TimeValue iteration = batch.pace().iteration(quick);
             // Two warmup iterations at least: with one, C2 is often still compiling the path on a
             // busy 2-core machine and the first measured iteration allocates and runs slow.
             boolean full = !quick && batch.deciding();
@@ -179,6 +245,10 @@ public final class BenchSuite {
                 throw new IllegalStateException("no benchmark matched " + batch.include() + " " + batch.params());
             }
             all.addAll(results);
+            // Where the suite's minutes go, for whoever keeps it inside its time budget.
+            System.err.printf(Locale.ROOT, "guestdma bench: %s (%s, %d cases) took %.0f s; %.0f s so far%n",
+                    batch.benchmark().replace("\\", ""), batch.role(), results.size(),
+                    (System.nanoTime() - batchStart) / 1e9, (System.nanoTime() - suiteStart) / 1e9);
         }
         return all;
     }

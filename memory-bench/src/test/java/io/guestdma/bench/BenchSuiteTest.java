@@ -4,12 +4,17 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import java.lang.reflect.Field;
 import java.lang.reflect.Method;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
+import java.util.OptionalDouble;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.Param;
 
@@ -87,6 +92,27 @@ class BenchSuiteTest {
                 .as("only those: forks elsewhere would push the full suite past 15 minutes").hasSize(deciding.size());
         assertThat(BenchSuite.DECIDING_FORKS).isGreaterThanOrEqualTo(3);
         assertThat(BenchSuite.DECIDING_FORKS_QUICK).isGreaterThanOrEqualTo(2);
+    }
+
+    @Test
+    void quickRunsEveryCaseSummaryJsonReads_andNotTheReportOnlyOnes(@TempDir Path dir) throws Exception {
+        List<Case> cases = cases();
+        List<Case> quick = cases.stream().filter(c -> BenchSuite.plan().stream().anyMatch(b -> b.inQuick() && runs(b, c)))
+                .toList();
+        List<JmhResults.Result> results = new ArrayList<>();
+        for (Case c : quick) {
+            String simple = c.name().substring("io.guestdma.bench.".length());
+            results.add(new JmhResults.Result(simple, c.params(), 1, 1000, 1, "ops/s", OptionalDouble.of(0),
+                    List.of(1000.0, 1000.0), List.of(0.0, 0.0)));
+        }
+        // The qemu-img reference and the guest's fio come from outside JMH: given here as measured.
+        BenchReport.write(new BenchReport(new JmhResults(results), new CReference.NotMeasured("test"),
+                Map.of(1, List.of(1000.0), 16, List.of(1000.0)),
+                Map.of(VhostUserGuestBench.RANDREAD, List.of(1.0), VhostUserGuestBench.SEQWRITE, List.of(1.0))),
+                dir, "", Optional.empty());
+        String summary = Files.readString(dir.resolve("summary.json"));
+        assertThat(summary).as("every key measured by the --quick cases alone").doesNotContain("null");
+        assertThat(quick.size()).as("--quick leaves the report-only cases out").isLessThan(cases.size());
     }
 
     /** Whether JMH, given the batch's include pattern and parameters, runs the case. */
