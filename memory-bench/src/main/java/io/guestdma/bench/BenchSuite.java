@@ -91,30 +91,48 @@ public final class BenchSuite {
      * a map or a ring load (tens of nanoseconds) repeats millions of times in a few tenths of a
      * second; a write to a file (microseconds, and the page cache's write-back in the background)
      * needs longer for a steady figure; a network round trip to qemu-nbd needs a second even in
-     * {@code --quick}.
+     * {@code --quick}. Warmup is never cut below about a second per fork: on 2 cores C2 compiles
+     * a device's receive or request path in the background for that long, and a shorter warmup
+     * measured the half-compiled code (virtio-net's 9000-byte receive ran at 0.35-1.0 million
+     * frames per second in the first measured iteration after 2 x 0.3 s of warmup, and at 1.5
+     * million after 2 x 0.8 s).
      *
-     * @param fullMillis  an iteration in the full suite
-     * @param quickMillis an iteration with {@code --quick}
+     * @param fullWarmupMillis  a warmup iteration in the full suite
+     * @param fullMillis        a measured iteration in the full suite
+     * @param quickWarmupMillis a warmup iteration with {@code --quick}
+     * @param quickMillis       a measured iteration with {@code --quick}
      */
     enum Pace {
         /** Nanoseconds to a microsecond. */
-        MICRO(400, 300),
+        MICRO(400, 400, 500, 250),
         /** A device's I/O to a file or a null disk, a migration. */
-        DEVICE(600, 300),
+        DEVICE(600, 600, 500, 250),
         /** A network round trip. */
-        NETWORK(1000, 1000);
+        NETWORK(1000, 1000, 1000, 1000);
 
+        private final int fullWarmupMillis;
         private final int fullMillis;
+        private final int quickWarmupMillis;
         private final int quickMillis;
 
-        Pace(int fullMillis, int quickMillis) {
+        Pace(int fullWarmupMillis, int fullMillis, int quickWarmupMillis, int quickMillis) {
+            this.fullWarmupMillis = fullWarmupMillis;
             this.fullMillis = fullMillis;
+            this.quickWarmupMillis = quickWarmupMillis;
             this.quickMillis = quickMillis;
         }
 
         /**
          * @param quick whether the suite runs with {@code --quick}
-         * @return one iteration's length
+         * @return one warmup iteration's length
+         */
+        TimeValue warmup(boolean quick) {
+            return TimeValue.milliseconds(quick ? quickWarmupMillis : fullWarmupMillis);
+        }
+
+        /**
+         * @param quick whether the suite runs with {@code --quick}
+         * @return one measured iteration's length
          */
         TimeValue iteration(boolean quick) {
             return TimeValue.milliseconds(quick ? quickMillis : fullMillis);
@@ -205,7 +223,7 @@ public final class BenchSuite {
         StringBuilder paces = new StringBuilder();
         for (Pace pace : Pace.values()) {
             paces.append(paces.isEmpty() ? "" : ", ").append(pace.name().toLowerCase(Locale.ROOT)).append(' ')
-                    .append(pace.iteration(quick));
+                    .append(pace.warmup(quick)).append(" warmup / ").append(pace.iteration(quick)).append(" measured");
         }
         return quick
                 ? "bin/bench --quick: -prof gc, iterations of " + paces + "; deciding cases " + DECIDING_FORKS_QUICK
@@ -237,7 +255,7 @@ public final class BenchSuite {
             // Two warmup iterations at least: with one, C2 is often still compiling the path on a
             // busy 2-core machine and the first measured iteration allocates and runs slow.
             boolean full = !quick && batch.deciding();
-            options.warmupIterations(full ? 3 : 2).warmupTime(iteration)
+            options.warmupIterations(full ? 3 : 2).warmupTime(batch.pace().warmup(quick))
                     .measurementIterations(full ? 5 : 3).measurementTime(iteration);
             batch.params().forEach((name, values) -> options.param(name, values.toArray(String[]::new)));
             Collection<RunResult> results = runWhenFree(options.build());
