@@ -38,4 +38,34 @@ class StabilityReportTest {
         assertThat(List.of(md.split("\n"))).filteredOn(l -> l.startsWith("| alloc_bytes_per_op.ide_write_64k_native "))
                 .singleElement().asString().endsWith("- |");
     }
+
+    @Test
+    void againstAFullRun_eachKeyShowsTheFurthestQuickRunFromIt(@TempDir Path dir) throws Exception {
+        Path full = Files.createDirectories(dir.resolve("full"));
+        Files.writeString(full.resolve("summary.json"), """
+                {"two_thread_scaling": 2.0, "lookup_10000_over_1": 1.0, "nbd_write_64k_qd16_vs_qemu_img_bench": null,
+                 "virtio_blk_alloc_bytes_per_request": 0.01, "nbd_write_64k_alloc_bytes_per_op": 0.5}
+                """);
+        String[][] quick = {{"1.9", "0.95"}, {"2.3", "1.05"}};
+        String[] args = {dir.toString(), "--against", full.toString(), null, null};
+        for (int i = 0; i < 2; i++) {
+            Path run = Files.createDirectories(dir.resolve("run-" + (i + 1)));
+            Files.writeString(run.resolve("summary.json"), """
+                    {"two_thread_scaling": %s, "lookup_10000_over_1": %s, "nbd_write_64k_qd16_vs_qemu_img_bench": 0.9,
+                     "virtio_blk_alloc_bytes_per_request": 0.05, "nbd_write_64k_alloc_bytes_per_op": %s}
+                    """.formatted(quick[i][0], quick[i][1], i == 0 ? "0.4" : "3.5"));
+            args[i + 3] = run.toString();
+        }
+        StabilityReport.main(args);
+
+        String md = Files.readString(dir.resolve("stability.md"));
+        assertThat(md).contains("2 runs of `bin/bench --quick`", "\"off full\"")
+                .containsPattern("\\| key +\\| run 1 \\| run 2 \\| +min \\| +max \\| spread \\| +full \\| +off full \\|")
+                .as("2.3 is 15% over 2.0: marked").containsPattern("\\| two_thread_scaling +\\|.*\\| +2\\.000 \\| +\\+15\\.0% ! \\|")
+                .as("within 10%: not marked").containsPattern("\\| lookup_10000_over_1 +\\|.*\\| +1\\.000 \\| +[-+]5\\.0% \\|")
+                .as("not in the full run").containsPattern("\\| nbd_write_64k_qd16_vs_qemu_img_bench +\\|.*\\| +- \\| +- \\|")
+                .as("allocation: the largest run, against 1 B").containsPattern(
+                        "\\| virtio_blk_alloc_bytes_per_request +\\|.*\\| +0\\.010 \\| +max 0\\.050 B \\|")
+                .containsPattern("\\| nbd_write_64k_alloc_bytes_per_op +\\|.*\\| +0\\.500 \\| +max 3\\.500 B ! \\|");
+    }
 }
