@@ -3,7 +3,10 @@ package io.guestdma.migration;
 /**
  * The limits a migration runs under; QEMU's {@code migrate-set-parameters} {@code max-bandwidth}
  * and {@code downtime-limit}, plus how many passes over dirty RAM the source tries before it
- * reports that the migration cannot converge.
+ * reports that the migration cannot converge. QEMU sets no such bound: a migration whose dirty
+ * rate outruns the bandwidth iterates until it converges or is cancelled, and its user raises the
+ * downtime limit or the bandwidth while it runs ({@link MigrationSource#setParameters}); that is
+ * the default here too ({@link #UNLIMITED_PASSES}). A bound suits callers with no one watching.
  *
  * @param maxBandwidth   bytes per second the stream may use; 0 for no limit
  * @param downtimeLimitMs the longest the machine may stay stopped for the switchover, in
@@ -11,12 +14,15 @@ package io.guestdma.migration;
  *                        measured in the last pass
  * @param maxPasses       passes over dirty RAM after the first one before the source gives up with
  *                        "cannot converge" (the dirty rate stays above what the bandwidth can
- *                        carry within the downtime limit)
+ *                        carry within the downtime limit); {@link #UNLIMITED_PASSES} for none
  */
 public record MigrationParameters(long maxBandwidth, long downtimeLimitMs, int maxPasses) {
 
-    /** QEMU's defaults: 128 MiB/s, 300 ms; and 64 passes. */
-    public static final MigrationParameters DEFAULTS = new MigrationParameters(128L << 20, 300, 64);
+    /** No bound on the passes: the migration iterates until it converges or is cancelled. */
+    public static final int UNLIMITED_PASSES = Integer.MAX_VALUE;
+
+    /** QEMU's defaults: 128 MiB/s, 300 ms, and no bound on the passes. */
+    public static final MigrationParameters DEFAULTS = new MigrationParameters(128L << 20, 300, UNLIMITED_PASSES);
 
     /**
      * Checks the limits.

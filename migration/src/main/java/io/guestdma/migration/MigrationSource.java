@@ -30,9 +30,11 @@ import java.util.concurrent.locks.LockSupport;
  * pages and every device's section are sent, and the stream ends. Pages that are all zero go as a
  * flag; the others go from guest RAM to the socket or file by {@code writev} with no copy.
  *
- * <p>A migration whose dirty set does not shrink enough within {@link MigrationParameters#maxPasses()}
- * passes fails with "cannot converge" (the dirty rate is above what the bandwidth carries within the
- * downtime limit); the source keeps running. So does a cancelled or failed one: the machine is
+ * <p>A migration whose dirty set does not shrink enough iterates on, as QEMU's does, until a raised
+ * downtime limit or bandwidth ({@link #setParameters}) lets it switch over or it is cancelled; with
+ * a bound in {@link MigrationParameters#maxPasses()} it fails after that many passes with "cannot
+ * converge" (the dirty rate is above what the bandwidth carries within the downtime limit) and the
+ * source keeps running. So does a cancelled or failed one: the machine is
  * resumed if it had been stopped, and the migration's dirty-log client is removed, which leaves
  * every other client's bits as they were (each client has its own bitmap).
  *
@@ -45,6 +47,8 @@ public final class MigrationSource {
     private static final long PAGE_WIRE_BYTES = StreamFormat.RECORD + StreamFormat.PAGE_SIZE;
     private static final int BATCH_PAGES = Math.min(512, (int) (io.guestdma.memory.internal.Posix.IOV_MAX / 2));
     private static final long ACK_TIMEOUT_NANOS = TimeUnit.SECONDS.toNanos(60);
+    /** The bandwidth limit's window, QEMU's BUFFER_DELAY. */
+    private static final long WINDOW_NANOS = TimeUnit.MILLISECONDS.toNanos(100);
     /** A record's 8 bytes; one constant, since every layout instance carries its own VarHandle. */
     private static final ValueLayout.OfLong RECORD_WORD = ValueLayout.JAVA_LONG.withOrder(ByteOrder.LITTLE_ENDIAN);
 
@@ -404,10 +408,15 @@ public final class MigrationSource {
         windowLimit = parameters.maxBandwidth();
     }
 
-    /** Sleeps as long as the bytes sent since the window opened are ahead of the bandwidth limit. */
+    /**
+     * Sleeps as long as the bytes sent since the window opened are ahead of the bandwidth limit.
+     * Windows last {@link #WINDOW_NANOS}, as QEMU's rate limit does: time the stream sat idle
+     * (zero pages go as flags, a pass waits for the dirty log) is not saved up for a burst, which
+     * would also make the next pass's measured bandwidth, and so the expected downtime, a fiction.
+     */
     private void throttle() throws Cancelled {
         long limit = parameters.maxBandwidth();
-        if (limit != windowLimit) {
+        if (limit != windowLimit || System.nanoTime() - windowStartNanos >= WINDOW_NANOS) {
             resetWindow();
         }
         if (limit == 0) {

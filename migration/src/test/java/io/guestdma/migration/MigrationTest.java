@@ -16,6 +16,7 @@ import java.util.SplittableRandom;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.locks.LockSupport;
 
 import org.junit.jupiter.api.Test;
@@ -145,6 +146,55 @@ class MigrationTest {
             while (load.writes() < before + 100) {
                 Thread.onSpinWait();
             }
+        }
+    }
+
+    @Test
+    void byDefaultANonConvergingMigrationIteratesOn_asQemuDoes_untilItsLimitsAreRaised() throws Exception {
+        try (GuestMemory source = Machines.memory();
+             Machines.Destination destination = Machines.Destination.listen(
+                     new MigrationUri.Unix(Machines.socket(dir)), Machines.memory(), Machines.devices(0))) {
+            // 16 pages written over and over: every pass finds them dirty again, and at 1 MiB/s
+            // they are 62 ms of downtime, over the 1 ms limit; a pass takes about as long.
+            AtomicBoolean stop = new AtomicBoolean();
+            Thread writer = Thread.ofPlatform().daemon().start(() -> {
+                for (long i = 1; !stop.get(); i++) {
+                    source.writeLong(0x10000 + 4096 * (i % 16), i);
+                    LockSupport.parkNanos(1_000_000);
+                }
+            });
+            Switchover stopWriter = new Switchover() {
+                @Override
+                public void stopAndDrain() throws InterruptedException {
+                    stop.set(true);
+                    writer.join();
+                }
+
+                @Override
+                public void resume() {
+                    throw new AssertionError("the migration was not meant to fail");
+                }
+            };
+            MigrationParameters strict = MigrationParameters.DEFAULTS.withMaxBandwidth(1 << 20).withDowntimeLimitMs(1);
+            assertThat(strict.maxPasses()).isEqualTo(MigrationParameters.UNLIMITED_PASSES);
+            MigrationSource migration = new MigrationSource(source, Machines.devices(6), stopWriter, strict,
+                    MigrationListener.NONE);
+            MigrationUri uri = unixUri(destination);
+            CompletableFuture<MigrationStats> run = CompletableFuture.supplyAsync(() -> migration.run(uri));
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
+            while (migration.stats().dirtySyncCount() <= 70 && System.nanoTime() < deadline) {
+                Thread.sleep(5);
+            }
+            assertThat(migration.stats().dirtySyncCount()).as("passes past the old limit of 64: %s", migration.stats())
+                    .isGreaterThan(70);
+            assertThat(run).isNotDone();
+            assertThat(migration.stats().status()).isEqualTo(MigrationStatus.ACTIVE);
+            // What a QEMU user does about it: a downtime limit the page fits in.
+            migration.setParameters(strict.withDowntimeLimitMs(100));
+            MigrationStats stats = run.get(30, TimeUnit.SECONDS);
+            assertThat(stats.status()).as("%s", stats.error()).isEqualTo(MigrationStatus.COMPLETED);
+            destination.done().get(10, TimeUnit.SECONDS);
+            Machines.assertSameRam(source, destination.memory());
         }
     }
 
