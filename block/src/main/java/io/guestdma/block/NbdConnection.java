@@ -143,6 +143,10 @@ final class NbdConnection {
     private static final int DONE = 3;
     /** The longest a waiting caller sleeps before looking at its request again. */
     private static final long PARK_BOUND_NANOS = TimeUnit.MILLISECONDS.toNanos(50);
+    /** {@link #readUntilDone} outcomes. */
+    private static final int DONE_READING = 0;
+    private static final int DISPATCHED = 1;
+    private static final int DEAD = 2;
 
     private final String name;
     private final SocketFd socket;
@@ -170,12 +174,13 @@ final class NbdConnection {
     private MemorySegment gather = Arena.ofAuto().allocate(33 * IovecWindow.ENTRY, 8);
     /** Set by the reader, under sendLock, when it released the descriptor. */
     private boolean socketClosed;
-    /**
-     * Set by whoever took the connection down, holding the reader role: a completion that ran on
-     * the reader (a direct executor) and read replies itself may have done it, and the reader
-     * must then not read the released descriptor when it continues.
-     */
+    /** Set by whoever took the connection down, holding the reader role; guards against doing it twice. */
     private boolean takenDown;
+    /**
+     * An asynchronous request the last reply completed, to be handed to its executor once the
+     * reader has let go of the role; touched by the role's holder only.
+     */
+    private AsyncRequest due;
     /** Asynchronous requests between their registration and their completion. */
     private final AtomicInteger asyncPending = new AtomicInteger();
     /** The reply thread, started by the first asynchronous request. */
@@ -229,10 +234,6 @@ final class NbdConnection {
         MemorySegment window = MemorySegment.NULL;
         /** An asynchronous request's future, or null for a caller that waits. */
         AsyncRequest async;
-        /** Where an asynchronous request's future is completed. */
-        Executor executor;
-        /** The backend's gate an asynchronous request leaves when it completes. */
-        RequestGate gate;
 
         Slot(int index) {
             this.index = index;
@@ -245,8 +246,6 @@ final class NbdConnection {
             failure = null;
             transferFailure = null;
             async = null;
-            executor = null;
-            gate = null;
             errno = 0;
             covered = 0;
             state = WAITING;
@@ -622,9 +621,18 @@ final class NbdConnection {
      * executor: one object per request, which is all the asynchronous path allocates on success.
      */
     private static final class AsyncRequest extends CompletableFuture<Void> implements Runnable {
+        /** Where the future is completed. */
+        private final Executor executor;
+        /** The backend's gate the request leaves once its future was handed to the executor. */
+        private final RequestGate gate;
         /** Set, with {@link #failure}, before the task is handed to the executor. */
         private volatile boolean settled;
         private IOException failure;
+
+        AsyncRequest(Executor executor, RequestGate gate) {
+            this.executor = executor;
+            this.gate = gate;
+        }
 
         void settle(IOException outcome) {
             failure = outcome;
@@ -664,15 +672,13 @@ final class NbdConnection {
         if (slot == null) {
             return null;
         }
-        AsyncRequest future = new AsyncRequest();
+        AsyncRequest future = new AsyncRequest(executor, gate);
         slot.command = command;
         slot.offset = offset;
         slot.length = length;
         slot.iov = iov;
         slot.base = base;
         slot.async = future;
-        slot.executor = executor;
-        slot.gate = gate;
         slot.waiter = replyThread();
         if (asyncPending.incrementAndGet() == 1) {
             // The reply thread sleeps for good only when none was pending; every later one finds it
@@ -680,7 +686,7 @@ final class NbdConnection {
             LockSupport.unpark(slot.waiter);
         }
         if (!register(slot)) {
-            finish(slot, lost(command, offset, length, failure));
+            dispatch(settle(slot, lost(command, offset, length, failure)));
             return future;
         }
         // From here the reply may complete the slot and another request reuse it: only the send
@@ -690,25 +696,34 @@ final class NbdConnection {
     }
 
     /**
-     * Completes an asynchronous request: frees its slot first (a caller waiting for one on the
-     * same executor must not wait behind the completion), then hands the future to its executor,
-     * then lets the request leave the backend's gate.
+     * Ends an asynchronous request with its outcome and frees its slot, before its future is
+     * handed to the executor: a caller waiting for a slot on that same executor must not wait
+     * behind the completion.
+     *
+     * @return the request, for {@link #dispatch}
      */
-    private void finish(Slot slot, IOException outcome) {
+    private AsyncRequest settle(Slot slot, IOException outcome) {
         AsyncRequest future = slot.async;
-        Executor executor = slot.executor;
-        RequestGate gate = slot.gate;
         slot.clear();
         asyncPending.decrementAndGet();
         release(slot);
         future.settle(outcome);
+        return future;
+    }
+
+    /**
+     * Hands a settled request's future to its executor, then lets the request leave the backend's
+     * gate. Never called holding the reader role while the connection lives: with a direct
+     * executor the future's dependants run right here, and they may wait for other requests.
+     */
+    private static void dispatch(AsyncRequest future) {
         try {
-            executor.execute(future);
+            future.executor.execute(future);
         } catch (RuntimeException e) {
             // A refusing (shut down) executor must not leave the future pending for ever.
             future.run();
         } finally {
-            gate.exit();
+            future.gate.exit();
         }
     }
 
@@ -747,10 +762,13 @@ final class NbdConnection {
             }
             if (reading.compareAndSet(false, true)) {
                 readerThread = me;
-                if (!readUntilDone(null, true)) {
+                int outcome = readUntilDone(null, true);
+                if (outcome == DEAD) {
                     return; // the role stays taken: the connection is dead
                 }
-                releaseReading();
+                if (outcome == DONE_READING) {
+                    releaseReading();
+                }
                 continue;
             }
             // A synchronous caller reads meanwhile; it passes the role on when its own reply is in.
@@ -770,14 +788,6 @@ final class NbdConnection {
         slotWaiters.add(me);
         try {
             while ((slot = tryAcquire()) == null) {
-                if (readerThread == me) {
-                    // A completion running on the reader (a direct executor): nobody else reads.
-                    if (takenDown) {
-                        throw lost(command, offset, length, failure);
-                    }
-                    readNested();
-                    continue;
-                }
                 long left = deadline - System.nanoTime();
                 if (left <= 0) {
                     throw new PosixException(call(command, offset, length) + ": " + SLOTS
@@ -901,15 +911,9 @@ final class NbdConnection {
                 transfer(slot);
                 continue;
             }
-            if (readerThread == Thread.currentThread()) {
-                // A completion running on the reader (a direct executor) made a request: it holds
-                // the role already, below the read it interrupted, and so reads its reply itself.
-                readNested();
-                continue;
-            }
             if (reading.compareAndSet(false, true)) {
                 readerThread = Thread.currentThread();
-                if (readUntilDone(slot, false)) {
+                if (readUntilDone(slot, false) == DONE_READING) {
                     releaseReading();
                 }
                 continue;
@@ -996,40 +1000,43 @@ final class NbdConnection {
      * with {@code own} null, until no asynchronous request is pending if {@code async}, else until
      * the connection ends.
      *
-     * @return whether the role may be released; false once the connection is dead, since the role
-     *     then stays taken for good
+     * <p>A reply that completes an asynchronous request ends the loop early (unless draining): the
+     * role is released first, then the future handed to its executor, so that its dependants,
+     * which may run right here, never hold up the reading of replies (they may wait for another
+     * request; if they block for good, the watchdog can still take the connection down).
+     *
+     * @return {@link #DONE_READING} when the condition is met (the caller releases the role),
+     *     {@link #DISPATCHED} when the role was released to complete a request (the caller looks
+     *     at its state again), {@link #DEAD} once the connection is dead (the role then stays
+     *     taken for good)
      */
-    private boolean readUntilDone(Slot own, boolean async) {
+    private int readUntilDone(Slot own, boolean async) {
         try {
             while (own != null ? own.state == PENDING : !async || asyncPending.get() > 0) {
                 if (takenDown) {
-                    return false;
+                    return DEAD;
                 }
                 readReply();
+                AsyncRequest completed = due;
+                if (completed != null) {
+                    due = null;
+                    if (own == null && !async) {
+                        dispatch(completed); // draining after NBD_CMD_DISC: nothing new is sent
+                        continue;
+                    }
+                    releaseReading();
+                    dispatch(completed);
+                    return DISPATCHED;
+                }
             }
-            return !takenDown;
+            return takenDown ? DEAD : DONE_READING;
         } catch (IOException e) {
             takeDown(e);
         } catch (RuntimeException | Error e) {
             takeDown(new IOException("reading replies from " + name + " failed", e));
             throw e;
         }
-        return false;
-    }
-
-    /**
-     * Holding the role below an interrupted read (in a completion that runs on the reader): reads
-     * one reply, or nothing if the connection was taken down.
-     */
-    private void readNested() {
-        if (takenDown) {
-            return;
-        }
-        try {
-            readReply();
-        } catch (IOException e) {
-            takeDown(e);
-        }
+        return DEAD;
     }
 
     /** Reads one reply (a simple reply, or one structured chunk) and acts on it. */
@@ -1175,7 +1182,7 @@ final class NbdConnection {
             shuttingDown = true;
         }
         if (slot.async != null) {
-            finish(slot, errno == 0 ? null : serverError(slot.command, slot.offset, slot.length, errno, message));
+            due = settle(slot, errno == 0 ? null : serverError(slot.command, slot.offset, slot.length, errno, message));
             return;
         }
         Thread waiter = slot.waiter;
@@ -1297,8 +1304,14 @@ final class NbdConnection {
             notifyAll();
         }
         // Outside the lock: a direct executor runs the futures' dependants right here.
+        AsyncRequest completed = due;
+        if (completed != null) {
+            // Read before the failure, and not handed on yet: it succeeded (or failed) on its own.
+            due = null;
+            dispatch(completed);
+        }
         for (Slot slot : async) {
-            finish(slot, lost(slot.command, slot.offset, slot.length, failure));
+            dispatch(settle(slot, lost(slot.command, slot.offset, slot.length, failure)));
         }
         Thread replies = replyThread;
         if (replies != null) {

@@ -395,9 +395,10 @@ class NbdAsyncTest {
     }
 
     /**
-     * A completion running on the reply thread (a direct executor) that makes a synchronous
-     * request on the same connection: it reads its own reply below the one it interrupted,
-     * instead of waiting for a reader that is itself.
+     * A completion running on the reply thread (a direct executor) that makes synchronous requests
+     * on the same connection: the reply thread let go of the reader role before it ran the
+     * completion, so the caller takes the role and reads its own replies, instead of waiting for
+     * a reader that is itself.
      */
     @Test
     void aCompletionOnTheReplyThreadMayMakeSynchronousRequests() throws Exception {
@@ -424,6 +425,35 @@ class NbdAsyncTest {
             assertThat(thread.get()).startsWith("nbd-replies");
             assertThat(back.toByteArray()).containsOnly((byte) 7);
         }
+    }
+
+    /**
+     * A completion on the reply thread that blocks waiting for another asynchronous request of
+     * the connection (which the documentation advises against): nobody reads that reply, but the
+     * timeout still fails the connection, so the wait ends with EIO instead of hanging.
+     */
+    @Test
+    void aCompletionThatBlocksTheReplyThreadIsEndedByTheTimeout() throws Exception {
+        try (NbdServer server = NbdServer.nbdkit(dir, "blocking", "--exit-with-parent", "--filter=delay", "memory",
+                "size=1M", "delay-write=200ms");
+             NbdBackend nbd = NbdBackend.open(server.address(), BlockOptions.defaults(), Duration.ofSeconds(1));
+             Arena arena = Arena.ofShared()) {
+            IoVector out = new IoVector().add(arena.allocate(4096).fill((byte) 7));
+            IoVector back = new IoVector().add(arena.allocate(4096));
+            CompletableFuture<Void> write = nbd.writevAsync(0, out, DIRECT);
+            assertThat(write).isNotDone();
+            long start = System.nanoTime();
+            CompletableFuture<Void> chained = write.thenRun(() -> nbd.readvAsync(0, back, DIRECT).join());
+            assertThatThrownBy(() -> chained.get(30, TimeUnit.SECONDS)).isInstanceOf(ExecutionException.class)
+                    .cause().isInstanceOfSatisfying(PosixException.class, e -> assertThat(e.errno()).isEqualTo(Errno.EIO))
+                    .hasMessageContaining("no reply");
+            assertThat(System.nanoTime() - start).isLessThan(TimeUnit.SECONDS.toNanos(15));
+            // The next request reconnects; the connection that failed left no reply thread behind.
+            nbd.readvAsync(0, back, DIRECT).get(1, TimeUnit.MINUTES);
+            assertThat(back.toByteArray()).containsOnly((byte) 7);
+            assertThat(nbd.connectionCount()).isEqualTo(2);
+        }
+        awaitNoReplyThread();
     }
 
     @Test
