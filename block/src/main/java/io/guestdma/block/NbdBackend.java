@@ -51,15 +51,20 @@ import static io.guestdma.block.NbdConnection.FLAG_SEND_WRITE_ZEROES;
  * <p><b>Asynchronous requests.</b> {@link #readvAsync}, {@link #writevAsync}, {@link #flushAsync}
  * and {@link #discardAsync} do not run the synchronous call on the executor as the
  * {@link BlockBackend} defaults do: the calling thread sends the request (the same single
- * {@code writev}, payload straight from the vector) and returns, and no thread waits for the
- * reply. One thread per connection, started by its first asynchronous request, reads the replies
- * while any asynchronous request is pending, so one thread can keep many requests in flight as
- * {@code qemu-img bench -d N} or a virtio queue does. The reply's data is scattered into the
- * vector by whichever thread reads it; the future is then handed to {@code executor}, which
- * completes it: dependent actions registered without an executor of their own run there. With
- * a direct executor ({@code Runnable::run}) they run on the thread that read the reply: keep them
- * short, as they delay every other reply on the connection. The request's slot is given back
- * before, so such an action may submit further requests. Synchronous and asynchronous requests
+ * {@code writev}, payload straight from the vector; it blocks only while the socket takes the
+ * bytes, within the timeout) and returns, and no thread waits for the reply. One thread per
+ * connection ({@code nbd-replies ...}, a daemon started by its first asynchronous request and
+ * ended with the connection) reads the replies while any asynchronous request is pending, so one
+ * thread can keep many requests in flight as {@code qemu-img bench -d N} or a virtio queue does.
+ * The reply's data is scattered into the vector by whichever thread reads it (that thread or a
+ * synchronous caller); the request's slot is freed, the reader lets go of the connection's reader
+ * role, and the future is handed to {@code executor}, which completes it: dependent actions
+ * registered without an executor of their own run there. With a direct executor
+ * ({@code Runnable::run}) they run on the thread that read the reply: keep them short, since the
+ * replies of other asynchronous requests wait meanwhile. They may make further requests,
+ * synchronous ones included, but must not block waiting for another asynchronous request of this
+ * backend: its reply would not be read until the timeout fails the connection (with {@code EIO},
+ * never a hang). Synchronous and asynchronous requests
  * share the connection and its 64 request slots; failures, timeouts and reconnection behave
  * alike, a lost connection failing every pending future with {@code EIO}. A request that cannot
  * be sent at once as one NBD command (no usable connection: it must reconnect first; all slots in
@@ -683,8 +688,10 @@ public final class NbdBackend implements BlockBackend {
     }
 
     /**
-     * Refuses new requests, waits for running ones (each is bounded by the timeout), then ends the
-     * session with {@code NBD_CMD_DISC} and closes the socket. Idempotent. Does not flush.
+     * Refuses new requests, waits for running ones and for pending asynchronous ones (each is
+     * bounded by the timeout; their futures are complete when this returns, unless the wait as a
+     * whole ran out), then ends the session with {@code NBD_CMD_DISC} and closes the socket, which
+     * ends the connection's reply thread. Idempotent. Does not flush.
      */
     @Override
     public void close() {

@@ -15,7 +15,6 @@ import net.jqwik.api.lifecycle.BeforeContainer;
 
 import java.io.IOException;
 import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayDeque;
@@ -96,8 +95,7 @@ class NbdAsyncProperties {
                     case ASYNC_WRITE, SYNC_WRITE -> {
                         byte[] data = new byte[length];
                         random.nextBytes(data);
-                        IoVector iov = pieces(arena, length, random);
-                        iov.copyFrom(0, MemorySegment.ofArray(data), 0, length);
+                        IoVector iov = NbdAsyncTest.piecesOf(arena, data, 0, length, random);
                         System.arraycopy(data, 0, model, at, length);
                         if (op.kind() == Kind.SYNC_WRITE) {
                             nbd.writev(at, iov);
@@ -110,7 +108,7 @@ class NbdAsyncProperties {
                         inFlight.addLast(nbd.discardAsync(at, length, DIRECT));
                     }
                     case ASYNC_READ, SYNC_READ -> {
-                        IoVector in = pieces(arena, length, random);
+                        IoVector in = NbdAsyncTest.pieces(arena, length, random);
                         byte[] expected = Arrays.copyOfRange(model, at, at + length);
                         if (op.kind() == Kind.SYNC_READ) {
                             nbd.readv(at, in);
@@ -130,16 +128,5 @@ class NbdAsyncProperties {
             nbd.readv(0, all);
             assertThat(Arrays.mismatch(all.toByteArray(), model)).as("first byte of the export unlike the model").isEqualTo(-1);
         }
-    }
-
-    private static IoVector pieces(Arena arena, int bytes, Random random) {
-        IoVector iov = new IoVector();
-        int at = 0;
-        while (at < bytes) {
-            int n = Math.min(bytes - at, 1 + random.nextInt(9000));
-            iov.add(arena.allocate(n).fill((byte) 0xAA));
-            at += n;
-        }
-        return iov;
     }
 }

@@ -52,7 +52,7 @@ class NbdAsyncTest {
     }
 
     /** {@code bytes} in pieces of random sizes, each pre-filled with 0xAA (so a missed byte shows). */
-    private static IoVector pieces(Arena arena, int bytes, Random random) {
+    static IoVector pieces(Arena arena, int bytes, Random random) {
         IoVector iov = new IoVector();
         int at = 0;
         while (at < bytes) {
@@ -63,7 +63,7 @@ class NbdAsyncTest {
         return iov;
     }
 
-    private static IoVector piecesOf(Arena arena, byte[] data, int from, int length, Random random) {
+    static IoVector piecesOf(Arena arena, byte[] data, int from, int length, Random random) {
         IoVector iov = pieces(arena, length, random);
         iov.copyFrom(0, MemorySegment.ofArray(data), from, length);
         return iov;
