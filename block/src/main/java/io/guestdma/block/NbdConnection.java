@@ -56,8 +56,11 @@ import java.util.concurrent.locks.ReentrantLock;
  * callers' included (their read data is still handed to them). Whoever holds the role when an
  * asynchronous reply arrives, the reply thread or a synchronous caller, completes it: it scatters
  * read data from the socket straight into the request's buffers itself (so their memory must be
- * accessible from any thread), gives the slot back, and hands the request's future to the
- * request's executor, which completes it there.
+ * accessible from any thread), gives the slot back, lets go of the reader role (passing it on as
+ * usual) and only then hands the request's future to the request's executor, which completes it
+ * there: dependants that a direct executor runs on the reading thread never run while it holds
+ * the role, so they may make requests of their own, and one that blocks cannot keep the watchdog
+ * from taking a dead connection down.
  *
  * <p>Failure: the first error marks the connection failed and shuts the socket down; whoever holds
  * the reader role then (or takes it, if nobody does) fails every pending request and releases the
@@ -668,6 +671,8 @@ final class NbdConnection {
      */
     CompletableFuture<Void> submit(int command, int commandFlags, long offset, long length, IoVector iov, long base,
                                    Executor executor, RequestGate gate) {
+        // First, so that a thread that cannot be started leaves no slot taken.
+        Thread replies = replyThread();
         Slot slot = tryAcquire();
         if (slot == null) {
             return null;
@@ -679,7 +684,7 @@ final class NbdConnection {
         slot.iov = iov;
         slot.base = base;
         slot.async = future;
-        slot.waiter = replyThread();
+        slot.waiter = replies;
         if (asyncPending.incrementAndGet() == 1) {
             // The reply thread sleeps for good only when none was pending; every later one finds it
             // reading or about to be handed the role.
@@ -1011,32 +1016,37 @@ final class NbdConnection {
      *     taken for good)
      */
     private int readUntilDone(Slot own, boolean async) {
+        AsyncRequest completed = null;
         try {
             while (own != null ? own.state == PENDING : !async || asyncPending.get() > 0) {
                 if (takenDown) {
                     return DEAD;
                 }
                 readReply();
-                AsyncRequest completed = due;
-                if (completed != null) {
+                if (due != null) {
+                    completed = due;
                     due = null;
-                    if (own == null && !async) {
-                        dispatch(completed); // draining after NBD_CMD_DISC: nothing new is sent
-                        continue;
+                    if (own != null || async) {
+                        break;
                     }
-                    releaseReading();
-                    dispatch(completed);
-                    return DISPATCHED;
+                    dispatch(completed); // draining after NBD_CMD_DISC: nothing new is sent
+                    completed = null;
                 }
             }
-            return takenDown ? DEAD : DONE_READING;
         } catch (IOException e) {
             takeDown(e);
+            return DEAD;
         } catch (RuntimeException | Error e) {
             takeDown(new IOException("reading replies from " + name + " failed", e));
             throw e;
         }
-        return DEAD;
+        if (completed == null) {
+            return takenDown ? DEAD : DONE_READING;
+        }
+        // Outside the try: the role is no longer ours, so nothing below may take the connection down.
+        releaseReading();
+        dispatch(completed);
+        return DISPATCHED;
     }
 
     /** Reads one reply (a simple reply, or one structured chunk) and acts on it. */
