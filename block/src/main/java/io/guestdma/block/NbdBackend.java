@@ -689,9 +689,10 @@ public final class NbdBackend implements BlockBackend {
 
     /**
      * Refuses new requests, waits for running ones and for pending asynchronous ones (each is
-     * bounded by the timeout; their futures are complete when this returns, unless the wait as a
-     * whole ran out), then ends the session with {@code NBD_CMD_DISC} and closes the socket, which
-     * ends the connection's reply thread. Idempotent. Does not flush.
+     * bounded by the timeout; when this returns, their futures have been handed to their
+     * executors, unless the wait as a whole ran out), then ends the session with
+     * {@code NBD_CMD_DISC} and closes the socket, which ends the connection's reply thread.
+     * Idempotent. Does not flush.
      */
     @Override
     public void close() {
