@@ -112,6 +112,10 @@ public interface BlockBackend extends AutoCloseable {
      * that has started runs to completion (a system call cannot be withdrawn), but the future stays
      * cancelled.
      *
+     * <p>An implementation with an asynchronous path of its own may start the request in the
+     * calling thread and use {@code executor} only to complete the future (then cancellation
+     * never prevents the request); {@link NbdBackend} does, and says so.
+     *
      * @param offset   the image offset
      * @param iov      where the bytes go; keep it and its memory untouched until the future completes
      * @param executor where the request runs

@@ -10,6 +10,8 @@ import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.time.Duration;
 import java.util.Objects;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Executor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantLock;
@@ -46,6 +48,32 @@ import static io.guestdma.block.NbdConnection.FLAG_SEND_WRITE_ZEROES;
  * request on the success path. (Only {@link #read(long, ByteBuffer)} and
  * {@link #write(long, ByteBuffer)} with a heap buffer stage it through native memory.)
  *
+ * <p><b>Asynchronous requests.</b> {@link #readvAsync}, {@link #writevAsync}, {@link #flushAsync}
+ * and {@link #discardAsync} do not run the synchronous call on the executor as the
+ * {@link BlockBackend} defaults do: the calling thread sends the request (the same single
+ * {@code writev}, payload straight from the vector; it blocks only while the socket takes the
+ * bytes, within the timeout) and returns, and no thread waits for the reply. One thread per
+ * connection ({@code nbd-replies ...}, a daemon started by its first asynchronous request and
+ * ended with the connection) reads the replies while any asynchronous request is pending, so one
+ * thread can keep many requests in flight as {@code qemu-img bench -d N} or a virtio queue does.
+ * The reply's data is scattered into the vector by whichever thread reads it (that thread or a
+ * synchronous caller); the request's slot is freed, the reader lets go of the connection's reader
+ * role, and the future is handed to {@code executor}, which completes it: dependent actions
+ * registered without an executor of their own run there. With a direct executor
+ * ({@code Runnable::run}) they run on the thread that read the reply: keep them short, since the
+ * replies of other asynchronous requests wait meanwhile. They may make further requests,
+ * synchronous ones included, but must not block waiting for another asynchronous request of this
+ * backend: its reply would not be read until the timeout fails the connection (with {@code EIO},
+ * never a hang). Synchronous and asynchronous requests
+ * share the connection and its 64 request slots; failures, timeouts and reconnection behave
+ * alike, a lost connection failing every pending future with {@code EIO}. A request that cannot
+ * be sent at once as one NBD command (no usable connection: it must reconnect first; all slots in
+ * flight; a read or write larger than the server's maximum payload; a FUA write the server cannot
+ * take, a discard it must split or send as data) runs as the default does, the synchronous call
+ * on {@code executor}. Cancelling the future never withdraws a request that was sent; the future
+ * stays cancelled. {@link #close()} waits for pending asynchronous requests like for running
+ * synchronous ones.
+ *
  * <p><b>Errors.</b> An error the server reports becomes a {@link PosixException} with the errno
  * the server sent ({@code EIO}, {@code ENOSPC}, {@code EPERM}, {@code EINVAL}...) and the
  * server's message, if any. A lost connection, a protocol violation or a reply that does not
@@ -71,6 +99,7 @@ public final class NbdBackend implements BlockBackend {
     /** The largest WRITE_ZEROES or TRIM request: the length field is 32 bits. */
     private static final long MAX_ZERO_REQUEST = 1L << 30;
     private static final MemorySegment ZEROES = Arena.global().allocate(1 << 20, 4096).asReadOnly();
+    private static final Thread ANY_OTHER_THREAD = Thread.ofPlatform().unstarted(() -> { });
 
     private final NbdAddress address;
     private final ImageExtent extent;
@@ -227,6 +256,150 @@ public final class NbdBackend implements BlockBackend {
     @Override
     public void writev(long offset, IoVector iov) throws IOException {
         writev(offset, iov, false);
+    }
+
+    /**
+     * Sends the read at once from this thread and completes the future from the thread that reads
+     * the reply (see the class comment); otherwise as {@link BlockBackend#readvAsync}. The
+     * vector's memory must be accessible from any thread (guest memory, a shared or automatic
+     * arena, not a confined one), since the reply's data is moved by the thread that reads it.
+     *
+     * @return a future completed, on {@code executor}, when every byte is in, or exceptionally
+     *     with the {@link IOException} (a {@link PosixException} with the server's errno, or
+     *     {@code EIO} for a lost connection) or the {@link IllegalArgumentException} (read-only,
+     *     heap or confined memory) the synchronous call would throw
+     * @throws NullPointerException if {@code iov} or {@code executor} is null
+     */
+    @Override
+    public CompletableFuture<Void> readvAsync(long offset, IoVector iov, Executor executor) {
+        return submit(CMD_READ, 0, offset, iov.size(), iov, executor);
+    }
+
+    /**
+     * Sends the write at once from this thread, straight from the vector, and completes the
+     * future from the thread that reads the reply (see the class comment); otherwise as
+     * {@link BlockBackend#writevAsync}. The vector's memory must be accessible from any thread.
+     *
+     * @return a future completed, on {@code executor}, when the server acknowledged every byte, or
+     *     exceptionally as for {@link #readvAsync}
+     * @throws NullPointerException if {@code iov} or {@code executor} is null
+     */
+    @Override
+    public CompletableFuture<Void> writevAsync(long offset, IoVector iov, Executor executor) {
+        return submit(CMD_WRITE, 0, offset, iov.size(), iov, executor);
+    }
+
+    /**
+     * Sends {@code NBD_CMD_FLUSH} at once (see the class comment); completes at once, without a
+     * request, on a read-only image or a server without a write cache.
+     *
+     * @return a future completed, on {@code executor}, when every write that completed before the
+     *     call is on stable storage, or exceptionally as for {@link #readvAsync}
+     * @throws NullPointerException if {@code executor} is null
+     */
+    @Override
+    public CompletableFuture<Void> flushAsync(Executor executor) {
+        return submit(CMD_FLUSH, 0, 0, 0, null, executor);
+    }
+
+    /**
+     * Sends the discard at once as one {@code NBD_CMD_WRITE_ZEROES} when the server has the
+     * command and the range fits one request (see the class comment); otherwise runs
+     * {@link #discard} on {@code executor}.
+     *
+     * @return a future completed, on {@code executor}, when the range reads as zeroes, or
+     *     exceptionally as for {@link #readvAsync}
+     * @throws NullPointerException if {@code executor} is null
+     */
+    @Override
+    public CompletableFuture<Void> discardAsync(long offset, long length, Executor executor) {
+        return submit(CMD_WRITE_ZEROES, 0, offset, length, null, executor);
+    }
+
+    /**
+     * The asynchronous path of every command: checks as the synchronous call does (a failure
+     * fails the future), sends one request if it can, else runs the synchronous call on the
+     * executor.
+     */
+    private CompletableFuture<Void> submit(int command, int flags, long offset, long length, IoVector iov,
+                                           Executor executor) {
+        Objects.requireNonNull(executor, "executor");
+        try {
+            switch (command) {
+                case CMD_READ -> {
+                    extent.checkRead(offset, length);
+                    requireUsable(iov, true);
+                    requireShared(iov);
+                }
+                case CMD_WRITE -> {
+                    extent.checkWrite("write", offset, length);
+                    requireUsable(iov, false);
+                    requireShared(iov);
+                }
+                case CMD_WRITE_ZEROES -> extent.checkWrite("discard", offset, length);
+                default -> {
+                    if (extent.readOnly()) {
+                        return CompletableFuture.completedFuture(null);
+                    }
+                }
+            }
+            if (length == 0 && command != CMD_FLUSH) {
+                return CompletableFuture.completedFuture(null);
+            }
+            enter();
+        } catch (IOException | RuntimeException e) {
+            return CompletableFuture.failedFuture(e);
+        }
+        CompletableFuture<Void> sent = null;
+        try {
+            NbdConnection c = connection;
+            if (c != null && c.usable() && sendsAsOne(c, command, length)) {
+                if (command != CMD_FLUSH) {
+                    checkAligned(c, command, offset, length);
+                }
+                sent = c.submit(command, flags, offset, length, iov, 0, executor, gate);
+            }
+        } catch (IOException e) {
+            return CompletableFuture.failedFuture(e);
+        } finally {
+            if (sent == null) {
+                exit();
+            }
+        }
+        return sent != null ? sent : onExecutor(command, offset, length, iov, executor);
+    }
+
+    /** Whether the command goes out as one NBD request as it is on this connection. */
+    private static boolean sendsAsOne(NbdConnection c, int command, long length) {
+        return switch (command) {
+            case CMD_READ, CMD_WRITE -> length <= c.maxPayload();
+            case CMD_FLUSH -> c.has(FLAG_SEND_FLUSH);
+            case CMD_WRITE_ZEROES -> c.has(FLAG_SEND_WRITE_ZEROES) && length <= MAX_ZERO_REQUEST - MAX_ZERO_REQUEST % c.minBlock();
+            default -> false;
+        };
+    }
+
+    /** What the asynchronous path cannot send at once: the synchronous call, on the executor. */
+    private CompletableFuture<Void> onExecutor(int command, long offset, long length, IoVector iov, Executor executor) {
+        return BlockRequest.submit(executor, switch (command) {
+            case CMD_READ -> () -> readv(offset, iov);
+            case CMD_WRITE -> () -> writev(offset, iov);
+            case CMD_FLUSH -> this::flush;
+            default -> () -> discard(offset, length);
+        });
+    }
+
+    /**
+     * The reply to an asynchronous request is moved by whichever thread reads it, so the memory
+     * must be accessible from any thread; a thread that is never started stands for "another one".
+     */
+    private static void requireShared(IoVector iov) {
+        for (int i = 0; i < iov.count(); i++) {
+            if (!iov.isAccessibleBy(i, ANY_OTHER_THREAD)) {
+                throw new IllegalArgumentException("segment " + i + " of the I/O vector belongs to a confined arena; "
+                        + "an asynchronous request needs memory that any thread may access");
+            }
+        }
     }
 
     /**
@@ -515,8 +688,11 @@ public final class NbdBackend implements BlockBackend {
     }
 
     /**
-     * Refuses new requests, waits for running ones (each is bounded by the timeout), then ends the
-     * session with {@code NBD_CMD_DISC} and closes the socket. Idempotent. Does not flush.
+     * Refuses new requests, waits for running ones and for pending asynchronous ones (each is
+     * bounded by the timeout; when this returns, their futures have been handed to their
+     * executors, unless the wait as a whole ran out), then ends the session with
+     * {@code NBD_CMD_DISC} and closes the socket, which ends the connection's reply thread.
+     * Idempotent. Does not flush.
      */
     @Override
     public void close() {

@@ -17,13 +17,18 @@ import java.net.SocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.Executor;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.LockSupport;
 import java.util.concurrent.locks.ReentrantLock;
@@ -41,8 +46,21 @@ import java.util.concurrent.locks.ReentrantLock;
  * hand-off on the way, which is what qemu-img does too. Read data for another caller's request
  * is moved by that caller itself: the reader hands it the socket (the request's state becomes
  * {@code TRANSFER}), the owner scatters the payload from the socket straight into its buffers and
- * hands the socket back. So guest memory is only ever touched by the thread that owns the
- * request, which also keeps memory of a confined arena usable.
+ * hands the socket back. So guest memory of a synchronous request is only ever touched by the
+ * thread that owns the request, which also keeps memory of a confined arena usable.
+ *
+ * <p><b>Asynchronous requests</b> ({@link #submit}) are sent by the submitting thread, which then
+ * returns: nobody waits for them. The connection's <em>reply thread</em>, started on the first
+ * asynchronous request and ended with the connection, takes the reader role whenever asynchronous
+ * requests are pending and holds it until none is; it reads every reply meanwhile, synchronous
+ * callers' included (their read data is still handed to them). Whoever holds the role when an
+ * asynchronous reply arrives, the reply thread or a synchronous caller, completes it: it scatters
+ * read data from the socket straight into the request's buffers itself (so their memory must be
+ * accessible from any thread), gives the slot back, lets go of the reader role (passing it on as
+ * usual) and only then hands the request's future to the request's executor, which completes it
+ * there: dependants that a direct executor runs on the reading thread never run while it holds
+ * the role, so they may make requests of their own, and one that blocks cannot keep the watchdog
+ * from taking a dead connection down.
  *
  * <p>Failure: the first error marks the connection failed and shuts the socket down; whoever holds
  * the reader role then (or takes it, if nobody does) fails every pending request and releases the
@@ -128,6 +146,10 @@ final class NbdConnection {
     private static final int DONE = 3;
     /** The longest a waiting caller sleeps before looking at its request again. */
     private static final long PARK_BOUND_NANOS = TimeUnit.MILLISECONDS.toNanos(50);
+    /** {@link #readUntilDone} outcomes. */
+    private static final int DONE_READING = 0;
+    private static final int DISPATCHED = 1;
+    private static final int DEAD = 2;
 
     private final String name;
     private final SocketFd socket;
@@ -155,6 +177,17 @@ final class NbdConnection {
     private MemorySegment gather = Arena.ofAuto().allocate(33 * IovecWindow.ENTRY, 8);
     /** Set by the reader, under sendLock, when it released the descriptor. */
     private boolean socketClosed;
+    /** Set by whoever took the connection down, holding the reader role; guards against doing it twice. */
+    private boolean takenDown;
+    /**
+     * An asynchronous request the last reply completed, to be handed to its executor once the
+     * reader has let go of the role; touched by the role's holder only.
+     */
+    private AsyncRequest due;
+    /** Asynchronous requests between their registration and their completion. */
+    private final AtomicInteger asyncPending = new AtomicInteger();
+    /** The reply thread, started by the first asynchronous request. */
+    private volatile Thread replyThread;
     /** The reader role: held by one waiting caller at a time, and for good once the connection is dead. */
     private final AtomicBoolean reading = new AtomicBoolean();
     /** The thread holding the reader role, for owners handing the socket back after a transfer. */
@@ -200,8 +233,10 @@ final class NbdConnection {
         long transferBytes;
         boolean transferHole;
         IOException transferFailure;
-        /** The caller's share of its vector for one readv; used by the caller's thread only. */
+        /** The caller's share of its vector for one readv; used by the thread moving the data only. */
         MemorySegment window = MemorySegment.NULL;
+        /** An asynchronous request's future, or null for a caller that waits. */
+        AsyncRequest async;
 
         Slot(int index) {
             this.index = index;
@@ -213,6 +248,7 @@ final class NbdConnection {
             message = null;
             failure = null;
             transferFailure = null;
+            async = null;
             errno = 0;
             covered = 0;
             state = WAITING;
@@ -575,14 +611,175 @@ final class NbdConnection {
                 throw lost(command, offset, length, slot.failure);
             }
             if (slot.errno != 0) {
-                throw new PosixException(call(command, offset, length)
-                        + (slot.message != null && !slot.message.isEmpty() ? " [server: " + slot.message + "]" : ""),
-                        slot.errno);
+                throw serverError(command, offset, length, slot.errno, slot.message);
             }
         } finally {
             slot.clear();
             release(slot);
         }
+    }
+
+    /**
+     * The future of an asynchronous request, and also the task that completes it on the request's
+     * executor: one object per request, which is all the asynchronous path allocates on success.
+     */
+    private static final class AsyncRequest extends CompletableFuture<Void> implements Runnable {
+        /** Where the future is completed. */
+        private final Executor executor;
+        /** The backend's gate the request leaves once its future was handed to the executor. */
+        private final RequestGate gate;
+        /** Set, with {@link #failure}, before the task is handed to the executor. */
+        private volatile boolean settled;
+        private IOException failure;
+
+        AsyncRequest(Executor executor, RequestGate gate) {
+            this.executor = executor;
+            this.gate = gate;
+        }
+
+        void settle(IOException outcome) {
+            failure = outcome;
+            settled = true;
+        }
+
+        /** Completes the future with the outcome; does nothing before it is known (or if cancelled). */
+        @Override
+        public void run() {
+            if (!settled) {
+                return;
+            }
+            if (failure == null) {
+                complete(null);
+            } else {
+                completeExceptionally(failure);
+            }
+        }
+    }
+
+    /**
+     * Sends one request and returns without waiting for its reply; see the class comment for who
+     * completes it. The request holds {@code gate} (entered by the caller) until it completes.
+     *
+     * @param iov      as for {@link #request}, but its memory must be accessible from any thread,
+     *                 and it is the connection's until the future completes
+     * @param executor where the future is completed; if it refuses the task, the thread that read
+     *                 the reply completes the future itself
+     * @param gate     left when the request completes, after its future was handed to the executor
+     * @return the request's future, failing with EIO if the connection fails before the reply
+     *     (as {@link #request} would throw), or with the server's errno; null if all
+     *     {@link #SLOTS} slots are in flight (nothing was sent, and the caller still holds the gate)
+     */
+    CompletableFuture<Void> submit(int command, int commandFlags, long offset, long length, IoVector iov, long base,
+                                   Executor executor, RequestGate gate) {
+        // First, so that a thread that cannot be started leaves no slot taken.
+        Thread replies = replyThread();
+        Slot slot = tryAcquire();
+        if (slot == null) {
+            return null;
+        }
+        AsyncRequest future = new AsyncRequest(executor, gate);
+        slot.command = command;
+        slot.offset = offset;
+        slot.length = length;
+        slot.iov = iov;
+        slot.base = base;
+        slot.async = future;
+        slot.waiter = replies;
+        if (asyncPending.incrementAndGet() == 1) {
+            // The reply thread sleeps for good only when none was pending; every later one finds it
+            // reading or about to be handed the role.
+            LockSupport.unpark(slot.waiter);
+        }
+        if (!register(slot)) {
+            dispatch(settle(slot, lost(command, offset, length, failure)));
+            return future;
+        }
+        // From here the reply may complete the slot and another request reuse it: only the send
+        // may still look at it, and no reply comes before the request is sent.
+        send(slot, commandFlags);
+        return future;
+    }
+
+    /**
+     * Ends an asynchronous request with its outcome and frees its slot, before its future is
+     * handed to the executor: a caller waiting for a slot on that same executor must not wait
+     * behind the completion.
+     *
+     * @return the request, for {@link #dispatch}
+     */
+    private AsyncRequest settle(Slot slot, IOException outcome) {
+        AsyncRequest future = slot.async;
+        slot.clear();
+        asyncPending.decrementAndGet();
+        release(slot);
+        future.settle(outcome);
+        return future;
+    }
+
+    /**
+     * Hands a settled request's future to its executor, then lets the request leave the backend's
+     * gate. Never called holding the reader role while the connection lives: with a direct
+     * executor the future's dependants run right here, and they may wait for other requests.
+     */
+    private static void dispatch(AsyncRequest future) {
+        try {
+            future.executor.execute(future);
+        } catch (RuntimeException e) {
+            // A refusing (shut down) executor must not leave the future pending for ever.
+            future.run();
+        } finally {
+            future.gate.exit();
+        }
+    }
+
+    /** The server's error for a request as the exception the caller gets. */
+    private static PosixException serverError(int command, long offset, long length, int errno, String message) {
+        return new PosixException(call(command, offset, length)
+                + (message != null && !message.isEmpty() ? " [server: " + message + "]" : ""), errno);
+    }
+
+    /** Starts the reply thread on first use. */
+    private Thread replyThread() {
+        Thread t = replyThread;
+        if (t != null) {
+            return t;
+        }
+        synchronized (this) {
+            if (replyThread == null) {
+                replyThread = Thread.ofPlatform().daemon().name("nbd-replies " + name).unstarted(this::serveReplies);
+                replyThread.start();
+            }
+            return replyThread;
+        }
+    }
+
+    /**
+     * The reply thread: takes the reader role while asynchronous requests are pending, and ends
+     * once the connection failed (whoever holds the role then fails the pending requests).
+     */
+    private void serveReplies() {
+        Thread me = Thread.currentThread();
+        while (failure == null) {
+            if (asyncPending.get() == 0) {
+                // Woken by the next asynchronous request, or by the connection's end.
+                LockSupport.park(this);
+                continue;
+            }
+            if (reading.compareAndSet(false, true)) {
+                readerThread = me;
+                int outcome = readUntilDone(null, true);
+                if (outcome == DEAD) {
+                    return; // the role stays taken: the connection is dead
+                }
+                if (outcome == DONE_READING) {
+                    releaseReading();
+                }
+                continue;
+            }
+            // A synchronous caller reads meanwhile; it passes the role on when its own reply is in.
+            LockSupport.parkNanos(this, PARK_BOUND_NANOS);
+        }
+        takeDownIfIdle();
     }
 
     private Slot acquire(int command, long offset, long length) throws IOException {
@@ -721,7 +918,7 @@ final class NbdConnection {
             }
             if (reading.compareAndSet(false, true)) {
                 readerThread = Thread.currentThread();
-                if (readUntilDone(slot)) {
+                if (readUntilDone(slot, false) == DONE_READING) {
                     releaseReading();
                 }
                 continue;
@@ -805,24 +1002,51 @@ final class NbdConnection {
 
     /**
      * Holding the reader role: reads replies until {@code own} is done (or the connection dies);
-     * with {@code own} null, until the connection ends.
+     * with {@code own} null, until no asynchronous request is pending if {@code async}, else until
+     * the connection ends.
      *
-     * @return whether the role may be released; false once the connection is dead, since the role
-     *     then stays taken for good
+     * <p>A reply that completes an asynchronous request ends the loop early (unless draining): the
+     * role is released first, then the future handed to its executor, so that its dependants,
+     * which may run right here, never hold up the reading of replies (they may wait for another
+     * request; if they block for good, the watchdog can still take the connection down).
+     *
+     * @return {@link #DONE_READING} when the condition is met (the caller releases the role),
+     *     {@link #DISPATCHED} when the role was released to complete a request (the caller looks
+     *     at its state again), {@link #DEAD} once the connection is dead (the role then stays
+     *     taken for good)
      */
-    private boolean readUntilDone(Slot own) {
+    private int readUntilDone(Slot own, boolean async) {
+        AsyncRequest completed = null;
         try {
-            while (own == null || own.state == PENDING) {
+            while (own != null ? own.state == PENDING : !async || asyncPending.get() > 0) {
+                if (takenDown) {
+                    return DEAD;
+                }
                 readReply();
+                if (due != null) {
+                    completed = due;
+                    due = null;
+                    if (own != null || async) {
+                        break;
+                    }
+                    dispatch(completed); // draining after NBD_CMD_DISC: nothing new is sent
+                    completed = null;
+                }
             }
-            return true;
         } catch (IOException e) {
             takeDown(e);
+            return DEAD;
         } catch (RuntimeException | Error e) {
             takeDown(new IOException("reading replies from " + name + " failed", e));
             throw e;
         }
-        return false;
+        if (completed == null) {
+            return takenDown ? DEAD : DONE_READING;
+        }
+        // Outside the try: the role is no longer ours, so nothing below may take the connection down.
+        releaseReading();
+        dispatch(completed);
+        return DISPATCHED;
     }
 
     /** Reads one reply (a simple reply, or one structured chunk) and acts on it. */
@@ -859,6 +1083,10 @@ final class NbdConnection {
      * the flag.
      */
     private void takeDown(IOException cause) {
+        if (takenDown) {
+            return;
+        }
+        takenDown = true;
         markFailed(cause);
         sendLock.lock();
         try {
@@ -963,6 +1191,10 @@ final class NbdConnection {
             // The protocol asks the client to disconnect: later requests go to a new connection.
             shuttingDown = true;
         }
+        if (slot.async != null) {
+            due = settle(slot, errno == 0 ? null : serverError(slot.command, slot.offset, slot.length, errno, message));
+            return;
+        }
         Thread waiter = slot.waiter;
         slot.state = DONE;
         LockSupport.unpark(waiter);
@@ -979,8 +1211,9 @@ final class NbdConnection {
         slot.transferHole = hole;
         slot.transferFailure = null;
         Thread waiter = slot.waiter;
-        if (waiter == Thread.currentThread()) {
-            // The reader's own request: it owns these buffers, so it moves the data itself.
+        if (slot.async != null || waiter == Thread.currentThread()) {
+            // The reader's own request, or an asynchronous one (nobody waits for it): the reader
+            // moves the data itself.
             moveReadData(slot);
             if (slot.transferFailure != null) {
                 throw slot.transferFailure;
@@ -1063,11 +1296,15 @@ final class NbdConnection {
 
     private void failPending() {
         watchdog.cancel(false);
+        List<Slot> async = new ArrayList<>();
         synchronized (this) {
             dead = true;
             for (Slot slot : slots) {
                 // Never TRANSFER: only the reader takes the connection down, and it waits out every hand-off first.
-                if (slot.state == PENDING) {
+                if (slot.state == PENDING && slot.async != null) {
+                    slot.state = DONE;
+                    async.add(slot);
+                } else if (slot.state == PENDING) {
                     slot.failure = failure;
                     Thread waiter = slot.waiter;
                     slot.state = DONE;
@@ -1075,6 +1312,20 @@ final class NbdConnection {
                 }
             }
             notifyAll();
+        }
+        // Outside the lock: a direct executor runs the futures' dependants right here.
+        AsyncRequest completed = due;
+        if (completed != null) {
+            // Read before the failure, and not handed on yet: it succeeded (or failed) on its own.
+            due = null;
+            dispatch(completed);
+        }
+        for (Slot slot : async) {
+            dispatch(settle(slot, lost(slot.command, slot.offset, slot.length, failure)));
+        }
+        Thread replies = replyThread;
+        if (replies != null) {
+            LockSupport.unpark(replies);
         }
     }
 
@@ -1120,7 +1371,7 @@ final class NbdConnection {
             takeDown(e);
             return;
         }
-        readUntilDone(null);
+        readUntilDone(null, false);
     }
 
     private void awaitDead(long nanos) {

@@ -17,6 +17,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -28,9 +29,10 @@ import static org.assertj.core.api.Assertions.assertThat;
 /**
  * An NBD server that lies: after an honest handshake it answers requests with a random mix of
  * correct replies, errors, wrong cookies, bad magic, garbage, replies cut short, replies nobody
- * asked for, silence and hang-ups, to several client threads at once. Whatever it does, every
- * request returns or fails with an {@link IOException} in bounded time, a read that succeeds
- * holds exactly the disk's bytes, and no byte outside the caller's buffers is ever written.
+ * asked for, silence and hang-ups, to several client threads at once, one of which keeps four
+ * asynchronous requests in flight. Whatever it does, every request returns or fails with an
+ * {@link IOException} in bounded time, a read that succeeds holds exactly the disk's bytes, and no
+ * byte outside the caller's buffers is ever written.
  */
 class NbdHostileServerFuzzTest {
     private static final int DISK = 1 << 20;
@@ -59,7 +61,8 @@ class NbdHostileServerFuzzTest {
                     List<Future<int[]>> workers = new ArrayList<>();
                     for (int t = 0; t < 3; t++) {
                         long workerSeed = seed * 100 + t;
-                        workers.add(pool.submit(() -> work(nbd, new Random(workerSeed))));
+                        boolean async = t == 2;
+                        workers.add(pool.submit(() -> work(nbd, new Random(workerSeed), async)));
                     }
                     int ok = 0;
                     int failed = 0;
@@ -80,46 +83,84 @@ class NbdHostileServerFuzzTest {
         assertThat(connections.get()).as("a failed connection is replaced by a new one").isGreaterThan(1);
     }
 
-    /** One client thread: 60 random reads and writes, each checked. */
-    private static int[] work(NbdBackend nbd, Random random) throws Exception {
+    /** One request: its buffers are slices of a larger block whose edges must stay untouched. */
+    private record Request(long offset, int length, int cut, boolean read, MemorySegment block, IoVector iov) {
+        static Request random(Arena arena, Random random) {
+            int length = 512 * (1 + random.nextInt(16));
+            long offset = 512L * random.nextInt((DISK - length) / 512);
+            MemorySegment block = arena.allocate(length + 2048).fill(GUARD);
+            IoVector iov = new IoVector();
+            int cut = 512 * random.nextInt(length / 512 + 1);
+            if (cut > 0) {
+                iov.add(block.asSlice(512, cut));
+            }
+            if (length - cut > 0) {
+                iov.add(block.asSlice(1024 + cut, length - cut));
+            }
+            return new Request(offset, length, cut, random.nextBoolean(), block, iov);
+        }
+
+        /** After a success: a read holds the disk's bytes. Always: the guards are intact. */
+        void check(boolean succeeded) {
+            if (succeeded && read) {
+                byte[] got = iov.toByteArray();
+                for (int i = 0; i < length; i++) {
+                    assertThat(got[i]).as("read byte %d at %d", i, offset).isEqualTo(pattern(offset + i));
+                }
+            }
+            for (long i = 0; i < 512; i++) {
+                assertThat(block.get(ValueLayout.JAVA_BYTE, i)).as("guard before").isEqualTo(GUARD);
+                assertThat(block.get(ValueLayout.JAVA_BYTE, 512 + cut + i)).as("guard between").isEqualTo(GUARD);
+                assertThat(block.get(ValueLayout.JAVA_BYTE, 1024 + length + i)).as("guard after").isEqualTo(GUARD);
+            }
+        }
+    }
+
+    /** One client thread: 60 random reads and writes, each checked; asynchronous ones four at a time. */
+    private static int[] work(NbdBackend nbd, Random random, boolean async) throws Exception {
         int ok = 0;
         int failed = 0;
-        try (Arena arena = Arena.ofConfined()) {
-            for (int op = 0; op < 60; op++) {
-                int length = 512 * (1 + random.nextInt(16));
-                long offset = 512L * random.nextInt((DISK - length) / 512);
-                // The request's buffers are slices of a larger block whose edges must stay untouched.
-                MemorySegment block = arena.allocate(length + 2048).fill(GUARD);
-                IoVector iov = new IoVector();
-                int cut = 512 * random.nextInt(length / 512 + 1);
-                if (cut > 0) {
-                    iov.add(block.asSlice(512, cut));
-                }
-                if (length - cut > 0) {
-                    iov.add(block.asSlice(1024 + cut, length - cut));
-                }
-                boolean read = random.nextBoolean();
+        try (Arena arena = async ? Arena.ofShared() : Arena.ofConfined()) {
+            for (int op = 0; op < 60; op += async ? 4 : 1) {
                 long start = System.nanoTime();
-                try {
-                    if (read) {
-                        nbd.readv(offset, iov);
-                        byte[] got = iov.toByteArray();
-                        for (int i = 0; i < length; i++) {
-                            assertThat(got[i]).as("read byte %d at %d", i, offset).isEqualTo(pattern(offset + i));
-                        }
-                    } else {
-                        nbd.writev(offset, iov);
+                List<Request> batch = new ArrayList<>();
+                List<Future<Void>> futures = new ArrayList<>();
+                for (int i = 0; i < (async ? 4 : 1); i++) {
+                    Request r = Request.random(arena, random);
+                    batch.add(r);
+                    if (async) {
+                        futures.add(r.read() ? nbd.readvAsync(r.offset(), r.iov(), Runnable::run)
+                                : nbd.writevAsync(r.offset(), r.iov(), Runnable::run));
                     }
-                    ok++;
-                } catch (IOException e) {
-                    failed++;
+                }
+                for (int i = 0; i < batch.size(); i++) {
+                    Request r = batch.get(i);
+                    boolean succeeded;
+                    try {
+                        if (async) {
+                            futures.get(i).get(15, TimeUnit.SECONDS);
+                        } else if (r.read()) {
+                            nbd.readv(r.offset(), r.iov());
+                        } else {
+                            nbd.writev(r.offset(), r.iov());
+                        }
+                        succeeded = true;
+                    } catch (IOException e) {
+                        succeeded = false;
+                    } catch (ExecutionException e) {
+                        if (!(e.getCause() instanceof IOException)) {
+                            throw e;
+                        }
+                        succeeded = false;
+                    }
+                    if (succeeded) {
+                        ok++;
+                    } else {
+                        failed++;
+                    }
+                    r.check(succeeded);
                 }
                 assertThat(System.nanoTime() - start).as("bounded").isLessThan(TimeUnit.SECONDS.toNanos(15));
-                for (long i = 0; i < 512; i++) {
-                    assertThat(block.get(ValueLayout.JAVA_BYTE, i)).as("guard before").isEqualTo(GUARD);
-                    assertThat(block.get(ValueLayout.JAVA_BYTE, 512 + cut + i)).as("guard between").isEqualTo(GUARD);
-                    assertThat(block.get(ValueLayout.JAVA_BYTE, 1024 + length + i)).as("guard after").isEqualTo(GUARD);
-                }
             }
         }
         return new int[] {ok, failed};

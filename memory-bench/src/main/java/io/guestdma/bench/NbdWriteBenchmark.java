@@ -10,7 +10,10 @@ import io.guestdma.memory.IoVector;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Executor;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
 import java.util.concurrent.atomic.AtomicLong;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.Level;
@@ -22,10 +25,13 @@ import org.openjdk.jmh.annotations.Threads;
 
 /**
  * A remote disk: sequential 64 KiB writes in 16 pieces from mapped guest RAM through
- * {@link NbdBackend} to a qemu-nbd export on a Unix socket, at queue depth 1 (one thread) and 16
- * (sixteen threads sharing one connection, their requests in flight together). The same export is
- * measured with {@code qemu-img bench -w -s 65536 -d 1|16} in the same run (see {@link QemuImgBench});
- * the report divides the two.
+ * {@link NbdBackend} to a qemu-nbd export on a Unix socket, at queue depth 1 (one thread, the
+ * synchronous {@link NbdBackend#writev}) and 16 (one thread keeping 16 writes in flight through
+ * {@link NbdBackend#writevAsync}, as a device's I/O thread does and as {@code qemu-img bench -d 16}
+ * does: each operation waits for a write to complete, then sends the next one from that write's
+ * buffer, so operations per second are completed writes). The same export is measured with
+ * {@code qemu-img bench -w -s 65536 -d 1|16} in the same run (see {@link QemuImgBench}); the report
+ * divides the two.
  *
  * <p>(JMH subclasses state classes, so this one cannot be final.)
  */
@@ -45,25 +51,39 @@ public class NbdWriteBenchmark extends SuiteSettings {
     /** Which guest buffer the next writer thread gets. */
     private final AtomicLong nextBuffer = new AtomicLong();
 
-    /** One writer's guest buffer: 16 mapped pieces of 4 KiB, 4 KiB apart, and its own I/O vector. */
+    /** One write's guest buffer: 16 mapped pieces of 4 KiB, 4 KiB apart, and its own I/O vector. */
+    static final class Buffer {
+        final IoVector iov = new IoVector(PIECES);
+        private final DmaMapping[] pieces = new DmaMapping[PIECES];
+
+        Buffer(NbdWriteBenchmark bench) {
+            long base = 0x100000 + bench.nextBuffer.getAndIncrement() * 2L * WRITE_BYTES;
+            for (int i = 0; i < PIECES; i++) {
+                pieces[i] = (DmaMapping) bench.memory.map(base + 2L * 4096 * i, 4096, DmaDirection.TO_DEVICE);
+                iov.add(pieces[i].segment());
+            }
+        }
+
+        void unmap(NbdWriteBenchmark bench) {
+            for (DmaMapping m : pieces) {
+                bench.memory.unmap(m, 0);
+            }
+        }
+    }
+
+    /** The queue-depth-1 writer: one guest buffer, mapped once and reused. */
     @State(Scope.Thread)
     public static class Writer {
-        private final IoVector iov = new IoVector(PIECES);
-        private DmaMapping[] pieces;
+        private Buffer buffer;
 
         /**
-         * Maps this thread's guest buffer once; the benchmark reuses the vector.
+         * Maps this thread's guest buffer.
          *
          * @param bench the shared state
          */
         @Setup(Level.Trial)
         public void setUp(NbdWriteBenchmark bench) {
-            long base = 0x100000 + bench.nextBuffer.getAndIncrement() * 2L * WRITE_BYTES;
-            pieces = new DmaMapping[PIECES];
-            for (int i = 0; i < PIECES; i++) {
-                pieces[i] = (DmaMapping) bench.memory.map(base + 2L * 4096 * i, 4096, DmaDirection.TO_DEVICE);
-                iov.add(pieces[i].segment());
-            }
+            buffer = new Buffer(bench);
         }
 
         /**
@@ -73,9 +93,87 @@ public class NbdWriteBenchmark extends SuiteSettings {
          */
         @TearDown(Level.Trial)
         public void tearDown(NbdWriteBenchmark bench) {
-            for (DmaMapping m : pieces) {
-                bench.memory.unmap(m, 0);
+            buffer.unmap(bench);
+        }
+    }
+
+    /**
+     * The queue-depth-16 writer: 16 guest buffers, each with the write in flight from it. Its
+     * thread plays a device's I/O thread: it waits for a completion by parking, and a completion
+     * wakes it (the executor completes the future on the thread that read the reply,
+     * then unparks the I/O thread, as an event loop's notifier would).
+     */
+    @State(Scope.Thread)
+    public static class Queue {
+        static final int DEPTH = 16;
+        private final Buffer[] buffers = new Buffer[DEPTH];
+        private final CompletableFuture<?>[] inFlight = new CompletableFuture<?>[DEPTH];
+        /** Where the next look for a completed write starts: after the one last refilled. */
+        private int oldest;
+        private volatile Thread ioThread;
+        private final Executor wakeIoThread = task -> {
+            task.run();
+            LockSupport.unpark(ioThread);
+        };
+
+        /**
+         * Maps the 16 buffers; none is in flight yet.
+         *
+         * @param bench the shared state
+         */
+        @Setup(Level.Trial)
+        public void setUp(NbdWriteBenchmark bench) {
+            for (int i = 0; i < DEPTH; i++) {
+                buffers[i] = new Buffer(bench);
+                inFlight[i] = CompletableFuture.completedFuture(null);
             }
+        }
+
+        /**
+         * Waits for every write in flight, then unmaps the buffers.
+         *
+         * @param bench the shared state
+         */
+        @TearDown(Level.Trial)
+        public void tearDown(NbdWriteBenchmark bench) {
+            for (CompletableFuture<?> f : inFlight) {
+                f.join();
+            }
+            for (Buffer b : buffers) {
+                b.unmap(bench);
+            }
+        }
+
+        /**
+         * Waits until a write is complete (its failure is thrown), then sends the next one from its
+         * buffer: like qemu-img bench, any completion makes room for the next request, whichever
+         * order the server answers in.
+         */
+        void next(NbdWriteBenchmark bench) throws IOException {
+            int done = completed();
+            if (done < 0) {
+                ioThread = Thread.currentThread();
+                while ((done = completed()) < 0) {
+                    LockSupport.park(this);
+                }
+            }
+            CompletableFuture<?> f = inFlight[done];
+            if (f.isCompletedExceptionally()) {
+                throw new IOException("a queued write failed", f.exceptionNow());
+            }
+            inFlight[done] = bench.nbd.writevAsync(bench.nextOffset(), buffers[done].iov, wakeIoThread);
+            oldest = (done + 1) % DEPTH;
+        }
+
+        /** {@return a completed write's index, looking from the oldest on, or -1 if none is complete} */
+        private int completed() {
+            for (int i = 0; i < DEPTH; i++) {
+                int at = (oldest + i) % DEPTH;
+                if (inFlight[at].isDone()) {
+                    return at;
+                }
+            }
+            return -1;
         }
     }
 
@@ -136,19 +234,19 @@ public class NbdWriteBenchmark extends SuiteSettings {
     @Benchmark
     @Threads(1)
     public long writeQd1(Writer writer) throws IOException {
-        nbd.writev(nextOffset(), writer.iov);
+        nbd.writev(nextOffset(), writer.buffer.iov);
         return WRITE_BYTES;
     }
 
     /**
-     * @param writer this thread's buffer
+     * @param queue this thread's 16 buffers and their writes in flight
      * @return the bytes written
-     * @throws IOException if the write fails
+     * @throws IOException if a write fails
      */
     @Benchmark
-    @Threads(16)
-    public long writeQd16(Writer writer) throws IOException {
-        nbd.writev(nextOffset(), writer.iov);
+    @Threads(1)
+    public long writeQd16(Queue queue) throws IOException {
+        queue.next(this);
         return WRITE_BYTES;
     }
 }

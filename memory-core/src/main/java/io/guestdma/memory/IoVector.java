@@ -293,6 +293,21 @@ public final class IoVector {
     }
 
     /**
+     * {@return whether {@code thread} may access entry {@code index}'s memory: always for shared,
+     * global and automatic memory, only its owner for memory of a confined arena} Asynchronous I/O
+     * whose completion runs on another thread needs memory every thread may access.
+     *
+     * @param index  which entry, from 0
+     * @param thread the thread that would access it
+     * @throws IndexOutOfBoundsException if {@code index} is not in {@code [0, count())}
+     * @throws NullPointerException      if {@code thread} is null
+     */
+    public boolean isAccessibleBy(int index, Thread thread) {
+        Objects.checkIndex(index, count);
+        return segments[index].isAccessibleBy(thread);
+    }
+
+    /**
      * Empties the vector, keeping its capacity and cached views for reuse. References to the
      * dropped segments are cleared so that a reset vector does not keep guest memory reachable.
      */
