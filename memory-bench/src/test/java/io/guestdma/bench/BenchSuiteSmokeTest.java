@@ -69,6 +69,7 @@ class BenchSuiteSmokeTest {
                 "nbd_write_64k_qd1_vs_qemu_img_bench", "nbd_write_64k_qd1_vs_qemu_img_bench_spread",
                 "nbd_write_64k_qd16_vs_qemu_img_bench", "nbd_write_64k_qd16_vs_qemu_img_bench_spread",
                 "nbd_write_64k_alloc_bytes_per_op", "nbd_write_64k_alloc_bytes_per_op_spread",
+                "nbd_write_64k_qd16_alloc_bytes_per_op", "nbd_write_64k_qd16_alloc_bytes_per_op_spread",
                 "qemu_img_bench_write_64k_qd1_ops_per_s", "qemu_img_bench_write_64k_qd1_ops_per_s_spread",
                 "qemu_img_bench_write_64k_qd16_ops_per_s", "qemu_img_bench_write_64k_qd16_ops_per_s_spread",
                 "vhost_user_blk_guest_randread_4k_qd32_vs_qsd", "vhost_user_blk_guest_randread_4k_qd32_vs_qsd_spread",
