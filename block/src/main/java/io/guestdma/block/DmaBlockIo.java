@@ -415,6 +415,12 @@ public final class DmaBlockIo {
                     host.stoppedRunning();
                     return;
                 }
+                if (chunks.done()) {
+                    // What mapping once more would find (nothing left), without mapping or a second
+                    // round of the lock: the outcome is reported here, under this acquisition.
+                    finishLocked(Status.DONE, bytesDone, null);
+                    return;
+                }
                 runner = Thread.currentThread();
             } finally {
                 host.unlock();

@@ -38,6 +38,15 @@ public final class RamView {
     private static final VarHandle INT_BE = ValueLayout.JAVA_INT.withOrder(ByteOrder.BIG_ENDIAN).varHandle();
     private static final VarHandle LONG_LE = ValueLayout.JAVA_LONG.withOrder(ByteOrder.LITTLE_ENDIAN).varHandle();
     private static final VarHandle LONG_BE = ValueLayout.JAVA_LONG.withOrder(ByteOrder.BIG_ENDIAN).varHandle();
+    // The same for the plain accessors: a layout held in a field is not a constant, and an access
+    // through it goes the generic way (the layout's VarHandle looked up and invoked out of line),
+    // several times the cost of the load itself on a ring's descriptor and index reads.
+    private static final ValueLayout.OfShort PLAIN_SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfShort PLAIN_SHORT_BE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
+    private static final ValueLayout.OfInt PLAIN_INT_LE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfInt PLAIN_INT_BE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
+    private static final ValueLayout.OfLong PLAIN_LONG_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfLong PLAIN_LONG_BE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
 
     private final GuestMemory memory;
     private final long address;
@@ -49,9 +58,6 @@ public final class RamView {
     /** The RAM address (dirty-log index) of the first byte. */
     private final long ramAddress;
     private final MemorySegment segment;
-    private final ValueLayout.OfShort shortPlain;
-    private final ValueLayout.OfInt intPlain;
-    private final ValueLayout.OfLong longPlain;
     private final boolean bigEndian;
     /**
      * What an access must check before it touches the segment, as bits: {@link #STALE} once a region
@@ -91,9 +97,6 @@ public final class RamView {
         this.ramAddress = ramAddress;
         MemorySegment slice = backing.asSlice(segmentOffset, length);
         this.segment = writable ? slice : slice.asReadOnly();
-        this.shortPlain = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(order);
-        this.intPlain = ValueLayout.JAVA_INT_UNALIGNED.withOrder(order);
-        this.longPlain = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(order);
         this.bigEndian = order == ByteOrder.BIG_ENDIAN;
         this.checks = bigEndian ? BIG_ENDIAN : 0;
     }
@@ -115,7 +118,7 @@ public final class RamView {
 
     /** {@return the byte order of the multi-byte accessors} */
     public ByteOrder order() {
-        return shortPlain.order();
+        return bigEndian ? ByteOrder.BIG_ENDIAN : ByteOrder.LITTLE_ENDIAN;
     }
 
     /** Binds a view made for a device space's IOMMU translation; called before it is handed out. */
@@ -220,7 +223,8 @@ public final class RamView {
      * @throws DmaAccessException        if the range is no longer RAM
      */
     public short getShort(long offset) {
-        return live().get(shortPlain, offset);
+        MemorySegment s = live();
+        return bigEndian ? s.get(PLAIN_SHORT_BE, offset) : s.get(PLAIN_SHORT_LE, offset);
     }
 
     /**
@@ -231,7 +235,8 @@ public final class RamView {
      * @throws DmaAccessException        if the range is no longer RAM
      */
     public int getInt(long offset) {
-        return live().get(intPlain, offset);
+        MemorySegment s = live();
+        return bigEndian ? s.get(PLAIN_INT_BE, offset) : s.get(PLAIN_INT_LE, offset);
     }
 
     /**
@@ -242,7 +247,8 @@ public final class RamView {
      * @throws DmaAccessException        if the range is no longer RAM
      */
     public long getLong(long offset) {
-        return live().get(longPlain, offset);
+        MemorySegment s = live();
+        return bigEndian ? s.get(PLAIN_LONG_BE, offset) : s.get(PLAIN_LONG_LE, offset);
     }
 
     /**
@@ -319,7 +325,12 @@ public final class RamView {
      * @throws DmaAccessException            if the range is no longer RAM
      */
     public void setShort(long offset, short value) {
-        writableLive(offset).set(shortPlain, offset, value);
+        MemorySegment s = writableLive(offset);
+        if (bigEndian) {
+            s.set(PLAIN_SHORT_BE, offset, value);
+        } else {
+            s.set(PLAIN_SHORT_LE, offset, value);
+        }
         dirty(offset, 2);
     }
 
@@ -333,7 +344,12 @@ public final class RamView {
      * @throws DmaAccessException            if the range is no longer RAM
      */
     public void setInt(long offset, int value) {
-        writableLive(offset).set(intPlain, offset, value);
+        MemorySegment s = writableLive(offset);
+        if (bigEndian) {
+            s.set(PLAIN_INT_BE, offset, value);
+        } else {
+            s.set(PLAIN_INT_LE, offset, value);
+        }
         dirty(offset, 4);
     }
 
@@ -347,7 +363,12 @@ public final class RamView {
      * @throws DmaAccessException            if the range is no longer RAM
      */
     public void setLong(long offset, long value) {
-        writableLive(offset).set(longPlain, offset, value);
+        MemorySegment s = writableLive(offset);
+        if (bigEndian) {
+            s.set(PLAIN_LONG_BE, offset, value);
+        } else {
+            s.set(PLAIN_LONG_LE, offset, value);
+        }
         dirty(offset, 8);
     }
 

@@ -14,6 +14,8 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
@@ -118,6 +120,13 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
     private final boolean readOnly;
     private final long features;
     private final Worker[] workers;
+    /**
+     * Per thread, whether it is one of this device's I/O threads or is processing one of its queues
+     * inline now: what {@link #runsOnDeviceThread()} answers. Kept with the thread rather than in
+     * the queues' state, so that the check on every register access reads nothing another queue's
+     * thread writes (two queues on two threads would otherwise bounce each other's cache lines).
+     */
+    private final ThreadLocal<DeviceThreadMark> deviceThread = ThreadLocal.withInitial(DeviceThreadMark::new);
     private final Object stopLock = new Object();
     private volatile boolean writeCache = true;
     /** Whether the driver wrote the writeback field since the last reset (else the device's default holds). */
@@ -288,13 +297,12 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
 
     @Override
     public boolean runsOnDeviceThread() {
-        Thread t = Thread.currentThread();
-        for (Worker w : workers) {
-            if (w.thread == t || w.inlineThread == t) {
-                return true;
-            }
-        }
-        return false;
+        return deviceThread.get().depth > 0;
+    }
+
+    /** How deep a thread is in this device's work (an I/O thread counts 1 for its whole life). */
+    private static final class DeviceThreadMark {
+        int depth;
     }
 
     /** Hears about every request the backend fails, whatever the policy did with it (QEMU's BLOCK_IO_ERROR). */
@@ -482,11 +490,18 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
 
     /** One queue's I/O thread and its request slot. */
     private final class Worker implements DmaBlockIo.Host, Virtqueue.ChainProcessor {
+        private static final VarHandle TRANSFER_DONE;
+
+        static {
+            try {
+                TRANSFER_DONE = MethodHandles.lookup().findVarHandle(Worker.class, "transferDone", boolean.class);
+            } catch (ReflectiveOperationException e) {
+                throw new ExceptionInInitializerError(e);
+            }
+        }
+
         private final int index;
         private final ExecutorService executor;
-        private volatile Thread thread;
-        /** The thread processing the queue inline (without I/O threads), or null. */
-        private volatile Thread inlineThread;
         private final AtomicBoolean scheduled = new AtomicBoolean();
         private final ReentrantLock runLock = new ReentrantLock();
         private final ReentrantLock lock = new ReentrantLock();
@@ -510,6 +525,7 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
         private final DmaBlockIo.ChunkIo copyReadChunk = this::copyRead;
         private final DmaBlockIo.ChunkIo copyWriteChunk = this::copyWrite;
         private Runnable submitted;
+        /** Set (release) under lock by the completion; read with acquire when the transfer ran on this thread. */
         private boolean transferDone;
         private DmaBlockIo.Status transferStatus;
         /** A request held by the STOP policy, retried on resume. */
@@ -524,23 +540,26 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
 
         Worker(int index) {
             this.index = index;
-            this.executor = !config.ioThreads() ? null : Executors.newSingleThreadExecutor(r -> {
-                Thread t = Thread.ofPlatform().daemon().name("virtio-blk-q" + index).unstarted(r);
-                thread = t;
-                return t;
-            });
+            this.executor = !config.ioThreads() ? null : Executors.newSingleThreadExecutor(r ->
+                    Thread.ofPlatform().daemon().name("virtio-blk-q" + index).unstarted(() -> {
+                        deviceThread.get().depth = 1;
+                        r.run();
+                    }));
             this.blockIo = new DmaBlockIo(memory, Runnable::run, this);
             this.copyChunks = config.copyPath() ? new CopyChunks(memory, COPY_CHUNK_BYTES) : null;
         }
 
         void kick() {
             if (executor == null) {
+                // Inline: one acquisition of runLock, and the mark in this thread's own state, so that a
+                // request costs no more lock or volatile traffic than the queue's work needs.
+                DeviceThreadMark mark = deviceThread.get();
                 runLock.lock();
-                inlineThread = Thread.currentThread();
+                mark.depth++;
                 try {
-                    run();
+                    runLocked();
                 } finally {
-                    inlineThread = null;
+                    mark.depth--;
                     runLock.unlock();
                 }
                 return;
@@ -571,9 +590,19 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
             runLock.unlock();
         }
 
+        /** The I/O thread's task. */
         private void run() {
             scheduled.set(false);
             runLock.lock();
+            try {
+                runLocked();
+            } finally {
+                runLock.unlock();
+            }
+        }
+
+        /** Serves the queue; under runLock. */
+        private void runLocked() {
             try {
                 drain(epoch);
             } catch (RuntimeException | Error e) {
@@ -584,8 +613,6 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
                 if (DmaBlockIo.fatal(e)) {
                     throw e;
                 }
-            } finally {
-                runLock.unlock();
             }
         }
 
@@ -866,6 +893,9 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
             if (task != null) {
                 task.run();
             }
+            if ((boolean) TRANSFER_DONE.getAcquire(this)) {
+                return transferStatus; // completed on this thread (or published before): no second lock
+            }
             lock.lock();
             try {
                 while (!transferDone) {
@@ -942,7 +972,7 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
                 failure = cause;
             }
             transferStatus = status;
-            transferDone = true;
+            TRANSFER_DONE.setRelease(this, true);
             finished.signalAll();
         }
 

@@ -137,6 +137,34 @@ class VirtioBlkTest {
         assertThat(driver.usedLen(0, 1)).isEqualTo(1);
     }
 
+    /**
+     * A read whose buffers are the function's own registers (the common configuration, with the
+     * device status, and the notify area) must not reach them from the thread doing the device's
+     * work, inline or on an I/O thread: the transport refuses it, as QEMU's re-entrancy guard does.
+     * Reaching them would write disk bytes into device_status (a reset mid-request) and notify the
+     * queue from inside its own processing.
+     */
+    @ParameterizedTest
+    @ValueSource(booleans = {false, true})
+    void dmaIntoTheFunctionsOwnRegistersDoesNotReachThem(boolean ioThreads) throws IOException {
+        start(VirtioBlkConfig.defaults().withIoThreads(ioThreads), image(), FEATURES, 0);
+        long ownBar = 0x1000_0000L; // above the 16 MiB of RAM
+        memory.addRegion(new io.guestdma.memory.MmioRegion("own-bar", ownBar, VirtioPci.MODERN_BAR_SIZE,
+                pci.modernBar()));
+        int statusBefore = (int) driver.bar.read(VirtioPci.COMMON + 0x14, 1);
+        assertThat(statusBefore & VirtioPci.STATUS_DRIVER_OK).isNotZero();
+
+        int status = request(0, VirtioBlk.T_IN, 0, List.of(new Buf(ownBar + VirtioPci.COMMON, 512, true),
+                new Buf(ownBar + VirtioPci.NOTIFY, 512, true)));
+
+        assertThat(status).isEqualTo(VirtioBlk.S_OK);
+        assertThat((int) driver.bar.read(VirtioPci.COMMON + 0x14, 1)).as("device_status").isEqualTo(statusBefore);
+        assertThat(driver.usedIdx(0)).as("one request, completed once").isEqualTo(1);
+        assertThat(blk.runsOnDeviceThread()).as("the test's thread outside the device's work").isFalse();
+        assertThat(request(0, VirtioBlk.T_IN, 8, List.of(new Buf(DATA, 512, true)))).isEqualTo(VirtioBlk.S_OK);
+        assertThat(guestBytes(DATA, 512)).isEqualTo(imageBytes(8 * 512, 512));
+    }
+
     @ParameterizedTest
     @ValueSource(booleans = {true, false})
     void aPausedDeviceStartsNoRequestUntilUnpaused(boolean ioThreads) throws Exception {
