@@ -53,7 +53,8 @@ class VhostUserGuestBenchTest {
                         + " else A=\"qemu-storage-daemon $Q\"; B=\"guestdma $O\"; fi");
         assertThat(plan.jobs()).isEqualTo(4 * 4 + 2);
         assertThat(plan.fioSeconds()).isEqualTo(4 * 4 * (3 + 1) + 2 * 2);
-        assertThat(plan.boundSeconds()).isEqualTo(VhostUserGuestBench.BOOT_SECONDS + 2 * 68 + 3 * 18);
+        assertThat(plan.boundSeconds()).isEqualTo(VhostUserGuestBench.BOOT_SECONDS + 68 + 2 * 18 + 30);
+        assertThat(plan.quietSeconds()).isEqualTo(VhostUserGuestBench.BOOT_SECONDS + 4);
         assertThat(VhostUserGuestBench.QUICK.boundSeconds()).isLessThan(VhostUserGuestBench.FULL.boundSeconds());
     }
 }

@@ -440,25 +440,46 @@ public record LinuxGuest(Path kernel, Path initramfs) {
          * @throws IOException if QEMU does not exit in time or exits without the workload's end
          */
         public Map<String, String> awaitReport(long seconds) throws IOException, InterruptedException {
-            return awaitReport(seconds, List.of());
+            return awaitReport(seconds, seconds, List.of());
         }
 
         /**
-         * Waits for the guest to power off and returns what its workload reported; a failure
-         * message names the stage the guest reached (its last {@code GUEST} line) and how each
-         * back end is, seen before QEMU is killed.
+         * Waits for the guest to power off and returns what its workload reported, giving up
+         * early on a guest that has gone quiet: one whose console got no {@code GUEST} line for
+         * {@code quietSeconds} (counted from the start until the first). A failure message names
+         * the stage the guest reached (its last {@code GUEST} line) and how each back end is, seen
+         * before QEMU is killed.
          *
-         * @param seconds  how long to wait
-         * @param backEnds the back ends serving this boot's disks, for the failure message
+         * @param seconds      how long to wait in all
+         * @param quietSeconds how long to wait for each next {@code GUEST} line
+         * @param backEnds     the back ends serving this boot's disks, for the failure message
          * @return the {@code GUEST <key> <value>} lines as key to value, in order
-         * @throws IOException if QEMU does not exit in time or exits without the workload's end
+         * @throws IOException if QEMU does not exit in time, goes quiet, or exits without the
+         *                     workload's end
          */
-        public Map<String, String> awaitReport(long seconds, List<GuestBackEnd> backEnds)
+        public Map<String, String> awaitReport(long seconds, long quietSeconds, List<GuestBackEnd> backEnds)
                 throws IOException, InterruptedException {
-            if (!qemu.waitFor(seconds, TimeUnit.SECONDS)) {
-                String state = state(backEnds);
-                qemu.destroyForcibly().waitFor();
-                throw new IOException("the guest did not power off within " + seconds + " s; " + state + describe());
+            long start = System.nanoTime();
+            long deadline = start + TimeUnit.SECONDS.toNanos(seconds);
+            long lastProgress = start;
+            long progressLines = 0;
+            while (!qemu.waitFor(200, TimeUnit.MILLISECONDS)) {
+                long now = System.nanoTime();
+                long lines = Files.readAllLines(console, StandardCharsets.ISO_8859_1).stream()
+                        .filter(l -> l.startsWith("GUEST")).count();
+                if (lines != progressLines) {
+                    progressLines = lines;
+                    lastProgress = now;
+                }
+                String why = now - deadline > 0 ? "did not power off within " + seconds + " s"
+                        : now - lastProgress > TimeUnit.SECONDS.toNanos(quietSeconds)
+                                ? "reported nothing for " + quietSeconds + " s (after " + (now - start) / 1_000_000_000 + " s)"
+                                : null;
+                if (why != null) {
+                    String state = state(backEnds);
+                    qemu.destroyForcibly().waitFor();
+                    throw new IOException("the guest " + why + "; " + state + describe());
+                }
             }
             List<String> lines = Files.readAllLines(console, StandardCharsets.ISO_8859_1);
             if (lines.stream().noneMatch(l -> l.startsWith("GUEST-END"))) {
