@@ -559,15 +559,15 @@ public final class Virtqueue {
             return false;
         }
         try {
+            // The used index stored by push must be visible before used_event or the avail flags
+            // are read (QEMU's smp_mb in virtio_should_notify): release and acquire do not order a
+            // store before a later load, even on x86, and a driver in another thread or process
+            // that asks for an interrupt after we read its old request, then sees the old used
+            // index, waits for an interrupt that never comes.
+            VarHandle.fullFence();
             if (!eventIdx) {
                 return (avail.getShortAcquire(0) & AVAIL_F_NO_INTERRUPT) == 0;
             }
-            // The used index stored by push must be visible before used_event is read (QEMU's
-            // smp_mb in virtio_should_notify): release and acquire do not order a store before a
-            // later load, even on x86, and a driver in another thread or process that publishes
-            // used_event after we read the old one and then sees the old used index waits for an
-            // interrupt that never comes.
-            VarHandle.fullFence();
             boolean valid = signalledUsedValid;
             int old = signalledUsed;
             signalledUsedValid = true;
