@@ -139,7 +139,7 @@ public final class BenchReport {
      * @param out        the output directory, created if missing
      * @param command    how JMH was run, for the report
      * @param resultFile the JSON file JMH wrote, if it wrote one
-     * @param vhostGuest {@link VhostUserGuestBench#measure(int)}'s ratios (empty if not measured)
+     * @param vhostGuest {@link VhostUserGuestBench#measure(VhostUserGuestBench.Plan)}'s ratios (empty if not measured)
      * @throws IOException if a file cannot be written
      */
     static void write(JmhResults results, Path out, String command, Optional<String> resultFile,
@@ -269,7 +269,7 @@ public final class BenchReport {
         // The reference itself: its median is what the two ratios above divide by.
         key(root, "qemu_img_bench_write_64k_qd1_ops_per_s", qemuImg.getOrDefault(1, List.of()));
         key(root, "qemu_img_bench_write_64k_qd16_ops_per_s", qemuImg.getOrDefault(16, List.of()));
-        // One ratio per pair of guest boots (ours, then qemu-storage-daemon's), not per fork.
+        // One ratio per round of fio jobs in the guest's one boot (ours and qemu-storage-daemon's), not per fork.
         key(root, VhostUserGuestBench.RANDREAD, vhostGuest.getOrDefault(VhostUserGuestBench.RANDREAD, List.of()));
         key(root, VhostUserGuestBench.SEQWRITE, vhostGuest.getOrDefault(VhostUserGuestBench.SEQWRITE, List.of()));
         key(root, "vhost_user_blk_alloc_bytes_per_request", allocForks("VhostUserBlkBenchmark.read4kQd32"));
@@ -555,9 +555,9 @@ public final class BenchReport {
         target(rows, "net_rx_9000b_map_over_copy", netRxMapOverCopy(), ">= 1.5", x -> x >= 1.5, "%.2f");
         target(rows, "net_tx_rx_alloc_bytes_per_frame (spread max: worst fork)",
                 allocForks("NetLoopbackBenchmark.txRx1514b"), "<= 16", x -> x <= 16, "%.2f");
-        target(rows, VhostUserGuestBench.RANDREAD + " (spread: pairs of boots)",
+        target(rows, VhostUserGuestBench.RANDREAD + " (spread: rounds in one boot)",
                 vhostGuest.getOrDefault(VhostUserGuestBench.RANDREAD, List.of()), ">= 1.0", x -> x >= 1.0, "%.2f");
-        target(rows, VhostUserGuestBench.SEQWRITE + " (spread: pairs of boots)",
+        target(rows, VhostUserGuestBench.SEQWRITE + " (spread: rounds in one boot)",
                 vhostGuest.getOrDefault(VhostUserGuestBench.SEQWRITE, List.of()), ">= 1.0", x -> x >= 1.0, "%.2f");
         target(rows, "vhost_user_blk_alloc_bytes_per_request (spread max: worst fork)",
                 allocForks("VhostUserBlkBenchmark.read4kQd32"), "<= 16", x -> x <= 16, "%.2f");

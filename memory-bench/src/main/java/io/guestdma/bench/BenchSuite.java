@@ -210,7 +210,7 @@ public final class BenchSuite {
         List<RunResult> all = run(quick);
         // After JMH, on a quiet machine: a real guest's fio against our back end and qemu-storage-daemon.
         Map<String, List<Double>> vhostGuest = VhostUserGuestBench.measure(
-                quick ? VhostUserGuestBench.PAIRS_QUICK : VhostUserGuestBench.PAIRS);
+                quick ? VhostUserGuestBench.QUICK : VhostUserGuestBench.FULL);
         Files.createDirectories(out);
         Path json = out.resolve("results.json");
         ResultFormatFactory.getInstance(ResultFormatType.JSON, json.toString()).writeOut(all);

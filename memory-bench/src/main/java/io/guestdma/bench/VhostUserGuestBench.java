@@ -3,9 +3,14 @@ package io.guestdma.bench;
 import io.guestdma.vhostuser.testing.GuestBackEnd;
 import io.guestdma.vhostuser.testing.LinuxGuest;
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -14,38 +19,144 @@ import java.util.Random;
 /**
  * fio inside a real Linux guest (QEMU 7.2, TCG, Debian's kernel: {@link LinuxGuest}) against our
  * vhost-user-blk back end ({@code bin/vhost-user-blk}'s program in its own JVM) and against
- * qemu-storage-daemon's vhost-user-blk export, on the same image, in alternating boots of the same
- * run. Each boot runs 4 KiB random reads at queue depth 32 and 64 KiB sequential writes at depth 1
- * ({@code --direct=1}, libaio, {@link #SECONDS} s each after {@link #RAMP_SECONDS} s unmeasured);
- * the keys are our IOPS over
- * qemu-storage-daemon's, one ratio per pair of boots.
+ * qemu-storage-daemon's vhost-user-blk export, in one boot with two disks: one served by each back
+ * end, each on its own copy of the same image (same content, same host file system).
+ *
+ * <p>Both back ends are measured in the same boot, the same minutes and the same load, job by job:
+ * after an unmeasured warm-up on our disk (our back end is a fresh JVM whose JIT compiles the
+ * request path during its first seconds of I/O), each round runs 4 KiB random reads at queue depth
+ * 32 on one disk then the other, then 64 KiB sequential writes at depth 1 on one then the other
+ * ({@code --direct=1}, libaio), the first disk alternating between rounds so that neither back end
+ * always follows the other. Each round gives one ratio per key (our IOPS over
+ * qemu-storage-daemon's); the report takes their median and spread.
+ *
+ * <p>The guest tells its disks apart by a marker line each image starts with, not by their names,
+ * and says which it found. A guest that does not power off within {@link Plan#boundSeconds()}, or
+ * prints no progress line for {@link Plan#quietSeconds()}, is killed, and the message names the
+ * last stage it reached and whether each back end is alive.
  *
  * <p>Measured only when QEMU, qemu-storage-daemon and the guest packages are present
- * ({@code bin/lib/install-guest.sh}); otherwise the keys are null and the report says why.
+ * ({@code bin/lib/install-guest.sh}); otherwise the keys are left out and standard error says why.
  */
 final class VhostUserGuestBench {
     static final String RANDREAD = "vhost_user_blk_guest_randread_4k_qd32_vs_qsd";
     static final String SEQWRITE = "vhost_user_blk_guest_seqwrite_64k_qd1_vs_qsd";
-    /** Pairs of boots (ours, then qemu-storage-daemon's) in the full suite; each gives one ratio per key. */
-    static final int PAIRS = 3;
-    /** Pairs of boots with {@code --quick}. */
-    static final int PAIRS_QUICK = 2;
-    /** fio's measured time per job. */
-    static final int SECONDS = 8;
+    static final String OURS = "guestdma";
+    static final String THEIRS = "qemu-storage-daemon";
+    /** The jobs of a round, by report name: the key, fio's arguments and the terse field with the IOPS. */
+    static final List<Job> JOBS = List.of(
+            new Job("randread", RANDREAD, "--rw=randread --bs=4k --iodepth=32", 8),
+            new Job("seqwrite", SEQWRITE, "--rw=write --bs=64k --iodepth=1", 49));
     /**
-     * fio's unmeasured start of each job, on both back ends: our back end is a fresh JVM per boot,
-     * whose JIT compiles the request path (on the cores the guest runs on) during the first
-     * seconds of I/O; a long-running back end has done that long before.
+     * The full suite's rounds: 6 of 4 jobs of 1 + 3 s, after 5 s of each job warming our back end;
+     * about 2 min 15 s with the guest's build and boot on 2 busy cores.
      */
-    static final int RAMP_SECONDS = 3;
+    static final Plan FULL = new Plan(6, 3, 1, 5);
+    /**
+     * {@code --quick}'s rounds: 3 of 4 jobs of 1 + 2 s, after the full suite's warm-up (with 3 s
+     * the first round's random reads still ran at half speed now and then); about 1 min 5 s.
+     */
+    static final Plan QUICK = new Plan(3, 2, 1, 5);
     static final long IMAGE_BYTES = 256L << 20;
-    private static final String FIO = "fio --minimal --thread --ioengine=libaio --direct=1 --filename=$D"
-            + " --time_based --runtime=" + SECONDS + " --ramp_time=" + RAMP_SECONDS + " --randseed=1";
-    /** fio's terse (version 3) line: read IOPS is field 8, write IOPS field 49. */
-    static final String WORKLOAD = """
-            echo "GUEST randread $(%1$s --name=rr --rw=randread --bs=4k --iodepth=32 | cut -d';' -f8)"
-            echo "GUEST seqwrite $(%1$s --name=sw --rw=write --bs=64k --iodepth=1 | cut -d';' -f49)"
-            """.formatted(FIO);
+    /** What the first line of each image says, which the guest reads to know whose disk it is. */
+    static final String MARKER = "guestdma-bench-disk ";
+    /** The boot itself (QEMU start, kernel, init, the disks' handshakes) on a busy 2-core machine. */
+    static final int BOOT_SECONDS = 60;
+
+    /**
+     * One fio job of a round.
+     *
+     * @param name   its name in the guest's report lines
+     * @param key    the summary key its ratios go to
+     * @param fio    fio's arguments for it
+     * @param field  the field of fio's terse (version 3) line with its IOPS: 8 reads, 49 writes
+     */
+    record Job(String name, String key, String fio, int field) {
+    }
+
+    /**
+     * How long the measurement runs.
+     *
+     * @param rounds      rounds, each one ratio per key
+     * @param seconds     fio's measured time per job
+     * @param rampSeconds fio's unmeasured start of each job (the queue filling)
+     * @param warmSeconds each warm-up job's time on our disk before the first round
+     */
+    record Plan(int rounds, int seconds, int rampSeconds, int warmSeconds) {
+        Plan {
+            if (rounds < 1 || seconds < 1 || rampSeconds < 0 || warmSeconds < 0) {
+                throw new IllegalArgumentException("bad plan: " + rounds + " rounds of " + seconds + " + "
+                        + rampSeconds + " s, warm-up " + warmSeconds + " s");
+            }
+        }
+
+        /** {@return the fio jobs of the boot, the warm-up's included} */
+        int jobs() {
+            return rounds * JOBS.size() * 2 + JOBS.size();
+        }
+
+        /** {@return the seconds fio runs in the boot, by its own clock} */
+        int fioSeconds() {
+            return rounds * JOBS.size() * 2 * (seconds + rampSeconds) + JOBS.size() * warmSeconds;
+        }
+
+        /**
+         * {@return how long the boot may take in all: the boot itself, fio's time (by the guest's
+         * clock, which keeps the host's time), 2 s per fio start (TCG and a loaded host stretch
+         * it) and 30 s to spare}
+         */
+        long boundSeconds() {
+            return BOOT_SECONDS + fioSeconds() + 2L * jobs() + 30;
+        }
+
+        /**
+         * {@return how long the guest may go without a progress line (it prints one per job)
+         * before it counts as hung: the boot's time, plus the longest job}
+         */
+        long quietSeconds() {
+            return BOOT_SECONDS + Math.max(seconds + rampSeconds, warmSeconds);
+        }
+
+        /** {@return the guest's shell script (busybox sh) for this plan} */
+        String workload() {
+            String fio = "fio --minimal --thread --ioengine=libaio --direct=1 --time_based --randseed=1";
+            StringBuilder s = new StringBuilder("""
+                    O=
+                    Q=
+                    for d in /dev/vd?; do
+                        case "$(dd if=$d bs=4k count=1 iflag=direct 2>/dev/null | head -n 1)" in
+                            "%1$s%2$s") O=$d ;;
+                            "%1$s%3$s") Q=$d ;;
+                        esac
+                    done
+                    echo "GUEST disks %2$s=$O %3$s=$Q"
+                    [ -n "$O" ] && [ -n "$Q" ] || exit 3
+                    # job ROUND NAME BACKEND DISK FIELD FIO-ARGS...: one measured job, its IOPS reported
+                    job() {
+                        r=$1; n=$2; b=$3; d=$4; f=$5; shift 5
+                        echo "GUEST stage round $r, $n on $b"
+                        echo "GUEST $r-$n-$b $(%4$s --filename=$d --runtime=%5$d --ramp_time=%6$d --name=$n "$@" | cut -d';' -f$f)"
+                    }
+                    """.formatted(MARKER, OURS, THEIRS, fio, seconds, rampSeconds));
+            if (warmSeconds > 0) {
+                s.append("echo \"GUEST stage warm-up on ").append(OURS).append("\"\n");
+                for (Job j : JOBS) {
+                    s.append(fio).append(" --filename=$O --runtime=").append(warmSeconds).append(" --name=warm ")
+                            .append(j.fio()).append(" >/dev/null\n");
+                }
+            }
+            s.append("r=1\nwhile [ $r -le ").append(rounds).append(" ]; do\n")
+                    .append("    if [ $((r % 2)) = 1 ]; then A=\"").append(OURS).append(" $O\"; B=\"").append(THEIRS)
+                    .append(" $Q\"; else A=\"").append(THEIRS).append(" $Q\"; B=\"").append(OURS).append(" $O\"; fi\n");
+            for (Job j : JOBS) {
+                for (String who : List.of("A", "B")) {
+                    s.append("    job $r ").append(j.name()).append(" $").append(who).append(' ').append(j.field())
+                            .append(' ').append(j.fio()).append('\n');
+                }
+            }
+            return s.append("    r=$((r + 1))\ndone\n").toString();
+        }
+    }
 
     private VhostUserGuestBench() {
     }
@@ -53,61 +164,56 @@ final class VhostUserGuestBench {
     /**
      * Runs only this measurement (without the JMH suite) and prints each key's ratios.
      *
-     * @param args none
+     * @param args {@code [--quick]}
      */
     public static void main(String[] args) {
-        measure(PAIRS).forEach((key, ratios) -> System.out.println(key + " " + ratios));
+        boolean quick = args.length == 1 && args[0].equals("--quick");
+        if (args.length > (quick ? 1 : 0)) {
+            System.err.println("usage: VhostUserGuestBench [--quick]");
+            System.exit(2);
+        }
+        measure(quick ? QUICK : FULL).forEach((key, ratios) -> System.out.println(key + " " + ratios));
     }
 
     /**
-     * Runs the pairs of boots.
+     * Boots the guest once and runs the plan's rounds.
      *
-     * @param pairs how many pairs of boots
-     * @return each key's ratios, one per pair whose two boots worked (a failed pair is left out,
-     *     the reason on standard error); empty when the guest cannot be built here
+     * @param plan the rounds and their times
+     * @return each key's ratios, one per round; empty when the guest cannot be built here or the
+     *     boot fails (the reason on standard error)
      */
-    static Map<String, List<Double>> measure(int pairs) {
+    static Map<String, List<Double>> measure(Plan plan) {
         var missing = LinuxGuest.missing();
-        if (missing.isPresent() || LinuxGuest.onPath("qemu-storage-daemon").isEmpty()) {
+        if (missing.isPresent() || LinuxGuest.onPath(THEIRS).isEmpty()) {
             System.err.println("guestdma bench: vhost-user guest keys not measured: "
-                    + missing.orElse("qemu-storage-daemon is not on the PATH (apt-get install qemu-system-common)"));
+                    + missing.orElse(THEIRS + " is not on the PATH (apt-get install qemu-system-common)"));
             return Map.of();
         }
-        Map<String, List<Double>> ratios = new LinkedHashMap<>();
-        ratios.put(RANDREAD, new ArrayList<>());
-        ratios.put(SEQWRITE, new ArrayList<>());
         Path dir = null;
         try {
             dir = QemuImgBench.imageDirectory("guestdma-vhost-guest-bench");
-            System.err.println("guestdma bench: fio in a Linux guest over vhost-user-blk, ours against"
-                    + " qemu-storage-daemon, " + pairs + " pairs of boots...");
-            LinuxGuest guest = LinuxGuest.build(Files.createDirectory(dir.resolve("guest")), Map.of("fio", WORKLOAD));
-            Path image = dir.resolve("disk.img");
-            byte[] chunk = new byte[1 << 20];
-            new Random(1).nextBytes(chunk);
-            try (var out = Files.newOutputStream(image)) {
-                for (long written = 0; written < IMAGE_BYTES; written += chunk.length) {
-                    out.write(chunk);
+            System.err.printf("guestdma bench: fio in a Linux guest over vhost-user-blk, ours against %s, one boot"
+                    + " with a disk for each, %d rounds of %d + %d s jobs...%n", THEIRS, plan.rounds(), plan.rampSeconds(),
+                    plan.seconds());
+            LinuxGuest guest = LinuxGuest.build(Files.createDirectory(dir.resolve("guest")), Map.of("fio", plan.workload()));
+            Path ours = dir.resolve("guestdma.img");
+            Path theirs = dir.resolve("qsd.img");
+            writeImage(ours);
+            Files.copy(ours, theirs);
+            mark(ours, OURS);
+            mark(theirs, THEIRS);
+            long start = System.nanoTime();
+            Map<String, String> report = boot(guest, dir, ours, theirs, plan);
+            Map<String, List<Double>> ratios = ratios(report, plan.rounds());
+            for (int r = 1; r <= plan.rounds(); r++) {
+                StringBuilder line = new StringBuilder("guestdma bench:   round " + r + ":");
+                for (Job j : JOBS) {
+                    line.append(String.format(" %s %s vs %s IOPS (%.2f)", j.name(), report.get(r + "-" + j.name() + "-" + OURS),
+                            report.get(r + "-" + j.name() + "-" + THEIRS), ratios.get(j.key()).get(r - 1)));
                 }
+                System.err.println(line);
             }
-            for (int pair = 0; pair < pairs; pair++) {
-                Map<String, String> ours;
-                Map<String, String> qsd;
-                try {
-                    ours = boot(guest, dir, image, true, pair);
-                    qsd = boot(guest, dir, image, false, pair);
-                } catch (IOException e) {
-                    // One boot that hangs or fails (either back end) costs its pair, not the others.
-                    System.err.println("guestdma bench:   pair " + (pair + 1) + " left out: " + e.getMessage());
-                    continue;
-                }
-                for (var key : List.of(Map.entry(RANDREAD, "randread"), Map.entry(SEQWRITE, "seqwrite"))) {
-                    double theirs = Double.parseDouble(qsd.get(key.getValue()));
-                    ratios.get(key.getKey()).add(Double.parseDouble(ours.get(key.getValue())) / theirs);
-                }
-                System.err.printf("guestdma bench:   pair %d: randread %s vs %s IOPS, seqwrite %s vs %s IOPS%n",
-                        pair + 1, ours.get("randread"), qsd.get("randread"), ours.get("seqwrite"), qsd.get("seqwrite"));
-            }
+            System.err.printf("guestdma bench:   the boot took %.0f s%n", (System.nanoTime() - start) / 1e9);
             return ratios;
         } catch (IOException | RuntimeException e) {
             System.err.println("guestdma bench: vhost-user guest keys not measured: " + e.getMessage());
@@ -122,27 +228,77 @@ final class VhostUserGuestBench {
         }
     }
 
-    private static Map<String, String> boot(LinuxGuest guest, Path dir, Path image, boolean ours, int pair)
+    /**
+     * The ratios of a guest's report.
+     *
+     * @param report the guest's {@code GUEST <key> <value>} lines
+     * @param rounds the rounds it ran
+     * @return each key's ratios, our IOPS over qemu-storage-daemon's, one per round in order
+     * @throws IOException if a round's IOPS is missing, not a number or not positive (fio failed)
+     */
+    static Map<String, List<Double>> ratios(Map<String, String> report, int rounds) throws IOException {
+        Map<String, List<Double>> ratios = new LinkedHashMap<>();
+        for (Job j : JOBS) {
+            List<Double> perRound = new ArrayList<>();
+            for (int r = 1; r <= rounds; r++) {
+                perRound.add(iops(report, r + "-" + j.name() + "-" + OURS) / iops(report, r + "-" + j.name() + "-" + THEIRS));
+            }
+            ratios.put(j.key(), List.copyOf(perRound));
+        }
+        return ratios;
+    }
+
+    private static double iops(Map<String, String> report, String key) throws IOException {
+        String value = report.getOrDefault(key, "");
+        if (!value.matches("[0-9]+(\\.[0-9]+)?") || Double.parseDouble(value) <= 0) {
+            throw new IOException("fio gave no IOPS for " + key + " ('" + value + "'), the guest reported " + report);
+        }
+        return Double.parseDouble(value);
+    }
+
+    private static Map<String, String> boot(LinuxGuest guest, Path dir, Path ours, Path theirs, Plan plan)
             throws IOException, InterruptedException {
-        Path socket = dir.resolve((ours ? "guestdma-" : "qsd-") + pair + ".sock");
-        try (GuestBackEnd backEnd = ours ? GuestBackEnd.guestdma(socket, image, 1)
-                : GuestBackEnd.qemuStorageDaemon(socket, image, 1);
-             LinuxGuest.Running running = guest.start(new LinuxGuest.Boot("fio", 1, socket, 1, false),
-                     dir.resolve(socket.getFileName() + ".console"))) {
-            Map<String, String> report = running.awaitReport(300);
-            for (String key : List.of("randread", "seqwrite")) {
-                String value = report.getOrDefault(key, "");
-                if (!value.matches("[0-9.]+") || Double.parseDouble(value) <= 0) {
-                    throw new IOException(backEnd.name() + ": fio gave no " + key + " IOPS " + running.describe());
-                }
+        Path ourSocket = dir.resolve("guestdma.sock");
+        Path theirSocket = dir.resolve("qsd.sock");
+        try (GuestBackEnd our = GuestBackEnd.guestdma(ourSocket, ours, 1);
+             GuestBackEnd their = GuestBackEnd.qemuStorageDaemon(theirSocket, theirs, 1);
+             LinuxGuest.Running running = guest.start(new LinuxGuest.Boot("fio", 1,
+                     List.of(new LinuxGuest.Disk(ourSocket, 1, false), new LinuxGuest.Disk(theirSocket, 1, false))),
+                     dir.resolve("console"))) {
+            Map<String, String> report = running.awaitReport(plan.boundSeconds(), plan.quietSeconds(), List.of(our, their));
+            String workloadExit = report.getOrDefault("workload-exit", "");
+            if (!workloadExit.equals("0")) {
+                throw new IOException("the guest's workload exited " + workloadExit + " " + running.describe());
             }
             return report;
         }
     }
 
+    /** Fills {@code image} with {@link #IMAGE_BYTES} of random bytes from a fixed seed. */
+    private static void writeImage(Path image) throws IOException {
+        byte[] chunk = new byte[1 << 20];
+        new Random(1).nextBytes(chunk);
+        try (var out = Files.newOutputStream(image)) {
+            for (long written = 0; written < IMAGE_BYTES; written += chunk.length) {
+                out.write(chunk);
+            }
+        }
+    }
+
+    /** Starts {@code image} with the marker line naming {@code backEnd}, the rest of its first 4 KiB zero. */
+    private static void mark(Path image, String backEnd) throws IOException {
+        ByteBuffer sector = ByteBuffer.allocate(4096);
+        sector.put((MARKER + backEnd + "\n").getBytes(StandardCharsets.US_ASCII)).clear();
+        try (FileChannel channel = FileChannel.open(image, StandardOpenOption.WRITE)) {
+            while (sector.hasRemaining()) {
+                channel.write(sector, sector.position());
+            }
+        }
+    }
+
     private static void deleteTree(Path dir) {
         try (var walk = Files.walk(dir)) {
-            for (Path p : walk.sorted(java.util.Comparator.reverseOrder()).toList()) {
+            for (Path p : walk.sorted(Comparator.reverseOrder()).toList()) {
                 Files.deleteIfExists(p);
             }
         } catch (IOException ignored) {

@@ -178,15 +178,15 @@ class BenchReportTest {
                 guest), dir, "", Optional.empty());
 
         Map<String, Object> summary = summary(dir);
-        assertThat(summary.get(VhostUserGuestBench.RANDREAD)).as("the median pair").isEqualTo(1.1);
+        assertThat(summary.get(VhostUserGuestBench.RANDREAD)).as("the median round").isEqualTo(1.1);
         assertThat(map(summary.get(VhostUserGuestBench.RANDREAD + "_spread")))
                 .containsEntry("min", 0.9).containsEntry("max", 1.2).containsEntry("forks", 3.0);
         assertThat(summary.get(VhostUserGuestBench.SEQWRITE)).isEqualTo(1.2);
         assertThat(summary.get("vhost_user_blk_alloc_bytes_per_request")).as("not run: null").isNull();
         assertThat(Files.readString(dir.resolve("report.md")))
-                .containsPattern("\\| vhost_user_blk_guest_randread_4k_qd32_vs_qsd \\(spread: pairs of boots\\) +\\| +1\\.10 \\|.*"
+                .containsPattern("\\| vhost_user_blk_guest_randread_4k_qd32_vs_qsd \\(spread: rounds in one boot\\) +\\| +1\\.10 \\|.*"
                         + "\\| +>= 1\\.0 \\| +not decided \\|")
-                .containsPattern("\\| vhost_user_blk_guest_seqwrite_64k_qd1_vs_qsd \\(spread: pairs of boots\\) +\\| +1\\.20 \\|.*"
+                .containsPattern("\\| vhost_user_blk_guest_seqwrite_64k_qd1_vs_qsd \\(spread: rounds in one boot\\) +\\| +1\\.20 \\|.*"
                         + "\\| +>= 1\\.0 \\| +yes \\|");
     }
 }

@@ -9,6 +9,7 @@ import io.guestdma.migration.StateReader;
 import io.guestdma.migration.StateWriter;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.lang.invoke.VarHandle;
 import java.nio.ByteOrder;
 import java.util.Objects;
 
@@ -558,6 +559,12 @@ public final class Virtqueue {
             return false;
         }
         try {
+            // The used index stored by push must be visible before used_event or the avail flags
+            // are read (QEMU's smp_mb in virtio_should_notify): release and acquire do not order a
+            // store before a later load, even on x86, and a driver in another thread or process
+            // that asks for an interrupt after we read its old request, then sees the old used
+            // index, waits for an interrupt that never comes.
+            VarHandle.fullFence();
             if (!eventIdx) {
                 return (avail.getShortAcquire(0) & AVAIL_F_NO_INTERRUPT) == 0;
             }
@@ -592,6 +599,13 @@ public final class Virtqueue {
             } else {
                 int flags = Short.toUnsignedInt(used.getShort(0));
                 used.setShortRelease(0, (short) (on ? flags & ~USED_F_NO_NOTIFY : flags | USED_F_NO_NOTIFY));
+            }
+            if (on) {
+                // The store above must be visible before the caller reads the avail index again
+                // (QEMU's smp_mb in virtio_queue_set_notification): otherwise a driver may make a
+                // request available, read the old avail_event or flag, skip its kick, while we read
+                // the old avail index and wait for that kick: a lost wake-up, the queue stalled.
+                VarHandle.fullFence();
             }
         } catch (DmaAccessException | IllegalStateException | UnsupportedOperationException e) {
             error = "used ring no longer reachable: " + e.getMessage();

@@ -73,6 +73,24 @@ public record GuestBackEnd(String name, Process process, Path log) implements Au
         return backEnd;
     }
 
+    /**
+     * How the back end is, for a failure message: alive or its exit status, and the last lines of
+     * its output.
+     *
+     * @return e.g. {@code "guestdma (pid 42) alive, log: ..."}
+     */
+    public String state() {
+        String log;
+        try {
+            List<String> lines = Files.readAllLines(this.log, StandardCharsets.UTF_8);
+            log = lines.isEmpty() ? "empty" : String.join(" | ", lines.subList(Math.max(0, lines.size() - 5), lines.size()));
+        } catch (IOException e) {
+            log = "unreadable (" + e.getMessage() + ")";
+        }
+        return name + " (pid " + process.pid() + ") " + (process.isAlive() ? "alive" : "exited " + process.exitValue())
+                + ", log: " + log;
+    }
+
     /** Kills the back end with SIGKILL, as a crash would, and waits for it to be gone. */
     public void kill() throws InterruptedException {
         process.destroyForcibly().waitFor();

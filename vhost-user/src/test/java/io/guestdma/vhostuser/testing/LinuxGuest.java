@@ -14,6 +14,7 @@ import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
@@ -25,8 +26,9 @@ import java.util.stream.Stream;
  * A real Linux guest for vhost-user-blk: Debian's kernel ({@code linux-image-amd64}) booted by QEMU
  * 7.2 under TCG with an initramfs built here from busybox-static, the kernel's own virtio modules
  * (resolved through {@code modules.dep}) and fio with the shared libraries {@code ldd} names. The
- * guest's RAM is a shared memfd and its only disk a {@code vhost-user-blk-pci} whose back end is at
- * a Unix socket, so every block the guest's virtio-blk driver moves goes through that back end.
+ * guest's RAM is a shared memfd and its disks are {@code vhost-user-blk-pci} devices, each with its
+ * back end at a Unix socket of its own, so every block the guest's virtio-blk driver moves goes
+ * through one of those back ends.
  *
  * <p>The initramfs holds several workloads (shell scripts run by busybox's sh); the kernel command
  * line picks one per boot. A workload reports on the serial console in lines
@@ -105,12 +107,13 @@ public record LinuxGuest(Path kernel, Path initramfs) {
 
     /**
      * Builds the initramfs in {@code dir}: busybox, the disk's modules, fio and its libraries, an
-     * init that loads the modules, waits for {@code /dev/vda}, runs the workload the kernel
-     * command line names ({@code guestdma.workload=NAME}) and powers off.
+     * init that loads the modules, waits for the boot's disks ({@code /dev/vda} and on, as many as
+     * the kernel command line's {@code guestdma.disks=N} says), runs the workload the command line
+     * names ({@code guestdma.workload=NAME}) and powers off.
      *
      * @param dir       an empty directory for the staging tree and the archive
      * @param workloads workload name to shell script (busybox sh), each run with {@code /dev/vda}
-     *                  as {@code $D}
+     *                  as {@code $D} (the other disks are {@code /dev/vdb} and on)
      * @return the guest
      * @throws IOException           if a file cannot be read or written, {@code ldd} or
      *                               {@code cpio} fails, or a module is missing or compressed
@@ -172,17 +175,22 @@ public record LinuxGuest(Path kernel, Path initramfs) {
                     insmod "$m" || echo "GUEST insmod-failed $m"
                 done
                 W=none
+                N=1
                 for a in $(cat /proc/cmdline); do
-                    case "$a" in guestdma.workload=*) W=${a#guestdma.workload=} ;; esac
+                    case "$a" in
+                        guestdma.workload=*) W=${a#guestdma.workload=} ;;
+                        guestdma.disks=*) N=${a#guestdma.disks=} ;;
+                    esac
                 done
+                disks() { n=0; for d in /dev/vd?; do [ -b "$d" ] && n=$((n + 1)); done; echo $n; }
                 i=0
-                while [ ! -b /dev/vda ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
-                if [ -b /dev/vda ]; then
+                while [ "$(disks)" -lt "$N" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+                if [ "$(disks)" -ge "$N" ]; then
                     echo "GUEST ready $W"
                     D=/dev/vda sh "/workloads/$W.sh"
                     echo "GUEST workload-exit $?"
                 else
-                    echo "GUEST no-disk"
+                    echo "GUEST no-disk found $(disks) of $N"
                 fi
                 echo GUEST-END
                 poweroff -f
@@ -295,16 +303,72 @@ public record LinuxGuest(Path kernel, Path initramfs) {
     }
 
     /**
-     * How one boot is set up.
+     * One {@code vhost-user-blk-pci} device of a boot.
      *
-     * @param workload  the workload to run (a name given to {@link #build})
-     * @param cpus      virtual CPUs
-     * @param socket    the vhost-user socket the back end listens on
+     * @param socket    the vhost-user socket its back end listens on
      * @param queues    the device's {@code num-queues}
      * @param reconnect whether QEMU reconnects (after 1 s) when the back end goes away
      */
-    public record Boot(String workload, int cpus, Path socket, int queues, boolean reconnect) {
+    public record Disk(Path socket, int queues, boolean reconnect) {
+        /**
+         * @throws IllegalArgumentException if {@code queues} is not positive
+         * @throws NullPointerException     if {@code socket} is null
+         */
+        public Disk {
+            Objects.requireNonNull(socket, "socket");
+            if (queues < 1) {
+                throw new IllegalArgumentException("queues " + queues + " is not positive");
+            }
+        }
     }
+
+    /**
+     * How one boot is set up. The disks sit in PCI slots {@link #FIRST_DISK_SLOT} and on, in list
+     * order, so the guest probes them (and names them {@code /dev/vda}, {@code /dev/vdb}, ...) in
+     * that order on every boot.
+     *
+     * @param workload the workload to run (a name given to {@link #build})
+     * @param cpus     virtual CPUs
+     * @param disks    the vhost-user-blk devices, 1 to {@link #MAX_DISKS}
+     */
+    public record Boot(String workload, int cpus, List<Disk> disks) {
+        /**
+         * @throws IllegalArgumentException if there are no disks or more than {@link #MAX_DISKS},
+         *                                  or {@code cpus} is not positive
+         */
+        public Boot {
+            disks = List.copyOf(disks);
+            if (disks.isEmpty() || disks.size() > MAX_DISKS) {
+                throw new IllegalArgumentException(disks.size() + " disks: a boot has 1 to " + MAX_DISKS);
+            }
+            if (cpus < 1) {
+                throw new IllegalArgumentException("cpus " + cpus + " is not positive");
+            }
+        }
+
+        /**
+         * A boot with one disk.
+         *
+         * @param workload  the workload to run (a name given to {@link #build})
+         * @param cpus      virtual CPUs
+         * @param socket    the vhost-user socket the back end listens on
+         * @param queues    the device's {@code num-queues}
+         * @param reconnect whether QEMU reconnects (after 1 s) when the back end goes away
+         * @throws IllegalArgumentException if {@code cpus} or {@code queues} is not positive
+         */
+        public Boot(String workload, int cpus, Path socket, int queues, boolean reconnect) {
+            this(workload, cpus, List.of(new Disk(socket, queues, reconnect)));
+        }
+    }
+
+    /**
+     * The PCI slot of a boot's first disk: the first one free on QEMU's {@code pc} machine under
+     * {@code -nodefaults} (host bridge in 0, PIIX3 in 1), where a lone disk went before slots were
+     * given.
+     */
+    public static final int FIRST_DISK_SLOT = 2;
+    /** The most disks a boot takes (PCI slots up to 31, with room to spare). */
+    public static final int MAX_DISKS = 8;
 
     /**
      * Starts QEMU booting this guest; the console goes to {@code console}.
@@ -323,10 +387,16 @@ public record LinuxGuest(Path kernel, Path initramfs) {
                 "-object", "memory-backend-memfd,id=mem,size=" + RAM + ",share=on",
                 "-machine", "pc,memory-backend=mem",
                 "-kernel", kernel.toString(), "-initrd", initramfs.toString(),
-                "-append", "console=ttyS0 panic=-1 quiet loglevel=3 mitigations=off guestdma.workload=" + boot.workload(),
-                "-serial", "file:" + console,
-                "-chardev", "socket,id=c0,path=" + boot.socket() + (boot.reconnect() ? ",reconnect=1" : ""),
-                "-device", "vhost-user-blk-pci,chardev=c0,num-queues=" + boot.queues()));
+                "-append", "console=ttyS0 panic=-1 quiet loglevel=3 mitigations=off guestdma.workload=" + boot.workload()
+                        + " guestdma.disks=" + boot.disks().size(),
+                "-serial", "file:" + console));
+        for (int i = 0; i < boot.disks().size(); i++) {
+            Disk disk = boot.disks().get(i);
+            command.addAll(List.of(
+                    "-chardev", "socket,id=c" + i + ",path=" + disk.socket() + (disk.reconnect() ? ",reconnect=1" : ""),
+                    "-device", "vhost-user-blk-pci,chardev=c" + i + ",num-queues=" + disk.queues()
+                            + ",addr=" + Integer.toHexString(FIRST_DISK_SLOT + i)));
+        }
         Path stderr = console.resolveSibling(console.getFileName() + ".qemu-stderr");
         Process qemu = new ProcessBuilder(command).redirectOutput(ProcessBuilder.Redirect.DISCARD)
                 .redirectError(stderr.toFile()).start();
@@ -370,13 +440,51 @@ public record LinuxGuest(Path kernel, Path initramfs) {
          * @throws IOException if QEMU does not exit in time or exits without the workload's end
          */
         public Map<String, String> awaitReport(long seconds) throws IOException, InterruptedException {
-            if (!qemu.waitFor(seconds, TimeUnit.SECONDS)) {
-                qemu.destroyForcibly().waitFor();
-                throw new IOException("the guest did not power off within " + seconds + " s " + describe());
+            return awaitReport(seconds, seconds, List.of());
+        }
+
+        /**
+         * Waits for the guest to power off and returns what its workload reported, giving up
+         * early on a guest that has gone quiet: one whose console got no {@code GUEST} line for
+         * {@code quietSeconds} (counted from the start until the first). A failure message names
+         * the stage the guest reached (its last {@code GUEST} line) and how each back end is, seen
+         * before QEMU is killed.
+         *
+         * @param seconds      how long to wait in all
+         * @param quietSeconds how long to wait for each next {@code GUEST} line
+         * @param backEnds     the back ends serving this boot's disks, for the failure message
+         * @return the {@code GUEST <key> <value>} lines as key to value, in order
+         * @throws IOException if QEMU does not exit in time, goes quiet, or exits without the
+         *                     workload's end
+         */
+        public Map<String, String> awaitReport(long seconds, long quietSeconds, List<GuestBackEnd> backEnds)
+                throws IOException, InterruptedException {
+            long start = System.nanoTime();
+            long deadline = start + TimeUnit.SECONDS.toNanos(seconds);
+            long lastProgress = start;
+            long progressLines = 0;
+            while (!qemu.waitFor(200, TimeUnit.MILLISECONDS)) {
+                long now = System.nanoTime();
+                long lines = Files.readAllLines(console, StandardCharsets.ISO_8859_1).stream()
+                        .filter(l -> l.startsWith("GUEST")).count();
+                if (lines != progressLines) {
+                    progressLines = lines;
+                    lastProgress = now;
+                }
+                String why = now - deadline > 0 ? "did not power off within " + seconds + " s"
+                        : now - lastProgress > TimeUnit.SECONDS.toNanos(quietSeconds)
+                                ? "reported nothing for " + quietSeconds + " s (after " + (now - start) / 1_000_000_000 + " s)"
+                                : null;
+                if (why != null) {
+                    String state = state(backEnds);
+                    qemu.destroyForcibly().waitFor();
+                    throw new IOException("the guest " + why + "; " + state + describe());
+                }
             }
             List<String> lines = Files.readAllLines(console, StandardCharsets.ISO_8859_1);
             if (lines.stream().noneMatch(l -> l.startsWith("GUEST-END"))) {
-                throw new IOException("QEMU exited (" + qemu.exitValue() + ") before the workload ended " + describe());
+                throw new IOException("QEMU exited (" + qemu.exitValue() + ") before the workload ended; "
+                        + state(backEnds) + describe());
             }
             Map<String, String> report = new LinkedHashMap<>();
             for (String line : lines) {
@@ -386,6 +494,21 @@ public record LinuxGuest(Path kernel, Path initramfs) {
                 }
             }
             return report;
+        }
+
+        /**
+         * The stage the guest reached (its last {@code GUEST} line: the workload's own progress
+         * lines say which step it is in) and each back end's state.
+         */
+        private String state(List<GuestBackEnd> backEnds) throws IOException {
+            List<String> progress = Files.readAllLines(console, StandardCharsets.ISO_8859_1).stream()
+                    .filter(l -> l.startsWith("GUEST")).toList();
+            StringBuilder s = new StringBuilder("last stage: ")
+                    .append(progress.isEmpty() ? "none (not booted as far as the init)" : progress.getLast().strip());
+            for (GuestBackEnd b : backEnds) {
+                s.append("; ").append(b.state());
+            }
+            return s.toString();
         }
 
         /** {@return the console and QEMU's stderr, for a failure message} */
