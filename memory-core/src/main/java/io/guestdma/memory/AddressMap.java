@@ -22,7 +22,13 @@ import java.util.concurrent.CompletableFuture;
 final class AddressMap {
     static final AddressMap CLOSED = new AddressMap(List.of(), backing -> null, true);
 
-    private static final int STRIPES = 8;
+    /*
+     * Threads pick a stripe by id, so two device threads share one when their ids are equal
+     * modulo the count: with 8 that was one pair in 8, and virtio-blk's two queues on two threads
+     * then ran at one queue's speed for a whole fork. 64 stripes (8 KiB per snapshot) make it one
+     * in 64.
+     */
+    private static final int STRIPES = 64;
     private static final int STRIPE_SPACING = 16; // 128 bytes: no false sharing between stripes
     private static final VarHandle COUNT = MethodHandles.arrayElementVarHandle(long[].class);
 
