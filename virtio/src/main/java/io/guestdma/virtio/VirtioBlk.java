@@ -121,6 +121,13 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
     private final long features;
     private final Worker[] workers;
     /**
+     * Allocated after each worker, so that the objects one queue's thread writes per request
+     * (its locks, its request state, its DMA loop) do not share a cache line with the next
+     * queue's, which the allocator would otherwise place right after them.
+     */
+    private final long[][] spacers;
+    private static final int SPACER_LONGS = 32;
+    /**
      * Per thread, whether it is one of this device's I/O threads or is processing one of its queues
      * inline now: what {@link #runsOnDeviceThread()} answers. Kept with the thread rather than in
      * the queues' state, so that the check on every register access reads nothing another queue's
@@ -171,8 +178,10 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
         }
         this.features = f;
         this.workers = new Worker[config.queues()];
+        this.spacers = new long[workers.length][];
         for (int i = 0; i < workers.length; i++) {
             workers[i] = new Worker(i);
+            spacers[i] = new long[SPACER_LONGS];
         }
     }
 

@@ -157,6 +157,12 @@ public final class VirtioPci {
     /** Sets the function's bus-master bit for a legacy driver that forgot to (see legacyWrite). */
     private volatile Runnable legacyBusMasterQuirk = () -> { };
     private final Virtqueue[] queues;
+    /**
+     * Allocated after each queue: a queue's state is written per request by the thread serving
+     * it, and without a gap the allocator puts the next queue's on the same cache line.
+     */
+    private final long[][] queueSpacers;
+    private static final int QUEUE_SPACER_LONGS = 32;
     private final BusImpl bus = new BusImpl();
     private final Object irqLock = new Object();
 
@@ -223,8 +229,10 @@ public final class VirtioPci {
         this.legacyOffered = (offered & 0xffff_ffffL) | (device.legacyOnlyFeatures() & 0xffff_ffffL)
                 | F_NOTIFY_ON_EMPTY | F_ANY_LAYOUT | F_BAD_FEATURE;
         this.queues = new Virtqueue[count];
+        this.queueSpacers = new long[count][];
         for (int i = 0; i < count; i++) {
             queues[i] = new Virtqueue(busMaster, device.queueSize(i));
+            queueSpacers[i] = new long[QUEUE_SPACER_LONGS];
         }
         this.msixTable = new long[2 * vectors];
         buildCapabilities();
