@@ -42,6 +42,38 @@ class MigrationProcessTest {
         }
     }
 
+    /** One round of a test's load while the migration runs; {@code round} counts from 0. */
+    private interface LoadRound {
+        void run(int round) throws Exception;
+    }
+
+    /**
+     * Starts the migration to {@code socket} at 8 MiB/s with a 100 ms downtime limit and runs
+     * load rounds until it is active with less than 4 MiB of RAM to go (about half a second at
+     * that limit), asserting that at least one round ran meanwhile. The upper 8 MiB of RAM (no
+     * test's buffers or rings) are filled first: RAM left all zero goes as zero-page flags in no
+     * time, and the migration was sometimes near its end before the first round.
+     */
+    private static void migrateUnderLoad(LibqtestLaunchTest.Launched source, QtestClient src, List<JsonNode> sourceEvents,
+                                         Path socket, LoadRound load) throws Exception {
+        src.memset(0x800000, 8 << 20, 0x5a);
+        assertThat(command(source, "{\"execute\": \"migrate-set-parameters\", \"arguments\": "
+                + "{\"max-bandwidth\": 8388608, \"downtime-limit\": 100}}", sourceEvents).has("return")).isTrue();
+        assertThat(command(source, "{\"execute\": \"migrate\", \"arguments\": {\"uri\": \"unix:" + socket + "\"}}",
+                sourceEvents).has("return")).isTrue();
+        int rounds = 0;
+        while (true) {
+            JsonNode info = command(source, "{\"execute\": \"query-migrate\"}", sourceEvents).path("return");
+            assertThat(info.path("status").asText()).isIn("setup", "active");
+            if (info.path("status").asText().equals("active") && info.path("ram").path("remaining").asLong() < (4 << 20)) {
+                break;
+            }
+            load.run(rounds);
+            rounds++;
+        }
+        assertThat(rounds).as("load rounds during the migration").isPositive();
+    }
+
     private static JsonNode awaitEvent(LibqtestLaunchTest.Launched m, List<JsonNode> events, String name,
                                        String status) throws Exception {
         for (JsonNode e : events) {
@@ -125,21 +157,10 @@ class MigrationProcessTest {
                         .as("nothing before the first migration, as QEMU").isZero();
                 assertThat(command(source, "{\"execute\": \"migrate-set-parameters\", \"arguments\": {\"x-bogus\": 1}}",
                         sourceEvents).path("error").path("desc").asText()).isEqualTo("Parameter 'x-bogus' is unexpected");
-                assertThat(command(source, "{\"execute\": \"migrate-set-parameters\", \"arguments\": "
-                        + "{\"max-bandwidth\": 8388608, \"downtime-limit\": 100}}", sourceEvents).has("return")).isTrue();
-                assertThat(command(source, "{\"execute\": \"migrate\", \"arguments\": {\"uri\": \"unix:" + socket + "\"}}",
-                        sourceEvents).has("return")).isTrue();
-
                 // Load while the switchover is far: DMA writes to the disk, DMA reads into RAM,
                 // qtest writes to RAM. It stops while more than 4 MiB remain (half a second at the limit).
                 Random random = new Random(7);
-                int rounds = 0;
-                while (true) {
-                    JsonNode info = command(source, "{\"execute\": \"query-migrate\"}", sourceEvents).path("return");
-                    assertThat(info.path("status").asText()).isIn("setup", "active");
-                    if (info.path("status").asText().equals("active") && info.path("ram").path("remaining").asLong() < (4 << 20)) {
-                        break;
-                    }
+                migrateUnderLoad(source, src, sourceEvents, socket, round -> {
                     byte[] pattern = new byte[SECTORS * 512];
                     random.nextBytes(pattern);
                     src.memwrite(PATTERN, pattern);
@@ -150,14 +171,12 @@ class MigrationProcessTest {
                     System.arraycopy(pattern, 0, disk, sector * 512, pattern.length);
                     int from = random.nextInt(2000);
                     status = ide.sendDmaRequest("read", IdeDriver.CMD_READ_DMA, from, SECTORS,
-                            new int[][] {{(int) READ_BUFFER + rounds % 16 * 4096, SECTORS * 512 | IdeDriver.PRDT_EOT}});
+                            new int[][] {{(int) READ_BUFFER + round % 16 * 4096, SECTORS * 512 | IdeDriver.PRDT_EOT}});
                     assertThat(status & IdeDriver.BM_INTR).isNotZero();
                     src.memwrite(0x800000 + random.nextInt(1 << 20), new byte[] {(byte) random.nextInt(), 1, 2, 3});
                     // A round trip: the posted write is applied before the next look at the migration.
                     src.memread(0, 1);
-                    rounds++;
-                }
-                assertThat(rounds).as("load rounds during the migration").isPositive();
+                });
 
                 JsonNode completed = awaitEvent(source, sourceEvents, "MIGRATION", "completed");
                 assertThat(completed).isNotNull();
@@ -215,20 +234,9 @@ class MigrationProcessTest {
                 VirtioDriver d = new VirtioDriver(src);
                 d.plugIn(true);
                 d.start(VirtioBlkConformanceTest.FEATURES, 16);
-                assertThat(command(source, "{\"execute\": \"migrate-set-parameters\", \"arguments\": "
-                        + "{\"max-bandwidth\": 8388608, \"downtime-limit\": 100}}", sourceEvents).has("return")).isTrue();
-                assertThat(command(source, "{\"execute\": \"migrate\", \"arguments\": {\"uri\": \"unix:" + socket
-                        + "\"}}", sourceEvents).has("return")).isTrue();
-
                 // virtio-blk writes to the disk and reads into RAM while pages go out
                 Random random = new Random(29);
-                int rounds = 0;
-                while (true) {
-                    JsonNode info = command(source, "{\"execute\": \"query-migrate\"}", sourceEvents).path("return");
-                    assertThat(info.path("status").asText()).isIn("setup", "active");
-                    if (info.path("status").asText().equals("active") && info.path("ram").path("remaining").asLong() < (4 << 20)) {
-                        break;
-                    }
+                migrateUnderLoad(source, src, sourceEvents, socket, round -> {
                     byte[] pattern = new byte[4096];
                     random.nextBytes(pattern);
                     src.memwrite(VirtioBlkConformanceTest.DATA, pattern);
@@ -236,10 +244,8 @@ class MigrationProcessTest {
                     assertThat(virtioRequest(d, 1, sector, VirtioBlkConformanceTest.DATA)).isZero();
                     System.arraycopy(pattern, 0, disk, sector * 512, pattern.length);
                     assertThat(virtioRequest(d, 0, random.nextInt(4000) & ~7,
-                            READ_BUFFER + rounds % 32 * 4096L)).isZero();
-                    rounds++;
-                }
-                assertThat(rounds).as("load rounds during the migration").isPositive();
+                            READ_BUFFER + round % 32 * 4096L)).isZero();
+                });
 
                 assertThat(awaitEvent(source, sourceEvents, "MIGRATION", "completed")).isNotNull();
                 awaitEvent(destination, destinationEvents, "RESUME", null);

@@ -56,8 +56,7 @@ class MigrationTest {
     private MigrationStats migrateUnderLoad(long seed, MigrationParameters parameters, long pauseNanos,
                                             long startDelayNanos) throws Exception {
         try (GuestMemory source = Machines.memory();
-             Machines.Destination destination = Machines.Destination.listen(
-                     new MigrationUri.Unix(Machines.socket(dir)), Machines.memory(), Machines.devices(0))) {
+             Machines.Destination destination = freshDestination()) {
             List<DeviceState> sourceDevices = Machines.devices(seed);
             try (GuestLoad load = new GuestLoad(source, seed, pauseNanos).start()) {
                 LockSupport.parkNanos(startDelayNanos);
@@ -129,8 +128,7 @@ class MigrationTest {
     @Test
     void aDirtyRateAboveTheBandwidthThatCannotConvergeIsReportedAndTheSourceKeepsRunning() throws Exception {
         try (GuestMemory source = Machines.memory();
-             Machines.Destination destination = Machines.Destination.listen(
-                     new MigrationUri.Unix(Machines.socket(dir)), Machines.memory(), Machines.devices(0));
+             Machines.Destination destination = freshDestination();
              GuestLoad load = new GuestLoad(source, 4, 0).start()) {
             MigrationSource migration = new MigrationSource(source, Machines.devices(4), load,
                     new MigrationParameters(2 << 20, 1, 3), MigrationListener.NONE);
@@ -152,8 +150,7 @@ class MigrationTest {
     @Test
     void byDefaultANonConvergingMigrationIteratesOn_asQemuDoes_untilItsLimitsAreRaised() throws Exception {
         try (GuestMemory source = Machines.memory();
-             Machines.Destination destination = Machines.Destination.listen(
-                     new MigrationUri.Unix(Machines.socket(dir)), Machines.memory(), Machines.devices(0))) {
+             Machines.Destination destination = freshDestination()) {
             // 16 pages written over and over: every pass finds them dirty again, and at 1 MiB/s
             // they are 62 ms of downtime, over the 1 ms limit; a pass takes about as long.
             AtomicBoolean stop = new AtomicBoolean();
@@ -198,6 +195,12 @@ class MigrationTest {
         }
     }
 
+    /** A destination with fresh RAM and no devices, listening on a new Unix socket in {@link #dir}. */
+    private Machines.Destination freshDestination() throws IOException {
+        return Machines.Destination.listen(new MigrationUri.Unix(Machines.socket(dir)), Machines.memory(),
+                Machines.devices(0));
+    }
+
     private static MigrationUri unixUri(Machines.Destination destination) throws IOException {
         return new MigrationUri.Unix(((UnixDomainSocketAddress) destination.incoming().localAddress().orElseThrow()).getPath());
     }
@@ -205,8 +208,7 @@ class MigrationTest {
     @Test
     void cancelMidMigrationKeepsTheSourceRunningAndLosesNoDirtyPage() throws Exception {
         try (GuestMemory source = Machines.memory();
-             Machines.Destination destination = Machines.Destination.listen(
-                     new MigrationUri.Unix(Machines.socket(dir)), Machines.memory(), Machines.devices(0));
+             Machines.Destination destination = freshDestination();
              GuestLoad load = new GuestLoad(source, 5, 0).start()) {
             DirtyLog.Client display = source.dirtyLog().register("display");
             display.getAndClear(0, source.dirtyLog().pages() * 4096);
@@ -232,8 +234,7 @@ class MigrationTest {
             assertThat(display.isDirty(8)).isTrue();
             assertThat(display.getAndClear(0, Machines.LOW).cardinality()).isGreaterThan(1);
             // A later migration starts over from every page and completes.
-            try (Machines.Destination again = Machines.Destination.listen(
-                    new MigrationUri.Unix(Machines.socket(dir)), Machines.memory(), Machines.devices(0))) {
+            try (Machines.Destination again = freshDestination()) {
                 MigrationStats second = new MigrationSource(source, Machines.devices(5), load, FAST,
                         MigrationListener.NONE).run(unixUri(again));
                 assertThat(second.status()).as("%s", second.error()).isEqualTo(MigrationStatus.COMPLETED);
