@@ -31,7 +31,8 @@ import org.openjdk.jmh.annotations.Threads;
  * does: each operation waits for a write to complete, then sends the next one from that write's
  * buffer, so operations per second are completed writes). The same export is measured with
  * {@code qemu-img bench -w -s 65536 -d 1|16} in the same run (see {@link QemuImgBench}); the report
- * divides the two.
+ * divides the two. Both clients run on one CPU with their server ({@link SharedCpu}), so that the
+ * ratio compares the work each does per request rather than the hypervisor's cross-CPU wake-ups.
  *
  * <p>(JMH subclasses state classes, so this one cannot be final.)
  */
@@ -178,13 +179,15 @@ public class NbdWriteBenchmark extends SuiteSettings {
     }
 
     /**
-     * Starts qemu-nbd on a fresh image and connects.
+     * Moves this fork onto the {@link SharedCpu}, starts qemu-nbd there on a fresh image and
+     * connects.
      *
      * @throws IOException          if the server cannot be started or reached
      * @throws InterruptedException if interrupted while waiting for the server
      */
     @Setup(Level.Trial)
     public void setUp() throws IOException, InterruptedException {
+        SharedCpu.pinThisProcess();
         dir = QemuImgBench.imageDirectory("guestdma-nbd-bench");
         Path image = dir.resolve("disk.img");
         try (var f = new java.io.RandomAccessFile(image.toFile(), "rw")) {

@@ -14,7 +14,8 @@ import java.util.regex.Pattern;
 /**
  * QEMU's own block layer as the reference for {@link NbdWriteBenchmark}: {@code qemu-img bench -w -s
  * 65536 -d DEPTH} against a qemu-nbd export started the same way, measured by {@link BenchSuite} in
- * the same run. Also starts the qemu-nbd both use.
+ * the same run. Also starts the qemu-nbd both use. Client and server run on one {@link SharedCpu},
+ * as ours do.
  */
 final class QemuImgBench {
     static final String EXPORT = "bench";
@@ -50,14 +51,14 @@ final class QemuImgBench {
 
     /**
      * Starts qemu-nbd serving a raw image on a Unix socket in {@code dir} (writeback cache, up to 32
-     * clients) and waits until it listens.
+     * clients) on the {@link SharedCpu} and waits until it listens.
      *
      * @throws IOException if qemu-nbd is missing or does not come up within 10 seconds
      */
     static Process startQemuNbd(Path image, Path dir) throws IOException, InterruptedException {
         Path socket = dir.resolve("nbd.sock");
-        Process p = new ProcessBuilder("qemu-nbd", "-f", "raw", "-t", "-e", "32", "-x", EXPORT, "-k",
-                socket.toString(), image.toString())
+        Process p = new ProcessBuilder(SharedCpu.command(List.of("qemu-nbd", "-f", "raw", "-t", "-e", "32", "-x",
+                EXPORT, "-k", socket.toString(), image.toString())))
                 .redirectErrorStream(true).redirectOutput(dir.resolve("qemu-nbd.log").toFile()).start();
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
         while (!Files.exists(socket)) {
@@ -92,7 +93,8 @@ final class QemuImgBench {
     }
 
     /**
-     * Runs {@code qemu-img bench} writes of 64 KiB at {@code depth} against a fresh export.
+     * Runs {@code qemu-img bench} writes of 64 KiB at {@code depth} against a fresh export, both on
+     * the {@link SharedCpu}.
      *
      * @param depth requests in flight
      * @param count requests to send
@@ -109,8 +111,8 @@ final class QemuImgBench {
             }
             server = startQemuNbd(image, dir);
             String target = "nbd+unix:///" + EXPORT + "?socket=" + dir.resolve("nbd.sock");
-            Process bench = new ProcessBuilder(List.of("qemu-img", "bench", "-f", "raw", "-w", "-s", "65536",
-                    "-d", Integer.toString(depth), "-c", Integer.toString(count), target))
+            Process bench = new ProcessBuilder(SharedCpu.command(List.of("qemu-img", "bench", "-f", "raw", "-w",
+                    "-s", "65536", "-d", Integer.toString(depth), "-c", Integer.toString(count), target)))
                     .redirectErrorStream(true).start();
             String out = new String(bench.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
             if (!bench.waitFor(5, TimeUnit.MINUTES) || bench.exitValue() != 0) {
