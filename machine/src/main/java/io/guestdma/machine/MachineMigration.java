@@ -73,6 +73,8 @@ public final class MachineMigration {
         MigrationSource source = new MigrationSource(machine.memory(), machine.deviceStates(),
                 new MachineSwitchover(), parameters, events);
         current = source;
+        // SETUP before returning, as QEMU's migrate: a query-migrate right after must not see none.
+        source.begin();
         thread = Thread.ofPlatform().daemon().name("migration").start(() -> ended(source.run(target).status()));
     }
 

@@ -134,4 +134,22 @@ class MachineLiveMigrationTest {
             assertThat(m.runState()).isEqualTo("running");
         }
     }
+
+    @Test
+    void migrateReturnsInSetupAsQemuDoesSoAQueryRightAfterNeverSeesNone() throws Exception {
+        // QEMU's qmp_migrate enters SETUP (migrate_init) before it returns; management tools poll
+        // query-migrate at once and take an empty answer for "no migration".
+        for (int i = 0; i < 20; i++) {
+            try (PcMachine m = machine()) {
+                List<MachineEvent> events = new CopyOnWriteArrayList<>();
+                m.eventListener(events::add);
+                m.migration().migrate("unix:" + dir.resolve("nobody-" + i + ".sock"));
+                assertThat(m.migration().stats().status()).isNotEqualTo(MigrationStatus.NONE);
+                assertThat(events).first().isEqualTo(new MachineEvent.Migration("setup"));
+                assertThat(m.migration().awaitOutgoing(20_000)).isTrue();
+                assertThat(events).containsExactly(new MachineEvent.Migration("setup"),
+                        new MachineEvent.Migration("failed"));
+            }
+        }
+    }
 }

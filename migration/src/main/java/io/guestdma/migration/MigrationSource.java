@@ -56,7 +56,10 @@ public final class MigrationSource {
     private final List<DeviceState> devices;
     private final Switchover switchover;
     private final MigrationListener listener;
+    /** Set by {@link #begin}: SETUP was entered. */
     private final AtomicBoolean started = new AtomicBoolean();
+    /** Set by {@link #run}: the migration ran (or runs). */
+    private final AtomicBoolean ran = new AtomicBoolean();
     private volatile MigrationParameters parameters;
 
     private volatile MigrationStatus status = MigrationStatus.NONE;
@@ -180,7 +183,24 @@ public final class MigrationSource {
     }
 
     /**
-     * Runs the migration to its end on the calling thread.
+     * Enters {@link MigrationStatus#SETUP} now, on the calling thread, and starts the migration's
+     * clock; {@link #run} then goes on from there. QEMU's {@code migrate} command does this before
+     * it returns, so a {@code query-migrate} right after it already reports {@code setup}; a caller
+     * that hands {@link #run} to another thread calls this first to keep that true. Calling it is
+     * optional: {@link #run} enters SETUP itself when it was not called.
+     *
+     * @throws IllegalStateException if this object already began or ran a migration
+     */
+    public void begin() {
+        if (started.getAndSet(true)) {
+            throw new IllegalStateException("this migration already ran; create another MigrationSource");
+        }
+        startNanos = System.nanoTime();
+        setStatus(MigrationStatus.SETUP);
+    }
+
+    /**
+     * Runs the migration to its end on the calling thread (after {@link #begin}, if it was called).
      *
      * @param uri where the destination listens, or the snapshot file to write
      * @return the final figures: status {@link MigrationStatus#COMPLETED} (the machine stays
@@ -191,11 +211,12 @@ public final class MigrationSource {
      */
     public MigrationStats run(MigrationUri uri) {
         Objects.requireNonNull(uri, "uri");
-        if (started.getAndSet(true)) {
+        if (ran.getAndSet(true)) {
             throw new IllegalStateException("this migration already ran; create another MigrationSource");
         }
-        startNanos = System.nanoTime();
-        setStatus(MigrationStatus.SETUP);
+        if (!started.get()) {
+            begin();
+        }
         DirtyLog.Client client = null;
         boolean stopped = false;
         MigrationStatus outcome;

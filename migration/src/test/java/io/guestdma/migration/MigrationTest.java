@@ -337,4 +337,37 @@ class MigrationTest {
         assertThatThrownBy(() -> MigrationUri.parse("unix:")).hasMessageContaining("empty path");
         assertThatThrownBy(() -> MigrationUri.parse("nothing")).hasMessageContaining("no scheme");
     }
+
+    @Test
+    void beginEntersSetupOnTheCallersThreadAndRunGoesOnFromThereOnce() throws Exception {
+        List<MigrationStatus> seen = new java.util.concurrent.CopyOnWriteArrayList<>();
+        Switchover nothing = new Switchover() {
+            @Override
+            public void stopAndDrain() {
+            }
+
+            @Override
+            public void resume() {
+            }
+        };
+        try (GuestMemory source = Machines.memory()) {
+            MigrationSource migration = new MigrationSource(source, List.of(), nothing, MigrationParameters.DEFAULTS,
+                    new MigrationListener() {
+                        @Override
+                        public void statusChanged(MigrationStatus status) {
+                            seen.add(status);
+                        }
+                    });
+            migration.begin();
+            assertThat(migration.status()).isEqualTo(MigrationStatus.SETUP);
+            assertThat(seen).containsExactly(MigrationStatus.SETUP);
+            assertThatThrownBy(migration::begin).isInstanceOf(IllegalStateException.class);
+            MigrationStats stats = migration.run(new MigrationUri.File(dir.resolve("begun.mig")));
+            assertThat(stats.status()).isEqualTo(MigrationStatus.COMPLETED);
+            assertThat(seen).containsExactly(MigrationStatus.SETUP, MigrationStatus.ACTIVE,
+                    MigrationStatus.COMPLETED);
+            assertThatThrownBy(() -> migration.run(new MigrationUri.File(dir.resolve("again.mig"))))
+                    .isInstanceOf(IllegalStateException.class);
+        }
+    }
 }
