@@ -459,6 +459,24 @@ public record LinuxGuest(Path kernel, Path initramfs) {
          */
         public Map<String, String> awaitReport(long seconds, long quietSeconds, List<GuestBackEnd> backEnds)
                 throws IOException, InterruptedException {
+            return awaitReport(seconds, quietSeconds, quietSeconds, backEnds);
+        }
+
+        /**
+         * As {@link #awaitReport(long, long, List)}, with a different bound for the boot (until the
+         * first {@code GUEST} line) than for each later line, so that a workload that hangs after
+         * the boot is given up on within its own job's time, not the boot's.
+         *
+         * @param seconds          how long to wait in all
+         * @param bootQuietSeconds how long to wait for the first {@code GUEST} line
+         * @param quietSeconds     how long to wait for each later {@code GUEST} line
+         * @param backEnds         the back ends serving this boot's disks, for the failure message
+         * @return the {@code GUEST <key> <value>} lines as key to value, in order
+         * @throws IOException if QEMU does not exit in time, goes quiet, or exits without the
+         *                     workload's end
+         */
+        public Map<String, String> awaitReport(long seconds, long bootQuietSeconds, long quietSeconds,
+                                               List<GuestBackEnd> backEnds) throws IOException, InterruptedException {
             long start = System.nanoTime();
             long deadline = start + TimeUnit.SECONDS.toNanos(seconds);
             long lastProgress = start;
@@ -471,9 +489,10 @@ public record LinuxGuest(Path kernel, Path initramfs) {
                     progressLines = lines;
                     lastProgress = now;
                 }
+                long quiet = progressLines == 0 ? bootQuietSeconds : quietSeconds;
                 String why = now - deadline > 0 ? "did not power off within " + seconds + " s"
-                        : now - lastProgress > TimeUnit.SECONDS.toNanos(quietSeconds)
-                                ? "reported nothing for " + quietSeconds + " s (after " + (now - start) / 1_000_000_000 + " s)"
+                        : now - lastProgress > TimeUnit.SECONDS.toNanos(quiet)
+                                ? "reported nothing for " + quiet + " s (after " + (now - start) / 1_000_000_000 + " s)"
                                 : null;
                 if (why != null) {
                     String state = state(backEnds);

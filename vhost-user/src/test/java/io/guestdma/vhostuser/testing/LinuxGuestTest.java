@@ -40,6 +40,21 @@ class LinuxGuestTest {
     }
 
     @Test
+    void theBootHasItsOwnQuietBound_andEachLaterLineTheShorterOne() throws Exception {
+        Path console = Files.createFile(dir.resolve("console"));
+        Path stderr = Files.createFile(dir.resolve("stderr"));
+        // Boots (no line) for 2 s, then one line, then nothing.
+        Process qemu = new ProcessBuilder("sh", "-c", "sleep 2; echo GUEST stage round 1 >> " + console + "; sleep 60").start();
+        try (var running = new LinuxGuest.Running(qemu, console, stderr)) {
+            long start = System.nanoTime();
+            assertThatThrownBy(() -> running.awaitReport(30, 5, 1, List.of())).isInstanceOf(IOException.class)
+                    .hasMessageContaining("reported nothing for 1 s")
+                    .hasMessageContaining("last stage: GUEST stage round 1");
+            assertThat((System.nanoTime() - start) / 1e9).as("seconds waited: the boot's 2, then 1").isBetween(2.5, 6.5);
+        }
+    }
+
+    @Test
     void aGuestThatKeepsReporting_isBoundByTheWholeWait() throws Exception {
         Path console = Files.createFile(dir.resolve("console"));
         Path stderr = Files.createFile(dir.resolve("stderr"));
