@@ -134,11 +134,20 @@ final class VhostUserGuestBench {
             StringBuilder s = new StringBuilder("""
                     O=
                     Q=
-                    for d in /dev/vd?; do
-                        case "$(dd if=$d bs=4k count=1 iflag=direct 2>/dev/null | head -n 1)" in
-                            "%1$s%2$s") O=$d ;;
-                            "%1$s%3$s") Q=$d ;;
-                        esac
+                    # The disks' nodes may appear a moment after the drivers loaded (devtmpfs adds
+                    # them from its own thread; a busy host slows the back ends' handshakes).
+                    t=0
+                    while [ $t -lt 30 ]; do
+                        for d in /dev/vd?; do
+                            [ -b "$d" ] || continue
+                            case "$(dd if=$d bs=4k count=1 iflag=direct 2>/dev/null | head -n 1)" in
+                                "%1$s%2$s") O=$d ;;
+                                "%1$s%3$s") Q=$d ;;
+                            esac
+                        done
+                        [ -n "$O" ] && [ -n "$Q" ] && break
+                        sleep 1
+                        t=$((t + 1))
                     done
                     echo "GUEST disks %2$s=$O %3$s=$Q"
                     [ -n "$O" ] && [ -n "$Q" ] || exit 3
