@@ -218,19 +218,16 @@ final class VhostUserGuestBench {
             LinuxGuest guest = LinuxGuest.build(Files.createDirectory(dir.resolve("guest")), Map.of("fio", plan.workload()));
             Path ours = dir.resolve("guestdma.img");
             Path theirs = dir.resolve("qsd.img");
-            writeImage(ours);
-            Files.copy(ours, theirs);
-            mark(ours, OURS);
-            mark(theirs, THEIRS);
             long start = System.nanoTime();
             Map<String, String> report;
             try {
-                report = boot(guest, dir, ours, theirs, plan);
+                report = boot(guest, dir, images(ours, theirs), plan);
             } catch (Hung e) {
                 // qemu-storage-daemon 7.2's disk stopped answering in some boots (its reads, in the
-                // first round; ours did not since the ring fences): one fresh boot, not no figure.
+                // first round; ours did not since the ring fences): one fresh boot, on fresh
+                // images (fio's writes start at the markers), rather than no figure.
                 System.err.println("guestdma bench:   " + e.getMessage() + "; booting once more");
-                report = boot(guest, dir, ours, theirs, plan);
+                report = boot(guest, dir, images(ours, theirs), plan);
             }
             Map<String, List<Double>> ratios = ratios(report, plan.rounds());
             for (int r = 1; r <= plan.rounds(); r++) {
@@ -284,10 +281,24 @@ final class VhostUserGuestBench {
         return Double.parseDouble(value);
     }
 
-    private static Map<String, String> boot(LinuxGuest guest, Path dir, Path ours, Path theirs, Plan plan)
+    /** Writes the two images, the same content but for each one's marker; returns them, ours first. */
+    private static List<Path> images(Path ours, Path theirs) throws IOException {
+        writeImage(ours);
+        Files.copy(ours, theirs, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        mark(ours, OURS);
+        mark(theirs, THEIRS);
+        return List.of(ours, theirs);
+    }
+
+    private static Map<String, String> boot(LinuxGuest guest, Path dir, List<Path> images, Plan plan)
             throws IOException, InterruptedException {
+        Path ours = images.get(0);
+        Path theirs = images.get(1);
         Path ourSocket = dir.resolve("guestdma.sock");
         Path theirSocket = dir.resolve("qsd.sock");
+        // A back end killed in an earlier boot may have left its socket behind.
+        Files.deleteIfExists(ourSocket);
+        Files.deleteIfExists(theirSocket);
         try (GuestBackEnd our = GuestBackEnd.guestdma(ourSocket, ours, 1);
              GuestBackEnd their = GuestBackEnd.qemuStorageDaemon(theirSocket, theirs, 1);
              LinuxGuest.Running running = guest.start(new LinuxGuest.Boot("fio", 1,
