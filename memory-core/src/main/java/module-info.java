@@ -6,6 +6,9 @@
  * exported only to the block layer that drives files and sockets with them.
  */
 module io.guestdma.memory {
+    // sun.reflect.ReflectionFactory: the FileChannel path's session-less buffers (SessionlessBuffers).
+    requires jdk.unsupported;
+
     exports io.guestdma.memory;
     exports io.guestdma.memory.posix;
     exports io.guestdma.memory.internal to io.guestdma.block, io.guestdma.migration;

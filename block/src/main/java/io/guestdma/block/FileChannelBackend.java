@@ -1,6 +1,7 @@
 package io.guestdma.block;
 
 import io.guestdma.memory.IoVector;
+import io.guestdma.memory.internal.FileChannelBuffers;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -18,17 +19,22 @@ import java.util.concurrent.atomic.AtomicBoolean;
 /**
  * A raw image accessed through {@link FileChannel}: the portable default backend, pure JDK.
  *
- * <p>Vectored requests use FileChannel's gathering writes and scattering reads over the buffers an
- * {@link IoVector} caches ({@link IoVector#byteBuffers()}), so guest memory goes to the page cache
- * with no intermediate copy. FileChannel has no positional gathering call: the channel's position
+ * <p>Vectored requests use FileChannel's gathering writes and scattering reads over buffers an
+ * {@link IoVector} caches, so guest memory goes to the page cache with no intermediate copy. The
+ * buffers are internal ones that carry no memory session (the public
+ * {@link IoVector#byteBuffers()} do, and for each such buffer the JDK allocates 40 bytes per
+ * vectored call to release its session): with them a request allocates nothing. They bypass FFM's
+ * checks, so the backend checks every segment's liveness and thread access before each
+ * {@code FileChannel} call, and read-only segments before a read, as {@link NativeBackend} does for
+ * its raw iovecs; as there, the memory must stay alive until the request returns. FileChannel has no positional gathering call: the channel's position
  * must be set first, and the call stops at 1024 buffers or on a short transfer. So each request
  * borrows one channel of a small pool (several channels on the same file, each with its own
  * position), positions it, and loops until every byte moved; concurrent requests proceed in
  * parallel on different channels instead of queueing on one position lock.
  *
- * <p>Costs the JDK imposes, measured in the benchmarks: NIO allocates a little per buffer per
- * gathering call, and {@code fdatasync} is all the durability FileChannel offers through
- * {@link FileChannel#force(boolean) force(false)}. {@link NativeBackend} avoids the former.
+ * <p>A cost the JDK imposes: {@code fdatasync} is all the durability FileChannel offers through
+ * {@link FileChannel#force(boolean) force(false)}, and each vectored request sets the channel's
+ * position with an extra {@code lseek}. {@link NativeBackend} avoids both.
  */
 public final class FileChannelBackend implements BlockBackend {
     private static final int ZERO_CHUNK = 64 * 1024;
@@ -146,35 +152,51 @@ public final class FileChannelBackend implements BlockBackend {
         return channels.length;
     }
 
+    /**
+     * {@inheritDoc}
+     *
+     * <p>Read-only segments (TO_DEVICE mappings, ROM) are refused before anything is read.
+     *
+     * @throws IllegalArgumentException if a segment of {@code iov} is read-only
+     * @throws IllegalStateException    if {@code iov}'s memory was released (guest memory closed,
+     *                                  a debug-mode unmap); nothing is read into it
+     * @throws WrongThreadException     if a segment belongs to a confined arena of another thread
+     */
     @Override
     public void readv(long offset, IoVector iov) throws IOException {
+        extent.checkReadInto(offset, iov);
         long total = iov.size();
-        extent.checkRead(offset, total);
         if (total == 0) {
             return;
         }
-        ByteBuffer[] buffers = iov.byteBuffers();
-        int count = iov.byteBufferCount();
+        ByteBuffer[] buffers = FileChannelBuffers.toRead(iov);
+        int count = FileChannelBuffers.count(iov);
         FileChannel channel = borrow();
         try {
             channel.position(offset);
             int first = 0;
             long done = 0;
             while (done < total) {
+                FileChannelBuffers.requireUsable(iov);
                 long n = channel.read(buffers, first, count - first);
                 if (n < 0) {
                     throw extent.truncated(offset + done);
                 }
                 done += n;
-                while (first < count && !buffers[first].hasRemaining()) {
-                    first++;
-                }
+                first = skipDone(buffers, first, count);
             }
         } finally {
             idle.add(channel);
         }
     }
 
+    /**
+     * {@inheritDoc}
+     *
+     * @throws IllegalStateException if {@code iov}'s memory was released (guest memory closed, a
+     *                               debug-mode unmap); nothing more is written from it
+     * @throws WrongThreadException  if a segment belongs to a confined arena of another thread
+     */
     @Override
     public void writev(long offset, IoVector iov) throws IOException {
         long total = iov.size();
@@ -182,27 +204,35 @@ public final class FileChannelBackend implements BlockBackend {
         if (total == 0) {
             return;
         }
-        ByteBuffer[] buffers = iov.byteBuffers();
-        int count = iov.byteBufferCount();
+        ByteBuffer[] buffers = FileChannelBuffers.toWrite(iov);
+        int count = FileChannelBuffers.count(iov);
         FileChannel channel = borrow();
         try {
             channel.position(offset);
             int first = 0;
             long done = 0;
             while (done < total) {
+                FileChannelBuffers.requireUsable(iov);
                 long n = channel.write(buffers, first, count - first);
                 if (n <= 0) {
                     throw new IOException("write to " + extent.name() + " at offset " + (offset + done)
                             + " made no progress");
                 }
                 done += n;
-                while (first < count && !buffers[first].hasRemaining()) {
-                    first++;
-                }
+                first = skipDone(buffers, first, count);
             }
         } finally {
             idle.add(channel);
         }
+    }
+
+    /** {@return the first of {@code buffers[from, count)} with bytes left to transfer, or {@code count}} */
+    private static int skipDone(ByteBuffer[] buffers, int from, int count) {
+        int first = from;
+        while (first < count && !buffers[first].hasRemaining()) {
+            first++;
+        }
+        return first;
     }
 
     @Override

@@ -1,5 +1,7 @@
 package io.guestdma.block;
 
+import io.guestdma.memory.IoVector;
+
 import java.io.IOException;
 
 /**
@@ -11,6 +13,20 @@ import java.io.IOException;
 record ImageExtent(String name, long size, boolean readOnly) {
     void checkRead(long offset, long length) throws IOException {
         checkRange("read", offset, length);
+    }
+
+    /**
+     * Checks a vectored read: the range, and that no segment is read-only, since the kernel
+     * writes through raw addresses (or session-less buffers) that bypass FFM's read-only check.
+     */
+    void checkReadInto(long offset, IoVector iov) throws IOException {
+        checkRead(offset, iov.size());
+        for (int i = 0; i < iov.count(); i++) {
+            if (iov.isReadOnly(i)) {
+                throw new IllegalArgumentException("readv into " + name + ": segment " + i
+                        + " of the I/O vector is read-only (a TO_DEVICE mapping or ROM?); nothing was read");
+            }
+        }
     }
 
     void checkWrite(String what, long offset, long length) throws IOException {

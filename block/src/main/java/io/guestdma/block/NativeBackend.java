@@ -139,14 +139,8 @@ public final class NativeBackend implements BlockBackend {
      */
     @Override
     public void readv(long offset, IoVector iov) throws IOException {
+        extent.checkReadInto(offset, iov);
         long total = iov.size();
-        extent.checkRead(offset, total);
-        for (int i = 0; i < iov.count(); i++) {
-            if (iov.isReadOnly(i)) {
-                throw new IllegalArgumentException("readv into " + extent.name() + ": segment " + i
-                        + " of the I/O vector is read-only (a TO_DEVICE mapping or ROM?); nothing was read");
-            }
-        }
         if (total == 0) {
             return;
         }

@@ -1,5 +1,7 @@
 package io.guestdma.memory;
 
+import io.guestdma.memory.internal.FileChannelBuffers;
+
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
@@ -29,6 +31,11 @@ import java.util.Objects;
  *   <li>{@link #nativeIovecs()}: a native {@code struct iovec[]} for {@code preadv}/{@code pwritev}.
  *       It is rewritten only after the vector changed, in memory owned by the vector.</li>
  * </ul>
+ * The block layer's FileChannel backend uses a third, internal view
+ * ({@code io.guestdma.memory.internal.FileChannelBuffers}): buffers that carry no memory session,
+ * for which the JDK's vectored calls allocate nothing (for each {@link #byteBuffers()} buffer they
+ * allocate 40 bytes per call to release its session). Like the native view they bypass FFM's
+ * checks, so they are never handed out, and the backend checks liveness before each call.
  *
  * <p><b>Lifetime.</b> The native view holds raw addresses: the segments' memory must stay alive
  * (mappings not unmapped, arenas not closed) until the system call that uses it has returned.
@@ -66,8 +73,32 @@ public final class IoVector {
     private long[] bufferLengths = new long[0];
     private int bufferCount;
 
+    /** The internal FileChannel view's buffers, over raw addresses and so keyed by them alone. */
+    private ByteBuffer[] channelBuffers = new ByteBuffer[0];
+    private long[] channelAddresses = new long[0];
+    private int channelBufferCount;
+
     private MemorySegment iovecs = MemorySegment.NULL;
     private long iovecsVersion = -1;
+
+    static {
+        FileChannelBuffers.register(new FileChannelBuffers.Access() {
+            @Override
+            public ByteBuffer[] buffers(IoVector iov, boolean intoVector) {
+                return iov.channelBuffers(intoVector);
+            }
+
+            @Override
+            public int count(IoVector iov) {
+                return iov.channelBufferCount;
+            }
+
+            @Override
+            public void requireUsable(IoVector iov) {
+                iov.requireUsableByCurrentThread();
+            }
+        });
+    }
 
     /** Creates an empty vector with room for 8 segments. */
     public IoVector() {
@@ -669,6 +700,11 @@ public final class IoVector {
      * buffer is positioned at 0 with its limit at its segment's size. Buffers from read-only
      * segments are read-only.
      *
+     * <p>The buffers are scoped to their segments' memory, as {@link MemorySegment#asByteBuffer()}
+     * makes them: using one after its memory was released throws {@link IllegalStateException}.
+     * For that, the JDK's gathering and scattering calls acquire and release each buffer's memory
+     * session, allocating 40 bytes per buffer per call.
+     *
      * <p>The array and the buffers are cached: calling again after {@link #reset()} and adding
      * segments equal to the previous ones (same address, size, scope and access mode, as a device
      * re-mapping the same guest pages produces) allocates nothing. The result is valid until this
@@ -698,6 +734,85 @@ public final class IoVector {
         }
         bufferCount = b;
         return buffers;
+    }
+
+    /**
+     * The internal FileChannel view ({@link FileChannelBuffers}): buffers over the segments' raw
+     * addresses that carry no memory session, so that NIO's gathering and scattering calls
+     * allocate nothing for them. A slot's buffer is rebuilt only when its address, length or
+     * access mode changed. Falls back to {@link #byteBuffers()} when a segment is a heap segment
+     * (no stable address) or the JDK does not let {@link SessionlessBuffers} make such buffers.
+     *
+     * <p>Checks nothing about liveness: the caller checks before each call that uses the buffers
+     * ({@link #requireUsableByCurrentThread}).
+     *
+     * @param intoVector whether the call will write into the memory (a read from a file); then
+     *                   read-only segments are refused
+     * @throws IllegalArgumentException if {@code intoVector} and a segment is read-only
+     */
+    private ByteBuffer[] channelBuffers(boolean intoVector) {
+        boolean raw = SessionlessBuffers.available();
+        int needed = 0;
+        for (int i = 0; i < count; i++) {
+            MemorySegment s = segments[i];
+            if (intoVector && s.isReadOnly()) {
+                throw new IllegalArgumentException("segment " + i + " of the I/O vector is read-only "
+                        + "(a TO_DEVICE mapping or ROM?); nothing was read");
+            }
+            raw &= s.isNative();
+            needed += bufferPieces(pieceLength[i]);
+        }
+        if (!raw) {
+            ByteBuffer[] scoped = byteBuffers();
+            channelBufferCount = bufferCount;
+            return scoped;
+        }
+        if (needed > channelBuffers.length) {
+            int capacity = Math.max(needed, channelBuffers.length * 2);
+            channelBuffers = Arrays.copyOf(channelBuffers, capacity);
+            channelAddresses = Arrays.copyOf(channelAddresses, capacity);
+        }
+        int b = 0;
+        for (int i = 0; i < count; i++) {
+            long bytes = pieceLength[i];
+            long base = segments[i].address() + pieceAt[i];
+            boolean readOnly = segments[i].isReadOnly();
+            for (long off = 0; off < bytes; off += MAX_BUFFER_BYTES) {
+                int length = (int) Math.min(MAX_BUFFER_BYTES, bytes - off);
+                ByteBuffer cached = channelBuffers[b];
+                if (cached != null && channelAddresses[b] == base + off && cached.capacity() == length
+                        && cached.isReadOnly() == readOnly) {
+                    cached.clear();
+                } else {
+                    channelBuffers[b] = SessionlessBuffers.of(base + off, length, readOnly);
+                    channelAddresses[b] = base + off;
+                }
+                b++;
+            }
+        }
+        channelBufferCount = b;
+        return channelBuffers;
+    }
+
+    /**
+     * Refuses memory that the session-less buffers would reach past FFM's checks: a segment whose
+     * scope was closed (guest memory closed, a debug-mode unmap), or of a confined arena owned by
+     * another thread.
+     *
+     * @throws IllegalStateException if a segment's memory is no longer alive
+     * @throws WrongThreadException  if the current thread may not access a segment's memory
+     */
+    private void requireUsableByCurrentThread() {
+        Thread current = Thread.currentThread();
+        for (int i = 0; i < count; i++) {
+            MemorySegment s = segments[i];
+            if (!s.scope().isAlive()) {
+                throw new IllegalStateException("segment " + i + " belongs to memory that was already released");
+            }
+            if (!s.isAccessibleBy(current)) {
+                throw new WrongThreadException("segment " + i + " belongs to a confined arena of another thread");
+            }
+        }
     }
 
     /** {@return how many entries of {@link #byteBuffers()} are in use, computed by the last call} */
