@@ -14,6 +14,7 @@ import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
 import java.util.Arrays;
 import java.util.HexFormat;
+import java.util.List;
 import java.util.Map;
 import java.util.zip.CRC32C;
 import org.junit.jupiter.api.Assumptions;
@@ -130,9 +131,21 @@ class GuestTest {
      * and returns its report once every step succeeded and the back end outlived the guest.
      */
     Map<String, String> run(Starter starter, Path image, String workload, int cpus, int queues) throws Exception {
+        return run(starter, image, workload, cpus, queues, true);
+    }
+
+    /**
+     * As {@link #run(Starter, Path, String, int, int)}, with the device offering EVENT_IDX or not.
+     * qemu-storage-daemon 7.2's export runs without it here: with it, its queue can stall on a
+     * missed kick (libvhost-user publishes avail_event with no full fence before it reads the avail
+     * index again; see VhostUserGuestBench), which would fail this test for QEMU's bug.
+     */
+    Map<String, String> run(Starter starter, Path image, String workload, int cpus, int queues, boolean eventIdx)
+            throws Exception {
         Path socket = dir.resolve(image.getFileName() + ".sock");
         try (GuestBackEnd backEnd = starter.start(socket, image, queues);
-             LinuxGuest.Running running = guest.start(new LinuxGuest.Boot(workload, cpus, socket, queues, false),
+             LinuxGuest.Running running = guest.start(new LinuxGuest.Boot(workload, cpus,
+                     List.of(new LinuxGuest.Disk(socket, queues, false, eventIdx))),
                      dir.resolve(image.getFileName() + ".console"))) {
             Map<String, String> report = running.awaitReport(BOOT_SECONDS);
             assertSteps(report, running);
@@ -157,7 +170,7 @@ class GuestTest {
         Path ours = image("guestdma.img");
         Map<String, String> ourReport = run(GuestBackEnd::guestdma, ours, "disk", 1, 1);
         Path reference = image("qsd.img");
-        Map<String, String> qsdReport = run(GuestBackEnd::qemuStorageDaemon, reference, "disk", 1, 1);
+        Map<String, String> qsdReport = run(GuestBackEnd::qemuStorageDaemon, reference, "disk", 1, 1, false);
         byte[] image = Files.readAllBytes(ours);
         byte[] expectedHead = new byte[1 << 20];
         System.arraycopy(busybox, 0, expectedHead, 0, expectedHead.length);

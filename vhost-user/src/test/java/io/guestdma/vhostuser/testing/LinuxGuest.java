@@ -308,8 +308,10 @@ public record LinuxGuest(Path kernel, Path initramfs) {
      * @param socket    the vhost-user socket its back end listens on
      * @param queues    the device's {@code num-queues}
      * @param reconnect whether QEMU reconnects (after 1 s) when the back end goes away
+     * @param eventIdx  whether the device offers VIRTIO_RING_F_EVENT_IDX (QEMU's {@code event_idx},
+     *                  on by default)
      */
-    public record Disk(Path socket, int queues, boolean reconnect) {
+    public record Disk(Path socket, int queues, boolean reconnect, boolean eventIdx) {
         /**
          * @throws IllegalArgumentException if {@code queues} is not positive
          * @throws NullPointerException     if {@code socket} is null
@@ -319,6 +321,18 @@ public record LinuxGuest(Path kernel, Path initramfs) {
             if (queues < 1) {
                 throw new IllegalArgumentException("queues " + queues + " is not positive");
             }
+        }
+
+        /**
+         * A disk that offers EVENT_IDX, as QEMU's do by default.
+         *
+         * @param socket    the vhost-user socket its back end listens on
+         * @param queues    the device's {@code num-queues}
+         * @param reconnect whether QEMU reconnects (after 1 s) when the back end goes away
+         * @throws IllegalArgumentException if {@code queues} is not positive
+         */
+        public Disk(Path socket, int queues, boolean reconnect) {
+            this(socket, queues, reconnect, true);
         }
     }
 
@@ -395,6 +409,7 @@ public record LinuxGuest(Path kernel, Path initramfs) {
             command.addAll(List.of(
                     "-chardev", "socket,id=c" + i + ",path=" + disk.socket() + (disk.reconnect() ? ",reconnect=1" : ""),
                     "-device", "vhost-user-blk-pci,chardev=c" + i + ",num-queues=" + disk.queues()
+                            + (disk.eventIdx() ? "" : ",event_idx=off")
                             + ",addr=" + Integer.toHexString(FIRST_DISK_SLOT + i)));
         }
         Path stderr = console.resolveSibling(console.getFileName() + ".qemu-stderr");
