@@ -875,12 +875,29 @@ final class NbdConnection {
         iov.set(ValueLayout.JAVA_LONG, 0, h.address());
         iov.set(ValueLayout.JAVA_LONG, 8, REQUEST_BYTES);
         long left = total;
-        int first = 0;
+        int count = entries;
         while (left > 0) {
-            long n = socket.writev(first == 0 ? iov : iov.asSlice(first * IovecWindow.ENTRY), entries - first);
+            long n = socket.writev(iov, count);
             left -= n;
-            first = IovecWindow.advance(iov, first, entries, n);
+            if (left > 0) {
+                count = consume(iov, count, n);
+            }
         }
+    }
+
+    /**
+     * After a short {@code writev} or {@code readv}: moves the entries with bytes left to the front
+     * of the array, the first one trimmed, so that the next call takes the array itself (a slice
+     * of it would be an object per short transfer, and the socket takes a large request in parts).
+     *
+     * @return how many entries are left
+     */
+    private static int consume(MemorySegment iov, int count, long n) {
+        int first = IovecWindow.advance(iov, 0, count, n);
+        if (first > 0 && first < count) {
+            MemorySegment.copy(iov, first * IovecWindow.ENTRY, iov, 0, (count - first) * IovecWindow.ENTRY);
+        }
+        return count - first;
     }
 
     /**
@@ -1235,14 +1252,16 @@ final class NbdConnection {
         MemorySegment window = slot.window;
         int end = IovecWindow.copy(iov.nativeIovecs(), iov.nativeIovecCount(), slot.base + relative, bytes, window, 0);
         long left = bytes;
-        int first = 0;
+        int count = end;
         while (left > 0) {
-            long n = socket.readv(first == 0 ? window : window.asSlice(first * IovecWindow.ENTRY), end - first);
+            long n = socket.readv(window, count);
             if (n == 0) {
                 throw new EOFException("the server closed the connection in the middle of read data");
             }
             left -= n;
-            first = IovecWindow.advance(window, first, end, n);
+            if (left > 0) {
+                count = consume(window, count, n);
+            }
         }
     }
 
