@@ -4,6 +4,7 @@ import io.guestdma.memory.IoVector;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.util.Objects;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Executor;
 
@@ -23,7 +24,14 @@ import java.util.concurrent.Executor;
  * <p>Implementations are thread-safe: requests from several threads may run concurrently, and a
  * request is atomic with respect to none other (as with a disk, overlapping concurrent writes
  * leave either's bytes). The memory an {@link IoVector} refers to must stay alive until the call
- * returns (or the future completes).
+ * returns (or the future completes, or the {@link BlockCompletion} is called).
+ *
+ * <p><b>Asynchronous requests</b> come in two forms. {@link #submitReadv}, {@link #submitWritev},
+ * {@link #submitFlush} and {@link #submitDiscard} report to a {@link BlockCompletion} the caller
+ * owns and reuses: the form for a device's I/O thread, which allocates nothing per request where
+ * the backend's own path does not ({@link NbdBackend}). The defaults run the synchronous call in
+ * the submitting thread, then the completion. {@link #readvAsync} and its siblings return a
+ * {@link CompletableFuture} (an object per request) completed on an executor.
  */
 public interface BlockBackend extends AutoCloseable {
     /** {@return the image's size in bytes, fixed when it was opened} */
@@ -159,5 +167,98 @@ public interface BlockBackend extends AutoCloseable {
      */
     default CompletableFuture<Void> discardAsync(long offset, long length, Executor executor) {
         return BlockRequest.submit(executor, () -> discard(offset, length));
+    }
+
+    /**
+     * Starts {@link #readv}, reporting its outcome to {@code completion} (see {@link BlockCompletion}
+     * for the thread, the exactly-once rule and reentrancy). The default runs the synchronous
+     * call in this thread and calls the completion before returning; {@link NbdBackend} sends the
+     * request and returns, and allocates nothing per request.
+     *
+     * @param offset     the image offset
+     * @param iov        where the bytes go; its segments must be writable; keep it and its memory
+     *                   untouched until the completion is called
+     * @param completion called once with the outcome: {@link BlockCompletion#failed} with the
+     *                   {@link IOException} the synchronous call would throw
+     * @throws NullPointerException     if {@code iov} or {@code completion} is null (the completion is
+     *                                  then not called)
+     * @throws IllegalArgumentException if a segment is read-only, or otherwise unusable by the
+     *                                  backend (the completion is then not called)
+     */
+    default void submitReadv(long offset, IoVector iov, BlockCompletion completion) {
+        // Spelled out in each default rather than a shared helper taking a lambda: a lambda that
+        // captures the arguments would be an object per request, and these defaults serve
+        // backends whose synchronous calls allocate nothing (NativeBackend).
+        Objects.requireNonNull(completion, "completion");
+        IOException failure = null;
+        try {
+            readv(offset, iov);
+        } catch (IOException e) {
+            failure = e;
+        }
+        BlockRequest.report(completion, failure);
+    }
+
+    /**
+     * Starts {@link #writev}, reporting its outcome to {@code completion}; otherwise as
+     * {@link #submitReadv}.
+     *
+     * @param offset     the image offset
+     * @param iov        the bytes to write; keep it and its memory untouched until the completion
+     *                   is called
+     * @param completion called once with the outcome ({@link ReadOnlyImageException} on a
+     *                   read-only image)
+     * @throws NullPointerException     if {@code iov} or {@code completion} is null
+     * @throws IllegalArgumentException if a segment is unusable by the backend (heap memory for a
+     *                                  socket, for instance)
+     */
+    default void submitWritev(long offset, IoVector iov, BlockCompletion completion) {
+        Objects.requireNonNull(completion, "completion");
+        IOException failure = null;
+        try {
+            writev(offset, iov);
+        } catch (IOException e) {
+            failure = e;
+        }
+        BlockRequest.report(completion, failure);
+    }
+
+    /**
+     * Starts {@link #flush}, reporting its outcome to {@code completion}: it is called once every
+     * write that completed before this call is durable. Otherwise as {@link #submitReadv}.
+     *
+     * @param completion called once with the outcome
+     * @throws NullPointerException if {@code completion} is null
+     */
+    default void submitFlush(BlockCompletion completion) {
+        Objects.requireNonNull(completion, "completion");
+        IOException failure = null;
+        try {
+            flush();
+        } catch (IOException e) {
+            failure = e;
+        }
+        BlockRequest.report(completion, failure);
+    }
+
+    /**
+     * Starts {@link #discard}, reporting its outcome to {@code completion}; otherwise as
+     * {@link #submitReadv}.
+     *
+     * @param offset     the image offset
+     * @param length     bytes in the range
+     * @param completion called once with the outcome ({@link ReadOnlyImageException} on a
+     *                   read-only image)
+     * @throws NullPointerException if {@code completion} is null
+     */
+    default void submitDiscard(long offset, long length, BlockCompletion completion) {
+        Objects.requireNonNull(completion, "completion");
+        IOException failure = null;
+        try {
+            discard(offset, length);
+        } catch (IOException e) {
+            failure = e;
+        }
+        BlockRequest.report(completion, failure);
     }
 }

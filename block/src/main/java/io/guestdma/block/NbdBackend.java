@@ -48,8 +48,8 @@ import static io.guestdma.block.NbdConnection.FLAG_SEND_WRITE_ZEROES;
  * request on the success path. (Only {@link #read(long, ByteBuffer)} and
  * {@link #write(long, ByteBuffer)} with a heap buffer stage it through native memory.)
  *
- * <p><b>Asynchronous requests.</b> {@link #readvAsync}, {@link #writevAsync}, {@link #flushAsync}
- * and {@link #discardAsync} do not run the synchronous call on the executor as the
+ * <p><b>Asynchronous requests.</b> {@link #submitReadv}, {@link #submitWritev},
+ * {@link #submitFlush} and {@link #submitDiscard} do not run the synchronous call as the
  * {@link BlockBackend} defaults do: the calling thread sends the request (the same single
  * {@code writev}, payload straight from the vector; it blocks only while the socket takes the
  * bytes, within the timeout) and returns, and no thread waits for the reply. One thread per
@@ -58,21 +58,24 @@ import static io.guestdma.block.NbdConnection.FLAG_SEND_WRITE_ZEROES;
  * thread can keep many requests in flight as {@code qemu-img bench -d N} or a virtio queue does.
  * The reply's data is scattered into the vector by whichever thread reads it (that thread or a
  * synchronous caller); the request's slot is freed, the reader lets go of the connection's reader
- * role, and the future is handed to {@code executor}, which completes it: dependent actions
- * registered without an executor of their own run there. With a direct executor
- * ({@code Runnable::run}) they run on the thread that read the reply: keep them short, since the
- * replies of other asynchronous requests wait meanwhile. They may make further requests,
- * synchronous ones included, but must not block waiting for another asynchronous request of this
- * backend: its reply would not be read until the timeout fails the connection (with {@code EIO},
- * never a hang). Synchronous and asynchronous requests
- * share the connection and its 64 request slots; failures, timeouts and reconnection behave
- * alike, a lost connection failing every pending future with {@code EIO}. A request that cannot
- * be sent at once as one NBD command (no usable connection: it must reconnect first; all slots in
- * flight; a read or write larger than the server's maximum payload; a FUA write the server cannot
- * take, a discard it must split or send as data) runs as the default does, the synchronous call
- * on {@code executor}. Cancelling the future never withdraws a request that was sent; the future
- * stays cancelled. {@link #close()} waits for pending asynchronous requests like for running
- * synchronous ones.
+ * role, and then it calls the request's {@link BlockCompletion} (see there for what it may do).
+ * Nothing is allocated per request on this path: the completion is the caller's, slots and
+ * buffers are the connection's. Synchronous and asynchronous requests share the connection and
+ * its 64 request slots; failures, timeouts and reconnection behave alike, a lost connection
+ * failing every pending request with {@code EIO}. A request that cannot be sent at once as one
+ * NBD command (no usable connection: it must reconnect first; all slots in flight; a read or
+ * write larger than the server's maximum payload; a discard it must split or send as data) runs
+ * as the default does, the synchronous call in the calling thread, then the completion.
+ * {@link #close()} waits for pending asynchronous requests like for running synchronous ones:
+ * when it returns, their completions have run.
+ *
+ * <p>{@link #readvAsync}, {@link #writevAsync}, {@link #flushAsync} and {@link #discardAsync} are
+ * the same path with a future (one object per request) as the completion, which hands the future
+ * to {@code executor} to complete it: dependent actions registered without an executor of their
+ * own run there. With a direct executor ({@code Runnable::run}) they run on the thread that read
+ * the reply, under {@link BlockCompletion}'s rules. A request that cannot be sent at once runs as
+ * the synchronous call on {@code executor}. Cancelling the future never withdraws a request that
+ * was sent; the future stays cancelled.
  *
  * <p><b>Errors.</b> An error the server reports becomes a {@link PosixException} with the errno
  * the server sent ({@code EIO}, {@code ENOSPC}, {@code EPERM}, {@code EINVAL}...) and the
@@ -272,7 +275,7 @@ public final class NbdBackend implements BlockBackend {
      */
     @Override
     public CompletableFuture<Void> readvAsync(long offset, IoVector iov, Executor executor) {
-        return submit(CMD_READ, 0, offset, iov.size(), iov, executor);
+        return future(CMD_READ, offset, iov.size(), iov, executor);
     }
 
     /**
@@ -286,7 +289,7 @@ public final class NbdBackend implements BlockBackend {
      */
     @Override
     public CompletableFuture<Void> writevAsync(long offset, IoVector iov, Executor executor) {
-        return submit(CMD_WRITE, 0, offset, iov.size(), iov, executor);
+        return future(CMD_WRITE, offset, iov.size(), iov, executor);
     }
 
     /**
@@ -299,7 +302,7 @@ public final class NbdBackend implements BlockBackend {
      */
     @Override
     public CompletableFuture<Void> flushAsync(Executor executor) {
-        return submit(CMD_FLUSH, 0, 0, 0, null, executor);
+        return future(CMD_FLUSH, 0, 0, null, executor);
     }
 
     /**
@@ -313,17 +316,96 @@ public final class NbdBackend implements BlockBackend {
      */
     @Override
     public CompletableFuture<Void> discardAsync(long offset, long length, Executor executor) {
-        return submit(CMD_WRITE_ZEROES, 0, offset, length, null, executor);
+        return future(CMD_WRITE_ZEROES, offset, length, null, executor);
     }
 
     /**
-     * The asynchronous path of every command: checks as the synchronous call does (a failure
-     * fails the future), sends one request if it can, else runs the synchronous call on the
-     * executor.
+     * Sends the read at once from this thread and calls the completion from the thread that reads
+     * the reply, allocating nothing (see the class comment); a read that cannot go as one NBD
+     * command now runs as the synchronous call in this thread, then the completion, as the
+     * {@link BlockBackend} default does. The vector's memory must be accessible from any thread
+     * (guest memory, a shared or automatic arena, not a confined one), since the reply's data is
+     * moved by the thread that reads it.
+     *
+     * @param completion called once: {@link BlockCompletion#failed} with a {@link PosixException}
+     *                   carrying the server's errno, or {@code EIO} for a lost connection or a reply
+     *                   that did not come within the timeout, or the {@link IOException} of a range
+     *                   outside the image or a closed backend (then in this thread, before this
+     *                   returns)
+     * @throws NullPointerException     if {@code iov} or {@code completion} is null
+     * @throws IllegalArgumentException if a segment is read-only, heap memory or memory of a
+     *                                  confined arena (nothing is sent; the completion is not called)
+     * @throws IllegalStateException    if a segment's memory was released
      */
-    private CompletableFuture<Void> submit(int command, int flags, long offset, long length, IoVector iov,
-                                           Executor executor) {
-        Objects.requireNonNull(executor, "executor");
+    @Override
+    public void submitReadv(long offset, IoVector iov, BlockCompletion completion) {
+        Objects.requireNonNull(completion, "completion");
+        if (!start(CMD_READ, offset, iov.size(), iov, completion)) {
+            BlockBackend.super.submitReadv(offset, iov, completion);
+        }
+    }
+
+    /**
+     * Sends the write at once from this thread, straight from the vector, and calls the completion
+     * from the thread that reads the reply; otherwise as {@link #submitReadv}.
+     *
+     * @param completion called once, as for {@link #submitReadv} ({@link ReadOnlyImageException}
+     *                   on a read-only image)
+     * @throws NullPointerException     if {@code iov} or {@code completion} is null
+     * @throws IllegalArgumentException if a segment is heap memory or memory of a confined arena
+     * @throws IllegalStateException    if a segment's memory was released
+     */
+    @Override
+    public void submitWritev(long offset, IoVector iov, BlockCompletion completion) {
+        Objects.requireNonNull(completion, "completion");
+        if (!start(CMD_WRITE, offset, iov.size(), iov, completion)) {
+            BlockBackend.super.submitWritev(offset, iov, completion);
+        }
+    }
+
+    /**
+     * Sends {@code NBD_CMD_FLUSH} at once; calls the completion at once, in this thread, on a
+     * read-only image or a server without a write cache. Otherwise as {@link #submitReadv}.
+     *
+     * @param completion called once every write that completed before this call is on stable
+     *                   storage, or with the failure, as for {@link #submitReadv}
+     * @throws NullPointerException if {@code completion} is null
+     */
+    @Override
+    public void submitFlush(BlockCompletion completion) {
+        Objects.requireNonNull(completion, "completion");
+        if (!start(CMD_FLUSH, 0, 0, null, completion)) {
+            BlockBackend.super.submitFlush(completion);
+        }
+    }
+
+    /**
+     * Sends the discard at once as one {@code NBD_CMD_WRITE_ZEROES} when the server has the
+     * command and the range fits one request; otherwise runs {@link #discard} in this thread, then
+     * the completion. Otherwise as {@link #submitReadv}.
+     *
+     * @param completion called once the range reads as zeroes, or with the failure, as for
+     *                   {@link #submitReadv} ({@link ReadOnlyImageException} on a read-only image)
+     * @throws NullPointerException if {@code completion} is null
+     */
+    @Override
+    public void submitDiscard(long offset, long length, BlockCompletion completion) {
+        Objects.requireNonNull(completion, "completion");
+        if (!start(CMD_WRITE_ZEROES, offset, length, null, completion)) {
+            BlockBackend.super.submitDiscard(offset, length, completion);
+        }
+    }
+
+    /**
+     * The asynchronous path of every command, for both forms: checks as the synchronous call does
+     * (an {@link IOException} goes to the completion, in this thread; an invalid vector is thrown)
+     * and sends one request if it can.
+     *
+     * @return false if the request cannot go as one NBD command now (the caller runs the
+     *     synchronous call; the completion was not called), true if the completion was or will be
+     *     called
+     */
+    private boolean start(int command, long offset, long length, IoVector iov, BlockCompletion completion) {
         try {
             switch (command) {
                 case CMD_READ -> {
@@ -339,34 +421,42 @@ public final class NbdBackend implements BlockBackend {
                 case CMD_WRITE_ZEROES -> extent.checkWrite("discard", offset, length);
                 default -> {
                     if (extent.readOnly()) {
-                        return CompletableFuture.completedFuture(null);
+                        BlockRequest.report(completion, null);
+                        return true;
                     }
                 }
             }
             if (length == 0 && command != CMD_FLUSH) {
-                return CompletableFuture.completedFuture(null);
+                BlockRequest.report(completion, null);
+                return true;
             }
             enter();
-        } catch (IOException | RuntimeException e) {
-            return CompletableFuture.failedFuture(e);
+        } catch (IOException e) {
+            BlockRequest.report(completion, e);
+            return true;
         }
-        CompletableFuture<Void> sent = null;
+        boolean sent = false;
+        IOException misaligned = null;
         try {
             NbdConnection c = connection;
             if (c != null && c.usable() && sendsAsOne(c, command, length)) {
                 if (command != CMD_FLUSH) {
                     checkAligned(c, command, offset, length);
                 }
-                sent = c.submit(command, flags, offset, length, iov, 0, executor, gate);
+                sent = c.submit(command, 0, offset, length, iov, 0, completion, gate);
             }
         } catch (IOException e) {
-            return CompletableFuture.failedFuture(e);
+            misaligned = e;
         } finally {
-            if (sent == null) {
+            if (!sent) {
                 exit();
             }
         }
-        return sent != null ? sent : onExecutor(command, offset, length, iov, executor);
+        if (misaligned != null) {
+            BlockRequest.report(completion, misaligned);
+            return true;
+        }
+        return sent;
     }
 
     /** Whether the command goes out as one NBD request as it is on this connection. */
@@ -377,6 +467,73 @@ public final class NbdBackend implements BlockBackend {
             case CMD_WRITE_ZEROES -> c.has(FLAG_SEND_WRITE_ZEROES) && length <= MAX_ZERO_REQUEST - MAX_ZERO_REQUEST % c.minBlock();
             default -> false;
         };
+    }
+
+    /**
+     * The future form over the completion form: the same path, with a future as the completion,
+     * and the synchronous call on the executor where the request cannot go as one command now.
+     */
+    private CompletableFuture<Void> future(int command, long offset, long length, IoVector iov, Executor executor) {
+        Objects.requireNonNull(executor, "executor");
+        FutureCompletion future = new FutureCompletion(executor);
+        try {
+            if (start(command, offset, length, iov, future)) {
+                return future;
+            }
+        } catch (RuntimeException e) {
+            return CompletableFuture.failedFuture(e);
+        }
+        return onExecutor(command, offset, length, iov, executor);
+    }
+
+    /**
+     * An asynchronous request's future, its completion, and the task that completes the future on
+     * the request's executor: one object per request, which is all the future form allocates on
+     * success.
+     */
+    private static final class FutureCompletion extends CompletableFuture<Void> implements BlockCompletion, Runnable {
+        private final Executor executor;
+        /** Set, with {@link #failure}, before the task is handed to the executor. */
+        private volatile boolean settled;
+        private IOException failure;
+
+        FutureCompletion(Executor executor) {
+            this.executor = executor;
+        }
+
+        @Override
+        public void completed() {
+            settle(null);
+        }
+
+        @Override
+        public void failed(IOException e) {
+            settle(e);
+        }
+
+        private void settle(IOException outcome) {
+            failure = outcome;
+            settled = true;
+            try {
+                executor.execute(this);
+            } catch (RuntimeException e) {
+                // A refusing (shut down) executor must not leave the future pending for ever.
+                run();
+            }
+        }
+
+        /** Completes the future with the outcome; does nothing before it is known (or if cancelled). */
+        @Override
+        public void run() {
+            if (!settled) {
+                return;
+            }
+            if (failure == null) {
+                complete(null);
+            } else {
+                completeExceptionally(failure);
+            }
+        }
     }
 
     /** What the asynchronous path cannot send at once: the synchronous call, on the executor. */

@@ -19,9 +19,7 @@ import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentLinkedQueue;
-import java.util.concurrent.Executor;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
@@ -50,17 +48,16 @@ import java.util.concurrent.locks.ReentrantLock;
  * thread that owns the request, which also keeps memory of a confined arena usable.
  *
  * <p><b>Asynchronous requests</b> ({@link #submit}) are sent by the submitting thread, which then
- * returns: nobody waits for them. The connection's <em>reply thread</em>, started on the first
+ * returns: nobody waits for them, and their outcome goes to the caller's {@link BlockCompletion}. The connection's <em>reply thread</em>, started on the first
  * asynchronous request and ended with the connection, takes the reader role whenever asynchronous
  * requests are pending and holds it until none is; it reads every reply meanwhile, synchronous
  * callers' included (their read data is still handed to them). Whoever holds the role when an
  * asynchronous reply arrives, the reply thread or a synchronous caller, completes it: it scatters
  * read data from the socket straight into the request's buffers itself (so their memory must be
  * accessible from any thread), gives the slot back, lets go of the reader role (passing it on as
- * usual) and only then hands the request's future to the request's executor, which completes it
- * there: dependants that a direct executor runs on the reading thread never run while it holds
- * the role, so they may make requests of their own, and one that blocks cannot keep the watchdog
- * from taking a dead connection down.
+ * usual) and only then calls the request's completion: it never runs while its thread holds the
+ * role, so it may make requests of their own, and one that blocks cannot keep the watchdog from
+ * taking a dead connection down.
  *
  * <p>Failure: the first error marks the connection failed and shuts the socket down; whoever holds
  * the reader role then (or takes it, if nobody does) fails every pending request and releases the
@@ -71,9 +68,10 @@ import java.util.concurrent.locks.ReentrantLock;
  *
  * <p>The socket is driven through its descriptor ({@link SocketFd}): a write request is one
  * {@code writev} of the header and the caller's {@link IoVector} entries, read data one
- * {@code readv} into them. Nothing is allocated per request on the success path: slots, the
- * header, the iovec scratch arrays are reused, cookies are slot indexes with a per-slot sequence
- * number.
+ * {@code readv} into them. Nothing is allocated per request on the success path, synchronous or
+ * asynchronous: slots, the header, the iovec scratch arrays are reused, cookies are slot indexes
+ * with a per-slot sequence number, and an asynchronous request's outcome goes to a completion
+ * the caller owns.
  */
 final class NbdConnection {
     // Handshake (values from the NBD protocol specification, doc/proto.md of the nbd project).
@@ -180,10 +178,13 @@ final class NbdConnection {
     /** Set by whoever took the connection down, holding the reader role; guards against doing it twice. */
     private boolean takenDown;
     /**
-     * An asynchronous request the last reply completed, to be handed to its executor once the
-     * reader has let go of the role; touched by the role's holder only.
+     * An asynchronous request the last reply completed (its completion, gate and outcome; its
+     * slot is free already), to be reported once the reader has let go of the role; touched by
+     * the role's holder only. Fields, not an object, so that a reply allocates nothing.
      */
-    private AsyncRequest due;
+    private BlockCompletion dueCompletion;
+    private RequestGate dueGate;
+    private IOException dueFailure;
     /** Asynchronous requests between their registration and their completion. */
     private final AtomicInteger asyncPending = new AtomicInteger();
     /** The reply thread, started by the first asynchronous request. */
@@ -235,8 +236,10 @@ final class NbdConnection {
         IOException transferFailure;
         /** The caller's share of its vector for one readv; used by the thread moving the data only. */
         MemorySegment window = MemorySegment.NULL;
-        /** An asynchronous request's future, or null for a caller that waits. */
-        AsyncRequest async;
+        /** An asynchronous request's completion, or null for a caller that waits. */
+        BlockCompletion completion;
+        /** An asynchronous request's backend gate, left once its completion was called. */
+        RequestGate gate;
 
         Slot(int index) {
             this.index = index;
@@ -248,7 +251,8 @@ final class NbdConnection {
             message = null;
             failure = null;
             transferFailure = null;
-            async = null;
+            completion = null;
+            gate = null;
             errno = 0;
             covered = 0;
             state = WAITING;
@@ -620,70 +624,34 @@ final class NbdConnection {
     }
 
     /**
-     * The future of an asynchronous request, and also the task that completes it on the request's
-     * executor: one object per request, which is all the asynchronous path allocates on success.
-     */
-    private static final class AsyncRequest extends CompletableFuture<Void> implements Runnable {
-        /** Where the future is completed. */
-        private final Executor executor;
-        /** The backend's gate the request leaves once its future was handed to the executor. */
-        private final RequestGate gate;
-        /** Set, with {@link #failure}, before the task is handed to the executor. */
-        private volatile boolean settled;
-        private IOException failure;
-
-        AsyncRequest(Executor executor, RequestGate gate) {
-            this.executor = executor;
-            this.gate = gate;
-        }
-
-        void settle(IOException outcome) {
-            failure = outcome;
-            settled = true;
-        }
-
-        /** Completes the future with the outcome; does nothing before it is known (or if cancelled). */
-        @Override
-        public void run() {
-            if (!settled) {
-                return;
-            }
-            if (failure == null) {
-                complete(null);
-            } else {
-                completeExceptionally(failure);
-            }
-        }
-    }
-
-    /**
      * Sends one request and returns without waiting for its reply; see the class comment for who
-     * completes it. The request holds {@code gate} (entered by the caller) until it completes.
+     * reports it. The request holds {@code gate} (entered by the caller) until its completion has
+     * been called. Allocates nothing unless the request fails.
      *
-     * @param iov      as for {@link #request}, but its memory must be accessible from any thread,
-     *                 and it is the connection's until the future completes
-     * @param executor where the future is completed; if it refuses the task, the thread that read
-     *                 the reply completes the future itself
-     * @param gate     left when the request completes, after its future was handed to the executor
-     * @return the request's future, failing with EIO if the connection fails before the reply
-     *     (as {@link #request} would throw), or with the server's errno; null if all
-     *     {@link #SLOTS} slots are in flight (nothing was sent, and the caller still holds the gate)
+     * @param iov        as for {@link #request}, but its memory must be accessible from any thread,
+     *                   and it is the connection's until the completion is called
+     * @param completion called once: with EIO if the connection fails before the reply (as
+     *                   {@link #request} would throw), or the server's errno; on this thread, before
+     *                   this returns, if the connection is dead already
+     * @param gate       left once the completion was called
+     * @return false if all {@link #SLOTS} slots are in flight: nothing was sent, the completion will
+     *     not be called, and the caller still holds the gate
      */
-    CompletableFuture<Void> submit(int command, int commandFlags, long offset, long length, IoVector iov, long base,
-                                   Executor executor, RequestGate gate) {
+    boolean submit(int command, int commandFlags, long offset, long length, IoVector iov, long base,
+                   BlockCompletion completion, RequestGate gate) {
         // First, so that a thread that cannot be started leaves no slot taken.
         Thread replies = replyThread();
         Slot slot = tryAcquire();
         if (slot == null) {
-            return null;
+            return false;
         }
-        AsyncRequest future = new AsyncRequest(executor, gate);
         slot.command = command;
         slot.offset = offset;
         slot.length = length;
         slot.iov = iov;
         slot.base = base;
-        slot.async = future;
+        slot.completion = completion;
+        slot.gate = gate;
         slot.waiter = replies;
         if (asyncPending.incrementAndGet() == 1) {
             // The reply thread sleeps for good only when none was pending; every later one finds it
@@ -691,44 +659,59 @@ final class NbdConnection {
             LockSupport.unpark(slot.waiter);
         }
         if (!register(slot)) {
-            dispatch(settle(slot, lost(command, offset, length, failure)));
-            return future;
+            // Not registered, so no reader sees the slot: this thread may use the due fields.
+            IOException lost = lost(command, offset, length, failure);
+            slot.clear();
+            asyncPending.decrementAndGet();
+            release(slot);
+            dispatch(completion, gate, lost);
+            return true;
         }
         // From here the reply may complete the slot and another request reuse it: only the send
         // may still look at it, and no reply comes before the request is sent.
         send(slot, commandFlags);
-        return future;
+        return true;
     }
 
     /**
-     * Ends an asynchronous request with its outcome and frees its slot, before its future is
-     * handed to the executor: a caller waiting for a slot on that same executor must not wait
-     * behind the completion.
-     *
-     * @return the request, for {@link #dispatch}
+     * Holding the reader role: ends an asynchronous request with its outcome and frees its slot,
+     * keeping what is needed to report it in the due fields until the role is let go: a caller
+     * waiting for a slot must not wait behind the completion, nor the completion run in the role.
      */
-    private AsyncRequest settle(Slot slot, IOException outcome) {
-        AsyncRequest future = slot.async;
+    private void settle(Slot slot, IOException outcome) {
+        dueCompletion = slot.completion;
+        dueGate = slot.gate;
+        dueFailure = outcome;
         slot.clear();
         asyncPending.decrementAndGet();
         release(slot);
-        future.settle(outcome);
-        return future;
+    }
+
+    /** Holding the role for good (the connection is dead): reports the request in the due fields. */
+    private void dispatchDue() {
+        BlockCompletion completion = dueCompletion;
+        RequestGate gate = dueGate;
+        IOException outcome = dueFailure;
+        clearDue();
+        dispatch(completion, gate, outcome);
+    }
+
+    private void clearDue() {
+        dueCompletion = null;
+        dueGate = null;
+        dueFailure = null;
     }
 
     /**
-     * Hands a settled request's future to its executor, then lets the request leave the backend's
-     * gate. Never called holding the reader role while the connection lives: with a direct
-     * executor the future's dependants run right here, and they may wait for other requests.
+     * Calls a settled request's completion, then lets the request leave the backend's gate (so
+     * that close() returns only after every completion has run). Never called holding the reader
+     * role while the connection lives: the completion may wait for other requests.
      */
-    private static void dispatch(AsyncRequest future) {
+    private static void dispatch(BlockCompletion completion, RequestGate gate, IOException outcome) {
         try {
-            future.executor.execute(future);
-        } catch (RuntimeException e) {
-            // A refusing (shut down) executor must not leave the future pending for ever.
-            future.run();
+            BlockRequest.report(completion, outcome);
         } finally {
-            future.gate.exit();
+            gate.exit();
         }
     }
 
@@ -892,12 +875,29 @@ final class NbdConnection {
         iov.set(ValueLayout.JAVA_LONG, 0, h.address());
         iov.set(ValueLayout.JAVA_LONG, 8, REQUEST_BYTES);
         long left = total;
-        int first = 0;
+        int count = entries;
         while (left > 0) {
-            long n = socket.writev(first == 0 ? iov : iov.asSlice(first * IovecWindow.ENTRY), entries - first);
+            long n = socket.writev(iov, count);
             left -= n;
-            first = IovecWindow.advance(iov, first, entries, n);
+            if (left > 0) {
+                count = consume(iov, count, n);
+            }
         }
+    }
+
+    /**
+     * After a short {@code writev} or {@code readv}: moves the entries with bytes left to the front
+     * of the array, the first one trimmed, so that the next call takes the array itself (a slice
+     * of it would be an object per short transfer, and the socket takes a large request in parts).
+     *
+     * @return how many entries are left
+     */
+    private static int consume(MemorySegment iov, int count, long n) {
+        int first = IovecWindow.advance(iov, 0, count, n);
+        if (first > 0 && first < count) {
+            MemorySegment.copy(iov, first * IovecWindow.ENTRY, iov, 0, (count - first) * IovecWindow.ENTRY);
+        }
+        return count - first;
     }
 
     /**
@@ -1016,21 +1016,27 @@ final class NbdConnection {
      *     taken for good)
      */
     private int readUntilDone(Slot own, boolean async) {
-        AsyncRequest completed = null;
+        BlockCompletion completed = null;
+        RequestGate gate = null;
+        IOException outcome = null;
         try {
             while (own != null ? own.state == PENDING : !async || asyncPending.get() > 0) {
                 if (takenDown) {
                     return DEAD;
                 }
                 readReply();
-                if (due != null) {
-                    completed = due;
-                    due = null;
-                    if (own != null || async) {
-                        break;
+                if (dueCompletion != null) {
+                    if (own == null && !async) {
+                        dispatchDue(); // draining after NBD_CMD_DISC: nothing new is sent
+                        continue;
                     }
-                    dispatch(completed); // draining after NBD_CMD_DISC: nothing new is sent
-                    completed = null;
+                    // Taken out of the fields while still holding the role: once it is released,
+                    // the next holder may set them again.
+                    completed = dueCompletion;
+                    gate = dueGate;
+                    outcome = dueFailure;
+                    clearDue();
+                    break;
                 }
             }
         } catch (IOException e) {
@@ -1045,7 +1051,7 @@ final class NbdConnection {
         }
         // Outside the try: the role is no longer ours, so nothing below may take the connection down.
         releaseReading();
-        dispatch(completed);
+        dispatch(completed, gate, outcome);
         return DISPATCHED;
     }
 
@@ -1191,8 +1197,8 @@ final class NbdConnection {
             // The protocol asks the client to disconnect: later requests go to a new connection.
             shuttingDown = true;
         }
-        if (slot.async != null) {
-            due = settle(slot, errno == 0 ? null : serverError(slot.command, slot.offset, slot.length, errno, message));
+        if (slot.completion != null) {
+            settle(slot, errno == 0 ? null : serverError(slot.command, slot.offset, slot.length, errno, message));
             return;
         }
         Thread waiter = slot.waiter;
@@ -1211,7 +1217,7 @@ final class NbdConnection {
         slot.transferHole = hole;
         slot.transferFailure = null;
         Thread waiter = slot.waiter;
-        if (slot.async != null || waiter == Thread.currentThread()) {
+        if (slot.completion != null || waiter == Thread.currentThread()) {
             // The reader's own request, or an asynchronous one (nobody waits for it): the reader
             // moves the data itself.
             moveReadData(slot);
@@ -1246,14 +1252,16 @@ final class NbdConnection {
         MemorySegment window = slot.window;
         int end = IovecWindow.copy(iov.nativeIovecs(), iov.nativeIovecCount(), slot.base + relative, bytes, window, 0);
         long left = bytes;
-        int first = 0;
+        int count = end;
         while (left > 0) {
-            long n = socket.readv(first == 0 ? window : window.asSlice(first * IovecWindow.ENTRY), end - first);
+            long n = socket.readv(window, count);
             if (n == 0) {
                 throw new EOFException("the server closed the connection in the middle of read data");
             }
             left -= n;
-            first = IovecWindow.advance(window, first, end, n);
+            if (left > 0) {
+                count = consume(window, count, n);
+            }
         }
     }
 
@@ -1301,7 +1309,7 @@ final class NbdConnection {
             dead = true;
             for (Slot slot : slots) {
                 // Never TRANSFER: only the reader takes the connection down, and it waits out every hand-off first.
-                if (slot.state == PENDING && slot.async != null) {
+                if (slot.state == PENDING && slot.completion != null) {
                     slot.state = DONE;
                     async.add(slot);
                 } else if (slot.state == PENDING) {
@@ -1313,15 +1321,14 @@ final class NbdConnection {
             }
             notifyAll();
         }
-        // Outside the lock: a direct executor runs the futures' dependants right here.
-        AsyncRequest completed = due;
-        if (completed != null) {
-            // Read before the failure, and not handed on yet: it succeeded (or failed) on its own.
-            due = null;
-            dispatch(completed);
+        // Outside the lock: the completions may make requests (which fail at once, or reconnect).
+        if (dueCompletion != null) {
+            // Read before the failure, and not reported yet: it succeeded (or failed) on its own.
+            dispatchDue();
         }
         for (Slot slot : async) {
-            dispatch(settle(slot, lost(slot.command, slot.offset, slot.length, failure)));
+            settle(slot, lost(slot.command, slot.offset, slot.length, failure));
+            dispatchDue();
         }
         Thread replies = replyThread;
         if (replies != null) {

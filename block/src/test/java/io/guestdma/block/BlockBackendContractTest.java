@@ -323,7 +323,13 @@ class BlockBackendContractTest {
             single.shutdownNow();
         }
         byte[] after = Files.readAllBytes(img);
-        assertThat(Arrays.copyOfRange(after, 0, 4096)).as("the cancelled write never ran").isEqualTo(Arrays.copyOfRange(before, 0, 4096));
+        if (kind == Kind.NBD) {
+            // NbdBackend sends a request at once (ServedImage forwards to it): cancelling the
+            // future never withdraws what was sent, as NbdBackend documents.
+            assertThat(Arrays.copyOfRange(after, 0, 4096)).as("the cancelled write was sent").containsOnly((byte) 0x55);
+        } else {
+            assertThat(Arrays.copyOfRange(after, 0, 4096)).as("the cancelled write never ran").isEqualTo(Arrays.copyOfRange(before, 0, 4096));
+        }
         assertThat(Arrays.copyOfRange(after, 16384, 20480)).containsOnly((byte) 0);
     }
 

@@ -2,8 +2,13 @@ package io.guestdma.block;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.guestdma.block.testing.NbdServer;
 import io.guestdma.memory.IoVector;
 import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -65,5 +70,64 @@ class ForwardingBackendTest {
         new ForwardingBackend(inner) { }.close();
         org.assertj.core.api.Assertions.assertThatThrownBy(() -> inner.read(0, ByteBuffer.allocate(1)))
                 .isInstanceOf(IOException.class);
+    }
+
+    /**
+     * A subclass that overrides nothing lets the wrapped NBD backend's own asynchronous path
+     * run (writes return before the server's 300 ms delay); one that overrides writev or discard
+     * keeps the defaults for those, so its override is never gone around (the write is counted,
+     * the discard ignored), while its reads still take the NBD path.
+     */
+    @Test
+    void asynchronousFormsGoToTheWrappedBackendUnlessTheSynchronousFormIsOverridden(@TempDir Path dir) throws Exception {
+        try (NbdServer server = NbdServer.nbdkit(dir, "forwarded", "--exit-with-parent", "--filter=delay", "memory",
+                "size=1M", "delay-write=300ms", "delay-zero=300ms");
+             NbdBackend nbd = NbdBackend.open(server.address(), BlockOptions.defaults());
+             Arena arena = Arena.ofShared()) {
+            AtomicInteger calls = new AtomicInteger();
+            BlockCompletion counted = new BlockCompletion() {
+                @Override
+                public void completed() {
+                    calls.incrementAndGet();
+                }
+
+                @Override
+                public void failed(IOException e) {
+                    throw new AssertionError(e);
+                }
+            };
+            IoVector iov = new IoVector().add(arena.allocate(4096).fill((byte) 9));
+            BlockBackend plain = new ForwardingBackend(nbd) { };
+            long start = System.nanoTime();
+            plain.submitWritev(0, iov, counted);
+            CompletableFuture<Void> future = plain.writevAsync(8192, iov, Runnable::run);
+            assertThat(System.nanoTime() - start).as("sent, not waited for").isLessThan(TimeUnit.MILLISECONDS.toNanos(300));
+            assertThat(calls.get()).isZero();
+            assertThat(future).isNotDone();
+            future.get(1, TimeUnit.MINUTES);
+
+            CountingWrites counting = new CountingWrites(nbd);
+            counting.submitWritev(4096, iov, counted);
+            assertThat(counting.writes).containsExactly(4096L);
+            counting.writevAsync(12288, iov, Runnable::run).get(1, TimeUnit.MINUTES);
+            assertThat(counting.writes).containsExactly(4096L, 12288L);
+
+            BlockBackend ignoring = new ForwardingBackend(nbd) {
+                @Override
+                public void discard(long offset, long length) {
+                    // ignored, as a drive with discard=ignore does
+                }
+            };
+            ignoring.submitDiscard(0, 4096, counted);
+            ignoring.discardAsync(4096, 4096, Runnable::run).get(1, TimeUnit.MINUTES);
+            IoVector back = new IoVector().add(arena.allocate(16384));
+            long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(1);
+            while (calls.get() < 3) {
+                assertThat(System.nanoTime()).isLessThan(deadline);
+                Thread.sleep(10);
+            }
+            ignoring.readvAsync(0, back, Runnable::run).get(1, TimeUnit.MINUTES);
+            assertThat(back.toByteArray()).as("written, and no discard reached the server").containsOnly((byte) 9);
+        }
     }
 }

@@ -46,6 +46,11 @@ class NbdAsyncTest {
     Path dir;
 
     private Path rawImage(String name, int bytes) throws IOException {
+        return rawImage(dir, name, bytes);
+    }
+
+    /** A raw image of {@code bytes} zeroes in {@code dir}, made by qemu-img. */
+    static Path rawImage(Path dir, String name, int bytes) throws IOException {
         Path p = dir.resolve(name);
         NbdServer.run(NbdServer.require("qemu-img"), "create", "-q", "-f", "raw", p.toString(), Integer.toString(bytes));
         return p;
@@ -74,7 +79,7 @@ class NbdAsyncTest {
                 .filter(t -> t.isAlive() && t.getName().startsWith(prefix)).count();
     }
 
-    private static long openDescriptors() throws IOException {
+    static long openDescriptors() throws IOException {
         try (var fds = Files.list(Path.of("/proc/self/fd"))) {
             return fds.count();
         }
@@ -386,7 +391,7 @@ class NbdAsyncTest {
         assertThat(openDescriptors()).as("no descriptor left open").isLessThanOrEqualTo(fdsBefore);
     }
 
-    private static void awaitNoReplyThread() throws InterruptedException {
+    static void awaitNoReplyThread() throws InterruptedException {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
         while (threadsNamed("nbd-replies") > 0 && System.nanoTime() < deadline) {
             Thread.sleep(10);
