@@ -157,8 +157,9 @@ public final class SocketFd {
      * blocking: a reply that comes back within that time is taken without the thread going to
      * sleep and being woken, which on an idle (virtual) CPU costs tens of microseconds each time.
      * Between polls the thread yields its CPU rather than spinning on it: a server (or its worker
-     * thread) waiting for that CPU runs at once, instead of after the window, which on a machine
-     * with fewer CPUs than runnable threads turned polling from a gain into a 4x loss.
+     * thread) waiting for that CPU runs at once, instead of after the window: with an NBD client
+     * and qemu-nbd pinned to one CPU, 64 KiB writes at queue depth 1 went from 11 000-13 600 a
+     * second (spinning) to 24 000-26 300 (yielding).
      *
      * @param dst native memory to fill
      * @param pollNanos how long to poll before a blocking read; 0 blocks at once
