@@ -65,6 +65,8 @@ public final class StreamNetBackend implements NetBackend {
     private final long txTimeoutNanos;
     private final Object txLock = new Object();
     private final ByteBuffer txPrefix = ByteBuffer.allocateDirect(4).order(ByteOrder.BIG_ENDIAN);
+    /** The length prefix and a frame's buffers, for one gathering write; grown as needed, under txLock. */
+    private ByteBuffer[] txBuffers = new ByteBuffer[0];
     private final ByteBuffer rxPrefix = ByteBuffer.allocateDirect(4).order(ByteOrder.BIG_ENDIAN);
     private final ByteBuffer staging = ByteBuffer.allocateDirect(MAX_STREAM_FRAME);
     private final MemorySegment stagingSegment = MemorySegment.ofBuffer(staging);
@@ -226,20 +228,26 @@ public final class StreamNetBackend implements NetBackend {
                 txDropped.incrementAndGet();
                 return false;
             }
+            // Only the first byteBufferCount() entries are this frame's: a device reuses its vector,
+            // and the cached array beyond them holds an earlier frame's buffers, or nulls.
             ByteBuffer[] pieces = frame.byteBuffers();
-            ByteBuffer[] all = new ByteBuffer[pieces.length + 1];
+            int count = frame.byteBufferCount() + 1;
+            if (txBuffers.length < count) {
+                txBuffers = new ByteBuffer[Math.max(count, 2 * txBuffers.length)];
+            }
+            ByteBuffer[] all = txBuffers;
             txPrefix.clear();
             txPrefix.putInt(0, (int) length);
             all[0] = txPrefix;
-            System.arraycopy(pieces, 0, all, 1, pieces.length);
+            System.arraycopy(pieces, 0, all, 1, count - 1);
             long left = length + 4;
             sendingSince = System.nanoTime() | 1;
             try {
                 int first = 0;
                 while (left > 0) {
-                    long n = c.write(all, first, Math.min(all.length - first, 1024));
+                    long n = c.write(all, first, Math.min(count - first, 1024));
                     left -= n;
-                    while (first < all.length && !all[first].hasRemaining()) {
+                    while (first < count && !all[first].hasRemaining()) {
                         first++;
                     }
                 }

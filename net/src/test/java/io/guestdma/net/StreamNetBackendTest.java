@@ -154,6 +154,36 @@ class StreamNetBackendTest {
         return ByteBuffer.allocate(4 + frame.length).putInt(frame.length).put(frame).array();
     }
 
+    /**
+     * A device reuses one I/O vector for every frame it sends (reset, then the next frame's
+     * pieces), so the vector's cached buffer array is longer than the frame's pieces whenever an
+     * earlier frame had more: only the frame's own pieces may go out.
+     */
+    @Test
+    void oneReusedVectorWithFewerPiecesThanTheFrameBeforeSendsOnlyEachFramesBytes() throws Exception {
+        RxQueue q = new RxQueue();
+        try (StreamNetBackend server = StreamNetBackend.listen(address("unix"), q, TX_TIMEOUT);
+             StreamNetBackend client = StreamNetBackend.connect(server.localAddress(), new RxQueue(), TX_TIMEOUT);
+             Arena arena = Arena.ofConfined()) {
+            await(server::linkUp, "the server sees its peer");
+            Random random = new Random(7);
+            IoVector reused = new IoVector();
+            List<byte[]> sent = new ArrayList<>();
+            for (int pieces : new int[] {1, 2, 3, 5, 1, 4, 2, 9, 1, 3}) {
+                byte[] frame = new byte[60 * pieces];
+                random.nextBytes(frame);
+                reused.reset();
+                for (int i = 0; i < pieces; i++) {
+                    reused.add(arena.allocate(60).copyFrom(MemorySegment.ofArray(frame).asSlice(60L * i, 60)));
+                }
+                assertThat(client.transmit(reused)).isTrue();
+                sent.add(frame);
+            }
+            assertThat(take(q, sent.size())).containsExactlyElementsOf(sent);
+            assertThat(server.rxErrors()).isZero();
+        }
+    }
+
     @Test
     void aPeerClaimingAFourGigabyteFrameIsCutOffAndTheNextPeerIsServed() throws Exception {
         RxQueue q = new RxQueue();
