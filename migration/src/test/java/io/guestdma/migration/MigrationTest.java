@@ -151,20 +151,24 @@ class MigrationTest {
     void byDefaultANonConvergingMigrationIteratesOn_asQemuDoes_untilItsLimitsAreRaised() throws Exception {
         try (GuestMemory source = Machines.memory();
              Machines.Destination destination = freshDestination()) {
-            // 16 pages written over and over: every pass finds them dirty again, and at 1 MiB/s
-            // they are 62 ms of downtime, over the 1 ms limit; a pass takes about as long.
+            // 16 pages written again as every pass starts: every pass finds them dirty again, and
+            // at 1 MiB/s they are 62 ms of downtime, over the 1 ms limit. The writes come from the
+            // pass's own start, not from a thread with a timer, so that a loaded machine that
+            // leaves such a thread unscheduled for a whole pass cannot let the migration converge
+            // (it did once in CI: 2 passes, one page written).
             AtomicBoolean stop = new AtomicBoolean();
-            Thread writer = Thread.ofPlatform().daemon().start(() -> {
-                for (long i = 1; !stop.get(); i++) {
-                    source.writeLong(0x10000 + 4096 * (i % 16), i);
-                    LockSupport.parkNanos(1_000_000);
+            MigrationListener rewrite = new MigrationListener() {
+                @Override
+                public void passStarted(long pass) {
+                    for (int page = 0; page < 16 && !stop.get(); page++) {
+                        source.writeLong(0x10000 + 4096L * page, pass);
+                    }
                 }
-            });
+            };
             Switchover stopWriter = new Switchover() {
                 @Override
-                public void stopAndDrain() throws InterruptedException {
+                public void stopAndDrain() {
                     stop.set(true);
-                    writer.join();
                 }
 
                 @Override
@@ -174,8 +178,7 @@ class MigrationTest {
             };
             MigrationParameters strict = MigrationParameters.DEFAULTS.withMaxBandwidth(1 << 20).withDowntimeLimitMs(1);
             assertThat(strict.maxPasses()).isEqualTo(MigrationParameters.UNLIMITED_PASSES);
-            MigrationSource migration = new MigrationSource(source, Machines.devices(6), stopWriter, strict,
-                    MigrationListener.NONE);
+            MigrationSource migration = new MigrationSource(source, Machines.devices(6), stopWriter, strict, rewrite);
             MigrationUri uri = unixUri(destination);
             CompletableFuture<MigrationStats> run = CompletableFuture.supplyAsync(() -> migration.run(uri));
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
