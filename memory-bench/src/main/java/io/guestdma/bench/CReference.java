@@ -134,7 +134,8 @@ sealed interface CReference {
         }
     }
 
-    private static Optional<Path> onPath(String name) {
+    /** {@return {@code name} if it is an executable path, else the first executable of that name on the PATH} */
+    static Optional<Path> onPath(String name) {
         if (name.contains("/")) {
             Path p = Path.of(name);
             return Files.isExecutable(p) ? Optional.of(p) : Optional.empty();

@@ -39,26 +39,14 @@ final class SharedCpu {
                     String list = line.substring(line.indexOf(':') + 1).trim();
                     String last = list.substring(list.lastIndexOf(',') + 1);
                     String cpu = last.substring(last.lastIndexOf('-') + 1);
-                    return cpu.matches("[0-9]+") && onPath("taskset") ? Optional.of(cpu) : Optional.empty();
+                    return cpu.matches("[0-9]+") && CReference.onPath("taskset").isPresent() ? Optional.of(cpu)
+                            : Optional.empty();
                 }
             }
         } catch (IOException | RuntimeException e) {
             // Not Linux, or no /proc: run unpinned.
         }
         return Optional.empty();
-    }
-
-    private static boolean onPath(String program) {
-        String path = System.getenv("PATH");
-        if (path == null) {
-            return false;
-        }
-        for (String dir : path.split(":")) {
-            if (!dir.isEmpty() && Files.isExecutable(Path.of(dir, program))) {
-                return true;
-            }
-        }
-        return false;
     }
 
     /** {@return the CPU both sides run on, or empty when nothing is pinned} */
