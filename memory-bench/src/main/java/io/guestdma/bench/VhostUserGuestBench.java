@@ -231,11 +231,11 @@ final class VhostUserGuestBench {
             Map<String, String> report;
             try {
                 report = boot(guest, dir, images(ours, theirs), plan);
-            } catch (Hung e) {
+            } catch (LinuxGuest.WentQuiet e) {
                 // A disk stopped answering (qemu-storage-daemon 7.2's did with EVENT_IDX, see the
                 // class comment): one fresh boot, on fresh images (fio's writes start at the
                 // markers), rather than no figure.
-                System.err.println("guestdma bench:   " + e.getMessage() + "; booting once more");
+                System.err.println("guestdma bench:   " + e.summary() + "; booting once more");
                 report = boot(guest, dir, images(ours, theirs), plan);
             }
             Map<String, List<Double>> ratios = ratios(report, plan.rounds());
@@ -314,31 +314,13 @@ final class VhostUserGuestBench {
                      List.of(new LinuxGuest.Disk(ourSocket, 1, false, false),
                              new LinuxGuest.Disk(theirSocket, 1, false, false))),
                      dir.resolve("console"))) {
-            Map<String, String> report;
-            try {
-                report = running.awaitReport(plan.boundSeconds(), plan.bootQuietSeconds(), plan.quietSeconds(),
-                        List.of(our, their));
-            } catch (IOException e) {
-                if (e.getMessage() != null && e.getMessage().contains("reported nothing")) {
-                    // The first line of the message: stage and back ends, not the whole console.
-                    throw new Hung(e.getMessage().lines().findFirst().orElse(""), e);
-                }
-                throw e;
-            }
+            Map<String, String> report = running.awaitReport(plan.boundSeconds(), plan.bootQuietSeconds(),
+                    plan.quietSeconds(), List.of(our, their));
             String workloadExit = report.getOrDefault("workload-exit", "");
             if (!workloadExit.equals("0")) {
                 throw new IOException("the guest's workload exited " + workloadExit + " " + running.describe());
             }
             return report;
-        }
-    }
-
-    /** A boot given up on because the guest went quiet mid-workload (a disk stopped answering). */
-    private static final class Hung extends IOException {
-        private static final long serialVersionUID = 1L;
-
-        Hung(String message, IOException cause) {
-            super(message, cause);
         }
     }
 

@@ -419,6 +419,26 @@ public record LinuxGuest(Path kernel, Path initramfs) {
     }
 
     /**
+     * A guest given up on because it printed no progress line within the bound: a disk stopped
+     * answering, or the boot stalled. The message has the console and QEMU's output;
+     * {@link #summary()} only what went wrong, the last stage and the back ends' states.
+     */
+    public static final class WentQuiet extends IOException {
+        private static final long serialVersionUID = 1L;
+        private final String summary;
+
+        WentQuiet(String summary, String message) {
+            super(message);
+            this.summary = summary;
+        }
+
+        /** {@return the failure in one line, without the console} */
+        public String summary() {
+            return summary;
+        }
+    }
+
+    /**
      * A booted guest.
      *
      * @param qemu    the QEMU process
@@ -487,8 +507,8 @@ public record LinuxGuest(Path kernel, Path initramfs) {
          * @param quietSeconds     how long to wait for each later {@code GUEST} line
          * @param backEnds         the back ends serving this boot's disks, for the failure message
          * @return the {@code GUEST <key> <value>} lines as key to value, in order
-         * @throws IOException if QEMU does not exit in time, goes quiet, or exits without the
-         *                     workload's end
+         * @throws WentQuiet   if the guest goes quiet
+         * @throws IOException if QEMU does not exit in time, or exits without the workload's end
          */
         public Map<String, String> awaitReport(long seconds, long bootQuietSeconds, long quietSeconds,
                                                List<GuestBackEnd> backEnds) throws IOException, InterruptedException {
@@ -505,14 +525,15 @@ public record LinuxGuest(Path kernel, Path initramfs) {
                     lastProgress = now;
                 }
                 long quiet = progressLines == 0 ? bootQuietSeconds : quietSeconds;
+                boolean wentQuiet = now - deadline <= 0 && now - lastProgress > TimeUnit.SECONDS.toNanos(quiet);
                 String why = now - deadline > 0 ? "did not power off within " + seconds + " s"
-                        : now - lastProgress > TimeUnit.SECONDS.toNanos(quiet)
-                                ? "reported nothing for " + quiet + " s (after " + (now - start) / 1_000_000_000 + " s)"
-                                : null;
+                        : wentQuiet ? "reported nothing for " + quiet + " s (after " + (now - start) / 1_000_000_000 + " s)"
+                        : null;
                 if (why != null) {
-                    String state = state(backEnds);
+                    String summary = "the guest " + why + "; " + state(backEnds);
                     qemu.destroyForcibly().waitFor();
-                    throw new IOException("the guest " + why + "; " + state + describe());
+                    String message = summary + describe();
+                    throw wentQuiet ? new WentQuiet(summary, message) : new IOException(message);
                 }
             }
             List<String> lines = Files.readAllLines(console, StandardCharsets.ISO_8859_1);
