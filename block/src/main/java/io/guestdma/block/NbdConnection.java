@@ -880,24 +880,9 @@ final class NbdConnection {
             long n = socket.writev(iov, count);
             left -= n;
             if (left > 0) {
-                count = consume(iov, count, n);
+                count = IovecWindow.consume(iov, count, n);
             }
         }
-    }
-
-    /**
-     * After a short {@code writev} or {@code readv}: moves the entries with bytes left to the front
-     * of the array, the first one trimmed, so that the next call takes the array itself (a slice
-     * of it would be an object per short transfer, and the socket takes a large request in parts).
-     *
-     * @return how many entries are left
-     */
-    private static int consume(MemorySegment iov, int count, long n) {
-        int first = IovecWindow.advance(iov, 0, count, n);
-        if (first > 0 && first < count) {
-            MemorySegment.copy(iov, first * IovecWindow.ENTRY, iov, 0, (count - first) * IovecWindow.ENTRY);
-        }
-        return count - first;
     }
 
     /**
@@ -1260,7 +1245,7 @@ final class NbdConnection {
             }
             left -= n;
             if (left > 0) {
-                count = consume(window, count, n);
+                count = IovecWindow.consume(window, count, n);
             }
         }
     }

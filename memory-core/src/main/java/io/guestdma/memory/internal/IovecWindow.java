@@ -100,4 +100,23 @@ public final class IovecWindow {
         }
         return i;
     }
+
+    /**
+     * Consumes {@code n} bytes from the first {@code count} entries, as {@link #advance} from entry
+     * 0, and moves the entries with bytes left to the front of the array, so that the next
+     * {@code writev} or {@code readv} takes the array itself: a slice of it would be an object per
+     * short transfer, and a socket takes a large request in parts.
+     *
+     * @param iov   the iovec array
+     * @param count entries in use
+     * @param n     bytes a call consumed
+     * @return how many entries are left, now at the front
+     */
+    public static int consume(MemorySegment iov, int count, long n) {
+        int first = advance(iov, 0, count, n);
+        if (first > 0 && first < count) {
+            MemorySegment.copy(iov, first * ENTRY, iov, 0, (count - first) * ENTRY);
+        }
+        return count - first;
+    }
 }
