@@ -133,7 +133,8 @@ public final class BenchReport {
 
     /**
      * Like {@link #write(JmhResults, Path, String, Optional)}, with measurements made outside JMH
-     * in the same run.
+     * in the same run; measures {@code qemu-img bench} itself ({@link QemuImgBench#RUNS} runs per
+     * depth, after JMH) when the results have the NBD cases.
      *
      * @param results    the results to report
      * @param out        the output directory, created if missing
@@ -144,20 +145,39 @@ public final class BenchReport {
      */
     static void write(JmhResults results, Path out, String command, Optional<String> resultFile,
                       Map<String, List<Double>> vhostGuest) throws IOException {
-        double cSeconds = Double.parseDouble(System.getProperty("guestdma.bench.cSeconds", "1"));
-        System.err.println("guestdma bench: C reference (" + CReference.SOURCE + ", " + cSeconds + " s per case)...");
-        CReference c = CReference.measure(ImageFile.directory(), cSeconds);
         Map<Integer, List<Double>> qemuImg = new java.util.HashMap<>();
         if (results.find("NbdWriteBenchmark.writeQd1").isPresent()) {
             System.err.println("guestdma bench: qemu-img bench against qemu-nbd, queue depth 1 and 16, "
                     + QemuImgBench.RUNS + " runs each...");
             for (int depth : new int[] {1, 16}) {
-                List<Double> runs = QemuImgBench.writesPerSecond(depth, 20_000);
+                List<Double> runs = QemuImgBench.writesPerSecond(depth, BenchSuite.QEMU_IMG_WRITES);
                 if (!runs.isEmpty()) {
                     qemuImg.put(depth, runs);
                 }
             }
         }
+        write(results, out, command, resultFile, qemuImg, vhostGuest);
+    }
+
+    /**
+     * Measures the C reference and writes the report of results and measurements made outside JMH
+     * in the same run.
+     *
+     * @param results    the results to report
+     * @param out        the output directory, created if missing
+     * @param command    how JMH was run, for the report
+     * @param resultFile the JSON file JMH wrote, if it wrote one
+     * @param qemuImg    {@code qemu-img bench}'s writes per second per queue depth, one per run; when
+     *                   there are as many runs as NBD forks, run i was made beside fork i
+     *                   ({@link BenchSuite}'s rounds) and the ratios pair them
+     * @param vhostGuest {@link VhostUserGuestBench#measure(VhostUserGuestBench.Plan)}'s ratios (empty if not measured)
+     * @throws IOException if a file cannot be written
+     */
+    static void write(JmhResults results, Path out, String command, Optional<String> resultFile,
+                      Map<Integer, List<Double>> qemuImg, Map<String, List<Double>> vhostGuest) throws IOException {
+        double cSeconds = Double.parseDouble(System.getProperty("guestdma.bench.cSeconds", "1"));
+        System.err.println("guestdma bench: C reference (" + CReference.SOURCE + ", " + cSeconds + " s per case)...");
+        CReference c = CReference.measure(ImageFile.directory(), cSeconds);
         write(new BenchReport(results, c, qemuImg, vhostGuest), out, command, resultFile);
     }
 
@@ -342,14 +362,22 @@ public final class BenchReport {
                 .map(bytes -> bytes / MigrationBenchmark.PAGES).toList();
     }
 
-    /** NbdBackend's writes per second over qemu-img bench's at the same depth, measured in this run. */
+    /**
+     * NbdBackend's writes per second over qemu-img bench's at the same depth, measured in this run:
+     * fork by fork when each fork had its own qemu-img run beside it, else over their median.
+     */
     private List<Double> nbdOverQemuImg(String benchmark, int depth) {
-        OptionalDouble reference = median(qemuImg.getOrDefault(depth, List.of()));
-        if (reference.isEmpty()) {
+        List<Double> reference = qemuImg.getOrDefault(depth, List.of());
+        List<Double> ours = opsForks(benchmark);
+        if (reference.size() == ours.size()) {
+            return ratio(ours, reference);
+        }
+        OptionalDouble median = median(reference);
+        if (median.isEmpty()) {
             return List.of();
         }
-        double perSecond = reference.getAsDouble();
-        return opsForks(benchmark).stream().map(ops -> ops / perSecond).toList();
+        double perSecond = median.getAsDouble();
+        return ours.stream().map(ops -> ops / perSecond).toList();
     }
 
     /** virtio-blk's 64 KiB QD1 writes, zero-copy over the copy path's heap buffer (native backend). */

@@ -9,6 +9,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
+import java.util.TreeMap;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.profile.GCProfiler;
 import org.openjdk.jmh.results.RunResult;
@@ -23,8 +24,16 @@ import org.openjdk.jmh.runner.options.TimeValue;
 
 /**
  * The suite {@code bin/bench} runs: every case of every benchmark, where the cases that decide a
- * target run in several forks (3, or 2 with {@code --quick}) and the others in one. Forks cost time, so they go where a user's decision hangs on the figure; the report takes
- * the median over forks and shows their spread.
+ * target run in several forks ({@value #DECIDING_FORKS}, or {@value #DECIDING_FORKS_QUICK} with
+ * {@code --quick}) and the others in one. Forks cost time, so they go where a user's decision hangs
+ * on the figure; the report takes the median over forks and shows their spread.
+ *
+ * <p>A deciding batch runs in rounds: each round is one fork of every case of the batch, back to
+ * back, and the next round starts after the last case's fork. A ratio key divides fork i of one case
+ * by fork i of the other, so the two forks of a ratio are seconds apart rather than the whole batch
+ * apart: on a shared VM the host's load moves over minutes, and it then moves both sides of a ratio
+ * together instead of one. The NBD batch's reference, {@code qemu-img bench}, runs inside each
+ * round for the same reason.
  *
  * <p>Usage: {@code BenchSuite [--quick] <output directory>}. Runs the batches of {@link #plan()}
  * one after another with JMH's gc profiler, has JMH write all their results into one JSON file
@@ -33,10 +42,12 @@ import org.openjdk.jmh.runner.options.TimeValue;
 public final class BenchSuite {
     /** How long to wait for another JMH run's lock before giving up. */
     static final long LOCK_WAIT_NANOS = TimeUnit.MINUTES.toNanos(20);
-    /** Forks of a deciding case in the full suite. */
-    static final int DECIDING_FORKS = 3;
-    /** Forks of a deciding case with {@code --quick}. */
+    /** Rounds (forks) of a deciding case in the full suite. */
+    static final int DECIDING_FORKS = 5;
+    /** Rounds (forks) of a deciding case with {@code --quick}. */
     static final int DECIDING_FORKS_QUICK = 2;
+    /** Writes per {@code qemu-img bench} run: a little over a second at depth 1. */
+    static final int QEMU_IMG_WRITES = 20_000;
 
     private BenchSuite() {
     }
@@ -48,10 +59,16 @@ public final class BenchSuite {
      * @param params    parameter values to restrict it to; a parameter not named takes all its values
      * @param role      what reads its cases: a target, summary.json, or only the report's tables
      * @param pace      how long one operation takes, which sets the iteration length
+     * @param qemuImg   whether each round also runs {@code qemu-img bench}, the NBD cases' reference
      */
-    record Batch(String benchmark, Map<String, List<String>> params, Role role, Pace pace) {
+    record Batch(String benchmark, Map<String, List<String>> params, Role role, Pace pace, boolean qemuImg) {
         Batch {
             params = Map.copyOf(params);
+        }
+
+        /** A batch without an outside reference. */
+        Batch(String benchmark, Map<String, List<String>> params, Role role, Pace pace) {
+            this(benchmark, params, role, pace, false);
         }
 
         /** @return whether a target reads these cases, so that they get several forks */
@@ -86,56 +103,44 @@ public final class BenchSuite {
     }
 
     /**
-     * How long one operation of a batch takes, which sets its iterations' length. The suite's time
-     * goes to forks of the deciding cases, so iterations are only as long as the operations need:
-     * a map or a ring load (tens of nanoseconds) repeats millions of times in a few tenths of a
-     * second; a write to a file (microseconds, and the page cache's write-back in the background)
-     * needs longer for a steady figure; a network round trip to qemu-nbd needs a second even in
-     * {@code --quick}. Warmup is never cut below about a second per fork: on 2 cores C2 compiles
-     * a device's receive or request path in the background for that long, and a shorter warmup
-     * measured the half-compiled code (virtio-net's 9000-byte receive ran at 0.35-1.0 million
-     * frames per second in the first measured iteration after 2 x 0.3 s of warmup, and at 1.5
-     * million after 2 x 0.8 s).
+     * How long one operation of a batch takes, which sets its iterations' length. Every mode runs a
+     * fork the same way (2 warmup and 3 measured iterations of the pace's length): {@code --quick}
+     * differs from the full suite only in how many rounds of forks the deciding cases get and in
+     * leaving the report-only cases out, so that a quick run estimates the same figure as the full
+     * suite, with fewer samples. (Until session 25 the quick iterations were shorter than the full
+     * suite's, and some keys sat on one side of the full figure in every quick run: the 64 KiB IDE
+     * write's map/copy ratio at 1.48-1.49 against 1.66, virtio-net's jumbo frames at 1.12-1.18
+     * against 1.29.) Warmup is never cut below a second per fork: on 2 cores C2 compiles a device's
+     * receive or request path in the background for that long, and a shorter warmup measured the
+     * half-compiled code (virtio-net's 9000-byte receive ran at 0.35-1.0 million frames per second
+     * in the first measured iteration after 2 x 0.3 s of warmup, and at 1.5 million after 2 x
+     * 0.8 s).
      *
-     * @param fullWarmupMillis  a warmup iteration in the full suite
-     * @param fullMillis        a measured iteration in the full suite
-     * @param quickWarmupMillis a warmup iteration with {@code --quick}
-     * @param quickMillis       a measured iteration with {@code --quick}
+     * @param warmupMillis one warmup iteration
+     * @param millis       one measured iteration
      */
     enum Pace {
-        /** Nanoseconds to a microsecond. */
-        MICRO(400, 400, 500, 250),
-        /** A device's I/O to a file or a null disk, a migration. */
-        DEVICE(600, 600, 500, 250),
-        /** A network round trip. */
-        NETWORK(1000, 1000, 1000, 1000);
+        /** Nanoseconds to microseconds per operation: a map, a ring load, a device's I/O to a file. */
+        LOCAL(500, 250),
+        /** A network round trip to qemu-nbd, which needs whole seconds for a steady figure. */
+        NETWORK(1000, 1000);
 
-        private final int fullWarmupMillis;
-        private final int fullMillis;
-        private final int quickWarmupMillis;
-        private final int quickMillis;
+        private final int warmupMillis;
+        private final int millis;
 
-        Pace(int fullWarmupMillis, int fullMillis, int quickWarmupMillis, int quickMillis) {
-            this.fullWarmupMillis = fullWarmupMillis;
-            this.fullMillis = fullMillis;
-            this.quickWarmupMillis = quickWarmupMillis;
-            this.quickMillis = quickMillis;
+        Pace(int warmupMillis, int millis) {
+            this.warmupMillis = warmupMillis;
+            this.millis = millis;
         }
 
-        /**
-         * @param quick whether the suite runs with {@code --quick}
-         * @return one warmup iteration's length
-         */
-        TimeValue warmup(boolean quick) {
-            return TimeValue.milliseconds(quick ? quickWarmupMillis : fullWarmupMillis);
+        /** @return one warmup iteration's length */
+        TimeValue warmup() {
+            return TimeValue.milliseconds(warmupMillis);
         }
 
-        /**
-         * @param quick whether the suite runs with {@code --quick}
-         * @return one measured iteration's length
-         */
-        TimeValue iteration(boolean quick) {
-            return TimeValue.milliseconds(quick ? quickMillis : fullMillis);
+        /** @return one measured iteration's length */
+        TimeValue iteration() {
+            return TimeValue.milliseconds(millis);
         }
     }
 
@@ -148,40 +153,40 @@ public final class BenchSuite {
         // keys, map+unmap over copy, lookup, thread scaling and its control, the ring accessor,
         // the IOMMU view, the shared DMA loop against the IDE engine, virtio-blk, NBD against qemu-img).
         plan.add(new Batch("IdeDmaBenchmark\\.write", params("size", "64k,1m", "path", "COPY,MAP_NATIVE"), Role.DECIDING,
-                Pace.DEVICE));
+                Pace.LOCAL));
         plan.add(new Batch("MapBenchmark\\.mapUnmapRam|MapBenchmark\\.copyRead", params("size", "64k"), Role.DECIDING,
-                Pace.MICRO));
-        plan.add(new Batch("RegionLookupBenchmark\\.mapUnmap", params("regions", "1,10000"), Role.DECIDING, Pace.MICRO));
-        plan.add(new Batch("ThreadScalingBenchmark\\.\\w+", Map.of(), Role.DECIDING, Pace.MICRO));
-        plan.add(new Batch("VirtioBlkBenchmark\\.\\w+|VirtioBlkWriteBenchmark\\.\\w+", Map.of(), Role.DECIDING, Pace.DEVICE));
+                Pace.LOCAL));
+        plan.add(new Batch("RegionLookupBenchmark\\.mapUnmap", params("regions", "1,10000"), Role.DECIDING, Pace.LOCAL));
+        plan.add(new Batch("ThreadScalingBenchmark\\.\\w+", Map.of(), Role.DECIDING, Pace.LOCAL));
+        plan.add(new Batch("VirtioBlkBenchmark\\.\\w+|VirtioBlkWriteBenchmark\\.\\w+", Map.of(), Role.DECIDING, Pace.LOCAL));
         plan.add(new Batch("RingViewBenchmark\\.\\w+|IommuMapBenchmark\\.\\w+|DmaBlockIoBenchmark\\.\\w+|IdeOverheadBenchmark\\.write",
-                params("mode", "MAP"), Role.DECIDING, Pace.MICRO));
+                params("mode", "MAP"), Role.DECIDING, Pace.LOCAL));
         // virtio-net: a small frame in a small and in a large buffer, jumbo frames mapped and
         // copied, the loopback's allocation per frame.
         plan.add(new Batch("NetRxBenchmark\\.\\w+|NetRxMapCopyBenchmark\\.\\w+|NetLoopbackBenchmark\\.\\w+", Map.of(),
-                Role.DECIDING, Pace.MICRO));
+                Role.DECIDING, Pace.LOCAL));
         // vhost-user-blk's request path under a fake VMM (its allocation per request decides a target).
-        plan.add(new Batch("VhostUserBlkBenchmark\\.\\w+", Map.of(), Role.DECIDING, Pace.DEVICE));
+        plan.add(new Batch("VhostUserBlkBenchmark\\.\\w+", Map.of(), Role.DECIDING, Pace.LOCAL));
         // Live migration: RAM pre-copy against a raw transfer, and the 1 GiB switchover.
         plan.add(new Batch("MigrationBenchmark\\.\\w+|MigrationDowntimeBenchmark\\.\\w+", Map.of(), Role.DECIDING,
-                Pace.DEVICE));
+                Pace.LOCAL));
         // summary.json's other IDE figures (the FileChannel path, 64 KiB reads): one fork, and in --quick.
         plan.add(new Batch("IdeDmaBenchmark\\.write", params("size", "64k,1m", "path", "MAP_FILECHANNEL"), Role.SUMMARY,
-                Pace.DEVICE));
-        plan.add(new Batch("IdeDmaBenchmark\\.read", params("size", "64k"), Role.SUMMARY, Pace.DEVICE));
+                Pace.LOCAL));
+        plan.add(new Batch("IdeDmaBenchmark\\.read", params("size", "64k"), Role.SUMMARY, Pace.LOCAL));
         // The report's tables only: one fork, and in the full suite only, in 2 warmup and 3
         // measured iterations instead of 3 and 5: the time goes to the forks of the deciding cases.
-        plan.add(new Batch("IdeDmaBenchmark\\.read", params("size", "1m"), Role.REPORT, Pace.DEVICE));
-        plan.add(new Batch("IdeDmaBenchmark\\.write|IdeDmaBenchmark\\.read", params("size", "4k"), Role.REPORT, Pace.DEVICE));
+        plan.add(new Batch("IdeDmaBenchmark\\.read", params("size", "1m"), Role.REPORT, Pace.LOCAL));
+        plan.add(new Batch("IdeDmaBenchmark\\.write|IdeDmaBenchmark\\.read", params("size", "4k"), Role.REPORT, Pace.LOCAL));
         plan.add(new Batch("MapBenchmark\\.mapUnmapRam|MapBenchmark\\.copyRead", params("size", "4k,1m"), Role.REPORT,
-                Pace.MICRO));
-        plan.add(new Batch("RegionLookupBenchmark\\.mapUnmap", params("regions", "100"), Role.REPORT, Pace.MICRO));
-        plan.add(new Batch("BlockPathBenchmark\\.\\w+", Map.of(), Role.REPORT, Pace.DEVICE));
-        plan.add(new Batch("BounceBenchmark\\.\\w+|DebugModeBenchmark\\.\\w+", Map.of(), Role.REPORT, Pace.MICRO));
-        plan.add(new Batch("IdeOverheadBenchmark\\.write", params("mode", "COPY"), Role.REPORT, Pace.MICRO));
+                Pace.LOCAL));
+        plan.add(new Batch("RegionLookupBenchmark\\.mapUnmap", params("regions", "100"), Role.REPORT, Pace.LOCAL));
+        plan.add(new Batch("BlockPathBenchmark\\.\\w+", Map.of(), Role.REPORT, Pace.LOCAL));
+        plan.add(new Batch("BounceBenchmark\\.\\w+|DebugModeBenchmark\\.\\w+", Map.of(), Role.REPORT, Pace.LOCAL));
+        plan.add(new Batch("IdeOverheadBenchmark\\.write", params("mode", "COPY"), Role.REPORT, Pace.LOCAL));
         // The remote disk last, deciding: the report runs its reference (qemu-img bench against the
         // same kind of export) right after it, so both see the machine in the same state.
-        plan.add(new Batch("NbdWriteBenchmark\\.\\w+", Map.of(), Role.DECIDING, Pace.NETWORK));
+        plan.add(new Batch("NbdWriteBenchmark\\.\\w+", Map.of(), Role.DECIDING, Pace.NETWORK, true));
         return List.copyOf(plan);
     }
 
@@ -207,7 +212,8 @@ public final class BenchSuite {
             System.exit(2);
         }
         Path out = Path.of(args[args.length - 1]);
-        List<RunResult> all = run(quick);
+        Map<Integer, List<Double>> qemuImg = new TreeMap<>();
+        List<RunResult> all = run(quick, qemuImg);
         // After JMH, on a quiet machine: a real guest's fio against our back end and qemu-storage-daemon.
         Map<String, List<Double>> vhostGuest = VhostUserGuestBench.measure(
                 quick ? VhostUserGuestBench.QUICK : VhostUserGuestBench.FULL);
@@ -215,7 +221,7 @@ public final class BenchSuite {
         Path json = out.resolve("results.json");
         ResultFormatFactory.getInstance(ResultFormatType.JSON, json.toString()).writeOut(all);
         String described = describe(quick);
-        BenchReport.write(JmhResults.of(all), out, described, Optional.of(json.toString()), vhostGuest);
+        BenchReport.write(JmhResults.of(all), out, described, Optional.of(json.toString()), qemuImg, vhostGuest);
     }
 
     /** @return how the suite ran, for the report's header */
@@ -223,22 +229,27 @@ public final class BenchSuite {
         StringBuilder paces = new StringBuilder();
         for (Pace pace : Pace.values()) {
             paces.append(paces.isEmpty() ? "" : ", ").append(pace.name().toLowerCase(Locale.ROOT)).append(' ')
-                    .append(pace.warmup(quick)).append(" warmup / ").append(pace.iteration(quick)).append(" measured");
+                    .append(pace.warmup()).append(" warmup / ").append(pace.iteration()).append(" measured");
         }
-        return quick
-                ? "bin/bench --quick: -prof gc, iterations of " + paces + "; deciding cases " + DECIDING_FORKS_QUICK
-                        + " forks of -wi 2 -i 3, the other cases summary.json reads 1 fork, the report-only cases not run"
-                : "bin/bench: -prof gc, iterations of " + paces + "; deciding cases " + DECIDING_FORKS
-                        + " forks of -wi 3 -i 5, the others 1 fork of -wi 2 -i 3";
+        return (quick ? "bin/bench --quick" : "bin/bench") + ": -prof gc, forks of -wi 2 -i 3, iterations of " + paces
+                + "; deciding cases in " + (quick ? DECIDING_FORKS_QUICK : DECIDING_FORKS)
+                + " rounds of one fork each (a ratio's two sides seconds apart), the others 1 fork"
+                + (quick ? ", the report-only cases not run" : "");
     }
 
     /**
-     * @param quick the short iterations and fewer forks of {@code --quick}
-     * @return the results of every batch, in plan order
-     * @throws RunnerException     if JMH fails
+     * Runs the plan.
+     *
+     * @param quick   fewer rounds of the deciding cases and no report-only cases ({@code --quick})
+     * @param qemuImg where to add, per queue depth, the writes per second of each round's
+     *                {@code qemu-img bench} (round order, so that run i pairs with fork i)
+     * @return the results of every case, in plan order, a deciding case's forks merged into one
+     *         result in round order
+     * @throws RunnerException      if JMH fails
      * @throws InterruptedException if interrupted while waiting for another JMH run
      */
-    static List<RunResult> run(boolean quick) throws RunnerException, InterruptedException {
+    static List<RunResult> run(boolean quick, Map<Integer, List<Double>> qemuImg)
+            throws RunnerException, InterruptedException {
         List<RunResult> all = new ArrayList<>();
         long suiteStart = System.nanoTime();
         for (Batch batch : plan()) {
@@ -246,29 +257,55 @@ public final class BenchSuite {
                 continue;
             }
             long batchStart = System.nanoTime();
+            int rounds = batch.deciding() ? (quick ? DECIDING_FORKS_QUICK : DECIDING_FORKS) : 1;
+            List<RunResult> merged = runRounds(batch, rounds, qemuImg);
+            all.addAll(merged);
+            // Where the suite's minutes go, for whoever keeps it inside its time budget.
+            System.err.printf(Locale.ROOT, "guestdma bench: %s (%s, %d cases, %d rounds) took %.0f s; %.0f s so far%n",
+                    batch.benchmark().replace("\\", ""), batch.role(), merged.size(), rounds,
+                    (System.nanoTime() - batchStart) / 1e9, (System.nanoTime() - suiteStart) / 1e9);
+        }
+        return all;
+    }
+
+    /**
+     * Runs a batch in rounds, each one fork of every case of the batch (and, for a batch with the
+     * qemu-img reference, one {@code qemu-img bench} run per queue depth after it).
+     *
+     * @param batch   what to run
+     * @param rounds  how many rounds, at least 1
+     * @param qemuImg where to add each round's qemu-img writes per second, per queue depth
+     * @return one result per case, its forks in round order
+     * @throws RunnerException      if JMH fails
+     * @throws InterruptedException if interrupted while waiting for another JMH run
+     */
+    static List<RunResult> runRounds(Batch batch, int rounds, Map<Integer, List<Double>> qemuImg)
+            throws RunnerException, InterruptedException {
+        List<List<RunResult>> perRound = new ArrayList<>();
+        for (int round = 0; round < rounds; round++) {
             ChainedOptionsBuilder options = new OptionsBuilder()
                     .include(batch.include())
-                    .forks(batch.deciding() ? (quick ? DECIDING_FORKS_QUICK : DECIDING_FORKS) : 1)
+                    .forks(1)
                     .addProfiler(GCProfiler.class)
-                    .shouldFailOnError(true);
-            TimeValue iteration = batch.pace().iteration(quick);
-            // Two warmup iterations at least: with one, C2 is often still compiling the path on a
-            // busy 2-core machine and the first measured iteration allocates and runs slow.
-            boolean full = !quick && batch.deciding();
-            options.warmupIterations(full ? 3 : 2).warmupTime(batch.pace().warmup(quick))
-                    .measurementIterations(full ? 5 : 3).measurementTime(iteration);
+                    .shouldFailOnError(true)
+                    // Two warmup iterations at least: with one, C2 is often still compiling the path
+                    // on a busy 2-core machine and the first measured iteration allocates and runs slow.
+                    .warmupIterations(2).warmupTime(batch.pace().warmup())
+                    .measurementIterations(3).measurementTime(batch.pace().iteration());
             batch.params().forEach((name, values) -> options.param(name, values.toArray(String[]::new)));
             Collection<RunResult> results = runWhenFree(options.build());
             if (results.isEmpty()) {
                 throw new IllegalStateException("no benchmark matched " + batch.include() + " " + batch.params());
             }
-            all.addAll(results);
-            // Where the suite's minutes go, for whoever keeps it inside its time budget.
-            System.err.printf(Locale.ROOT, "guestdma bench: %s (%s, %d cases) took %.0f s; %.0f s so far%n",
-                    batch.benchmark().replace("\\", ""), batch.role(), results.size(),
-                    (System.nanoTime() - batchStart) / 1e9, (System.nanoTime() - suiteStart) / 1e9);
+            perRound.add(List.copyOf(results));
+            if (batch.qemuImg()) {
+                for (int depth : new int[] {1, 16}) {
+                    QemuImgBench.writesPerSecondOnce(depth, QEMU_IMG_WRITES)
+                            .ifPresent(ops -> qemuImg.computeIfAbsent(depth, d -> new ArrayList<>()).add(ops));
+                }
+            }
         }
-        return all;
+        return RoundResults.merge(perRound);
     }
 
     /**

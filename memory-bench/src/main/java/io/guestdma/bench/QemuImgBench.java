@@ -100,7 +100,7 @@ final class QemuImgBench {
      * @param count requests to send
      * @return requests per second, or empty when qemu-nbd or qemu-img is missing or fails
      */
-    private static OptionalDouble writesPerSecondOnce(int depth, int count) {
+    static OptionalDouble writesPerSecondOnce(int depth, int count) {
         Path dir = null;
         Process server = null;
         try {

@@ -189,4 +189,24 @@ class BenchReportTest {
                 .containsPattern("\\| vhost_user_blk_guest_seqwrite_64k_qd1_vs_qsd \\(spread: rounds in one boot\\) +\\| +1\\.20 \\|.*"
                         + "\\| +>= 1\\.0 \\| +yes \\|");
     }
+
+    @Test
+    void nbdRatiosPairEachForkWithItsOwnRoundsQemuImgRun_orDivideByTheMedianRun(@TempDir Path dir) throws Exception {
+        Result qd1 = entry("NbdWriteBenchmark.writeQd1", "", "thrpt", new double[] {20_000, 30_000}, "ops/s",
+                new double[] {0.3, 0.4});
+        Result qd16 = entry("NbdWriteBenchmark.writeQd16", "", "thrpt", new double[] {24_000, 26_000}, "ops/s",
+                new double[] {0.3, 0.3});
+        // Depth 1: one run per round, so fork i over run i. Depth 16: three runs after JMH, so the median.
+        BenchReport.write(new BenchReport(new JmhResults(List.of(qd1, qd16)), new CReference.NotMeasured("test"),
+                Map.of(1, List.of(10_000.0, 20_000.0), 16, List.of(10_000.0, 20_000.0, 40_000.0)), Map.of()),
+                dir, "", Optional.empty());
+
+        Map<String, Object> summary = summary(dir);
+        assertThat(map(summary.get("nbd_write_64k_qd1_vs_qemu_img_bench_spread")))
+                .as("2.0 and 1.5, not 20 000 and 30 000 over the median 15 000 (1.33 and 2.0)")
+                .containsEntry("min", 1.5).containsEntry("max", 2.0);
+        assertThat(summary.get("nbd_write_64k_qd1_vs_qemu_img_bench")).isEqualTo(1.75);
+        assertThat(map(summary.get("nbd_write_64k_qd16_vs_qemu_img_bench_spread")))
+                .containsEntry("min", 1.2).containsEntry("max", 1.3);
+    }
 }

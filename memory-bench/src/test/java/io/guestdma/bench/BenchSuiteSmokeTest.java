@@ -5,11 +5,14 @@ import static org.assertj.core.api.Assertions.assertThat;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Collection;
+import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.openjdk.jmh.results.RunResult;
+import org.openjdk.jmh.results.format.ResultFormatFactory;
 import org.openjdk.jmh.results.format.ResultFormatType;
 import org.openjdk.jmh.runner.options.Options;
 import org.openjdk.jmh.runner.options.OptionsBuilder;
@@ -87,5 +90,28 @@ class BenchSuiteSmokeTest {
         assertThat(write64k.get("map_filechannel_ops_s")).as("not run: null, not a made-up number").isNull();
         assertThat((Double) summary.get("map_unmap_64k_over_copy_64k")).isPositive();
         assertThat(summary.get("two_thread_scaling")).isNull();
+    }
+
+    @Test
+    void aDecidingBatchRunsInRoundsAndEachCaseGetsOneForkPerRound(@TempDir Path dir) throws Exception {
+        BenchSuite.Batch batch = new BenchSuite.Batch("MapBenchmark\\.mapUnmapRam|MapBenchmark\\.copyRead",
+                Map.of("size", List.of("4k")), BenchSuite.Role.DECIDING, BenchSuite.Pace.LOCAL);
+        Map<Integer, List<Double>> qemuImg = new HashMap<>();
+
+        List<RunResult> merged = BenchSuite.runRounds(batch, 2, qemuImg);
+
+        assertThat(merged).hasSize(2);
+        for (RunResult run : merged) {
+            assertThat(run.getBenchmarkResults()).as("one fork per round").hasSize(2);
+            assertThat(run.getParams().getForks()).as("JMH's JSON tells the forks").isEqualTo(2);
+            assertThat(run.getParams().getParam("size")).isEqualTo("4k");
+        }
+        JmhResults results = JmhResults.of(merged);
+        assertThat(results.find("MapBenchmark.copyRead", "size", "4k").orElseThrow().forkScores()).hasSize(2)
+                .allSatisfy(score -> assertThat(score).isPositive());
+        assertThat(qemuImg).as("no qemu-img reference for this batch").isEmpty();
+        Path json = dir.resolve("results.json");
+        ResultFormatFactory.getInstance(ResultFormatType.JSON, json.toString()).writeOut(merged);
+        assertThat(Files.readString(json)).contains("\"forks\" : 2");
     }
 }

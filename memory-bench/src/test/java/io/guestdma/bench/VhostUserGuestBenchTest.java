@@ -58,5 +58,7 @@ class VhostUserGuestBenchTest {
         assertThat(plan.quietSeconds()).as("the warm-up's two jobs, 5 s per fio start, 10 s to spare")
                 .isEqualTo(2 * 2 + 2 * 5 + 10);
         assertThat(VhostUserGuestBench.QUICK.boundSeconds()).isLessThan(VhostUserGuestBench.FULL.boundSeconds());
+        assertThat(VhostUserGuestBench.QUICK.seconds()).as("the same jobs, fewer rounds").isEqualTo(VhostUserGuestBench.FULL.seconds());
+        assertThat(VhostUserGuestBench.QUICK.rampSeconds()).isEqualTo(VhostUserGuestBench.FULL.rampSeconds());
     }
 }
