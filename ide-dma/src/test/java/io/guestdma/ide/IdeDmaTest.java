@@ -227,6 +227,44 @@ class IdeDmaTest {
         }
     }
 
+    /**
+     * A TRIM payload in MMIO goes through the 4096-byte bounce pool, which MAP fills at a point
+     * that falls inside an 8-byte range entry of the second PRD (446 + 3650 bytes); COPY reads the
+     * whole payload at once. The entry is read whole either way, on the grid of its PRD, so the
+     * command's outcome depends on what the guest wrote, not on where the data path cut it.
+     */
+    @ParameterizedTest
+    @EnumSource(DmaMode.class)
+    void trimEntryCutByTheBouncePoolIsReadWhole(DmaMode mode) {
+        long sectors = 4096;
+        long mmio = 0xfe000000L;
+        long first = mmio + 0x1000;
+        long second = mmio + 0x3000;
+        long straddling = second + 3648; // bytes 3648..3655 of the PRD; MAP's first chunk ends at 3650
+        GuestMemory memory = GuestMemory.builder()
+                .ram("ram", 0, 4L << 20)
+                .mmio("dev", mmio, 65536, new RecordingMmio(65536))
+                .bouncePoolBytes(4096)
+                .build();
+        try (IdeRig rig = IdeRig.builder().mode(mode).memory(memory).sectors(sectors).build()) {
+            rig.writeDisk(0, pattern(256 * 512, 1));
+            rig.writePrdt(PRDT_ADDR, new long[][] {{first, 446}, {second, 4162 | PRD_EOT}});
+            rig.memory.writeLong(straddling, trimRange(100, 8));
+            DmaResult r = rig.sendDma(CMD_DSM, 0, 9, PRDT_ADDR, false);
+            assertThat(r.bmStatus()).isEqualTo(BM_INTR);
+            assertThat(r.ataStatus()).isEqualTo(DRDY | DSC);
+            assertThat(rig.diskBytes(100 * 512, 8 * 512)).containsOnly((byte) 0);
+            assertThat(rig.diskBytes(90 * 512, 10 * 512)).isEqualTo(slice(pattern(256 * 512, 1), 90 * 512, 10 * 512));
+
+            rig.memory.writeLong(straddling, trimRange(sectors - 1, 2));
+            DmaResult bad = rig.sendDma(CMD_DSM, 0, 9, PRDT_ADDR, false);
+            assertThat(bad.bmStatus()).isEqualTo(BM_INTR);
+            assertThat(bad.ataStatus()).isEqualTo(DRDY | ERR);
+            assertThat(bad.error() & ABRT).isEqualTo(ABRT);
+            assertThat(memory.bouncePool().bytesInFlight()).isZero();
+        }
+    }
+
     private static long trimRange(long sector, int count) {
         return ((long) count << 48) | sector;
     }
