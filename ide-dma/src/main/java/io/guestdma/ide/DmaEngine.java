@@ -47,9 +47,15 @@ final class DmaEngine implements DmaBlockIo.Host {
     private final TrimPayload trimPayload = new TrimPayload();
     private final TrimPayload.RangeSink discard = this::discard;
 
+    /** The part of a list still to move when a transfer switches to the copy path. */
+    private final SgList remainder = new SgList(16);
+
     // the transfer
     private AtaDrive drive;
     private AtaDrive.DmaCommand command;
+    private SgList list;
+    private DmaDirection direction;
+    private long startOffset;
 
     DmaEngine(IdeChannel channel, DeviceAddressSpace memory, Executor executor, DmaMode mode,
               PiixIde controller) {
@@ -78,6 +84,9 @@ final class DmaEngine implements DmaBlockIo.Host {
     void start(AtaDrive target, SgList sg, DmaDirection dir, long offset, AtaDrive.DmaCommand kind) {
         drive = target;
         command = kind;
+        list = sg;
+        direction = dir;
+        startOffset = offset;
         if (kind == AtaDrive.DmaCommand.TRIM) {
             trimPayload.start(sg);
         }
@@ -101,6 +110,27 @@ final class DmaEngine implements DmaBlockIo.Host {
      */
     boolean cancel() {
         return blockIo.cancel();
+    }
+
+    /**
+     * Moves the rest of a transfer that is waiting for bounce space through the copy path, which
+     * needs none, from the byte where it stopped; its outcome is reported as for any transfer (a
+     * TRIM's range entries go on where they stopped). The data the guest sees moved is the same as
+     * if bounce space had freed: the two paths differ only in how they reach guest memory. Call
+     * under the channel lock; the work is handed to the executor when the lock is released.
+     *
+     * @throws IllegalStateException if the transfer is not waiting for bounce space
+     */
+    void continueWithoutBounce() {
+        if (blockIo.phase() != DmaBlockIo.Phase.WAITING_FOR_BOUNCE) {
+            throw new IllegalStateException("the DMA transfer is " + blockIo.phase() + ", not waiting for bounce space");
+        }
+        long done = blockIo.bytesDone();
+        blockIo.cancel();
+        remainder.reset();
+        remainder.addPart(list, done, list.size() - done);
+        copyChunks.start(remainder, direction);
+        blockIo.start(copyChunks, startOffset + done, copyIo);
     }
 
     /** Continues a parked transfer after the controller resumed. Call under the channel lock. */
