@@ -7,7 +7,6 @@ import io.guestdma.memory.DmaDirection;
 import io.guestdma.memory.IoVector;
 import io.guestdma.memory.SgList;
 
-import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.util.Objects;
@@ -128,48 +127,6 @@ public final class CopyChunks implements DmaBlockIo.Chunks {
     public void abandonChunk() {
         chunkBytes = 0; // nothing is held; the cursor has not moved
         iov.reset();
-    }
-
-    /** What {@link #forEachPiece} hands a visitor: one list entry's share of the current chunk. */
-    @FunctionalInterface
-    public interface PieceVisitor {
-        /**
-         * {@return whether to go on with the next piece}
-         *
-         * @param piece the bytes of the buffer that belong to one list entry
-         * @throws IOException if the visitor's I/O fails
-         */
-        boolean visit(MemorySegment piece) throws IOException;
-    }
-
-    /**
-     * Visits the current chunk's first {@code length} bytes in the buffer, split where the list's
-     * entries split them, for devices that parse a payload per guest buffer (an ATA TRIM's range
-     * entries, as QEMU parses them per iovec).
-     *
-     * @param length  bytes of the chunk, up to its size
-     * @param visitor called per piece, in order
-     * @return false if the visitor stopped early
-     * @throws IOException if the visitor's I/O fails
-     */
-    public boolean forEachPiece(int length, PieceVisitor visitor) throws IOException {
-        MemorySegment bytes = MemorySegment.ofArray(buffer);
-        int i = index;
-        long into = entryOffset;
-        int done = 0;
-        while (done < length) {
-            int piece = (int) Math.min(sg.length(i) - into, length - done);
-            if (!visitor.visit(bytes.asSlice(done, piece))) {
-                return false;
-            }
-            done += piece;
-            into += piece;
-            if (into == sg.length(i)) {
-                i++;
-                into = 0;
-            }
-        }
-        return true;
     }
 
     /** Copies {@code chunk} bytes from the cursor on between guest memory and the buffer. */

@@ -10,8 +10,6 @@ import io.guestdma.memory.ReentrancyGuard;
 import io.guestdma.memory.SgList;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
 import java.util.concurrent.Executor;
 
 /**
@@ -36,8 +34,6 @@ import java.util.concurrent.Executor;
  */
 final class DmaEngine implements DmaBlockIo.Host {
     private static final int CHUNK_BYTES = Ata.DMA_BUF_SECTORS * Ata.SECTOR_SIZE;
-    private static final ValueLayout.OfLong LONG_LE =
-            ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     private final IdeChannel channel;
     private final DeviceAddressSpace memory;
@@ -48,10 +44,18 @@ final class DmaEngine implements DmaBlockIo.Host {
     private final CopyChunks copyChunks;
     private final DmaBlockIo.ChunkIo mappedIo = this::mappedChunk;
     private final DmaBlockIo.ChunkIo copyIo = this::copyChunk;
+    private final TrimPayload trimPayload = new TrimPayload();
+    private final TrimPayload.RangeSink discard = this::discard;
+
+    /** The part of a list still to move when a transfer switches to the copy path. */
+    private final SgList remainder = new SgList(16);
 
     // the transfer
     private AtaDrive drive;
     private AtaDrive.DmaCommand command;
+    private SgList list;
+    private DmaDirection direction;
+    private long startOffset;
 
     DmaEngine(IdeChannel channel, DeviceAddressSpace memory, Executor executor, DmaMode mode,
               PiixIde controller) {
@@ -80,6 +84,12 @@ final class DmaEngine implements DmaBlockIo.Host {
     void start(AtaDrive target, SgList sg, DmaDirection dir, long offset, AtaDrive.DmaCommand kind) {
         drive = target;
         command = kind;
+        list = sg;
+        direction = dir;
+        startOffset = offset;
+        if (kind == AtaDrive.DmaCommand.TRIM) {
+            trimPayload.start(sg);
+        }
         // A bounce pool smaller than a sector could never form an aligned chunk. (With bus
         // mastering off the bus master's address space itself has nothing in it: both paths see
         // zeros and lose writes, as in QEMU.)
@@ -100,6 +110,27 @@ final class DmaEngine implements DmaBlockIo.Host {
      */
     boolean cancel() {
         return blockIo.cancel();
+    }
+
+    /**
+     * Moves the rest of a transfer that is waiting for bounce space through the copy path, which
+     * needs none, from the byte where it stopped; its outcome is reported as for any transfer (a
+     * TRIM's range entries go on where they stopped). The data the guest sees moved is the same as
+     * if bounce space had freed: the two paths differ only in how they reach guest memory. Call
+     * under the channel lock; the work is handed to the executor when the lock is released.
+     *
+     * @throws IllegalStateException if the transfer is not waiting for bounce space
+     */
+    void continueWithoutBounce() {
+        if (blockIo.phase() != DmaBlockIo.Phase.WAITING_FOR_BOUNCE) {
+            throw new IllegalStateException("the DMA transfer is " + blockIo.phase() + ", not waiting for bounce space");
+        }
+        long done = blockIo.bytesDone();
+        blockIo.cancel();
+        remainder.reset();
+        remainder.addPart(list, done, list.size() - done);
+        copyChunks.start(remainder, direction);
+        blockIo.start(copyChunks, startOffset + done, copyIo);
     }
 
     /** Continues a parked transfer after the controller resumed. Call under the channel lock. */
@@ -174,7 +205,7 @@ final class DmaEngine implements DmaBlockIo.Host {
             }
             case TRIM -> {
                 for (int i = 0; i < iov.count(); i++) {
-                    if (!trim(iov.segment(i))) {
+                    if (!trimPayload.feed(iov.segment(i), discard)) {
                         return DmaBlockIo.Status.INVALID;
                     }
                 }
@@ -194,34 +225,24 @@ final class DmaEngine implements DmaBlockIo.Host {
                 flushIfWriteThrough(backend);
             }
             case TRIM -> {
-                // TRIM entries are parsed per scatter-gather piece, as QEMU parses them per iovec.
-                return copyChunks.forEachPiece(length, this::trim) ? DmaBlockIo.Status.DONE : DmaBlockIo.Status.INVALID;
+                MemorySegment payload = MemorySegment.ofBuffer(copyChunks.buffer(length));
+                return trimPayload.feed(payload, discard) ? DmaBlockIo.Status.DONE : DmaBlockIo.Status.INVALID;
             }
         }
         return DmaBlockIo.Status.DONE;
     }
 
     /**
-     * QEMU's ide_issue_trim_cb over one piece: 8-byte little-endian entries of a 48-bit LBA and a
-     * 16-bit count; count 0 is skipped; the first range past the end stops everything with
-     * INVALID (ranges before it stay discarded).
+     * One TRIM range, as QEMU's ide_issue_trim_cb treats it: the first range past the end stops
+     * everything with INVALID (ranges before it stay discarded).
      *
      * @return false for a range past the end
      */
-    private boolean trim(MemorySegment entries) throws IOException {
-        long count = entries.byteSize() / 8;
-        for (long i = 0; i < count; i++) {
-            long entry = entries.get(LONG_LE, i * 8);
-            long first = entry & 0x0000_ffff_ffff_ffffL;
-            int sectors = (int) (entry >>> 48);
-            if (sectors == 0) {
-                continue;
-            }
-            if (!drive.sectorRangeOk(first, sectors)) {
-                return false;
-            }
-            drive.backend.discard(first * Ata.SECTOR_SIZE, (long) sectors * Ata.SECTOR_SIZE);
+    private boolean discard(long first, int sectors) throws IOException {
+        if (!drive.sectorRangeOk(first, sectors)) {
+            return false;
         }
+        drive.backend.discard(first * Ata.SECTOR_SIZE, (long) sectors * Ata.SECTOR_SIZE);
         return true;
     }
 

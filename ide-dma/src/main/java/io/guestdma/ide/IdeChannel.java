@@ -1320,8 +1320,19 @@ final class IdeChannel {
     }
 
     /**
-     * QEMU's ide_cancel_dma_sync: lets a running transfer finish (its completion runs), drops one
-     * that is blocked on bounce space or parked by a pause.
+     * QEMU's ide_cancel_dma_sync: the transfer finishes before this returns and its completion
+     * stands, as if the DMA had completed before the guest cleared START; only one a pause parked
+     * is dropped.
+     *
+     * <p>A transfer waiting for bounce space finishes too, through the copy path, instead of being
+     * dropped. Whether a transfer is moving data or waiting for bounce space when the guest clears
+     * START depends on what other devices hold in the pool at that instant, not on anything the
+     * guest did, and COPY never waits at all; dropping a waiting one made the same guest see
+     * "completed" (0x50, interrupt) one time and "still in its data phase, no interrupt" the next.
+     * QEMU 7.2 has no answer to copy there: blk_drain has no request to drain and its assertion
+     * that the DMA is gone fails. Waiting for the pool instead could hang the vCPU on a mapping
+     * only the guest will release, so the rest goes through the copy path, which needs no bounce
+     * space and moves the same data.
      */
     private void cancelDmaSync() {
         while (true) {
@@ -1329,10 +1340,14 @@ final class IdeChannel {
                 case IDLE -> {
                     return;
                 }
-                case WAITING_FOR_BOUNCE, PARKED -> {
-                    // Nothing has moved yet that could finish; QEMU 7.2 would trip an assertion
-                    // here. Drop the transfer and forget its PRD walk, so that setting START
-                    // again repeats the whole command from the first PRD.
+                case WAITING_FOR_BOUNCE -> {
+                    dma.continueWithoutBounce();
+                    startQueuedWork();
+                }
+                case PARKED -> {
+                    // Nothing moves while the controller is paused. Drop the transfer and forget
+                    // its PRD walk, so that setting START again repeats the whole command from
+                    // the first PRD.
                     dma.cancel();
                     if (retryUnit >= 0) {
                         drives[retryUnit].ioBufferSize = 0;
@@ -1349,6 +1364,22 @@ final class IdeChannel {
                     awaitIdle();
                 }
             }
+        }
+    }
+
+    /**
+     * Hands the work queued under the lock to the executor now, as the outermost unlock would (a
+     * direct executor runs it here, without the lock), so that it can be waited for; then takes
+     * the lock back as many times as it was held. Under the lock.
+     */
+    private void startQueuedWork() {
+        int holds = lock.getHoldCount();
+        for (int i = 1; i < holds; i++) {
+            lock.unlock();
+        }
+        unlock();
+        for (int i = 0; i < holds; i++) {
+            lock.lock();
         }
     }
 
@@ -1536,6 +1567,9 @@ final class IdeChannel {
     void reset() {
         // QEMU 7.2 resets the registers first and cancels the DMA after, letting the old
         // completion scribble on the fresh state; finishing the I/O first ends in the same state.
+        // A transfer that is not moving data is dropped first, as QEMU's blk_aio_cancel drops a
+        // DMA waiting for bounce space: a reset does not finish it the way clearing START does.
+        dma.cancel();
         cancelDmaSync();
         dma.cancel();
         waitForRequest();

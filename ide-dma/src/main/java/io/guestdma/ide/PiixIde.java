@@ -364,7 +364,8 @@ public final class PiixIde implements AutoCloseable {
      * Writes the bus-master window (BAR4); see {@link #busMasterRead} for the layout. Writing the
      * command register starts (bit 0 rising) or stops (bit 0 falling) the engine; status bits 1
      * and 2 are write-1-to-clear, bits 5 and 6 are stored; the PRD address drops its low two bits.
-     * Stopping the engine while a transfer runs waits for that transfer to finish, as QEMU does.
+     * Stopping the engine while a transfer runs (or waits for bounce space) waits for that transfer
+     * to finish, as QEMU does.
      *
      * @param offset 0..15 within the window
      * @param size 1, 2 or 4

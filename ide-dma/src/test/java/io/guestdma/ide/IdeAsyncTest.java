@@ -3,6 +3,9 @@ package io.guestdma.ide;
 import static io.guestdma.ide.IdeRig.*;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.guestdma.memory.DmaDirection;
+import io.guestdma.memory.DmaMapping;
+import io.guestdma.memory.GuestMemory;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -61,6 +64,46 @@ class IdeAsyncTest {
             assertThat(rig.inb(REG_STATUS)).isEqualTo(DRDY | DSC);
             assertThat(rig.diskBytes(8 * 512, 4096)).containsOnly((byte) 0x5a);
             opener.join();
+        }
+    }
+
+    /**
+     * On an I/O thread, a read into MMIO waits for bounce space something else holds (MAP; COPY
+     * needs none and finishes): clearing START returns only once the read is done, with the data
+     * where the PRD points, as when the transfer is moving data.
+     */
+    @ParameterizedTest
+    @EnumSource(DmaMode.class)
+    void clearingStartWhileTheTransferWaitsForBounceSpaceFinishesIt(DmaMode mode) {
+        long mmio = 0xfe000000L;
+        RecordingMmio device = new RecordingMmio(65536);
+        GuestMemory memory = GuestMemory.builder()
+                .ram("ram", 0, 4L << 20)
+                .mmio("dev", mmio, 65536, device)
+                .bouncePoolBytes(4096)
+                .build();
+        try (IdeRig rig = IdeRig.builder().mode(mode).memory(memory).executor(io).build()) {
+            byte[] data = pattern(8 * 512, 4);
+            rig.writeDisk(16 * 512, data);
+            rig.writePrdt(PRDT_ADDR, new long[][] {{mmio + 0x1000, 4096 | PRD_EOT}});
+            DmaMapping held = (DmaMapping) memory.map(mmio + 0x8000, 4096, DmaDirection.FROM_DEVICE);
+            rig.outb(REG_DEVICE, LBA);
+            rig.ide.busMasterWrite(BM_PRDT, 4, (int) PRDT_ADDR);
+            rig.command(CMD_READ_DMA, 16, 8);
+            rig.bmWrite(BM_CMD, BM_START | BM_TO_MEMORY);
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+            while (mode == DmaMode.MAP ? memory.bouncePool().waitingClients() == 0
+                    : (rig.bmRead(BM_STATUS) & BM_INTR) == 0) {
+                assertThat(System.nanoTime()).as("transfer reached its waiting point").isLessThan(deadline);
+                Thread.onSpinWait();
+            }
+            rig.bmWrite(BM_CMD, 0); // returns only once the read is done
+            assertThat(rig.bmRead(BM_STATUS)).isEqualTo(BM_INTR);
+            assertThat(rig.inb(REG_STATUS)).isEqualTo(DRDY | DSC);
+            assertThat(java.util.Arrays.copyOfRange(device.contents(), 0x1000, 0x2000)).isEqualTo(data);
+            assertThat(memory.bouncePool().waitingClients()).isZero();
+            memory.unmap(held, 0);
+            assertThat(memory.bouncePool().bytesInFlight()).isZero();
         }
     }
 
