@@ -16,6 +16,7 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
@@ -71,6 +72,8 @@ public final class VhostUserBackend implements AutoCloseable {
     private final GuestMemory memory;
     private final VirtioDevice device;
     private final Vring[] vrings;
+    /** The longest a kick thread polls its ring before it sleeps on the kick (0: never polls). */
+    private final long pollMaxNanos;
     private final Object lock = new Object();
     private Thread server;
     private int listener = -1;
@@ -93,7 +96,8 @@ public final class VhostUserBackend implements AutoCloseable {
     }
 
     /**
-     * Creates a back end with an empty guest memory and the device {@code factory} builds over it.
+     * Creates a back end with an empty guest memory and the device {@code factory} builds over it,
+     * whose kick threads sleep on their kick as soon as the ring is empty (no polling).
      *
      * @param factory builds the device over the back end's guest memory (for example
      *                {@code m -> new VirtioBlk(m, disk, VirtioBlkConfig.defaults())}); called once
@@ -101,7 +105,38 @@ public final class VhostUserBackend implements AutoCloseable {
      * @throws IllegalArgumentException if the device has no queues or more than 256
      */
     public VhostUserBackend(Function<? super AddressSpace, ? extends VirtioDevice> factory) {
+        this(factory, Duration.ZERO);
+    }
+
+    /**
+     * Creates a back end with an empty guest memory and the device {@code factory} builds over it,
+     * whose kick threads poll an empty ring for up to {@code pollMax} before they sleep on the
+     * kick, as QEMU's I/O threads poll their virtqueues ({@code poll-max-ns}, 32 us by default
+     * there). While a kick thread polls, the guest is told not to kick (VRING_USED_F_NO_NOTIFY, or
+     * with EVENT_IDX an avail event it has passed), so a guest that makes requests available in a
+     * steady stream costs neither a kick nor a wake-up per request. The time polled adapts as in
+     * QEMU: it starts at 0, grows (4 us, then doubling up to {@code pollMax}) while the next kick
+     * came later than the poll gave up but within {@code pollMax}, and drops to 0 when the ring
+     * stayed empty for longer than {@code pollMax}, so a ring served one request at a time with
+     * long pauses (a queue depth of 1) is not polled at all. Polling pays for a device that serves
+     * its queue inside {@link VirtioDevice#queueNotified(int)} (for virtio-blk,
+     * {@code VirtioBlkConfig.withIoThreads(false)}); a device that hands the queue to a thread of
+     * its own ends each poll that finds a request, since the kick thread cannot tell when that
+     * thread has taken it.
+     *
+     * @param factory builds the device over the back end's guest memory; called once
+     * @param pollMax the longest poll, {@link Duration#ZERO} for none, at most one second
+     * @throws NullPointerException     if factory or pollMax is null, or the factory returns null
+     * @throws IllegalArgumentException if pollMax is negative or over a second, or the device has
+     *                                  no queues or more than 256
+     */
+    public VhostUserBackend(Function<? super AddressSpace, ? extends VirtioDevice> factory, Duration pollMax) {
         Objects.requireNonNull(factory, "factory");
+        Objects.requireNonNull(pollMax, "pollMax");
+        if (pollMax.isNegative() || pollMax.compareTo(Duration.ofSeconds(1)) > 0) {
+            throw new IllegalArgumentException("pollMax must be from 0 to 1 s, was " + pollMax);
+        }
+        this.pollMaxNanos = pollMax.toNanos();
         this.memory = GuestMemory.builder().build();
         VirtioDevice built;
         try {
@@ -752,6 +787,8 @@ public final class VhostUserBackend implements AutoCloseable {
         private int errFd = -1;
         volatile Thread kickThread;
         private int stopFd = -1;
+        /** Set before the stop descriptor is signalled: a kick thread that keeps finding requests stops polling. */
+        private volatile boolean stopping;
         /** The 1 every interrupt writes, so that signalling allocates nothing. */
         private final MemorySegment one = Linux.eventOne();
 
@@ -824,6 +861,7 @@ public final class VhostUserBackend implements AutoCloseable {
             }
             int kick = kickFd;
             int stop = stopFd;
+            stopping = false;
             kickThread = Thread.ofPlatform().daemon().name("vhost-user-kick-q" + index).start(() -> watch(kick, stop));
         }
 
@@ -832,6 +870,7 @@ public final class VhostUserBackend implements AutoCloseable {
             if (t == null) {
                 return;
             }
+            stopping = true;
             signal(stopFd);
             try {
                 t.join();
@@ -849,7 +888,9 @@ public final class VhostUserBackend implements AutoCloseable {
                 // Kept for the thread's life: a kick costs a poll and a read, and no allocation.
                 MemorySegment set = Linux.pollSet(arena, kick, stop);
                 MemorySegment counter = arena.allocate(8, 8);
+                long pollNanos = 0;
                 while (true) {
+                    long sleptFrom = System.nanoTime();
                     Linux.poll(set, 2, -1);
                     short kicked = Linux.revents(set, 0);
                     if (Linux.revents(set, 1) != 0) {
@@ -863,11 +904,78 @@ public final class VhostUserBackend implements AutoCloseable {
                     }
                     if ((kicked & Linux.POLLIN) != 0) {
                         Linux.drain(kick, counter);
+                        // QEMU's adjustment (aio-posix.c): the wait this kick ended, counted from
+                        // where the last poll began, decides the next poll's length.
+                        pollNanos = nextPoll(pollNanos, System.nanoTime() - sleptFrom + pollNanos);
                         device.queueNotified(index);
+                        while (pollNanos > 0 && !stopping && pollFound(pollNanos)) {
+                            int taken = taken();
+                            device.queueNotified(index);
+                            if (taken() == taken) {
+                                // The device takes nothing now (paused, or holding a failed request
+                                // under the STOP policy): it kicks itself when it resumes.
+                                break;
+                            }
+                        }
                     }
                 }
             } catch (PosixException | RuntimeException e) {
                 LOG.log(System.Logger.Level.ERROR, "vhost-user: queue " + index + ": kick thread failed", e);
+            }
+        }
+
+        /** {@return where the device will take its next request from the ring} */
+        private int taken() {
+            synchronized (queue) {
+                return queue.lastAvailIndex();
+            }
+        }
+
+        /**
+         * The next poll's length after a wait of {@code waitedNanos} (the poll and the sleep after it):
+         * unchanged when the poll would have found the request, 0 when even the longest poll would
+         * not have, else grown.
+         */
+        private long nextPoll(long pollNanos, long waitedNanos) {
+            if (waitedNanos <= pollNanos) {
+                return pollNanos;
+            }
+            if (waitedNanos > pollMaxNanos) {
+                return 0;
+            }
+            return Math.min(pollMaxNanos, pollNanos == 0 ? Math.min(4_000, pollMaxNanos) : pollNanos * 2);
+        }
+
+        /**
+         * Polls the ring, the guest told not to kick, for up to {@code pollNanos}. When it finds nothing
+         * it leaves the guest told to kick again (and, as the
+         * device's drain does, looks at the ring once more after telling it, so that a request made
+         * available in between is not left waiting for a kick that will not come).
+         *
+         * @return whether the ring has a request for the device
+         */
+        private boolean pollFound(long pollNanos) {
+            long deadline = System.nanoTime() + pollNanos;
+            synchronized (queue) {
+                queue.setNotification(false);
+            }
+            boolean found = false;
+            while (!found && System.nanoTime() - deadline < 0) {
+                synchronized (queue) {
+                    found = !queue.isEmpty();
+                }
+                if (!found) {
+                    // A yield, not a pause: on a machine with few CPUs the thread that delivers our
+                    // interrupt to the guest (the VMM's) may be waiting for this one.
+                    Thread.yield();
+                }
+            }
+            if (found) {
+                return true;
+            }
+            synchronized (queue) {
+                queue.setNotification(true);
+                return !queue.isEmpty();
             }
         }
     }

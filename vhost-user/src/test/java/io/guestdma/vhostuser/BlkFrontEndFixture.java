@@ -14,6 +14,7 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.Arrays;
 import java.util.Random;
 import org.junit.jupiter.api.AfterEach;
@@ -58,6 +59,16 @@ abstract class BlkFrontEndFixture {
         return 1;
     }
 
+    /** {@return how long the back end's kick threads may poll an empty ring} */
+    Duration pollMax() {
+        return Duration.ZERO;
+    }
+
+    /** {@return whether the device serves its queues on I/O threads of its own, or on the kick threads} */
+    boolean ioThreads() {
+        return true;
+    }
+
     /** {@return where queue {@code q}'s ring areas start in the shared RAM} */
     static long ring(int q) {
         return 0x40000L * q;
@@ -68,7 +79,8 @@ abstract class BlkFrontEndFixture {
         image = dir.resolve("disk.img");
         Files.write(image, new byte[1 << 20]);
         disk = FileChannelBackend.open(image, BlockOptions.defaults());
-        backend = new VhostUserBackend(m -> new VirtioBlk(m, disk, VirtioBlkConfig.defaults().withQueues(queues())));
+        backend = new VhostUserBackend(m -> new VirtioBlk(m, disk, VirtioBlkConfig.defaults().withQueues(queues())
+                .withIoThreads(ioThreads())), pollMax());
         socket = dir.resolve("vhost.sock");
         backend.listen(socket);
         ram = RamBacking.memfd("vhost-user-test", RAM);
@@ -131,6 +143,11 @@ abstract class BlkFrontEndFixture {
 
     /** Puts a chain of buffers (guest addresses) in ring {@code q} and kicks it; returns the head. */
     int submit(int q, long[][] buffers) throws IOException {
+        return submit(q, buffers, true);
+    }
+
+    /** Puts a chain of buffers (guest addresses) in ring {@code q}, kicking it or not; returns the head. */
+    int submit(int q, long[][] buffers, boolean kick) throws IOException {
         int head = descNext[q];
         for (int i = 0; i < buffers.length; i++) {
             int d = (head + i) % QSIZE;
@@ -145,7 +162,9 @@ abstract class BlkFrontEndFixture {
         ram().set(SHORT, ring(q) + AVAIL + 4 + 2L * (availIdx[q] % QSIZE), (short) head);
         availIdx[q]++;
         ram().set(SHORT, ring(q) + AVAIL + 2, (short) availIdx[q]);
-        Linux.signal(kicks[q]);
+        if (kick) {
+            Linux.signal(kicks[q]);
+        }
         return head;
     }
 

@@ -28,6 +28,13 @@ class VhostUserBlkCommandTest {
         assertThat(o.image()).isEqualTo(new LocalImage(Path.of("/tmp/a.img")));
         assertThat(o.readOnly()).isTrue();
         assertThat(o.queues()).isEqualTo(2);
+        assertThat(o.pollMaxNanos()).isEqualTo(VhostUserBlkCommand.POLL_MAX_NS_DEFAULT).isEqualTo(200_000);
+        assertThat(VhostUserBlkCommand.parse(new String[] {"--socket", "s", "--drive", "file=x", "--poll-max-ns", "0"})
+                .pollMaxNanos()).isZero();
+        assertThatThrownBy(() -> VhostUserBlkCommand.parse(new String[] {"--socket", "s", "--drive", "file=x",
+            "--poll-max-ns", "-1"})).hasMessage("--poll-max-ns must be 0 to 1000000000, was -1");
+        assertThatThrownBy(() -> VhostUserBlkCommand.parse(new String[] {"--socket", "s", "--drive", "file=x",
+            "--poll-max-ns", "32us"})).hasMessage("--poll-max-ns: '32us' is not a number");
         assertThat(VhostUserBlkCommand.parse(new String[] {"--socket", "s", "--drive", "file=nbd://localhost/disk"})
                 .image()).isInstanceOf(NbdAddress.class);
         assertThat(VhostUserBlkCommand.parse(new String[] {"-h"})).isNull();
