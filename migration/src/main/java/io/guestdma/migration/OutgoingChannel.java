@@ -65,19 +65,19 @@ final class OutgoingChannel implements AutoCloseable {
 
     /**
      * Writes every byte of the first {@code count} entries of a native iovec array, which it
-     * consumes (entries are advanced in place).
+     * consumes: after a short write the entries left move to the front of the array (no slice per
+     * short write: a socket's writev is short whenever its buffer fills, many times a pass).
      *
      * @return the bytes written
      */
     long writeAll(MemorySegment iovecs, int count) throws IOException {
         long total = 0;
-        int first = 0;
-        while (first < count) {
-            MemorySegment from = first == 0 ? iovecs : iovecs.asSlice(first * IovecWindow.ENTRY);
-            int entries = Math.min(count - first, Posix.IOV_MAX);
-            long n = socket != null ? socket.writev(from, entries) : Posix.writev(fileFd, from, entries);
+        int left = count;
+        while (left > 0) {
+            int entries = Math.min(left, Posix.IOV_MAX);
+            long n = socket != null ? socket.writev(iovecs, entries) : Posix.writev(fileFd, iovecs, entries);
             total += n;
-            first = IovecWindow.advance(iovecs, first, count, n);
+            left = IovecWindow.consume(iovecs, left, n);
         }
         return total;
     }
