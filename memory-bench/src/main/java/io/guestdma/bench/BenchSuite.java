@@ -174,8 +174,8 @@ public final class BenchSuite {
         plan.add(new Batch("IdeDmaBenchmark\\.write", params("size", "64k,1m", "path", "MAP_FILECHANNEL"), Role.SUMMARY,
                 Pace.LOCAL));
         plan.add(new Batch("IdeDmaBenchmark\\.read", params("size", "64k"), Role.SUMMARY, Pace.LOCAL));
-        // The report's tables only: one fork, and in the full suite only, in 2 warmup and 3
-        // measured iterations instead of 3 and 5: the time goes to the forks of the deciding cases.
+        // The report's tables only: one fork, and in the full suite only: the time goes to the
+        // rounds of the deciding cases.
         plan.add(new Batch("IdeDmaBenchmark\\.read", params("size", "1m"), Role.REPORT, Pace.LOCAL));
         plan.add(new Batch("IdeDmaBenchmark\\.write|IdeDmaBenchmark\\.read", params("size", "4k"), Role.REPORT, Pace.LOCAL));
         plan.add(new Batch("MapBenchmark\\.mapUnmapRam|MapBenchmark\\.copyRead", params("size", "4k,1m"), Role.REPORT,
