@@ -97,9 +97,7 @@ class NbdAsyncTest {
         Path img = rawImage("many.img", size);
         byte[] model = new byte[size];
         Random random = new Random(serverKind.hashCode());
-        try (NbdServer server = serverKind.equals("qemu-nbd")
-                ? NbdServer.qemuNbd(img, dir, "many")
-                : NbdServer.nbdkit(dir, "many", "--exit-with-parent", "file", "file=" + img);
+        try (NbdServer server = NbdServer.servingImage(serverKind, img, dir, "many");
              NbdBackend nbd = NbdBackend.open(server.address(), BlockOptions.defaults());
              Arena arena = Arena.ofShared()) {
             // Writes go to 64 KiB slots of the first half (the second half stays a hole for the

@@ -44,11 +44,6 @@ class NbdCompletionTest {
         return NbdAsyncTest.rawImage(dir, name, bytes);
     }
 
-    private NbdServer server(String kind, Path image, String export) throws IOException {
-        return kind.equals("qemu-nbd") ? NbdServer.qemuNbd(image, dir, export)
-                : NbdServer.nbdkit(dir, export, "--exit-with-parent", "file", "file=" + image);
-    }
-
     /**
      * One request slot of an I/O thread: the completion it reuses from request to request. Counts
      * its calls against its submissions, so a second call for one request (or a call for none)
@@ -154,7 +149,7 @@ class NbdCompletionTest {
         AtomicInteger violations = new AtomicInteger();
         Set<String> threads = ConcurrentHashMap.newKeySet();
         long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(2);
-        try (NbdServer server = server(serverKind, img, "many");
+        try (NbdServer server = NbdServer.servingImage(serverKind, img, dir, "many");
              NbdBackend nbd = NbdBackend.open(server.address(), BlockOptions.defaults());
              Arena arena = Arena.ofShared()) {
             int slotBytes = 65536;

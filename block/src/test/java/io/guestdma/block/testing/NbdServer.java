@@ -64,6 +64,26 @@ public final class NbdServer implements AutoCloseable {
         return null;
     }
 
+    /**
+     * {@code kind}'s server for a raw image on a Unix socket in {@code dir}, for tests that run
+     * against both: qemu-nbd under {@code export}, or nbdkit's file plugin (its one unnamed export).
+     *
+     * @param kind   {@code "qemu-nbd"} or {@code "nbdkit"}
+     * @param image  the raw image
+     * @param dir    where the socket and the server's log go
+     * @param export qemu-nbd's export name; nbdkit's socket and log are named after it
+     * @return the server, listening
+     * @throws IOException              if the server does not start
+     * @throws IllegalArgumentException for another kind
+     */
+    public static NbdServer servingImage(String kind, Path image, Path dir, String export) throws IOException {
+        return switch (kind) {
+            case "qemu-nbd" -> qemuNbd(image, dir, export);
+            case "nbdkit" -> nbdkit(dir, export, "--exit-with-parent", "file", "file=" + image);
+            default -> throw new IllegalArgumentException("no NBD server '" + kind + "'");
+        };
+    }
+
     /** qemu-nbd serving a raw image under {@code export} on a Unix socket in {@code dir}. */
     public static NbdServer qemuNbd(Path image, Path dir, String export, String... extra) throws IOException {
         Path socket = dir.resolve("qemu-nbd-" + Math.abs(image.hashCode()) + ".sock");
