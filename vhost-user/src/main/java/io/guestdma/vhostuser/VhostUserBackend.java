@@ -948,9 +948,9 @@ public final class VhostUserBackend implements AutoCloseable {
 
         /**
          * Polls the ring, the guest told not to kick, for up to {@code pollNanos}. When it finds nothing
-         * it leaves the guest told to kick again (and, as the
-         * device's drain does, looks at the ring once more after telling it, so that a request made
-         * available in between is not left waiting for a kick that will not come).
+         * it leaves the guest told to kick again and, as the device's drain does, looks at the ring
+         * once more after telling it, so that a request made available in between is not left
+         * waiting for a kick that will not come.
          *
          * @return whether the ring has a request for the device
          */
