@@ -25,10 +25,15 @@ import java.util.Random;
  * <p>Both back ends are measured in the same boot, the same minutes and the same load, job by job:
  * after an unmeasured warm-up on our disk (our back end is a fresh JVM whose JIT compiles the
  * request path during its first seconds of I/O), each round runs 4 KiB random reads at queue depth
- * 32 on one disk then the other, then 64 KiB sequential writes at depth 1 on one then the other
- * ({@code --direct=1}, libaio), the first disk alternating between rounds so that neither back end
- * always follows the other. Each round gives one ratio per key (our IOPS over
- * qemu-storage-daemon's); the report takes their median and spread.
+ * 32, then 64 KiB sequential writes at depth 1 ({@code --direct=1}, libaio), each as four 1 s jobs
+ * in the order A B B A (one back end, the other twice, the first again), A being ours in odd rounds
+ * and qemu-storage-daemon's in even ones. Each round gives one ratio per key: our two jobs' IOPS
+ * over qemu-storage-daemon's two; the report takes their median and spread. Why so: the TCG
+ * guest's speed drifts with the host, both back ends' IOPS together (in one boot of 16 rounds,
+ * from 8 000-12 000 random reads per second in some minutes to 17 000-25 000 in others), so a
+ * ratio is only as good as its two sides are close in time; A B B A cancels a drift that is
+ * steady over the round's seconds. (With one 2 s job per back end and key, the per-round random
+ * read ratio of one boot ran from 0.71 to 1.56.)
  *
  * <p>The guest tells its disks apart by a marker line each image starts with, not by their names,
  * and says which it found. A guest that does not power off within {@link Plan#boundSeconds()},
@@ -59,17 +64,19 @@ final class VhostUserGuestBench {
             new Job("randread", RANDREAD, "--rw=randread --bs=4k --iodepth=32", 8),
             new Job("seqwrite", SEQWRITE, "--rw=write --bs=64k --iodepth=1", 49));
     /**
-     * The full suite's rounds: 8 of 4 jobs of 1 + 2 s, after 5 s of each job warming our back end;
-     * about 2 min 15 s with the guest's build and boot on 2 busy cores. Its jobs are {@code --quick}'s
+     * The full suite's rounds: 8 of 8 jobs of 1 s, after 5 s of each job warming our back end;
+     * about 2 min 20 s with the guest's build and boot on 2 busy cores. Its jobs are {@code --quick}'s
      * jobs, more of them: with 3 s jobs here and 2 s in {@code --quick} (until session 25), the
      * sequential writes' ratio was 1.29-1.36 in every quick run against 1.44 in the full run.
      */
-    static final Plan FULL = new Plan(8, 2, 1, 5);
+    static final Plan FULL = new Plan(8, 1, 0, 5);
     /**
-     * {@code --quick}'s rounds: 3 of 4 jobs of 1 + 2 s, after the full suite's warm-up (without it
-     * the first round's random reads still ran at half speed now and then); about 1 min 5 s.
+     * {@code --quick}'s rounds: 3 of 8 jobs of 1 s, after the full suite's warm-up (without it
+     * the first round's random reads still ran at half speed now and then); about 1 min 20 s.
      */
-    static final Plan QUICK = new Plan(3, 2, 1, 5);
+    static final Plan QUICK = new Plan(3, 1, 0, 5);
+    /** How many jobs each back end runs per key in a round (the order A B B A). */
+    static final int JOBS_PER_SIDE = 2;
     static final long IMAGE_BYTES = 256L << 20;
     /** What the first line of each image says, which the guest reads to know whose disk it is. */
     static final String MARKER = "guestdma-bench-disk ";
@@ -105,12 +112,12 @@ final class VhostUserGuestBench {
 
         /** {@return the fio jobs of the boot, the warm-up's included} */
         int jobs() {
-            return rounds * JOBS.size() * 2 + JOBS.size();
+            return rounds * JOBS.size() * 2 * JOBS_PER_SIDE + JOBS.size();
         }
 
         /** {@return the seconds fio runs in the boot, by its own clock} */
         int fioSeconds() {
-            return rounds * JOBS.size() * 2 * (seconds + rampSeconds) + JOBS.size() * warmSeconds;
+            return rounds * JOBS.size() * 2 * JOBS_PER_SIDE * (seconds + rampSeconds) + JOBS.size() * warmSeconds;
         }
 
         /**
@@ -162,11 +169,12 @@ final class VhostUserGuestBench {
                     done
                     echo "GUEST disks %2$s=$O %3$s=$Q"
                     [ -n "$O" ] && [ -n "$Q" ] || exit 3
-                    # job ROUND NAME BACKEND DISK FIELD FIO-ARGS...: one measured job, its IOPS reported
+                    # job ROUND NAME BACKEND DISK TIME FIELD FIO-ARGS...: one measured job, its IOPS
+                    # reported as ROUND-NAME-BACKEND-TIME (TIME: the back end's first or second job of the round)
                     job() {
-                        r=$1; n=$2; b=$3; d=$4; f=$5; shift 5
-                        echo "GUEST stage round $r, $n on $b"
-                        echo "GUEST $r-$n-$b $(%4$s --filename=$d --runtime=%5$d --ramp_time=%6$d --name=$n "$@" | cut -d';' -f$f)"
+                        r=$1; n=$2; b=$3; d=$4; k=$5; f=$6; shift 6
+                        echo "GUEST stage round $r, $n on $b ($k)"
+                        echo "GUEST $r-$n-$b-$k $(%4$s --filename=$d --runtime=%5$d --ramp_time=%6$d --name=$n "$@" | cut -d';' -f$f)"
                     }
                     """.formatted(MARKER, OURS, THEIRS, fio, seconds, rampSeconds));
             if (warmSeconds > 0) {
@@ -180,7 +188,7 @@ final class VhostUserGuestBench {
                     .append("    if [ $((r % 2)) = 1 ]; then A=\"").append(OURS).append(" $O\"; B=\"").append(THEIRS)
                     .append(" $Q\"; else A=\"").append(THEIRS).append(" $Q\"; B=\"").append(OURS).append(" $O\"; fi\n");
             for (Job j : JOBS) {
-                for (String who : List.of("A", "B")) {
+                for (String who : List.of("A 1", "B 1", "B 2", "A 2")) {
                     s.append("    job $r ").append(j.name()).append(" $").append(who).append(' ').append(j.field())
                             .append(' ').append(j.fio()).append('\n');
                 }
@@ -244,8 +252,8 @@ final class VhostUserGuestBench {
             for (int r = 1; r <= plan.rounds(); r++) {
                 StringBuilder line = new StringBuilder("guestdma bench:   round " + r + ":");
                 for (Job j : JOBS) {
-                    line.append(String.format(" %s %s vs %s IOPS (%.2f)", j.name(), report.get(r + "-" + j.name() + "-" + OURS),
-                            report.get(r + "-" + j.name() + "-" + THEIRS), ratios.get(j.key()).get(r - 1)));
+                    line.append(String.format(" %s %s vs %s IOPS (%.2f)", j.name(), sides(report, r, j, OURS),
+                            sides(report, r, j, THEIRS), ratios.get(j.key()).get(r - 1)));
                 }
                 System.err.println(line);
             }
@@ -269,19 +277,38 @@ final class VhostUserGuestBench {
      *
      * @param report the guest's {@code GUEST <key> <value>} lines
      * @param rounds the rounds it ran
-     * @return each key's ratios, our IOPS over qemu-storage-daemon's, one per round in order
-     * @throws IOException if a round's IOPS is missing, not a number or not positive (fio failed)
+     * @return each key's ratios, one per round in order: the IOPS of our jobs of the round over
+     *         those of qemu-storage-daemon's (sums of {@link #JOBS_PER_SIDE} jobs each)
+     * @throws IOException if a job's IOPS is missing, not a number or not positive (fio failed)
      */
     static Map<String, List<Double>> ratios(Map<String, String> report, int rounds) throws IOException {
         Map<String, List<Double>> ratios = new LinkedHashMap<>();
         for (Job j : JOBS) {
             List<Double> perRound = new ArrayList<>();
             for (int r = 1; r <= rounds; r++) {
-                perRound.add(iops(report, r + "-" + j.name() + "-" + OURS) / iops(report, r + "-" + j.name() + "-" + THEIRS));
+                perRound.add(sideIops(report, r, j, OURS) / sideIops(report, r, j, THEIRS));
             }
             ratios.put(j.key(), List.copyOf(perRound));
         }
         return ratios;
+    }
+
+    /** The IOPS of one back end's jobs of a round, summed. */
+    private static double sideIops(Map<String, String> report, int round, Job job, String backEnd) throws IOException {
+        double sum = 0;
+        for (int k = 1; k <= JOBS_PER_SIDE; k++) {
+            sum += iops(report, round + "-" + job.name() + "-" + backEnd + "-" + k);
+        }
+        return sum;
+    }
+
+    /** One back end's jobs of a round as the guest reported them, for the progress line: "a+b". */
+    private static String sides(Map<String, String> report, int round, Job job, String backEnd) {
+        List<String> values = new ArrayList<>();
+        for (int k = 1; k <= JOBS_PER_SIDE; k++) {
+            values.add(report.get(round + "-" + job.name() + "-" + backEnd + "-" + k));
+        }
+        return String.join("+", values);
     }
 
     private static double iops(Map<String, String> report, String key) throws IOException {

@@ -87,6 +87,33 @@ final class Linux {
     private static final MethodHandle WRITE_PLAIN = plainDowncall("write", FunctionDescriptor.of(LONG, INT, PTR, LONG));
     private static final MethodHandle POLL_PLAIN = plainDowncall("poll", FunctionDescriptor.of(INT, PTR, LONG, INT));
 
+    static {
+        customizeDataPath();
+    }
+
+    /**
+     * Invokes the data path's handles 128 times each with nothing to do (descriptor -1, an empty
+     * poll set), so that the JDK customizes them at class initialization rather than at their
+     * 128th invocation from interpreted or C1 code, whose second depends on the JIT (see
+     * {@code io.guestdma.memory.internal.Posix}: a hidden class built on the heap, tens of KB).
+     */
+    private static void customizeDataPath() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment eight = arena.allocate(8, 8);
+            long sum = 0;
+            for (int i = 0; i < 128; i++) {
+                sum += (long) READ_PLAIN.invokeExact(-1, eight, 8L);
+                sum += (long) WRITE_PLAIN.invokeExact(-1, eight, 8L);
+                sum += (int) POLL_PLAIN.invokeExact(eight, 0L, 0);
+            }
+            if (sum != -2L * 128) {
+                throw new IllegalStateException("an eventfd call on descriptor -1 did not fail: " + sum);
+            }
+        } catch (Throwable t) {
+            throw new ExceptionInInitializerError(t);
+        }
+    }
+
     private static MethodHandle downcall(String name, FunctionDescriptor descriptor) {
         return LINKER.downcallHandle(symbol(name), descriptor, CAPTURE);
     }

@@ -159,6 +159,54 @@ public final class Posix {
     private static final ThreadLocal<MemorySegment> CALL_STATE_BUFFER =
             ThreadLocal.withInitial(() -> Arena.ofAuto().allocate(CALL_STATE));
 
+    /**
+     * More than the JDK's {@code java.lang.invoke.MethodHandle.CUSTOMIZE_THRESHOLD} (127 at most):
+     * how often {@link #customizeDataPath} invokes each data-path handle.
+     */
+    static final int CUSTOMIZE_CALLS = 128;
+
+    static {
+        customizeDataPath();
+    }
+
+    /**
+     * Invokes every data-path handle {@link #CUSTOMIZE_CALLS} times on descriptor -1 (EBADF: the
+     * kernel looks at nothing else), so that the JDK customizes them now. The JDK compiles a
+     * handle's own invoker (a hidden class: 33 to 200 KB of heap to build, measured in an
+     * interpreted JVM) the 128th time the handle is invoked from interpreted or C1-compiled code;
+     * C2 code does not count. When that 128th
+     * time comes depends on when the JIT deoptimizes a caller, so a process in steady state could
+     * pay it in any second: NBD's 64 KiB writes at depth 1 allocated ~3 B per write in one of the
+     * three 1 s iterations of 1 fork in 5 (75 KB: the fast {@code read} handle and its adapter,
+     * traced with {@code -Xlog:class+load+cause}). Here it costs the first use of this class a few
+     * milliseconds, once.
+     */
+    private static void customizeDataPath() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment memory = arena.allocate(16, 8);
+            MemorySegment state = arena.allocate(CALL_STATE);
+            long sum = 0;
+            for (int i = 0; i < CUSTOMIZE_CALLS; i++) {
+                sum += (long) PREADV_FAST.invokeExact(-1, memory, 1, 0L);
+                sum += (long) PWRITEV_FAST.invokeExact(-1, memory, 1, 0L);
+                sum += (long) PREAD_FAST.invokeExact(-1, memory, 1L, 0L);
+                sum += (long) PWRITE_FAST.invokeExact(-1, memory, 1L, 0L);
+                sum += (long) READ_FAST.invokeExact(-1, memory, 1L);
+                sum += (long) RECV_FAST.invokeExact(-1, memory, 1L, MSG_DONTWAIT);
+                sum += (long) READV_FAST.invokeExact(-1, memory, 1);
+                sum += (long) WRITEV_FAST.invokeExact(-1, memory, 1);
+                for (MethodHandle capturing : new MethodHandle[] {PREADV, PWRITEV, PREAD, PWRITE, READ, READV, WRITEV}) {
+                    sum += (long) capturing.invokeExact(state, -1, memory, 1L, 0L);
+                }
+            }
+            if (sum != -15L * CUSTOMIZE_CALLS) {
+                throw new IllegalStateException("a data-path call on descriptor -1 did not fail: " + sum);
+            }
+        } catch (Throwable t) {
+            throw new ExceptionInInitializerError(t);
+        }
+    }
+
     private static MethodHandle downcall(String name, FunctionDescriptor descriptor, Linker.Option... extra) {
         Linker.Option[] options = new Linker.Option[extra.length + 1];
         options[0] = CAPTURE;

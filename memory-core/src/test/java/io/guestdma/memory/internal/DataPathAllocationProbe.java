@@ -16,11 +16,16 @@ import java.util.Map;
  * Run in its own JVM by {@link DataPathAllocationTest}: calls each data-path system call many times
  * after a warm-up and prints the heap bytes this thread allocated per call, one {@code name=bytes}
  * line each. {@code fileSize} (lseek, linked with errno capture) is measured the same way as the
- * control that shows a capturing downcall's allocation is visible in this JVM.
+ * control that shows a capturing downcall's allocation is visible in this JVM. With a second
+ * argument {@code first-calls} it prints instead the heap bytes of each call's first 300 calls in
+ * all (run with {@code -Xint}), with {@code getpagesize} (a handle Posix does not customize) as
+ * the control that shows the JDK customizing a handle there.
  */
 final class DataPathAllocationProbe {
     private static final int WARMUP = 30_000;
     private static final int MEASURED = 20_000;
+    /** Past the JDK's customization threshold (127) with room to spare. */
+    private static final int FIRST_CALLS = 300;
 
     private DataPathAllocationProbe() {
     }
@@ -55,6 +60,24 @@ final class DataPathAllocationProbe {
             calls.put("read", () -> Posix.read(stream, a));
             calls.put("control_capturing_lseek", () -> Posix.fileSize(fd));
             long tid = Thread.currentThread().threadId();
+            if (args.length > 1 && args[1].equals("first-calls")) {
+                // Run with -Xint: every call counts towards the JDK's customization of its handle,
+                // and the total over the first FIRST_CALLS calls shows whether that happens now.
+                calls.put("control_uncustomized_getpagesize", () -> Posix.pageSize());
+                for (Map.Entry<String, Call> e : calls.entrySet()) {
+                    if (e.getKey().equals("control_capturing_lseek")) {
+                        continue;
+                    }
+                    Call call = e.getValue();
+                    long before = threads.getThreadAllocatedBytes(tid);
+                    for (int i = 0; i < FIRST_CALLS; i++) {
+                        call.run();
+                    }
+                    long after = threads.getThreadAllocatedBytes(tid);
+                    System.out.println(e.getKey() + "=" + (after - before));
+                }
+                return;
+            }
             for (Map.Entry<String, Call> e : calls.entrySet()) {
                 Call call = e.getValue();
                 for (int i = 0; i < WARMUP; i++) {
