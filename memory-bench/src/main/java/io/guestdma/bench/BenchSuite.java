@@ -28,12 +28,17 @@ import org.openjdk.jmh.runner.options.TimeValue;
  * {@code --quick}) and the others in one. Forks cost time, so they go where a user's decision hangs
  * on the figure; the report takes the median over forks and shows their spread.
  *
- * <p>A deciding batch runs in rounds: each round is one fork of every case of the batch, back to
- * back, and the next round starts after the last case's fork. A ratio key divides fork i of one case
- * by fork i of the other, so the two forks of a ratio are seconds apart rather than the whole batch
- * apart: on a shared VM the host's load moves over minutes, and it then moves both sides of a ratio
- * together instead of one. The NBD batch's reference, {@code qemu-img bench}, runs inside each
- * round for the same reason.
+ * <p>The deciding cases run in rounds: a round is one fork of every deciding case, batch after
+ * batch, and the next round starts when the last batch's forks are done. A ratio key divides fork
+ * i of one case by fork i of the other, and the two are in the same batch of the same round, so
+ * seconds apart: on a shared VM the host's load moves over minutes, and it then moves both sides
+ * of a ratio together instead of one. And a case's forks are a whole round apart (about a minute
+ * and a half in the full suite), so that a noisy minute of the host spoils one fork of each case,
+ * which the median over forks sets aside, rather than every fork of one batch. (Until session 26
+ * a batch ran all its rounds before the next batch, and a full run's figure could be off as a
+ * whole: the 1 MiB IDE write's map/copy at 2.69, forks 2.52 to 2.84, against 2.85 to 3.01 in three
+ * quick runs that followed.) The NBD batch's reference, {@code qemu-img bench}, runs inside each
+ * round for the same reason. The other batches run once, after the rounds.
  *
  * <p>Usage: {@code BenchSuite [--quick] <output directory>}. Runs the batches of {@link #plan()}
  * one after another with JMH's gc profiler, has JMH write all their results into one JSON file
@@ -237,7 +242,7 @@ public final class BenchSuite {
         }
         return (quick ? "bin/bench --quick" : "bin/bench") + ": -prof gc, forks of -wi 2 -i 3, iterations of " + paces
                 + "; deciding cases in " + (quick ? DECIDING_FORKS_QUICK : DECIDING_FORKS)
-                + " rounds of one fork each (a ratio's two sides seconds apart), the others 1 fork"
+                + " rounds (each one fork of every deciding case, batch after batch), the others 1 fork after them"
                 + (quick ? ", the report-only cases not run" : "");
     }
 
@@ -254,22 +259,38 @@ public final class BenchSuite {
      */
     static List<RunResult> run(boolean quick, Map<Integer, List<Double>> qemuImg)
             throws RunnerException, InterruptedException {
-        List<RunResult> all = new ArrayList<>();
+        List<Batch> batches = plan().stream().filter(b -> !quick || b.inQuick()).toList();
+        int rounds = quick ? DECIDING_FORKS_QUICK : DECIDING_FORKS;
         long suiteStart = System.nanoTime();
-        for (Batch batch : plan()) {
-            if (quick && !batch.inQuick()) {
-                continue;
+        // Per batch (by its index in batches), its results round by round.
+        List<List<List<RunResult>>> perBatch = new ArrayList<>();
+        batches.forEach(b -> perBatch.add(new ArrayList<>()));
+        for (int round = 1; round <= rounds; round++) {
+            for (int i = 0; i < batches.size(); i++) {
+                if (batches.get(i).deciding()) {
+                    perBatch.get(i).add(timed(batches.get(i), "round " + round + " of " + rounds, qemuImg, suiteStart));
+                }
             }
-            long batchStart = System.nanoTime();
-            int rounds = batch.deciding() ? (quick ? DECIDING_FORKS_QUICK : DECIDING_FORKS) : 1;
-            List<RunResult> merged = runRounds(batch, rounds, qemuImg);
-            all.addAll(merged);
-            // Where the suite's minutes go, for whoever keeps it inside its time budget.
-            System.err.printf(Locale.ROOT, "guestdma bench: %s (%s, %d cases, %d rounds) took %.0f s; %.0f s so far%n",
-                    batch.benchmark().replace("\\", ""), batch.role(), merged.size(), rounds,
-                    (System.nanoTime() - batchStart) / 1e9, (System.nanoTime() - suiteStart) / 1e9);
         }
+        for (int i = 0; i < batches.size(); i++) {
+            if (!batches.get(i).deciding()) {
+                perBatch.get(i).add(timed(batches.get(i), "one fork", qemuImg, suiteStart));
+            }
+        }
+        List<RunResult> all = new ArrayList<>();
+        perBatch.forEach(results -> all.addAll(RoundResults.merge(results)));
         return all;
+    }
+
+    /** {@link #runOnce}, then where the suite's minutes go, for whoever keeps it inside its time budget. */
+    private static List<RunResult> timed(Batch batch, String which, Map<Integer, List<Double>> qemuImg, long suiteStart)
+            throws RunnerException, InterruptedException {
+        long start = System.nanoTime();
+        List<RunResult> results = runOnce(batch, qemuImg);
+        System.err.printf(Locale.ROOT, "guestdma bench: %s (%s, %d cases, %s) took %.0f s; %.0f s so far%n",
+                batch.benchmark().replace("\\", ""), batch.role(), results.size(), which,
+                (System.nanoTime() - start) / 1e9, (System.nanoTime() - suiteStart) / 1e9);
+        return results;
     }
 
     /**
@@ -287,29 +308,44 @@ public final class BenchSuite {
             throws RunnerException, InterruptedException {
         List<List<RunResult>> perRound = new ArrayList<>();
         for (int round = 0; round < rounds; round++) {
-            ChainedOptionsBuilder options = new OptionsBuilder()
-                    .include(batch.include())
-                    .forks(1)
-                    .addProfiler(GCProfiler.class)
-                    .shouldFailOnError(true)
-                    // Two warmup iterations at least: with one, C2 is often still compiling the path
-                    // on a busy 2-core machine and the first measured iteration allocates and runs slow.
-                    .warmupIterations(2).warmupTime(batch.pace().warmup())
-                    .measurementIterations(3).measurementTime(batch.pace().iteration());
-            batch.params().forEach((name, values) -> options.param(name, values.toArray(String[]::new)));
-            Collection<RunResult> results = runWhenFree(options.build());
-            if (results.isEmpty()) {
-                throw new IllegalStateException("no benchmark matched " + batch.include() + " " + batch.params());
-            }
-            perRound.add(List.copyOf(results));
-            if (batch.qemuImg()) {
-                for (int depth : new int[] {1, 16}) {
-                    QemuImgBench.writesPerSecondOnce(depth, QEMU_IMG_WRITES)
-                            .ifPresent(ops -> qemuImg.computeIfAbsent(depth, d -> new ArrayList<>()).add(ops));
-                }
-            }
+            perRound.add(runOnce(batch, qemuImg));
         }
         return RoundResults.merge(perRound);
+    }
+
+    /**
+     * Runs one fork of every case of a batch (and, for a batch with the qemu-img reference, one
+     * {@code qemu-img bench} run per queue depth after it).
+     *
+     * @param batch   what to run
+     * @param qemuImg where to add the qemu-img writes per second, per queue depth
+     * @return one result per case
+     * @throws RunnerException      if JMH fails
+     * @throws InterruptedException if interrupted while waiting for another JMH run
+     */
+    static List<RunResult> runOnce(Batch batch, Map<Integer, List<Double>> qemuImg)
+            throws RunnerException, InterruptedException {
+        ChainedOptionsBuilder options = new OptionsBuilder()
+                .include(batch.include())
+                .forks(1)
+                .addProfiler(GCProfiler.class)
+                .shouldFailOnError(true)
+                // Two warmup iterations at least: with one, C2 is often still compiling the path
+                // on a busy 2-core machine and the first measured iteration allocates and runs slow.
+                .warmupIterations(2).warmupTime(batch.pace().warmup())
+                .measurementIterations(3).measurementTime(batch.pace().iteration());
+        batch.params().forEach((name, values) -> options.param(name, values.toArray(String[]::new)));
+        Collection<RunResult> results = runWhenFree(options.build());
+        if (results.isEmpty()) {
+            throw new IllegalStateException("no benchmark matched " + batch.include() + " " + batch.params());
+        }
+        if (batch.qemuImg()) {
+            for (int depth : new int[] {1, 16}) {
+                QemuImgBench.writesPerSecondOnce(depth, QEMU_IMG_WRITES)
+                        .ifPresent(ops -> qemuImg.computeIfAbsent(depth, d -> new ArrayList<>()).add(ops));
+            }
+        }
+        return List.copyOf(results);
     }
 
     /**

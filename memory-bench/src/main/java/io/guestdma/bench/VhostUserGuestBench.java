@@ -71,10 +71,11 @@ final class VhostUserGuestBench {
      */
     static final Plan FULL = new Plan(8, 1, 0, 5);
     /**
-     * {@code --quick}'s rounds: 3 of 8 jobs of 1 s, after the full suite's warm-up (without it
-     * the first round's random reads still ran at half speed now and then); about 1 min 20 s.
+     * {@code --quick}'s rounds: 4 of 8 jobs of 1 s, after the full suite's warm-up (without it
+     * the first round's random reads still ran at half speed now and then); about 1 min 30 s. (With
+     * 3, one quick run's random reads gave rounds of 1.02, 1.05 and 1.28 against a full run's 1.19.)
      */
-    static final Plan QUICK = new Plan(3, 1, 0, 5);
+    static final Plan QUICK = new Plan(4, 1, 0, 5);
     /** How many jobs each back end runs per key in a round (the order A B B A). */
     static final int JOBS_PER_SIDE = 2;
     static final long IMAGE_BYTES = 256L << 20;
