@@ -259,8 +259,24 @@ public final class BenchSuite {
      */
     static List<RunResult> run(boolean quick, Map<Integer, List<Double>> qemuImg)
             throws RunnerException, InterruptedException {
-        List<Batch> batches = plan().stream().filter(b -> !quick || b.inQuick()).toList();
-        int rounds = quick ? DECIDING_FORKS_QUICK : DECIDING_FORKS;
+        return run(plan().stream().filter(b -> !quick || b.inQuick()).toList(),
+                quick ? DECIDING_FORKS_QUICK : DECIDING_FORKS, qemuImg);
+    }
+
+    /**
+     * Runs batches: the deciding ones in rounds (each round one fork of every deciding batch, in
+     * order), then the others once.
+     *
+     * @param batches what to run
+     * @param rounds  how many rounds of the deciding batches, at least 1
+     * @param qemuImg where to add, per queue depth, each round's qemu-img writes per second
+     * @return the results of every case, in the batches' order, a deciding case's forks merged into
+     *         one result in round order
+     * @throws RunnerException      if JMH fails
+     * @throws InterruptedException if interrupted while waiting for another JMH run
+     */
+    static List<RunResult> run(List<Batch> batches, int rounds, Map<Integer, List<Double>> qemuImg)
+            throws RunnerException, InterruptedException {
         long suiteStart = System.nanoTime();
         // Per batch (by its index in batches), its results round by round.
         List<List<List<RunResult>>> perBatch = new ArrayList<>();
@@ -291,26 +307,6 @@ public final class BenchSuite {
                 batch.benchmark().replace("\\", ""), batch.role(), results.size(), which,
                 (System.nanoTime() - start) / 1e9, (System.nanoTime() - suiteStart) / 1e9);
         return results;
-    }
-
-    /**
-     * Runs a batch in rounds, each one fork of every case of the batch (and, for a batch with the
-     * qemu-img reference, one {@code qemu-img bench} run per queue depth after it).
-     *
-     * @param batch   what to run
-     * @param rounds  how many rounds, at least 1
-     * @param qemuImg where to add each round's qemu-img writes per second, per queue depth
-     * @return one result per case, its forks in round order
-     * @throws RunnerException      if JMH fails
-     * @throws InterruptedException if interrupted while waiting for another JMH run
-     */
-    static List<RunResult> runRounds(Batch batch, int rounds, Map<Integer, List<Double>> qemuImg)
-            throws RunnerException, InterruptedException {
-        List<List<RunResult>> perRound = new ArrayList<>();
-        for (int round = 0; round < rounds; round++) {
-            perRound.add(runOnce(batch, qemuImg));
-        }
-        return RoundResults.merge(perRound);
     }
 
     /**

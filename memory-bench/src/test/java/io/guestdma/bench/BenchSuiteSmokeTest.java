@@ -98,7 +98,7 @@ class BenchSuiteSmokeTest {
                 Map.of("size", List.of("4k")), BenchSuite.Role.DECIDING, BenchSuite.Pace.LOCAL);
         Map<Integer, List<Double>> qemuImg = new HashMap<>();
 
-        List<RunResult> merged = BenchSuite.runRounds(batch, 2, qemuImg);
+        List<RunResult> merged = BenchSuite.run(List.of(batch), 2, qemuImg);
 
         assertThat(merged).hasSize(2);
         for (RunResult run : merged) {

@@ -1,5 +1,6 @@
 package io.guestdma.memory;
 
+import io.guestdma.memory.internal.Posix;
 import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandle;
 import java.lang.invoke.MethodHandles;
@@ -79,10 +80,11 @@ final class SessionlessBuffers {
             MethodHandle handle = MethodHandles.lookup().unreflectConstructor(usable)
                     .asType(MethodType.methodType(ByteBuffer.class, long.class, long.class));
             ByteBuffer probe = (ByteBuffer) handle.invokeExact(0L, 0L);
-            // 127 more: the JDK customizes a handle at its 128th call from interpreted or C1
-            // code (a hidden class built on the heap, see Posix.customizeDataPath); done here, it
-            // cannot land in a request whose caller the JIT has just deoptimized.
-            for (int i = 1; i < 128; i++) {
+            // The rest of Posix.CUSTOMIZE_CALLS: the JDK customizes a handle at its 128th call
+            // from interpreted or C1 code (a hidden class built on the heap, see
+            // Posix.customizeDataPath); done here, it cannot land in a request whose caller the
+            // JIT has just deoptimized.
+            for (int i = 1; i < Posix.CUSTOMIZE_CALLS; i++) {
                 probe = (ByteBuffer) handle.invokeExact(0L, 0L);
             }
             return probe.isDirect() ? handle : null;

@@ -161,9 +161,10 @@ public final class Posix {
 
     /**
      * More than the JDK's {@code java.lang.invoke.MethodHandle.CUSTOMIZE_THRESHOLD} (127 at most):
-     * how often {@link #customizeDataPath} invokes each data-path handle.
+     * how often a data-path handle is invoked when its class is initialized, so that the JDK
+     * customizes it then ({@link #customizeDataPath}).
      */
-    static final int CUSTOMIZE_CALLS = 128;
+    public static final int CUSTOMIZE_CALLS = 128;
 
     static {
         customizeDataPath();
@@ -174,9 +175,8 @@ public final class Posix {
      * kernel looks at nothing else), so that the JDK customizes them now. The JDK compiles a
      * handle's own invoker (a hidden class: 33 to 200 KB of heap to build, measured in an
      * interpreted JVM) the 128th time the handle is invoked from interpreted or C1-compiled code;
-     * C2 code does not count. When that 128th
-     * time comes depends on when the JIT deoptimizes a caller, so a process in steady state could
-     * pay it in any second: NBD's 64 KiB writes at depth 1 allocated ~3 B per write in one of the
+     * C2 code does not count. When that 128th time comes depends on when the JIT deoptimizes a
+     * caller, so a process in steady state could pay it in any second: NBD's 64 KiB writes at depth 1 allocated ~3 B per write in one of the
      * three 1 s iterations of 1 fork in 5 (75 KB: the fast {@code read} handle and its adapter,
      * traced with {@code -Xlog:class+load+cause}). Here it costs the first use of this class a few
      * milliseconds, once.

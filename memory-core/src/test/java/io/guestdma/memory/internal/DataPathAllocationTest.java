@@ -28,7 +28,7 @@ class DataPathAllocationTest {
 
     @Test
     void dataPathCallsAllocateNothingEvenWithoutEscapeAnalysis(@TempDir Path dir) throws IOException, InterruptedException {
-        Map<String, Double> perCall = probe(dir.resolve("probe.img"), dir.resolve("probe.out"));
+        Map<String, Double> perCall = probe(dir.resolve("probe.img"), dir.resolve("probe.out"), false);
 
         assertThat(perCall.get("control_capturing_lseek"))
                 .as("a downcall with errno capture allocates in this JVM (else the check below proves nothing)")
@@ -47,7 +47,7 @@ class DataPathAllocationTest {
      */
     @Test
     void dataPathHandlesAreCustomizedBeforeTheirFirstCall(@TempDir Path dir) throws IOException, InterruptedException {
-        Map<String, Double> total = probe(dir.resolve("probe.img"), dir.resolve("probe.out"), "-Xint", "first-calls");
+        Map<String, Double> total = probe(dir.resolve("probe.img"), dir.resolve("probe.out"), true);
 
         assertThat(total.get("control_uncustomized_getpagesize"))
                 .as("a handle invoked 300 times from the interpreter is customized, allocating (else the check below proves nothing)")
@@ -57,17 +57,22 @@ class DataPathAllocationTest {
         }
     }
 
-    private static Map<String, Double> probe(Path file, Path log, String... extra) throws IOException, InterruptedException {
+    /**
+     * Runs the probe in its own JVM without escape analysis.
+     *
+     * @param firstCalls whether to measure the first calls in an interpreted JVM instead of calls
+     *                   after a warm-up
+     */
+    private static Map<String, Double> probe(Path file, Path log, boolean firstCalls) throws IOException, InterruptedException {
         Path java = Path.of(System.getProperty("java.home"), "bin", "java");
         List<String> command = new ArrayList<>(List.of(java.toString(), "--enable-native-access=ALL-UNNAMED",
                 "-XX:-DoEscapeAnalysis", "-Xmx64m", "-cp", System.getProperty("java.class.path")));
-        if (extra.length > 0) {
-            command.add(extra[0]);
+        if (firstCalls) {
+            command.add("-Xint");
         }
-        command.add(DataPathAllocationProbe.class.getName());
-        command.add(file.toString());
-        if (extra.length > 1) {
-            command.add(extra[1]);
+        command.addAll(List.of(DataPathAllocationProbe.class.getName(), file.toString()));
+        if (firstCalls) {
+            command.add("first-calls");
         }
         Process p = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile()).start();
         try {
