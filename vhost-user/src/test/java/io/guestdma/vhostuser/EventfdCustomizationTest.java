@@ -2,11 +2,10 @@ package io.guestdma.vhostuser;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.guestdma.vhostuser.testing.ChildJvm;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.concurrent.TimeUnit;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -19,21 +18,7 @@ import org.junit.jupiter.api.io.TempDir;
 class EventfdCustomizationTest {
     @Test
     void theKickPathsFirstCallsAllocateNothing(@TempDir Path dir) throws IOException, InterruptedException {
-        Path log = dir.resolve("probe.out");
-        Process p = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "--enable-native-access=ALL-UNNAMED", "-Xint", "-Xmx64m", "-cp", System.getProperty("java.class.path"),
-                EventfdCustomizationProbe.class.getName())
-                .redirectErrorStream(true).redirectOutput(log.toFile()).start();
-        try {
-            boolean finished = p.waitFor(120, TimeUnit.SECONDS);
-            String output = Files.readString(log, StandardCharsets.UTF_8);
-            assertThat(finished).as("probe finished within 2 minutes; output so far:%n%s", output).isTrue();
-            assertThat(p.exitValue()).as("probe exit status; output:%n%s", output).isZero();
-            String line = output.lines().filter(l -> l.startsWith("kick=")).findFirst().orElseThrow(
-                    () -> new AssertionError("no kick= line in the probe's output:\n" + output));
-            assertThat(Long.parseLong(line.substring(5))).as("heap bytes of 300 signal/poll/drain rounds").isLessThan(1024);
-        } finally {
-            p.destroyForcibly();
-        }
+        String kick = ChildJvm.line(dir, List.of("-Xint", "-Xmx64m"), EventfdCustomizationProbe.class, "kick=");
+        assertThat(Long.parseLong(kick)).as("heap bytes of 300 signal/poll/drain rounds").isLessThan(1024);
     }
 }
