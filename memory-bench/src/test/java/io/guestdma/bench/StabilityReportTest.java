@@ -43,7 +43,10 @@ class StabilityReportTest {
     void againstAFullRun_eachKeyShowsTheFurthestQuickRunFromIt(@TempDir Path dir) throws Exception {
         Path full = Files.createDirectories(dir.resolve("full"));
         Files.writeString(full.resolve("summary.json"), """
-                {"two_thread_scaling": 2.0, "lookup_10000_over_1": 1.0, "nbd_write_64k_qd16_vs_qemu_img_bench": null,
+                {"two_thread_scaling": 2.0, "two_thread_scaling_spread": {"min": 1.7, "max": 2.4, "forks": 5},
+                 "lookup_10000_over_1": 1.0, "lookup_10000_over_1_spread": {"min": 0.98, "max": 1.02, "forks": 5},
+                 "nbd_write_64k_qd16_vs_qemu_img_bench": null,
+                 "migration_downtime_ms_1g_idle": 3.0, "migration_downtime_ms_1g_idle_spread": {"min": 3.0, "max": 3.0, "forks": 1},
                  "virtio_blk_alloc_bytes_per_request": 0.01, "nbd_write_64k_alloc_bytes_per_op": 0.5}
                 """);
         String[][] quick = {{"1.9", "0.95"}, {"2.3", "1.05"}};
@@ -52,6 +55,7 @@ class StabilityReportTest {
             Path run = Files.createDirectories(dir.resolve("run-" + (i + 1)));
             Files.writeString(run.resolve("summary.json"), """
                     {"two_thread_scaling": %s, "lookup_10000_over_1": %s, "nbd_write_64k_qd16_vs_qemu_img_bench": 0.9,
+                     "migration_downtime_ms_1g_idle": 3.1,
                      "virtio_blk_alloc_bytes_per_request": 0.05, "nbd_write_64k_alloc_bytes_per_op": %s}
                     """.formatted(quick[i][0], quick[i][1], i == 0 ? "0.4" : "3.5"));
             args[i + 3] = run.toString();
@@ -60,10 +64,16 @@ class StabilityReportTest {
 
         String md = Files.readString(dir.resolve("stability.md"));
         assertThat(md).contains("2 runs of `bin/bench --quick`", "\"off full\"")
-                .containsPattern("\\| key +\\| run 1 \\| run 2 \\| +min \\| +max \\| spread \\| +full \\| +off full \\|")
-                .as("2.3 is 15% over 2.0: marked").containsPattern("\\| two_thread_scaling +\\|.*\\| +2\\.000 \\| +\\+15\\.0% ! \\|")
-                .as("within 10%: not marked").containsPattern("\\| lookup_10000_over_1 +\\|.*\\| +1\\.000 \\| +[-+]5\\.0% \\|")
-                .as("not in the full run").containsPattern("\\| nbd_write_64k_qd16_vs_qemu_img_bench +\\|.*\\| +- \\| +- \\|")
+                .containsPattern("\\| key +\\| run 1 \\| run 2 \\| +min \\| +max \\| spread \\| +full \\| +off full \\|"
+                        + " +full's forks \\| in them \\|")
+                .as("2.3 is 15% over 2.0: marked, yet inside the full run's forks (1.7 to 2.4)").containsPattern(
+                        "\\| two_thread_scaling +\\|.*\\| +2\\.000 \\| +\\+15\\.0% ! \\| +1\\.700 - 2\\.400 \\| +yes \\|")
+                .as("within 10%: not marked, yet outside the full run's narrow forks").containsPattern(
+                        "\\| lookup_10000_over_1 +\\|.*\\| +1\\.000 \\| +[-+]5\\.0% \\| +0\\.980 - 1\\.020 \\| +no \\|")
+                .as("one fork in the full run: no range to be in").containsPattern(
+                        "\\| migration_downtime_ms_1g_idle +\\|.*\\| +3\\.000 \\| +\\+3\\.3% \\| +- \\| +- \\|")
+                .as("not in the full run").containsPattern(
+                        "\\| nbd_write_64k_qd16_vs_qemu_img_bench +\\|.*\\| +- \\| +- \\| +- \\| +- \\|")
                 .as("allocation: the largest run, against 1 B").containsPattern(
                         "\\| virtio_blk_alloc_bytes_per_request +\\|.*\\| +0\\.010 \\| +max 0\\.050 B \\|")
                 .containsPattern("\\| nbd_write_64k_alloc_bytes_per_op +\\|.*\\| +0\\.500 \\| +max 3\\.500 B ! \\|");
