@@ -7,7 +7,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -130,7 +129,7 @@ sealed interface CReference {
             Thread.currentThread().interrupt();
             return new NotMeasured(SOURCE + ": interrupted");
         } finally {
-            deleteTree(work);
+            ScratchDirectory.delete(work);
         }
     }
 
@@ -143,19 +142,6 @@ sealed interface CReference {
         String path = System.getenv("PATH");
         return path == null ? Optional.empty() : Stream.of(path.split(":")).filter(d -> !d.isEmpty())
                 .map(d -> Path.of(d, name)).filter(p -> Files.isRegularFile(p) && Files.isExecutable(p)).findFirst();
-    }
-
-    private static void deleteTree(Path dir) {
-        if (dir == null) {
-            return;
-        }
-        try (Stream<Path> files = Files.walk(dir)) {
-            for (Path p : files.sorted(Comparator.reverseOrder()).toList()) {
-                Files.deleteIfExists(p);
-            }
-        } catch (IOException e) {
-            // A leftover temporary directory is not worth failing the report for.
-        }
     }
 
     /** A finished process: its exit status and its standard output and error, merged. */

@@ -2,7 +2,6 @@ package io.guestdma.bench;
 
 import io.guestdma.block.BlockCompletion;
 import io.guestdma.block.BlockOptions;
-import io.guestdma.block.NbdAddress;
 import io.guestdma.block.NbdBackend;
 import io.guestdma.memory.DmaDirection;
 import io.guestdma.memory.DmaMapping;
@@ -216,7 +215,7 @@ public class NbdWriteBenchmark extends SuiteSettings {
     @Setup(Level.Trial)
     public void setUp() throws IOException, InterruptedException {
         SharedCpu.pinThisProcess();
-        dir = QemuImgBench.imageDirectory("guestdma-nbd-bench");
+        dir = ScratchDirectory.create("guestdma-nbd-bench");
         Path image = dir.resolve("disk.img");
         try (var f = new java.io.RandomAccessFile(image.toFile(), "rw")) {
             f.setLength(IMAGE_BYTES);
@@ -250,12 +249,7 @@ public class NbdWriteBenchmark extends SuiteSettings {
             server.destroy();
             server.waitFor(10, TimeUnit.SECONDS);
             memory.close();
-            try (var files = Files.list(dir)) {
-                for (Path p : files.toList()) {
-                    Files.deleteIfExists(p);
-                }
-            }
-            Files.deleteIfExists(dir);
+            ScratchDirectory.delete(dir);
         }
     }
 

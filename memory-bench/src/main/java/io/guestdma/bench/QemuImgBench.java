@@ -26,24 +26,6 @@ final class QemuImgBench {
     private QemuImgBench() {
     }
 
-    /**
-     * Where both sides put the export's image: memory ({@code /dev/shm}) when the machine has it, so
-     * that neither measurement waits for the disk's write-back and the comparison is of the two
-     * NBD clients, not of whichever one the kernel chose to flush under; else the temporary
-     * directory.
-     *
-     * @param prefix the directory name's prefix
-     * @return a new empty directory
-     * @throws IOException if it cannot be created
-     */
-    static Path imageDirectory(String prefix) throws IOException {
-        Path shm = Path.of("/dev/shm");
-        if (Files.isDirectory(shm) && Files.isWritable(shm)) {
-            return Files.createTempDirectory(shm, prefix);
-        }
-        return Files.createTempDirectory(prefix);
-    }
-
     /** @return the export address of a server started by {@link #startQemuNbd} in {@code dir} */
     static NbdAddress address(Path dir) {
         return new NbdAddress.Unix(dir.resolve("nbd.sock"), EXPORT);
@@ -104,7 +86,7 @@ final class QemuImgBench {
         Path dir = null;
         Process server = null;
         try {
-            dir = imageDirectory("guestdma-qemu-img-bench");
+            dir = ScratchDirectory.create("guestdma-qemu-img-bench");
             Path image = dir.resolve("disk.img");
             try (var f = new java.io.RandomAccessFile(image.toFile(), "rw")) {
                 f.setLength(NbdWriteBenchmark.IMAGE_BYTES);
@@ -131,16 +113,7 @@ final class QemuImgBench {
             if (server != null) {
                 server.destroy();
             }
-            if (dir != null) {
-                try (var files = Files.list(dir)) {
-                    for (Path p : files.toList()) {
-                        Files.deleteIfExists(p);
-                    }
-                    Files.deleteIfExists(dir);
-                } catch (IOException ignored) {
-                    // A temp directory left behind is harmless.
-                }
-            }
+            ScratchDirectory.delete(dir);
         }
     }
 }

@@ -10,7 +10,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -231,7 +230,7 @@ final class VhostUserGuestBench {
         }
         Path dir = null;
         try {
-            dir = QemuImgBench.imageDirectory("guestdma-vhost-guest-bench");
+            dir = ScratchDirectory.create("guestdma-vhost-guest-bench");
             System.err.printf("guestdma bench: fio in a Linux guest over vhost-user-blk, ours against %s, one boot"
                     + " with a disk for each, %d rounds of %d + %d s jobs...%n", THEIRS, plan.rounds(), plan.rampSeconds(),
                     plan.seconds());
@@ -267,9 +266,7 @@ final class VhostUserGuestBench {
             Thread.currentThread().interrupt();
             return Map.of();
         } finally {
-            if (dir != null) {
-                deleteTree(dir);
-            }
+            ScratchDirectory.delete(dir);
         }
     }
 
@@ -373,16 +370,6 @@ final class VhostUserGuestBench {
             while (sector.hasRemaining()) {
                 channel.write(sector, sector.position());
             }
-        }
-    }
-
-    private static void deleteTree(Path dir) {
-        try (var walk = Files.walk(dir)) {
-            for (Path p : walk.sorted(Comparator.reverseOrder()).toList()) {
-                Files.deleteIfExists(p);
-            }
-        } catch (IOException ignored) {
-            // A temporary directory left behind is harmless.
         }
     }
 }
