@@ -25,19 +25,21 @@ public final class ChildJvm {
      * @param options   JVM options, e.g. {@code -Xint}, {@code -Xmx64m}
      * @param mainClass the probe
      * @param prefix    what the wanted line starts with, e.g. {@code "kick="}
+     * @param args      the probe's arguments
      * @return the rest of that line, stripped
      * @throws AssertionError if the probe runs over 2 minutes, exits other than 0 or prints no
      *                        such line (its output in the message)
      * @throws IOException if the JVM cannot be started or its output read
      * @throws InterruptedException if interrupted while waiting for it
      */
-    public static String line(Path dir, List<String> options, Class<?> mainClass, String prefix)
+    public static String line(Path dir, List<String> options, Class<?> mainClass, String prefix, String... args)
             throws IOException, InterruptedException {
         Path log = Files.createTempFile(dir, mainClass.getSimpleName(), ".out");
         List<String> command = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
                 "--enable-native-access=ALL-UNNAMED"));
         command.addAll(options);
         command.addAll(List.of("-cp", System.getProperty("java.class.path"), mainClass.getName()));
+        command.addAll(List.of(args));
         Process p = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile()).start();
         try {
             boolean finished = p.waitFor(120, TimeUnit.SECONDS);
