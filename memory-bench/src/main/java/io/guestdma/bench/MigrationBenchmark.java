@@ -94,7 +94,13 @@ public class MigrationBenchmark extends SuiteSettings {
         ByteBuffer sink = ByteBuffer.allocateDirect(1 << 20);
         ByteBuffer ack = ByteBuffer.allocateDirect(1);
         while (true) {
-            try (SocketChannel peer = server.accept()) {
+            SocketChannel peer;
+            try {
+                peer = server.accept();
+            } catch (IOException e) {
+                return; // the server is closed: nothing more to serve
+            }
+            try (peer) {
                 if (stopping) {
                     return;
                 }
@@ -108,7 +114,8 @@ public class MigrationBenchmark extends SuiteSettings {
                 ack.put(0, (byte) 0x06);
                 peer.write(ack);
             } catch (IOException e) {
-                return; // nothing left to receive from
+                // One connection broke (its sender reports that); the next operation's must still
+                // be served, or it would wait for an acknowledgement forever.
             }
         }
     }
