@@ -723,6 +723,16 @@ final class IdeChannel {
         request.start(s, DriveRequest.Kind.FLUSH, 0, 0);
     }
 
+    /**
+     * Waits until every change of this channel's interrupt line recorded so far has reached its
+     * {@link IrqLine} (see {@link IrqQueue#awaitDelivered()}).
+     *
+     * @throws InterruptedException if interrupted while waiting
+     */
+    void awaitInterruptDelivered() throws InterruptedException {
+        irq.awaitDelivered();
+    }
+
     /** Completion of a PIO or flush request, under the lock; cause is what the backend threw, if anything. */
     void driveRequestDone(AtaDrive s, DriveRequest.Kind kind, DmaOutcome outcome, Throwable cause) {
         failure = cause;

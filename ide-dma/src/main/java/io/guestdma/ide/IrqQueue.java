@@ -74,6 +74,7 @@ final class IrqQueue {
                 synchronized (this) {
                     if (head == tail) {
                         delivering = false;
+                        notifyAll();
                         done = true;
                         return;
                     }
@@ -86,8 +87,31 @@ final class IrqQueue {
             if (!done) {
                 synchronized (this) {
                     delivering = false;
+                    notifyAll();
                 }
             }
         }
+    }
+
+    /**
+     * Waits until every transition recorded so far has reached the line: delivers them itself
+     * when nobody is, else waits for the thread that is. For an observer that must not answer
+     * before the line shows what the device did (qtest's reply to a port access comes after the
+     * IRQ lines that access caused). Call with no lock held that the line may take, or this waits
+     * for a deliverer that waits for it.
+     *
+     * @throws InterruptedException if interrupted while waiting; the transitions are still delivered
+     *     by the thread delivering them
+     */
+    void awaitDelivered() throws InterruptedException {
+        deliver();
+        synchronized (this) {
+            while (delivering) {
+                wait();
+            }
+        }
+        // A transition recorded after the deliverer finished is delivered by its own thread; one
+        // recorded before it finished was delivered by it. What remains was recorded after this
+        // call began, which the caller did not ask about.
     }
 }

@@ -486,6 +486,26 @@ public final class PiixIde implements AutoCloseable {
     }
 
     /**
+     * Waits until every change of the two interrupt lines the controller has made so far has
+     * reached the {@link IrqLine}s it was built with. The controller hands a change to its line
+     * after releasing the channel's lock, and when another thread is already handing changes over,
+     * a register access returns before its own change has been handed over. An observer that
+     * reports the lines next to the accesses that moved them (qtest, which promises an access's
+     * {@code IRQ raise}/{@code lower} before the access's reply) calls this before it answers.
+     *
+     * <p>Call it holding no lock that an {@code IrqLine} may take: it may wait for a thread that
+     * is inside {@link IrqLine#set}.
+     *
+     * @throws InterruptedException if interrupted while waiting (the changes are still delivered,
+     *     by the thread delivering them)
+     */
+    public void awaitInterruptsDelivered() throws InterruptedException {
+        for (IdeChannel channel : channels) {
+            channel.awaitInterruptDelivered();
+        }
+    }
+
+    /**
      * Resets the controller as a machine reset does (QEMU's piix_ide_reset): running transfers
      * finish first, then both channels, all units and both bus masters return to power-on state,
      * held requests are dropped and the interrupt lines are lowered. The bus-master enable and the

@@ -5,6 +5,7 @@ import java.io.BufferedOutputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
+import java.io.InterruptedIOException;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
@@ -270,6 +271,7 @@ public final class QtestServer {
 
     /** Streams a read reply: guest memory is read and encoded chunk by chunk, under the lock. */
     private void streamRead(long address, long size, boolean base64) throws IOException {
+        settleInterrupts();
         byte[] buffer = new byte[(int) Math.min(size, CHUNK)];
         synchronized (outputLock) {
             write(base64 ? "OK " : "OK 0x");
@@ -319,9 +321,27 @@ public final class QtestServer {
     }
 
     private void send(String reply) throws IOException {
+        if (!Thread.holdsLock(outputLock)) {
+            settleInterrupts();
+        }
         synchronized (outputLock) {
             write(reply);
             out.flush();
+        }
+    }
+
+    /**
+     * Waits until the IDE controller has handed every interrupt change so far to its lines, so
+     * that an {@code IRQ} line an access caused is written before the access's reply even when
+     * another thread (a monitor's {@code qemu-io resume}, an I/O completion) was delivering at the
+     * time. Called without the output lock, which the delivering thread takes to write its line.
+     */
+    private void settleInterrupts() throws IOException {
+        try {
+            machine.ide().awaitInterruptsDelivered();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new InterruptedIOException("interrupted while interrupts were delivered");
         }
     }
 
