@@ -16,11 +16,11 @@ import java.util.stream.Stream;
  * The bench's temporary directories for images and sockets: in {@code /dev/shm} when it is there
  * and writable, so that no measurement waits for the disk's write-back (the NBD comparison is of
  * two NBD clients, not of whichever one the kernel chose to flush under; the guest's two back ends
- * likewise), and removed when done. A directory in {@code /dev/shm} that is left behind holds its images in RAM
- * until the machine reboots (the guest bench's two images are 512 MiB), so a JVM stopped before it
- * got to remove one (SIGTERM, Ctrl-C, {@code System.exit}) removes it in a shutdown hook, after
- * stopping the processes it started that may still write there (qemu-nbd, QEMU,
- * qemu-storage-daemon, a back end's JVM). Only SIGKILL leaves one behind. Thread-safe.
+ * likewise), and removed when done. A directory in {@code /dev/shm} that is left behind holds its
+ * images in RAM until the machine reboots (the guest bench's two images are 512 MiB), so a JVM
+ * stopped before it got to remove one (SIGTERM, Ctrl-C, {@code System.exit}) removes it in a
+ * shutdown hook, after stopping the processes it started that may still write there (qemu-nbd,
+ * QEMU, qemu-storage-daemon, a back end's JVM). Only SIGKILL leaves one behind. Thread-safe.
  */
 final class ScratchDirectory {
     /** Directories created and not yet deleted, which the shutdown hook deletes. */

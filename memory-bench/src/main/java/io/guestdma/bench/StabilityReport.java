@@ -26,16 +26,6 @@ public final class StabilityReport {
     }
 
     /**
-     * The smallest and largest value of one key over a run's forks (or rounds).
-     *
-     * @param min   the smallest
-     * @param max   the largest
-     * @param forks how many forks (or rounds) gave a value
-     */
-    record Range(double min, double max, int forks) {
-    }
-
-    /**
      * Writes the comparison.
      *
      * @param args the output directory, optionally {@code --against <full-suite directory>}, then
@@ -45,11 +35,8 @@ public final class StabilityReport {
     public static void main(String[] args) throws IOException {
         List<String> rest = new ArrayList<>(List.of(args));
         Optional<Map<String, Double>> full = Optional.empty();
-        Map<String, Range> fullForks = Map.of();
         if (rest.size() >= 3 && rest.get(1).equals("--against")) {
-            Object summary = summary(rest.get(2));
-            full = Optional.of(flatten(summary));
-            fullForks = forks(summary);
+            full = Optional.of(read(rest.get(2)));
             rest.subList(1, 3).clear();
         }
         if (rest.size() < 2) {
@@ -60,7 +47,7 @@ public final class StabilityReport {
         for (String run : rest.subList(1, rest.size())) {
             runs.add(read(run));
         }
-        String table = table(runs, full, fullForks);
+        String table = table(runs, full);
         System.out.println();
         System.out.println(table);
         Path out = Path.of(rest.get(0));
@@ -81,17 +68,12 @@ public final class StabilityReport {
 
     /** The flattened summary.json of one run's directory; exits with a message if there is none. */
     private static Map<String, Double> read(String dir) throws IOException {
-        return flatten(summary(dir));
-    }
-
-    /** The parsed summary.json of one run's directory; exits with a message if there is none. */
-    private static Object summary(String dir) throws IOException {
         Path summary = Path.of(dir, "summary.json");
         if (!Files.isRegularFile(summary)) {
             System.err.println("StabilityReport: no summary.json in " + dir + " (did that run fail?)");
             System.exit(1);
         }
-        return SummaryJson.read(Files.readString(summary));
+        return flatten(SummaryJson.read(Files.readString(summary)));
     }
 
     private static String machine() {
@@ -101,8 +83,8 @@ public final class StabilityReport {
     }
 
     /**
-     * The numeric keys of a summary, nested keys joined with dots; the {@code _spread} objects
-     * (within one run) are left out, since this compares runs.
+     * The numeric keys of a summary, nested keys joined with dots; a key's spread over forks comes
+     * out as {@code <key>_spread.min}, {@code .max} and {@code .forks}.
      *
      * @param summary a parsed {@code summary.json}
      * @return key to value; a key whose case was not run maps to null
@@ -113,44 +95,11 @@ public final class StabilityReport {
         return flat;
     }
 
-    /**
-     * The spread over forks (or rounds) that a summary gives for its keys: each {@code _spread}
-     * object's {@code min} and {@code max}, under the flattened key of the value it belongs to.
-     *
-     * @param summary a parsed {@code summary.json}
-     * @return key to the range of its forks; keys without a spread (or one without a fork count)
-     *     are absent
-     */
-    static Map<String, Range> forks(Object summary) {
-        Map<String, Range> forks = new LinkedHashMap<>();
-        forks("", summary, forks);
-        return forks;
-    }
-
-    private static void forks(String prefix, Object value, Map<String, Range> forks) {
-        if (!(value instanceof Map<?, ?> map)) {
-            return;
-        }
-        for (Map.Entry<?, ?> e : map.entrySet()) {
-            String key = String.valueOf(e.getKey());
-            String flat = prefix.isEmpty() ? key : prefix + "." + key;
-            if (key.endsWith("_spread") && e.getValue() instanceof Map<?, ?> spread
-                    && spread.get("min") instanceof Double min && spread.get("max") instanceof Double max
-                    && spread.get("forks") instanceof Double n) {
-                forks.put(flat.substring(0, flat.length() - "_spread".length()), new Range(min, max, n.intValue()));
-            } else {
-                forks(flat, e.getValue(), forks);
-            }
-        }
-    }
-
     private static void flatten(String prefix, Object value, Map<String, Double> flat) {
         if (value instanceof Map<?, ?> map) {
             for (Map.Entry<?, ?> e : map.entrySet()) {
                 String key = String.valueOf(e.getKey());
-                if (!key.endsWith("_spread")) {
-                    flatten(prefix.isEmpty() ? key : prefix + "." + key, e.getValue(), flat);
-                }
+                flatten(prefix.isEmpty() ? key : prefix + "." + key, e.getValue(), flat);
             }
         } else {
             flat.put(prefix, value instanceof Double d ? d : null);
@@ -162,20 +111,17 @@ public final class StabilityReport {
      * @return one row per key of the first run: the runs' values, min, max and spread
      */
     static String table(List<Map<String, Double>> runs) {
-        return table(runs, Optional.empty(), Map.of());
+        return table(runs, Optional.empty());
     }
 
     /**
      * @param runs the flattened summaries, in run order
      * @param full the full suite's flattened summary to hold the runs against, if given
-     * @param fullForks the range of the full suite's forks per key ({@link #forks}), empty without
-     *     {@code full}
      * @return one row per key of the first run: the runs' values, min, max and spread, and with
      *     {@code full} its value, how far the furthest run is from it, the full run's forks and
      *     whether every run fell inside their range
      */
-    static String table(List<Map<String, Double>> runs, Optional<Map<String, Double>> full,
-            Map<String, Range> fullForks) {
+    static String table(List<Map<String, Double>> runs, Optional<Map<String, Double>> full) {
         List<String[]> rows = new ArrayList<>();
         List<String> header = new ArrayList<>(List.of("key"));
         for (int i = 1; i <= runs.size(); i++) {
@@ -187,6 +133,11 @@ public final class StabilityReport {
         }
         rows.add(header.toArray(String[]::new));
         for (String key : runs.get(0).keySet()) {
+            // A run's own spread over forks (null when not run) is no row; the full run's is read
+            // beside the key it belongs to.
+            if (key.endsWith("_spread") || key.contains("_spread.")) {
+                continue;
+            }
             List<String> row = new ArrayList<>(List.of(key));
             List<Double> values = new ArrayList<>();
             for (Map<String, Double> run : runs) {
@@ -213,12 +164,14 @@ public final class StabilityReport {
                 } else {
                     row.add(reference == null || reference == 0 || values.isEmpty() ? "-" : offFull(values, reference));
                 }
+                Double min = full.get().get(key + "_spread.min");
+                Double max = full.get().get(key + "_spread.max");
+                Double forks = full.get().get(key + "_spread.forks");
                 // One fork is no range: a quick run is "outside" it by any difference at all.
-                Range range = Optional.ofNullable(reference == null ? null : fullForks.get(key))
-                        .filter(r -> r.forks() >= 2).orElse(null);
-                row.add(range == null ? "-" : number(range.min()) + " - " + number(range.max()));
-                row.add(range == null || values.isEmpty() ? "-"
-                        : values.stream().allMatch(v -> v >= range.min() && v <= range.max()) ? "yes" : "no");
+                boolean range = reference != null && min != null && max != null && forks != null && forks >= 2;
+                row.add(range ? number(min) + " - " + number(max) : "-");
+                row.add(!range || values.isEmpty() ? "-"
+                        : values.stream().allMatch(v -> v >= min && v <= max) ? "yes" : "no");
             }
             rows.add(row.toArray(String[]::new));
         }
