@@ -201,7 +201,10 @@ abstract class BlkFrontEndFixture {
 
     void awaitDisconnected(long connections) {
         long deadline = System.nanoTime() + 10_000_000_000L;
-        while (backend.status().connected() || backend.status().connections() != connections) {
+        // One snapshot per look: two could see "not connected" before the accept and "one
+        // connection" after it, while that connection is still being served.
+        for (VhostUserBackend.Status s = backend.status(); s.connected() || s.connections() != connections;
+                s = backend.status()) {
             assertThat(System.nanoTime()).as("the back end never saw the end of the connection").isLessThan(deadline);
             Thread.onSpinWait();
         }
