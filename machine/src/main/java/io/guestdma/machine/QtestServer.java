@@ -240,6 +240,9 @@ public final class QtestServer {
             send("FAIL Unknown device\n");
             return;
         }
+        settleInterrupts();
+        // The choice and its reply under one hold of the lock: an IRQ line is reported after the
+        // reply that turned interception on, never between the two.
         synchronized (outputLock) {
             if (interceptedDevice == null) {
                 interceptedDevice = device;
@@ -247,10 +250,10 @@ public final class QtestServer {
                 // (as in QEMU) a later irq_intercept_in of the same device is a no-op.
                 interceptingInputs = command.equals("irq_intercept_in");
             } else if (!interceptedDevice.equals(device)) {
-                send("FAIL IRQ intercept already enabled\n");
+                writeReply("FAIL IRQ intercept already enabled\n");
                 return;
             }
-            send("OK\n");
+            writeReply("OK\n");
         }
     }
 
@@ -321,13 +324,16 @@ public final class QtestServer {
     }
 
     private void send(String reply) throws IOException {
-        if (!Thread.holdsLock(outputLock)) {
-            settleInterrupts();
-        }
+        settleInterrupts();
         synchronized (outputLock) {
-            write(reply);
-            out.flush();
+            writeReply(reply);
         }
+    }
+
+    /** Writes a whole reply; the caller holds the output lock. */
+    private void writeReply(String reply) throws IOException {
+        write(reply);
+        out.flush();
     }
 
     /**
