@@ -31,6 +31,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Consumer;
 
@@ -326,6 +327,7 @@ class NbdBackendTest {
         Path served = rawImage("crash.img", threads * slot);
         Path reference = rawImage("reference.img", threads * slot);
         AtomicInteger failures = new AtomicInteger();
+        AtomicBoolean restarted = new AtomicBoolean();
         try (NbdServer server = NbdServer.qemuNbdTcp(served, dir, "crash");
              NbdBackend nbd = NbdBackend.open(server.address(), BlockOptions.defaults(), Duration.ofSeconds(10));
              NativeBackend ref = NativeBackend.open(reference, BlockOptions.defaults())) {
@@ -338,7 +340,9 @@ class NbdBackendTest {
                     writers.add(pool.submit(() -> {
                         Random random = new Random(me);
                         try (Arena arena = Arena.ofConfined()) {
-                            for (int round = 0; round < 40; round++) {
+                            // Writing on until the server is back: a writer that had done its
+                            // rounds before the kill would leave the kill nothing to hit.
+                            for (int round = 0; round < 40 || !restarted.get(); round++) {
                                 byte[] data = new byte[64 * 1024];
                                 random.nextBytes(data);
                                 long offset = (long) me * slot + 65536L * (round % 16);
@@ -369,6 +373,7 @@ class NbdBackendTest {
                 server.kill();
                 Thread.sleep(300);
                 server.restart();
+                restarted.set(true);
                 for (Future<?> f : writers) {
                     f.get(2, TimeUnit.MINUTES);
                 }
