@@ -164,7 +164,7 @@ class NbdAsyncTest {
         int depth = 12;
         long threadsBefore = Thread.activeCount();
         try (NbdServer server = NbdServer.nbdkit(dir, "async-pipeline", "--exit-with-parent", "--filter=log",
-                "--filter=delay", "memory", "size=8M", "logfile=" + log, "delay-write=300ms", "delay-read=300ms");
+                "--filter=delay", "memory", "size=8M", "logfile=" + log, "delay-write=1", "delay-read=300ms");
              NbdBackend nbd = NbdBackend.open(server.address(), BlockOptions.defaults());
              Arena arena = Arena.ofShared()) {
             List<CompletableFuture<Void>> writes = new ArrayList<>();
@@ -175,7 +175,7 @@ class NbdAsyncTest {
             }
             long submitted = System.nanoTime() - start;
             assertThat(submitted).as("sending %d writes does not wait for their replies", depth)
-                    .isLessThan(TimeUnit.MILLISECONDS.toNanos(300));
+                    .isLessThan(TimeUnit.SECONDS.toNanos(1));
             assertThat(writes).noneMatch(CompletableFuture::isDone);
             assertThat(threadsNamed("nbd-replies")).as("one reply thread for the connection").isEqualTo(1);
             assertThat(Thread.activeCount() - threadsBefore).as("no thread per request").isLessThan(4);
@@ -368,7 +368,7 @@ class NbdAsyncTest {
         long fdsBefore = openDescriptors();
         List<CompletableFuture<Void>> writes = new ArrayList<>();
         try (NbdServer server = NbdServer.nbdkit(dir, "closing", "--exit-with-parent", "--filter=delay", "file",
-                "file=" + img, "delay-write=200ms");
+                "file=" + img, "delay-write=1");
              Arena arena = Arena.ofShared()) {
             NbdBackend nbd = NbdBackend.open(server.address(), BlockOptions.defaults());
             for (int i = 0; i < 8; i++) {
@@ -406,7 +406,7 @@ class NbdAsyncTest {
     @Test
     void aCompletionOnTheReplyThreadMayMakeSynchronousRequests() throws Exception {
         try (NbdServer server = NbdServer.nbdkit(dir, "reentrant", "--exit-with-parent", "--filter=delay", "memory",
-                "size=1M", "delay-write=200ms");
+                "size=1M", "delay-write=1");
              NbdBackend nbd = NbdBackend.open(server.address(), BlockOptions.defaults(), Duration.ofSeconds(30));
              Arena arena = Arena.ofShared()) {
             IoVector out = new IoVector().add(arena.allocate(4096).fill((byte) 7));
@@ -414,7 +414,7 @@ class NbdAsyncTest {
             AtomicReference<String> thread = new AtomicReference<>();
             long start = System.nanoTime();
             CompletableFuture<Void> write = nbd.writevAsync(8192, out, DIRECT);
-            assertThat(write).as("pending for the server's 200 ms").isNotDone();
+            assertThat(write).as("pending for the server's 1 s").isNotDone();
             write.thenRun(() -> {
                 thread.set(Thread.currentThread().getName());
                 try {
