@@ -206,7 +206,10 @@ class IdeMigrationTest {
     private static void pauseBeforeTheTransfer(IdeRig rig, java.util.concurrent.CountDownLatch gate)
             throws InterruptedException {
         Thread pauser = Thread.ofPlatform().start(rig.ide::pause);
+        long deadline = System.nanoTime() + 10_000_000_000L;
         while (!rig.ide.isPaused()) {
+            // A pause() that failed would leave this loop spinning for good.
+            assertThat(System.nanoTime()).as("paused within 10 s").isLessThan(deadline);
             Thread.onSpinWait();
         }
         gate.countDown();

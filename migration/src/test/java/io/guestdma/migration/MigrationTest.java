@@ -83,10 +83,7 @@ class MigrationTest {
                 assertThat(stats.transferredBytes()).isPositive();
                 // The load goes on, on the destination's memory.
                 try (GuestLoad after = new GuestLoad(destination.memory(), seed + 7, 0).start()) {
-                    long before = after.writes();
-                    while (after.writes() < before + 100) {
-                        Thread.onSpinWait();
-                    }
+                    awaitWrites(after);
                 }
                 load.resume();
                 return stats;
@@ -140,10 +137,17 @@ class MigrationTest {
             assertThatThrownBy(() -> destination.done().get(10, TimeUnit.SECONDS))
                     .isInstanceOf(ExecutionException.class)
                     .cause().isInstanceOf(MigrationFormatException.class).hasMessageContaining("truncated");
-            long before = load.writes();
-            while (load.writes() < before + 100) {
-                Thread.onSpinWait();
-            }
+            awaitWrites(load);
+        }
+    }
+
+    /** Waits for 100 more writes of {@code load}; fails, rather than hang, if its thread stopped. */
+    private static void awaitWrites(GuestLoad load) {
+        long before = load.writes();
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (load.writes() < before + 100) {
+            assertThat(System.nanoTime()).as("the load goes on").isLessThan(deadline);
+            Thread.onSpinWait();
         }
     }
 
@@ -220,7 +224,10 @@ class MigrationTest {
                     new MigrationParameters(1 << 20, 1, 64), events);
             MigrationUri uri = unixUri(destination);
             CompletableFuture<MigrationStats> run = CompletableFuture.supplyAsync(() -> migration.run(uri));
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
             while (migration.stats().transferredBytes() < 64 << 10) {
+                // A migration that failed first would never get there: say so instead of hanging.
+                assertThat(System.nanoTime()).as("64 KiB sent within 10 s: %s", migration.stats()).isLessThan(deadline);
                 Thread.sleep(1);
             }
             assertThat(migration.cancel()).isTrue();

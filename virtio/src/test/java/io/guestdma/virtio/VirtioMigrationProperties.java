@@ -39,7 +39,12 @@ class VirtioMigrationProperties {
                 src.backend.failAt(FaultInjectingBackend.Operation.WRITE, 1, FaultInjectingBackend.Fault.EIO);
                 src.offer(1, VirtioBlk.T_OUT, 8, 4096);
                 src.driver.notify(0);
+                long deadline = System.nanoTime() + 10_000_000_000L;
                 while (!src.blk.isStopped()) {
+                    // A failed write that did not stop the device would leave this loop spinning for good.
+                    if (System.nanoTime() > deadline) {
+                        throw new AssertionError("the failed write did not stop the device within 10 s");
+                    }
                     Thread.onSpinWait();
                 }
                 src.awaitIdle();
