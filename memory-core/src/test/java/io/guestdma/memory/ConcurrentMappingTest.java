@@ -60,7 +60,9 @@ class ConcurrentMappingTest {
                 thread.start();
             }
             List<CompletableFuture<Void>> removals = new ArrayList<>();
-            for (int round = 0; round < 300 || hotplugHits.get() < 100 || iterations.get() < 10_000; round++) {
+            // Device threads that failed stop counting: without the errors check this loop would never end.
+            for (int round = 0; errors.isEmpty() && (round < 300 || hotplugHits.get() < 100 || iterations.get() < 10_000);
+                    round++) {
                 mem.addRegion(new RamRegion("hotplug", 0x80000, 0x1000, 0x10000));
                 Thread.sleep(0, 50_000);
                 removals.add(mem.removeRegion("hotplug"));
