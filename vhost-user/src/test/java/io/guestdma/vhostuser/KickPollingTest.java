@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.guestdma.virtio.VirtioBlk;
 import java.lang.foreign.ValueLayout;
+import java.lang.invoke.VarHandle;
 import java.time.Duration;
 import org.junit.jupiter.api.Nested;
 import org.junit.jupiter.api.Test;
@@ -89,6 +90,8 @@ class KickPollingTest {
                         Thread.onSpinWait();
                     }
                     submit(0, request(VirtioBlk.T_IN, 7, DATA, 512, false), false);
+                    // A driver's full barrier (virtio_mb): the index is out before the flag is read.
+                    VarHandle.fullFence();
                     servedWithoutAKick = toldNotToKick();
                     if (!servedWithoutAKick) {
                         Linux.signal(kick);
