@@ -88,6 +88,11 @@ class MigrationProcessTest {
                     && (status == null || status.equals(e.path("data").path("status").asText()))) {
                 return e;
             }
+            // A failed migration sends no other MIGRATION event and the machine stays up: the
+            // next read would wait for ever.
+            boolean failed = e.path("event").asText().equals("MIGRATION")
+                    && e.path("data").path("status").asText().equals("failed");
+            assertThat(failed).as("waiting for %s %s, got %s", name, status, e).isFalse();
         }
     }
 
