@@ -380,6 +380,7 @@ class NbdBackendTest {
                     f.get(2, TimeUnit.MINUTES);
                 }
             } finally {
+                restarted.set(true); // also when the kill or the restart failed: no writer goes on for ever
                 pool.shutdownNow();
             }
             nbd.flush();
