@@ -599,11 +599,15 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
             runLock.unlock();
         }
 
-        /** The I/O thread's task. */
+        /**
+         * The I/O thread's task. The mark is cleared under runLock, before the drain (a kick after
+         * it schedules another run): cleared before the lock, {@link #isIdle()} could see neither
+         * and call a queue about to run idle.
+         */
         private void run() {
-            scheduled.set(false);
             runLock.lock();
             try {
+                scheduled.set(false);
                 runLocked();
             } finally {
                 runLock.unlock();
