@@ -491,20 +491,20 @@ public final class VirtioNet implements VirtioDevice, AutoCloseable {
 
     private void work() {
         while (!closed) {
-            if (!kicked.getAndSet(false)) {
+            if (!kicked.get()) {
                 LockSupport.park(this);
                 continue;
             }
-            if (paused) {
-                continue; // the flags stay set: unpause() kicks again
-            }
-            if (linkKicked.getAndSet(false) && bus != null) {
-                bus.configChanged();
-            }
             runLock.lock();
             try {
+                // The kick is taken under runLock: taken before it, isIdle() could see neither the
+                // kick nor the lock and call a worker about to run idle.
+                kicked.set(false);
                 if (paused) {
-                    continue;
+                    continue; // the flags stay set: unpause() kicks again
+                }
+                if (linkKicked.getAndSet(false) && bus != null) {
+                    bus.configChanged();
                 }
                 if (txKicked.getAndSet(false)) {
                     drainTx();
